@@ -1,0 +1,1 @@
+//! Differential tests against the reference Warg crates live in `tests/`.
