@@ -506,6 +506,18 @@ proptest! {
     }
 
     #[test]
+    fn text_parsers_never_panic(text in "(ecdsa-p256|sha256|x)?:?[A-Za-z0-9+/=:_-]{0,90}") {
+        let _ = text.parse::<cairn::PublicKey>();
+        let _ = text.parse::<cairn::Signature>();
+        let _ = cairn::PrivateKey::decode(&text);
+        let _ = text.parse::<cairn::KeyId>();
+        let _ = text.parse::<cairn::RecordId>();
+        let _ = text.parse::<Hash>();
+        let _ = text.parse::<cairn::PackageName>();
+        let _ = text.parse::<HashAlgorithm>();
+    }
+
+    #[test]
     fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = Envelope::<PackageRecord>::decode(&bytes);
         let _ = Envelope::<OperatorRecord>::decode(&bytes);
