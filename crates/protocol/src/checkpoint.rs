@@ -111,7 +111,7 @@ impl LogLeaf {
 
     /// The leaf's hash in the registry log.
     pub fn leaf_hash(&self) -> Hash {
-        crate::hash_shim::hash_leaf(&self.encode())
+        cairn_transparency::hash_leaf(&self.encode())
     }
 }
 
@@ -132,6 +132,6 @@ impl MapLeaf {
 
     /// The leaf's hash in the registry map.
     pub fn leaf_hash(&self) -> Hash {
-        crate::hash_shim::hash_leaf(&self.encode())
+        cairn_transparency::hash_leaf(&self.encode())
     }
 }

@@ -21,9 +21,8 @@ mod record;
 mod time;
 mod validation;
 
-mod hash_shim;
 pub use checkpoint::{Checkpoint, LogLeaf, MapLeaf, SignedCheckpoint, TimestampedCheckpoint};
-pub use hash_shim::{Hash, HashParseError};
+pub use cairn_transparency::{Hash, HashParseError};
 pub use ids::{
     check_kebab, validate_namespace, HashAlgorithm, LogId, NameError, PackageName, RecordId,
     UnsupportedHashAlgorithm,

@@ -1,1 +1,15 @@
-//! placeholder
+//! Warg v1 transparency structures, pure (no IO, no async, no clock):
+//!
+//! - [`Hash`]: SHA-256 digests and the leaf/branch hashes of Warg v1;
+//! - [`log`]: the registry's append-only Merkle log, inclusion and
+//!   consistency proofs, and `LogProofBundle`s;
+//! - [`map`]: the sparse Merkle map from log id to latest record, inclusion
+//!   proofs and `MapProofBundle`s.
+#![warn(missing_docs)]
+
+mod hash;
+pub mod log;
+pub mod map;
+mod proto;
+
+pub use hash::{empty_subtree, hash_branch, hash_leaf, Hash, HashParseError};

@@ -1,0 +1,365 @@
+//! The registry map: a sparse Merkle tree of 256 levels from a log id to the
+//! leaf hash of that log's latest record, as Warg v1 defines it.
+//!
+//! A key's path is the SHA-256 of its 32 bytes, read from the most
+//! significant bit (`1` = right). An absent subtree of height `h` hashes to
+//! [`empty_subtree`]`(h)`. The tree is stored path-compressed: a node exists
+//! only where two keys part (plus the leaves), and every node keeps its hash
+//! at the depth it hangs from, so unchanged subtrees never need rehashing.
+//! Maps are persistent: [`Map::apply`] returns a new map sharing all
+//! untouched nodes with the old one, and cloning is O(1).
+
+mod proof;
+
+pub use proof::{MapProof, MapProofBundle, MapProofError};
+
+use std::sync::Arc;
+
+use crate::hash::{empty_subtree, hash_branch, Hash};
+
+/// Below this many updates a subtree is rebuilt on the current thread.
+const PARALLEL_THRESHOLD: usize = 256;
+
+/// A persistent sparse Merkle map from 32-byte keys to leaf hashes.
+#[derive(Clone)]
+pub struct Map {
+    top: Option<Child>,
+    root: Hash,
+    len: usize,
+}
+
+#[derive(Clone)]
+enum Child {
+    Leaf(Arc<Leaf>),
+    Branch(Arc<Branch>),
+}
+
+struct Leaf {
+    /// SHA-256 of the key.
+    path: Hash,
+    /// The leaf hash stored under the key.
+    value: Hash,
+    /// Hash of the subtree rooted at `depth` that holds only this leaf.
+    hash: Hash,
+    depth: u16,
+}
+
+struct Branch {
+    /// Hash of this subtree at `hang`, the depth it hangs from.
+    hash: Hash,
+    left: Child,
+    right: Child,
+    /// The bit (= depth) at which the keys below part.
+    bit: u8,
+    hang: u8,
+}
+
+/// One key's update: (path, leaf hash).
+type Update = (Hash, Hash);
+
+impl Child {
+    fn hash(&self) -> &Hash {
+        match self {
+            Child::Leaf(leaf) => &leaf.hash,
+            Child::Branch(branch) => &branch.hash,
+        }
+    }
+
+    fn hang(&self) -> usize {
+        match self {
+            Child::Leaf(leaf) => usize::from(leaf.depth),
+            Child::Branch(branch) => usize::from(branch.hang),
+        }
+    }
+
+    /// The path of the leftmost leaf below: it carries the subtree's prefix.
+    fn some_path(&self) -> &Hash {
+        let mut node = self;
+        loop {
+            match node {
+                Child::Leaf(leaf) => return &leaf.path,
+                Child::Branch(branch) => node = &branch.left,
+            }
+        }
+    }
+}
+
+/// Hashes a node at `from` depth up to `to` depth (`to <= from`) through
+/// levels whose other side is empty; `path` gives the side at each level.
+fn chain(mut hash: Hash, path: &Hash, from: usize, to: usize) -> Hash {
+    for depth in (to + 1..=from).rev() {
+        let empty = empty_subtree(256 - depth);
+        hash = if path.bit(depth - 1) {
+            hash_branch(empty, &hash)
+        } else {
+            hash_branch(&hash, empty)
+        };
+    }
+    hash
+}
+
+fn new_leaf(path: Hash, value: Hash, depth: usize) -> Child {
+    // The root always forks (as in Warg v1), so a leaf hangs at depth >= 1.
+    let depth = depth.max(1);
+    Child::Leaf(Arc::new(Leaf {
+        path,
+        value,
+        hash: chain(value, &path, 256, depth),
+        depth: depth as u16,
+    }))
+}
+
+fn new_branch(bit: usize, left: Child, right: Child, hang: usize, prefix: &Hash) -> Child {
+    debug_assert!(left.hang() == bit + 1 && right.hang() == bit + 1);
+    let own = hash_branch(left.hash(), right.hash());
+    Child::Branch(Arc::new(Branch {
+        hash: chain(own, prefix, bit, hang),
+        left,
+        right,
+        bit: bit as u8,
+        hang: hang as u8,
+    }))
+}
+
+fn join<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if parallel {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
+/// Builds a subtree hanging at `depth` from sorted, distinct updates that
+/// share their first `depth` bits.
+fn build_new(updates: &[Update], depth: usize) -> Child {
+    if let [(path, value)] = updates {
+        return new_leaf(*path, *value, depth);
+    }
+    let first = &updates[0].0;
+    let last = &updates[updates.len() - 1].0;
+    let bit = first.common_prefix_bits(last);
+    let split = updates.partition_point(|(path, _)| !path.bit(bit));
+    let (lo, hi) = updates.split_at(split);
+    let (left, right) = join(
+        updates.len() >= PARALLEL_THRESHOLD,
+        || build_new(lo, bit + 1),
+        || build_new(hi, bit + 1),
+    );
+    new_branch(bit, left, right, depth, first)
+}
+
+/// Applies sorted, distinct updates to the subtree `existing` (which hangs
+/// at or below `depth`); returns the new subtree hanging at `depth` and the
+/// number of keys added.
+fn build(existing: Option<&Child>, updates: &[Update], depth: usize) -> (Child, usize) {
+    let Some(existing) = existing else {
+        return (build_new(updates, depth), updates.len());
+    };
+    let hang = match existing {
+        Child::Leaf(_) => depth.max(1),
+        Child::Branch(_) => depth,
+    };
+    if updates.is_empty() && existing.hang() == hang {
+        return (existing.clone(), 0);
+    }
+    match existing {
+        Child::Leaf(leaf) => {
+            match updates.binary_search_by(|(path, _)| path.cmp(&leaf.path)) {
+                Ok(_) if updates.len() == 1 => {
+                    if updates[0].1 == leaf.value && usize::from(leaf.depth) == depth.max(1) {
+                        (existing.clone(), 0)
+                    } else {
+                        (new_leaf(leaf.path, updates[0].1, depth), 0)
+                    }
+                }
+                Ok(_) => (build_new(updates, depth), updates.len() - 1),
+                Err(at) => {
+                    let mut merged = Vec::with_capacity(updates.len() + 1);
+                    merged.extend_from_slice(&updates[..at]);
+                    merged.push((leaf.path, leaf.value));
+                    merged.extend_from_slice(&updates[at..]);
+                    (build_new(&merged, depth), updates.len())
+                }
+            }
+        }
+        Child::Branch(branch) => {
+            let bit = usize::from(branch.bit);
+            // The subtree's prefix matters only where it is compressed.
+            let prefix = if bit > depth {
+                *existing.some_path()
+            } else {
+                Hash::default()
+            };
+            // First bit at which some update leaves this subtree's prefix.
+            let parts = match (updates.first(), updates.last()) {
+                (Some((first, _)), Some((last, _))) if bit > depth => prefix
+                    .common_prefix_bits(first)
+                    .min(prefix.common_prefix_bits(last)),
+                _ => 256,
+            };
+            if parts >= bit {
+                let split = updates.partition_point(|(path, _)| !path.bit(bit));
+                let (lo, hi) = updates.split_at(split);
+                let ((left, added_left), (right, added_right)) = join(
+                    updates.len() >= PARALLEL_THRESHOLD,
+                    || build(Some(&branch.left), lo, bit + 1),
+                    || build(Some(&branch.right), hi, bit + 1),
+                );
+                let node = new_branch(bit, left, right, depth, &prefix);
+                (node, added_left + added_right)
+            } else {
+                // Some updates part from this subtree above its own fork:
+                // a new fork at `parts` takes the old subtree on one side.
+                let old_side = prefix.bit(parts);
+                let split = updates.partition_point(|(path, _)| !path.bit(parts));
+                let (lo, hi) = updates.split_at(split);
+                let (with_old, fresh) = if old_side { (hi, lo) } else { (lo, hi) };
+                let ((moved, added_old), new) = join(
+                    updates.len() >= PARALLEL_THRESHOLD,
+                    || build(Some(existing), with_old, parts + 1),
+                    || build_new(fresh, parts + 1),
+                );
+                let (left, right) = if old_side { (new, moved) } else { (moved, new) };
+                let node = new_branch(parts, left, right, depth, &prefix);
+                (node, added_old + fresh.len())
+            }
+        }
+    }
+}
+
+impl Default for Map {
+    fn default() -> Self {
+        Map {
+            top: None,
+            root: *empty_subtree(256),
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("root", &self.root)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Map {
+    /// The empty map.
+    pub fn new() -> Map {
+        Map::default()
+    }
+
+    /// The root hash.
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the map has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The leaf hash stored under `key`.
+    pub fn get(&self, key: &Hash) -> Option<Hash> {
+        let path = Hash::of(key.as_bytes());
+        let mut node = self.top.as_ref()?;
+        loop {
+            match node {
+                Child::Leaf(leaf) => return (leaf.path == path).then_some(leaf.value),
+                Child::Branch(branch) => {
+                    node = if path.bit(usize::from(branch.bit)) {
+                        &branch.right
+                    } else {
+                        &branch.left
+                    };
+                }
+            }
+        }
+    }
+
+    /// A new map with every `(key, leaf hash)` of `updates` set (a later
+    /// update of the same key wins). Work on shared path prefixes is done
+    /// once, and large batches are hashed in parallel.
+    pub fn apply(&self, updates: impl IntoIterator<Item = (Hash, Hash)>) -> Map {
+        let mut batch: Vec<(Hash, usize, Hash)> = updates
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| (Hash::of(key.as_bytes()), i, value))
+            .collect();
+        if batch.is_empty() {
+            return self.clone();
+        }
+        batch.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut sorted: Vec<Update> = Vec::with_capacity(batch.len());
+        for (path, _, value) in batch {
+            match sorted.last_mut() {
+                Some(last) if last.0 == path => last.1 = value,
+                _ => sorted.push((path, value)),
+            }
+        }
+        let (top, added) = build(self.top.as_ref(), &sorted, 0);
+        let root = chain(*top.hash(), top.some_path(), top.hang(), 0);
+        Map {
+            top: Some(top),
+            root,
+            len: self.len + added,
+        }
+    }
+
+    /// A new map with one key set.
+    pub fn insert(&self, key: Hash, leaf: Hash) -> Map {
+        self.apply([(key, leaf)])
+    }
+
+    /// Proof that `key` maps to its current leaf hash, or `None` when the
+    /// key is absent.
+    pub fn prove(&self, key: &Hash) -> Option<MapProof> {
+        let path = Hash::of(key.as_bytes());
+        let mut node = self.top.as_ref()?;
+        // Sibling hashes from depth 1 down to the leaf.
+        let mut peers = Vec::with_capacity(48);
+        let empties = |peers: &mut Vec<Option<Hash>>, from: usize, to: usize| {
+            for depth in from + 1..=to {
+                peers.push(Some(*empty_subtree(256 - depth)));
+            }
+        };
+        empties(&mut peers, 0, node.hang());
+        loop {
+            match node {
+                Child::Leaf(leaf) => {
+                    if leaf.path != path {
+                        return None;
+                    }
+                    peers.reverse();
+                    return Some(MapProof { peers });
+                }
+                Child::Branch(branch) => {
+                    let bit = usize::from(branch.bit);
+                    empties(&mut peers, usize::from(branch.hang), bit);
+                    let (next, other) = if path.bit(bit) {
+                        (&branch.right, &branch.left)
+                    } else {
+                        (&branch.left, &branch.right)
+                    };
+                    peers.push(Some(*other.hash()));
+                    node = next;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
