@@ -21,8 +21,8 @@ mod record;
 mod time;
 mod validation;
 
-pub use checkpoint::{Checkpoint, LogLeaf, MapLeaf, SignedCheckpoint, TimestampedCheckpoint};
 pub use cairn_transparency::{Hash, HashParseError};
+pub use checkpoint::{Checkpoint, LogLeaf, MapLeaf, SignedCheckpoint, TimestampedCheckpoint};
 pub use ids::{
     check_kebab, validate_namespace, HashAlgorithm, LogId, NameError, PackageName, RecordId,
     UnsupportedHashAlgorithm,

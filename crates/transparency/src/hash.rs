@@ -193,14 +193,19 @@ mod tests {
             "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(text.parse::<Hash>(), Ok(h));
-        assert_eq!("sha256".parse::<Hash>(), Err(HashParseError::MissingAlgorithm));
+        assert_eq!(
+            "sha256".parse::<Hash>(),
+            Err(HashParseError::MissingAlgorithm)
+        );
         assert_eq!(
             "sha512:00".parse::<Hash>(),
             Err(HashParseError::Algorithm("sha512".into()))
         );
         assert_eq!("sha256:abc".parse::<Hash>(), Err(HashParseError::Length(3)));
         assert_eq!(
-            text.to_uppercase().replace("SHA256", "sha256").parse::<Hash>(),
+            text.to_uppercase()
+                .replace("SHA256", "sha256")
+                .parse::<Hash>(),
             Err(HashParseError::Character('C'))
         );
         assert_eq!(

@@ -171,7 +171,11 @@ impl LogProofBundle {
             .collect::<Result<_, _>>()?;
         Ok(LogProofBundle {
             log_length: message.log_length.into(),
-            consistent_lengths: message.consistent_lengths.into_iter().map(u64::from).collect(),
+            consistent_lengths: message
+                .consistent_lengths
+                .into_iter()
+                .map(u64::from)
+                .collect(),
             included: message
                 .included_indices
                 .into_iter()
@@ -236,8 +240,14 @@ mod tests {
     #[test]
     fn bad_bundles_are_refused() {
         let log = VecLog::new();
-        assert_eq!(LogProofBundle::bundle(&[], &[], &log), Err(BundleError::Empty));
-        let mixed = [InclusionProof::for_leaf(0, 1), InclusionProof::for_leaf(0, 2)];
+        assert_eq!(
+            LogProofBundle::bundle(&[], &[], &log),
+            Err(BundleError::Empty)
+        );
+        let mixed = [
+            InclusionProof::for_leaf(0, 1),
+            InclusionProof::for_leaf(0, 2),
+        ];
         assert_eq!(
             LogProofBundle::bundle(&[], &mixed, &log),
             Err(BundleError::MixedLengths(1, 2))

@@ -94,7 +94,9 @@ impl VecLog {
 impl LogData for VecLog {
     fn hash_for(&self, node: Node) -> Option<Hash> {
         if node.exists_at_length(self.length) {
-            self.hashes.get(usize::try_from(node.index()).ok()?).copied()
+            self.hashes
+                .get(usize::try_from(node.index()).ok()?)
+                .copied()
         } else {
             None
         }
@@ -130,7 +132,10 @@ mod tests {
             assert_eq!(log.root(), reference_root(&leaves), "length {}", i + 1);
         }
         for len in 0..=70 {
-            assert_eq!(log.root_at(len), Some(reference_root(&leaves[..len as usize])));
+            assert_eq!(
+                log.root_at(len),
+                Some(reference_root(&leaves[..len as usize]))
+            );
         }
         assert_eq!(log.root_at(71), None);
     }

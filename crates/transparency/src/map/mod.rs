@@ -167,25 +167,23 @@ fn build(existing: Option<&Child>, updates: &[Update], depth: usize) -> (Child, 
         return (existing.clone(), 0);
     }
     match existing {
-        Child::Leaf(leaf) => {
-            match updates.binary_search_by(|(path, _)| path.cmp(&leaf.path)) {
-                Ok(_) if updates.len() == 1 => {
-                    if updates[0].1 == leaf.value && usize::from(leaf.depth) == depth.max(1) {
-                        (existing.clone(), 0)
-                    } else {
-                        (new_leaf(leaf.path, updates[0].1, depth), 0)
-                    }
-                }
-                Ok(_) => (build_new(updates, depth), updates.len() - 1),
-                Err(at) => {
-                    let mut merged = Vec::with_capacity(updates.len() + 1);
-                    merged.extend_from_slice(&updates[..at]);
-                    merged.push((leaf.path, leaf.value));
-                    merged.extend_from_slice(&updates[at..]);
-                    (build_new(&merged, depth), updates.len())
+        Child::Leaf(leaf) => match updates.binary_search_by(|(path, _)| path.cmp(&leaf.path)) {
+            Ok(_) if updates.len() == 1 => {
+                if updates[0].1 == leaf.value && usize::from(leaf.depth) == depth.max(1) {
+                    (existing.clone(), 0)
+                } else {
+                    (new_leaf(leaf.path, updates[0].1, depth), 0)
                 }
             }
-        }
+            Ok(_) => (build_new(updates, depth), updates.len() - 1),
+            Err(at) => {
+                let mut merged = Vec::with_capacity(updates.len() + 1);
+                merged.extend_from_slice(&updates[..at]);
+                merged.push((leaf.path, leaf.value));
+                merged.extend_from_slice(&updates[at..]);
+                (build_new(&merged, depth), updates.len())
+            }
+        },
         Child::Branch(branch) => {
             let bit = usize::from(branch.bit);
             // The subtree's prefix matters only where it is compressed.
