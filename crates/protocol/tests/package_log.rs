@@ -11,7 +11,7 @@ fn v(s: &str) -> Version {
 }
 
 fn content(n: u8) -> Hash {
-    Hash::of(&[n])
+    Hash::of([n])
 }
 
 struct Log {

@@ -36,7 +36,7 @@ impl Node {
 
     /// True for leaves.
     pub const fn is_leaf(self) -> bool {
-        self.0 % 2 == 0
+        self.0 & 1 == 0
     }
 
     /// True when this node is the left child of its parent.

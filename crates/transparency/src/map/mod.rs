@@ -299,7 +299,7 @@ impl Map {
         if batch.is_empty() {
             return self.clone();
         }
-        batch.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        batch.sort_unstable_by_key(|&(path, i, _)| (path, i));
         let mut sorted: Vec<Update> = Vec::with_capacity(batch.len());
         for (path, _, value) in batch {
             match sorted.last_mut() {
