@@ -348,7 +348,7 @@ fn build_entries(keys: &[PrivateKey], ops: &[Op]) -> Vec<PackageEntry> {
             },
             Op::Release(v, c) => PackageEntry::Release {
                 version: version(*v),
-                content: Hash::of(&[*c]),
+                content: Hash::of([*c]),
             },
             Op::Yank(v) => PackageEntry::Yank {
                 version: version(*v),
