@@ -8,8 +8,10 @@
 #![warn(missing_docs)]
 
 mod hash;
+mod lanes;
 pub mod log;
 pub mod map;
 mod proto;
 
 pub use hash::{empty_subtree, hash_branch, hash_leaf, Hash, HashParseError};
+pub use lanes::{hash_branches, LANES};

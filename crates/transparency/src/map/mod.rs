@@ -13,12 +13,19 @@ mod proof;
 
 pub use proof::{MapProof, MapProofBundle, MapProofError};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use crate::hash::{empty_subtree, hash_branch, Hash};
+use crate::lanes::{hash_branches, LANES};
 
 /// Below this many updates a subtree is rebuilt on the current thread.
 const PARALLEL_THRESHOLD: usize = 256;
+
+/// From this many updates on, a batch first plans which leaves it creates,
+/// hashes them all in lanes and in parallel, then builds the tree.
+const PLAN_THRESHOLD: usize = 16;
 
 /// A persistent sparse Merkle map from 32-byte keys to leaf hashes.
 #[derive(Clone)]
@@ -98,22 +105,124 @@ fn chain(mut hash: Hash, path: &Hash, from: usize, to: usize) -> Hash {
     hash
 }
 
-fn new_leaf(path: Hash, value: Hash, depth: usize) -> Child {
+/// A leaf the rebuild needs: its hash is `chain(value, path, 256, depth)`.
+#[derive(Clone, Copy)]
+struct LeafJob {
+    path: Hash,
+    value: Hash,
+    depth: usize,
+}
+
+/// Where a rebuild gets leaf hashes from.
+trait Leaves: Sync {
+    /// False for a planning pass, which only records the leaves it needs
+    /// and leaves every hash zero.
+    const HASHING: bool;
+    fn leaf_hash(&self, job: LeafJob) -> Hash;
+}
+
+/// Hashes each leaf when asked (small batches).
+struct Direct;
+
+impl Leaves for Direct {
+    const HASHING: bool = true;
+    fn leaf_hash(&self, job: LeafJob) -> Hash {
+        chain(job.value, &job.path, 256, job.depth)
+    }
+}
+
+/// Records the leaves a rebuild will need (in path order: the planning
+/// pass runs on one thread).
+struct Plan(Mutex<Vec<LeafJob>>);
+
+impl Leaves for Plan {
+    const HASHING: bool = false;
+    fn leaf_hash(&self, job: LeafJob) -> Hash {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(job);
+        Hash::default()
+    }
+}
+
+/// Leaf hashes computed ahead, sorted by path.
+struct Ready(Vec<(LeafJob, Hash)>);
+
+impl Ready {
+    fn hash(jobs: Vec<LeafJob>) -> Ready {
+        let hashes: Vec<Hash> = jobs
+            .par_chunks(LANES * 64)
+            .flat_map_iter(|chunk| chunk.chunks(LANES).flat_map(chain_lanes))
+            .collect();
+        Ready(jobs.into_iter().zip(hashes).collect())
+    }
+}
+
+impl Leaves for Ready {
+    const HASHING: bool = true;
+    fn leaf_hash(&self, job: LeafJob) -> Hash {
+        match self.0.binary_search_by(|(j, _)| j.path.cmp(&job.path)) {
+            Ok(i) if self.0[i].0.value == job.value && self.0[i].0.depth == job.depth => {
+                self.0[i].1
+            }
+            _ => Direct.leaf_hash(job),
+        }
+    }
+}
+
+/// Leaf hashes of up to [`LANES`] jobs, their chains hashed side by side.
+fn chain_lanes(jobs: &[LeafJob]) -> Vec<Hash> {
+    let Ok(lanes) = <&[LeafJob; LANES]>::try_from(jobs) else {
+        return jobs.iter().map(|&job| Direct.leaf_hash(job)).collect();
+    };
+    let common = lanes.iter().map(|j| 256 - j.depth).min().unwrap_or(0);
+    let mut hashes: [Hash; LANES] = std::array::from_fn(|i| lanes[i].value);
+    for height in 0..common {
+        let empty = empty_subtree(height);
+        let right: [bool; LANES] = std::array::from_fn(|i| lanes[i].path.bit(255 - height));
+        let next = {
+            let l: [&Hash; LANES] =
+                std::array::from_fn(|i| if right[i] { empty } else { &hashes[i] });
+            let r: [&Hash; LANES] =
+                std::array::from_fn(|i| if right[i] { &hashes[i] } else { empty });
+            hash_branches(l, r)
+        };
+        hashes = next;
+    }
+    lanes
+        .iter()
+        .zip(hashes)
+        .map(|(job, hash)| chain(hash, &job.path, 256 - common, job.depth))
+        .collect()
+}
+
+fn new_leaf<L: Leaves>(leaves: &L, path: Hash, value: Hash, depth: usize) -> Child {
     // The root always forks (as in Warg v1), so a leaf hangs at depth >= 1.
     let depth = depth.max(1);
     Child::Leaf(Arc::new(Leaf {
         path,
         value,
-        hash: chain(value, &path, 256, depth),
+        hash: leaves.leaf_hash(LeafJob { path, value, depth }),
         depth: depth as u16,
     }))
 }
 
-fn new_branch(bit: usize, left: Child, right: Child, hang: usize, prefix: &Hash) -> Child {
+fn new_branch<L: Leaves>(
+    bit: usize,
+    left: Child,
+    right: Child,
+    hang: usize,
+    prefix: &Hash,
+) -> Child {
     debug_assert!(left.hang() == bit + 1 && right.hang() == bit + 1);
-    let own = hash_branch(left.hash(), right.hash());
+    let hash = if L::HASHING {
+        chain(hash_branch(left.hash(), right.hash()), prefix, bit, hang)
+    } else {
+        Hash::default()
+    };
     Child::Branch(Arc::new(Branch {
-        hash: chain(own, prefix, bit, hang),
+        hash,
         left,
         right,
         bit: bit as u8,
@@ -135,9 +244,9 @@ fn join<A: Send, B: Send>(
 
 /// Builds a subtree hanging at `depth` from sorted, distinct updates that
 /// share their first `depth` bits.
-fn build_new(updates: &[Update], depth: usize) -> Child {
+fn build_new<L: Leaves>(leaves: &L, updates: &[Update], depth: usize) -> Child {
     if let [(path, value)] = updates {
-        return new_leaf(*path, *value, depth);
+        return new_leaf(leaves, *path, *value, depth);
     }
     let first = &updates[0].0;
     let last = &updates[updates.len() - 1].0;
@@ -145,19 +254,24 @@ fn build_new(updates: &[Update], depth: usize) -> Child {
     let split = updates.partition_point(|(path, _)| !path.bit(bit));
     let (lo, hi) = updates.split_at(split);
     let (left, right) = join(
-        updates.len() >= PARALLEL_THRESHOLD,
-        || build_new(lo, bit + 1),
-        || build_new(hi, bit + 1),
+        L::HASHING && updates.len() >= PARALLEL_THRESHOLD,
+        || build_new(leaves, lo, bit + 1),
+        || build_new(leaves, hi, bit + 1),
     );
-    new_branch(bit, left, right, depth, first)
+    new_branch::<L>(bit, left, right, depth, first)
 }
 
 /// Applies sorted, distinct updates to the subtree `existing` (which hangs
 /// at or below `depth`); returns the new subtree hanging at `depth` and the
 /// number of keys added.
-fn build(existing: Option<&Child>, updates: &[Update], depth: usize) -> (Child, usize) {
+fn build<L: Leaves>(
+    leaves: &L,
+    existing: Option<&Child>,
+    updates: &[Update],
+    depth: usize,
+) -> (Child, usize) {
     let Some(existing) = existing else {
-        return (build_new(updates, depth), updates.len());
+        return (build_new(leaves, updates, depth), updates.len());
     };
     let hang = match existing {
         Child::Leaf(_) => depth.max(1),
@@ -172,16 +286,16 @@ fn build(existing: Option<&Child>, updates: &[Update], depth: usize) -> (Child, 
                 if updates[0].1 == leaf.value && usize::from(leaf.depth) == depth.max(1) {
                     (existing.clone(), 0)
                 } else {
-                    (new_leaf(leaf.path, updates[0].1, depth), 0)
+                    (new_leaf(leaves, leaf.path, updates[0].1, depth), 0)
                 }
             }
-            Ok(_) => (build_new(updates, depth), updates.len() - 1),
+            Ok(_) => (build_new(leaves, updates, depth), updates.len() - 1),
             Err(at) => {
                 let mut merged = Vec::with_capacity(updates.len() + 1);
                 merged.extend_from_slice(&updates[..at]);
                 merged.push((leaf.path, leaf.value));
                 merged.extend_from_slice(&updates[at..]);
-                (build_new(&merged, depth), updates.len())
+                (build_new(leaves, &merged, depth), updates.len())
             }
         },
         Child::Branch(branch) => {
@@ -203,11 +317,11 @@ fn build(existing: Option<&Child>, updates: &[Update], depth: usize) -> (Child, 
                 let split = updates.partition_point(|(path, _)| !path.bit(bit));
                 let (lo, hi) = updates.split_at(split);
                 let ((left, added_left), (right, added_right)) = join(
-                    updates.len() >= PARALLEL_THRESHOLD,
-                    || build(Some(&branch.left), lo, bit + 1),
-                    || build(Some(&branch.right), hi, bit + 1),
+                    L::HASHING && updates.len() >= PARALLEL_THRESHOLD,
+                    || build(leaves, Some(&branch.left), lo, bit + 1),
+                    || build(leaves, Some(&branch.right), hi, bit + 1),
                 );
-                let node = new_branch(bit, left, right, depth, &prefix);
+                let node = new_branch::<L>(bit, left, right, depth, &prefix);
                 (node, added_left + added_right)
             } else {
                 // Some updates part from this subtree above its own fork:
@@ -217,12 +331,12 @@ fn build(existing: Option<&Child>, updates: &[Update], depth: usize) -> (Child, 
                 let (lo, hi) = updates.split_at(split);
                 let (with_old, fresh) = if old_side { (hi, lo) } else { (lo, hi) };
                 let ((moved, added_old), new) = join(
-                    updates.len() >= PARALLEL_THRESHOLD,
-                    || build(Some(existing), with_old, parts + 1),
-                    || build_new(fresh, parts + 1),
+                    L::HASHING && updates.len() >= PARALLEL_THRESHOLD,
+                    || build(leaves, Some(existing), with_old, parts + 1),
+                    || build_new(leaves, fresh, parts + 1),
                 );
                 let (left, right) = if old_side { (new, moved) } else { (moved, new) };
-                let node = new_branch(parts, left, right, depth, &prefix);
+                let node = new_branch::<L>(parts, left, right, depth, &prefix);
                 (node, added_old + fresh.len())
             }
         }
@@ -307,7 +421,16 @@ impl Map {
                 _ => sorted.push((path, value)),
             }
         }
-        let (top, added) = build(self.top.as_ref(), &sorted, 0);
+        let (top, added) = if sorted.len() < PLAN_THRESHOLD {
+            build(&Direct, self.top.as_ref(), &sorted, 0)
+        } else {
+            // Plan on one thread (no hashing), hash every new leaf in lanes
+            // and in parallel, then build for real with those hashes.
+            let plan = Plan(Mutex::new(Vec::with_capacity(sorted.len() * 2)));
+            drop(build(&plan, self.top.as_ref(), &sorted, 0));
+            let jobs = plan.0.into_inner().unwrap_or_else(|p| p.into_inner());
+            build(&Ready::hash(jobs), self.top.as_ref(), &sorted, 0)
+        };
         let root = chain(*top.hash(), top.some_path(), top.hang(), 0);
         Map {
             top: Some(top),

@@ -1,8 +1,10 @@
 //! Map inclusion proofs and `MapProofBundle`s.
 
 use prost::Message;
+use rayon::prelude::*;
 
 use crate::hash::{empty_subtree, hash_branch, Hash};
+use crate::lanes::{hash_branches, LANES};
 use crate::proto;
 
 /// Why a map proof cannot be read or evaluated.
@@ -14,6 +16,14 @@ pub enum MapProofError {
     /// The bytes are not a `MapProofBundle` message.
     #[error("not a map proof bundle: {0}")]
     Decode(#[from] prost::DecodeError),
+    /// A bundle was evaluated with a different number of entries.
+    #[error("the bundle has {proofs} proofs but {entries} entries were given")]
+    EntryCount {
+        /// Proofs in the bundle.
+        proofs: usize,
+        /// Entries given.
+        entries: usize,
+    },
     /// A sibling hash is not 32 bytes.
     #[error("sibling hash {index} of proof {proof} has {len} bytes, expected 32")]
     HashLength {
@@ -39,17 +49,11 @@ impl MapProof {
     /// The map root implied by `key` holding `leaf` (a leaf hash). The
     /// caller compares it with the root it trusts.
     pub fn evaluate(&self, key: &Hash, leaf: &Hash) -> Result<Hash, MapProofError> {
-        let given = self.peers.len();
-        if given > 256 {
-            return Err(MapProofError::TooManyPeers(given));
-        }
+        self.check()?;
         let path = Hash::of(key.as_bytes());
         let mut hash = *leaf;
         for height in 0..256usize {
-            let sibling = match height.checked_sub(256 - given) {
-                Some(i) => self.peers[i].as_ref().unwrap_or(empty_subtree(height)),
-                None => empty_subtree(height),
-            };
+            let sibling = self.sibling(height);
             hash = if path.bit(255 - height) {
                 hash_branch(sibling, &hash)
             } else {
@@ -58,6 +62,57 @@ impl MapProof {
         }
         Ok(hash)
     }
+
+    /// [`MapProof::evaluate`] for many `(proof, key, leaf)` at once: proofs
+    /// are hashed side by side in lanes and spread over threads.
+    pub fn evaluate_many(items: &[(&MapProof, &Hash, &Hash)]) -> Vec<Result<Hash, MapProofError>> {
+        items
+            .par_chunks(LANES * 16)
+            .flat_map_iter(|chunk| chunk.chunks(LANES).flat_map(evaluate_lanes))
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), MapProofError> {
+        match self.peers.len() {
+            n if n > 256 => Err(MapProofError::TooManyPeers(n)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The sibling at `height` (0 = next to the leaf).
+    fn sibling(&self, height: usize) -> &Hash {
+        match height.checked_sub(256 - self.peers.len()) {
+            Some(i) => self.peers[i].as_ref().unwrap_or(empty_subtree(height)),
+            None => empty_subtree(height),
+        }
+    }
+}
+
+fn evaluate_lanes(items: &[(&MapProof, &Hash, &Hash)]) -> Vec<Result<Hash, MapProofError>> {
+    let lanes = match <&[(&MapProof, &Hash, &Hash); LANES]>::try_from(items) {
+        Ok(lanes) if lanes.iter().all(|(proof, _, _)| proof.check().is_ok()) => lanes,
+        _ => {
+            return items
+                .iter()
+                .map(|(proof, key, leaf)| proof.evaluate(key, leaf))
+                .collect()
+        }
+    };
+    let paths: [Hash; LANES] = std::array::from_fn(|i| Hash::of(lanes[i].1.as_bytes()));
+    let mut hashes: [Hash; LANES] = std::array::from_fn(|i| *lanes[i].2);
+    for height in 0..256usize {
+        let right: [bool; LANES] = std::array::from_fn(|i| paths[i].bit(255 - height));
+        let next = {
+            let siblings: [&Hash; LANES] = std::array::from_fn(|i| lanes[i].0.sibling(height));
+            let l: [&Hash; LANES] =
+                std::array::from_fn(|i| if right[i] { siblings[i] } else { &hashes[i] });
+            let r: [&Hash; LANES] =
+                std::array::from_fn(|i| if right[i] { &hashes[i] } else { siblings[i] });
+            hash_branches(l, r)
+        };
+        hashes = next;
+    }
+    hashes.into_iter().map(Ok).collect()
 }
 
 /// Several map proofs, in the `warg.transparency` encoding.
@@ -86,6 +141,25 @@ impl MapProofBundle {
                 .collect(),
         }
         .encode_to_vec()
+    }
+
+    /// Evaluates proof `i` with `entries[i]` (key, leaf hash), all at once
+    /// (see [`MapProof::evaluate_many`]); the caller compares each root
+    /// with the one it trusts.
+    pub fn evaluate_all(&self, entries: &[(Hash, Hash)]) -> Result<Vec<Hash>, MapProofError> {
+        if entries.len() != self.proofs.len() {
+            return Err(MapProofError::EntryCount {
+                proofs: self.proofs.len(),
+                entries: entries.len(),
+            });
+        }
+        let items: Vec<_> = self
+            .proofs
+            .iter()
+            .zip(entries)
+            .map(|(proof, (key, leaf))| (proof, key, leaf))
+            .collect();
+        MapProof::evaluate_many(&items).into_iter().collect()
     }
 
     /// Reads the protobuf encoding.

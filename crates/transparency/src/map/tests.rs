@@ -145,3 +145,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn many_proofs_at_once() {
+    let entries: Vec<_> = (0..101).map(|i| (key(i), leaf(i, 0))).collect();
+    let map = Map::new().apply(entries.iter().copied());
+    let mut bundle = MapProofBundle::default();
+    for (k, _) in &entries {
+        bundle.proofs.push(map.prove(k).expect("present"));
+    }
+    let roots = bundle.evaluate_all(&entries).expect("evaluates");
+    assert!(roots.iter().all(|r| *r == map.root()));
+    // A wrong leaf in one lane changes only that lane's root.
+    let mut wrong = entries.clone();
+    wrong[7].1 = leaf(7, 1);
+    let roots = bundle.evaluate_all(&wrong).expect("evaluates");
+    for (i, root) in roots.iter().enumerate() {
+        assert_eq!(*root == map.root(), i != 7, "proof {i}");
+    }
+    assert!(matches!(
+        bundle.evaluate_all(&entries[1..]),
+        Err(MapProofError::EntryCount { .. })
+    ));
+    let too_long = MapProof {
+        peers: vec![None; 257],
+    };
+    let k = key(1);
+    let l = leaf(1, 0);
+    let results = MapProof::evaluate_many(&[(&too_long, &k, &l), (&bundle.proofs[1], &k, &l)]);
+    assert_eq!(results[0], Err(MapProofError::TooManyPeers(257)));
+    assert_eq!(results[1], Ok(map.root()));
+}
