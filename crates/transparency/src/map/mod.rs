@@ -131,8 +131,7 @@ impl Leaves for Direct {
     }
 }
 
-/// Records the leaves a rebuild will need (in path order: the planning
-/// pass runs on one thread).
+/// Records the leaves a rebuild will need.
 struct Plan(Mutex<Vec<LeafJob>>);
 
 impl Leaves for Plan {
@@ -150,7 +149,9 @@ impl Leaves for Plan {
 struct Ready(Vec<(LeafJob, Hash)>);
 
 impl Ready {
-    fn hash(jobs: Vec<LeafJob>) -> Ready {
+    fn hash(mut jobs: Vec<LeafJob>) -> Ready {
+        // A parallel planning pass records leaves in any order.
+        jobs.par_sort_unstable_by_key(|job| job.path);
         let hashes: Vec<Hash> = jobs
             .par_chunks(LANES * 64)
             .flat_map_iter(|chunk| chunk.chunks(LANES).flat_map(chain_lanes))
@@ -254,7 +255,7 @@ fn build_new<L: Leaves>(leaves: &L, updates: &[Update], depth: usize) -> Child {
     let split = updates.partition_point(|(path, _)| !path.bit(bit));
     let (lo, hi) = updates.split_at(split);
     let (left, right) = join(
-        L::HASHING && updates.len() >= PARALLEL_THRESHOLD,
+        updates.len() >= PARALLEL_THRESHOLD,
         || build_new(leaves, lo, bit + 1),
         || build_new(leaves, hi, bit + 1),
     );
@@ -317,7 +318,7 @@ fn build<L: Leaves>(
                 let split = updates.partition_point(|(path, _)| !path.bit(bit));
                 let (lo, hi) = updates.split_at(split);
                 let ((left, added_left), (right, added_right)) = join(
-                    L::HASHING && updates.len() >= PARALLEL_THRESHOLD,
+                    updates.len() >= PARALLEL_THRESHOLD,
                     || build(leaves, Some(&branch.left), lo, bit + 1),
                     || build(leaves, Some(&branch.right), hi, bit + 1),
                 );
@@ -331,7 +332,7 @@ fn build<L: Leaves>(
                 let (lo, hi) = updates.split_at(split);
                 let (with_old, fresh) = if old_side { (hi, lo) } else { (lo, hi) };
                 let ((moved, added_old), new) = join(
-                    L::HASHING && updates.len() >= PARALLEL_THRESHOLD,
+                    updates.len() >= PARALLEL_THRESHOLD,
                     || build(leaves, Some(existing), with_old, parts + 1),
                     || build_new(leaves, fresh, parts + 1),
                 );
@@ -424,8 +425,8 @@ impl Map {
         let (top, added) = if sorted.len() < PLAN_THRESHOLD {
             build(&Direct, self.top.as_ref(), &sorted, 0)
         } else {
-            // Plan on one thread (no hashing), hash every new leaf in lanes
-            // and in parallel, then build for real with those hashes.
+            // Plan (no hashing), hash every new leaf in lanes and in
+            // parallel, then build for real with those hashes.
             let plan = Plan(Mutex::new(Vec::with_capacity(sorted.len() * 2)));
             drop(build(&plan, self.top.as_ref(), &sorted, 0));
             let jobs = plan.0.into_inner().unwrap_or_else(|p| p.into_inner());
