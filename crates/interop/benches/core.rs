@@ -14,12 +14,13 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cairn_interop::{any_hash, keys};
 use cairn_protocol::package::{PackageEntry, PackageRecord};
-use cairn_protocol::{Envelope, HashAlgorithm, PrivateKey, Timestamp, Version};
+use cairn_protocol::{Envelope, HashAlgorithm, Timestamp, Version};
 use cairn_transparency::map::{Map as CairnMap, MapProof};
 use cairn_transparency::Hash;
 use rayon::prelude::*;
-use warg_crypto::hash::{AnyHash, HashAlgorithm as WAlgorithm, Sha256};
+use warg_crypto::hash::Sha256;
 use warg_crypto::signing as wsign;
 use warg_crypto::Signable;
 use warg_protocol::package as wpkg;
@@ -68,10 +69,6 @@ fn record(i: usize, version: usize) -> Hash {
     Hash::of(format!("record-{i}-{version}"))
 }
 
-fn any_hash(hash: &Hash) -> AnyHash {
-    AnyHash::new(WAlgorithm::Sha256, hash.as_bytes().to_vec())
-}
-
 fn cairn_entry(i: usize, version: usize) -> CairnEntry {
     let leaf = cairn_protocol::MapLeaf {
         record_id: cairn_protocol::RecordId::from(record(i, version)),
@@ -111,17 +108,11 @@ fn build_reference(entries: &[RefEntry]) -> RefMap {
     RefMap::default().extend(entries.iter().cloned())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn check_roots(what: &str, cairn: &CairnMap, reference: &RefMap) {
     let (ours, theirs) = (cairn.root(), reference.root());
     assert!(
         ours.as_bytes()[..] == theirs.bytes()[..],
-        "{what}: the map roots differ: cairn {} reference {}",
-        hex(ours.as_bytes()),
-        hex(theirs.bytes())
+        "{what}: the map roots differ: cairn {ours} reference {theirs}"
     );
     // Not compared: the reference's `len()` undercounts (a key that splits
     // a singleton subtree is not counted as new in warg-transparency 0.10).
@@ -295,62 +286,28 @@ fn bench_maps(sizes: Sizes, rows: &mut Vec<Row>) {
 
     // 2. Update existing keys.
     let updated = spread(n, sizes.batch, 0);
-    let cairn_updates = cairn_entries(&updated, 1);
-    let ref_updates = ref_entries(&updated, 1);
-    let (cairn_next, cairn_time) = best_of(RUNS, || {
-        let map = cairn_map.apply(cairn_updates.iter().copied());
-        black_box(map.root());
-        map
-    });
-    let (ref_next, ref_time) = best_of(RUNS, || {
-        let map = ref_map.extend(ref_updates.iter().cloned());
-        black_box(map.root().clone());
-        map
-    });
-    check_roots("updates", &cairn_next, &ref_next);
-    assert_eq!(cairn_next.len(), n, "updates: no key is added");
-    assert_ne!(
-        cairn_next.root(),
-        cairn_map.root(),
-        "updates change the root"
-    );
-    rows.push(rate_row(
+    let (next, row) = bench_batch(
         &format!("apply {} updates (N keys) + root", sizes.batch),
         "updates",
-        sizes.batch,
-        cairn_time,
-        ref_time,
-    ));
-    drop((cairn_next, ref_next));
+        (&cairn_map, &ref_map),
+        (cairn_entries(&updated, 1), ref_entries(&updated, 1)),
+    );
+    assert_eq!(next.len(), n, "updates: no key is added");
+    assert_ne!(next.root(), cairn_map.root(), "updates change the root");
+    rows.push(row);
+    drop(next);
 
     // 3. Insert new keys.
     let added: Vec<usize> = (n..n + sizes.batch).collect();
-    let cairn_added = cairn_entries(&added, 0);
-    let ref_added = ref_entries(&added, 0);
-    let (cairn_next, cairn_time) = best_of(RUNS, || {
-        let map = cairn_map.apply(cairn_added.iter().copied());
-        black_box(map.root());
-        map
-    });
-    let (ref_next, ref_time) = best_of(RUNS, || {
-        let map = ref_map.extend(ref_added.iter().cloned());
-        black_box(map.root().clone());
-        map
-    });
-    check_roots("inserts", &cairn_next, &ref_next);
-    assert_eq!(
-        cairn_next.len(),
-        n + sizes.batch,
-        "inserts: every key is added"
-    );
-    rows.push(rate_row(
+    let (next, row) = bench_batch(
         &format!("insert {} new keys (N keys) + root", sizes.batch),
         "keys",
-        sizes.batch,
-        cairn_time,
-        ref_time,
-    ));
-    drop((cairn_next, ref_next));
+        (&cairn_map, &ref_map),
+        (cairn_entries(&added, 0), ref_entries(&added, 0)),
+    );
+    assert_eq!(next.len(), n + sizes.batch, "inserts: every key is added");
+    rows.push(row);
+    drop(next);
 
     // 4. Inclusion proofs, produced and verified against the root.
     let proved = spread(n, sizes.proofs, n / sizes.proofs.max(1) / 2);
@@ -413,20 +370,31 @@ fn bench_maps(sizes: Sizes, rows: &mut Vec<Row>) {
     println!("{leaf_note}");
 }
 
-/// The signing keys of the interop tests.
-fn signing_keys() -> Vec<PrivateKey> {
-    [
-        "ecdsa-p256:I+UlDo0HxyBBFeelhPPWmD+LnklOpqZDkrFP5VduASk=",
-        "ecdsa-p256:2KV5QqRlZZQTAqbwgFbKbmIGYTcRfbvN2bD43ws9Lnw=",
-        "ecdsa-p256:qn6OsHPvVdD2Bm5Rj6nG7aY1Z8tcn8qrYIu8Lcx3b3U=",
-    ]
-    .iter()
-    .map(|text| PrivateKey::decode(text).expect("valid bench key"))
-    .collect()
+/// Applies one batch to each side's map (best of [`RUNS`]), checks that the
+/// new roots agree and returns Cairn's new map and the row.
+fn bench_batch(
+    name: &str,
+    unit: &str,
+    (cairn_map, ref_map): (&CairnMap, &RefMap),
+    (cairn_batch, ref_batch): (Vec<CairnEntry>, Vec<RefEntry>),
+) -> (CairnMap, Row) {
+    let (cairn_next, cairn_time) = best_of(RUNS, || {
+        let map = cairn_map.apply(cairn_batch.iter().copied());
+        black_box(map.root());
+        map
+    });
+    let (ref_next, ref_time) = best_of(RUNS, || {
+        let map = ref_map.extend(ref_batch.iter().cloned());
+        black_box(map.root().clone());
+        map
+    });
+    check_roots(name, &cairn_next, &ref_next);
+    let row = rate_row(name, unit, cairn_batch.len(), cairn_time, ref_time);
+    (cairn_next, row)
 }
 
 fn bench_signatures(sizes: Sizes, rows: &mut Vec<Row>) {
-    let keys = signing_keys();
+    let keys = keys();
     let version: Version = "1.0.0".parse().expect("valid version");
     eprintln!("signing {} records...", sizes.sigs);
     let envelopes: Vec<Envelope<PackageRecord>> = (0..sizes.sigs)
@@ -544,7 +512,7 @@ fn memory_child(side: &str, n: usize) {
             let before = resident_bytes();
             let map = build_cairn(&entries);
             let after = resident_bytes();
-            let root = hex(map.root().as_bytes());
+            let root = map.root().to_string();
             black_box(&map);
             (after - before, root)
         }
@@ -553,7 +521,7 @@ fn memory_child(side: &str, n: usize) {
             let before = resident_bytes();
             let map = build_reference(&entries);
             let after = resident_bytes();
-            let root = hex(map.root().bytes());
+            let root = map.root().to_string();
             black_box(&map);
             (after - before, root)
         }

@@ -5,6 +5,7 @@
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cairn_interop::keys;
 use cairn_protocol as cairn;
 use cairn_protocol::operator::{OperatorEntry, OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState, Permission};
@@ -17,18 +18,6 @@ use warg_protocol::operator as wop;
 use warg_protocol::package as wpkg;
 use warg_protocol::registry as wreg;
 use warg_protocol::ProtoEnvelope;
-
-/// A fixed pool of keys shared by Cairn and the reference.
-fn keys() -> Vec<PrivateKey> {
-    [
-        "ecdsa-p256:I+UlDo0HxyBBFeelhPPWmD+LnklOpqZDkrFP5VduASk=",
-        "ecdsa-p256:2KV5QqRlZZQTAqbwgFbKbmIGYTcRfbvN2bD43ws9Lnw=",
-        "ecdsa-p256:qn6OsHPvVdD2Bm5Rj6nG7aY1Z8tcn8qrYIu8Lcx3b3U=",
-    ]
-    .iter()
-    .map(|text| PrivateKey::decode(text).expect("valid test key"))
-    .collect()
-}
 
 fn reference_key(key: &PrivateKey) -> wsign::PrivateKey {
     wsign::PrivateKey::decode(key.encode()).expect("reference reads our key")

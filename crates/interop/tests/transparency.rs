@@ -3,6 +3,7 @@
 //! bundles byte-identical and accepted in both directions, and decoders that
 //! never panic on arbitrary bytes.
 
+use cairn_interop::{any_hash, from_reference as ours};
 use cairn_protocol::{LogId, LogLeaf, MapLeaf, RecordId};
 use cairn_transparency::log::{
     ConsistencyProof, InclusionProof, LogData, LogProofBundle, Node, VecLog,
@@ -10,26 +11,17 @@ use cairn_transparency::log::{
 use cairn_transparency::map::{Map, MapProofBundle};
 use cairn_transparency::Hash;
 use proptest::prelude::*;
-use warg_crypto::hash::{AnyHash, HashAlgorithm as WAlgorithm, Sha256};
+use warg_crypto::hash::Sha256;
 use warg_protocol::registry as wreg;
 use warg_transparency::log as wlog;
 use warg_transparency::log::{LogBuilder, LogData as _};
 use warg_transparency::map as wmap;
 
-type WHash = warg_crypto::hash::Hash<Sha256>;
 type WLog = wlog::VecLog<Sha256, wreg::LogLeaf>;
 type WMap = wmap::Map<Sha256, wreg::LogId, wreg::MapLeaf>;
 
 fn digest(seed: u64, salt: &str) -> Hash {
     Hash::of(format!("{salt}-{seed}"))
-}
-
-fn any_hash(hash: &Hash) -> AnyHash {
-    AnyHash::new(WAlgorithm::Sha256, hash.as_bytes().to_vec())
-}
-
-fn ours(hash: &WHash) -> Hash {
-    Hash::try_from(hash.bytes()).expect("32 bytes")
 }
 
 fn log_leaf(i: u64) -> (LogLeaf, wreg::LogLeaf) {
@@ -196,6 +188,13 @@ fn log_nodes_are_served_like_the_reference() {
             .reference
             .hash_for(wlog::Node(index as usize))
             .map(|h| self::ours(&h));
+        // Cairn serves exactly the complete nodes (the reference also hands
+        // out nodes that are still incomplete), and serves them alike.
+        assert_eq!(
+            ours.is_some(),
+            Node(index).exists_at_length(37),
+            "node {index}"
+        );
         if ours.is_some() {
             assert_eq!(ours, theirs, "node {index}");
         }

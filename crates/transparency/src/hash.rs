@@ -80,15 +80,7 @@ impl AsRef<[u8]> for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [0u8; 7 + 64];
-        text[..7].copy_from_slice(b"sha256:");
-        for (i, b) in self.0.iter().enumerate() {
-            text[7 + 2 * i] = HEX[usize::from(b >> 4)];
-            text[8 + 2 * i] = HEX[usize::from(b & 15)];
-        }
-        // Only ASCII was written above.
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        write!(f, "sha256:{}", hex::encode(self.0))
     }
 }
 
@@ -114,17 +106,9 @@ impl FromStr for Hash {
             return Err(HashParseError::Length(hex.len()));
         }
         let mut out = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-            out[i] = (nibble(pair[0]) << 4) | nibble(pair[1]);
-        }
+        // Length and characters are checked above, so this cannot fail.
+        hex::decode_to_slice(hex, &mut out).map_err(|_| HashParseError::Length(hex.len()))?;
         Ok(Hash(out))
-    }
-}
-
-fn nibble(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        _ => c - b'a' + 10,
     }
 }
 
@@ -136,16 +120,15 @@ pub fn hash_leaf(data: &[u8]) -> Hash {
     Hash(hasher.finalize().into())
 }
 
-const IV: [u32; 8] = [
+/// SHA-256's initial state.
+pub(crate) const IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
-/// The hash of a branch: `SHA-256(0x01 ‖ left ‖ right)`.
-///
-/// The 65-byte message always pads to the same two blocks, so they are laid
-/// out directly and fed to the compression function.
+/// The two padded SHA-256 blocks of the 65-byte branch message
+/// `0x01 ‖ left ‖ right`.
 #[inline]
-pub fn hash_branch(left: &Hash, right: &Hash) -> Hash {
+pub(crate) fn branch_blocks(left: &Hash, right: &Hash) -> [[u8; 64]; 2] {
     let mut first = [0u8; 64];
     first[0] = 1;
     first[1..33].copy_from_slice(&left.0);
@@ -155,13 +138,40 @@ pub fn hash_branch(left: &Hash, right: &Hash) -> Hash {
     second[1] = 0x80;
     // Message length in bits (65 * 8 = 520), big-endian, in the last 8 bytes.
     second[56..64].copy_from_slice(&520u64.to_be_bytes());
-    let mut state = IV;
-    sha2::compress256(&mut state, &[first.into(), second.into()]);
+    [first, second]
+}
+
+/// The digest of a final SHA-256 state.
+#[inline]
+pub(crate) fn from_state(state: [u32; 8]) -> Hash {
     let mut out = [0u8; 32];
     for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
     Hash(out)
+}
+
+/// The hash of a branch: `SHA-256(0x01 ‖ left ‖ right)`.
+///
+/// The 65-byte message always pads to the same two blocks, so they are laid
+/// out directly and fed to the compression function.
+#[inline]
+pub fn hash_branch(left: &Hash, right: &Hash) -> Hash {
+    let [first, second] = branch_blocks(left, right);
+    let mut state = IV;
+    sha2::compress256(&mut state, &[first.into(), second.into()]);
+    from_state(state)
+}
+
+/// The hash of a node's parent, given the node, its sibling, and whether
+/// the node is the right child.
+#[inline]
+pub(crate) fn hash_with_sibling(node: &Hash, sibling: &Hash, node_is_right: bool) -> Hash {
+    if node_is_right {
+        hash_branch(sibling, node)
+    } else {
+        hash_branch(node, sibling)
+    }
 }
 
 /// The root of an empty sparse subtree of the given height: `E(0) =

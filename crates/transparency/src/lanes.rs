@@ -27,13 +27,37 @@ pub fn hash_branches(left: [&Hash; LANES], right: [&Hash; LANES]) -> [Hash; LANE
     std::array::from_fn(|i| hash_branch(left[i], right[i]))
 }
 
+/// `hash_with_sibling` for each lane: the parents of `nodes`.
+#[inline]
+pub(crate) fn hash_with_siblings(
+    nodes: &[Hash; LANES],
+    siblings: [&Hash; LANES],
+    node_is_right: [bool; LANES],
+) -> [Hash; LANES] {
+    let left = std::array::from_fn(|i| {
+        if node_is_right[i] {
+            siblings[i]
+        } else {
+            &nodes[i]
+        }
+    });
+    let right = std::array::from_fn(|i| {
+        if node_is_right[i] {
+            &nodes[i]
+        } else {
+            siblings[i]
+        }
+    });
+    hash_branches(left, right)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
 
     use super::LANES;
-    use crate::hash::Hash;
+    use crate::hash::{branch_blocks, from_state, Hash, IV};
 
     pub(super) fn available() -> bool {
         static AVAILABLE: OnceLock<bool> = OnceLock::new();
@@ -56,11 +80,6 @@ mod x86 {
         0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
         0xc67178f2,
-    ];
-
-    const IV: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
     ];
 
     /// Compresses one 64-byte block into each lane's (ABEF, CDGH) state.
@@ -104,17 +123,10 @@ mod x86 {
 
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     pub(super) unsafe fn branches(left: [&Hash; LANES], right: [&Hash; LANES]) -> [Hash; LANES] {
-        let mut first = [[0u8; 64]; LANES];
-        let mut second = [[0u8; 64]; LANES];
-        for lane in 0..LANES {
-            let (l, r) = (left[lane].as_bytes(), right[lane].as_bytes());
-            first[lane][0] = 1;
-            first[lane][1..33].copy_from_slice(l);
-            first[lane][33..64].copy_from_slice(&r[..31]);
-            second[lane][0] = r[31];
-            second[lane][1] = 0x80;
-            second[lane][56..64].copy_from_slice(&520u64.to_be_bytes());
-        }
+        let blocks: [[[u8; 64]; 2]; LANES] =
+            std::array::from_fn(|lane| branch_blocks(left[lane], right[lane]));
+        let first = blocks.map(|[first, _]| first);
+        let second = blocks.map(|[_, second]| second);
         // The IV in the (ABEF, CDGH) lane order the SHA instructions use.
         let dcba = _mm_loadu_si128(IV.as_ptr().cast());
         let hgfe = _mm_loadu_si128(IV[4..].as_ptr().cast());
@@ -134,11 +146,7 @@ mod x86 {
             let mut words = [0u32; 8];
             _mm_storeu_si128(words.as_mut_ptr().cast(), dcba);
             _mm_storeu_si128(words[4..].as_mut_ptr().cast(), hgfe);
-            let mut out = [0u8; 32];
-            for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
-                chunk.copy_from_slice(&word.to_be_bytes());
-            }
-            Hash::from_bytes(out)
+            from_state(words)
         })
     }
 }

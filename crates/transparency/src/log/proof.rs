@@ -115,15 +115,11 @@ impl InclusionProof {
         for &node in siblings {
             current = combine(current, get(node)?);
         }
-        let mut summary: Option<(Node, Hash)> = None;
-        for &node in lower {
-            let next = get(node)?;
-            summary = Some(match summary {
-                None => next,
-                Some(acc) => combine(acc, next),
-            });
-        }
-        if let Some(summary) = summary {
+        let lower: Vec<_> = lower
+            .iter()
+            .map(|&node| get(node))
+            .collect::<Result<_, _>>()?;
+        if let Some(summary) = lower.into_iter().reduce(combine) {
             current = combine(current, summary);
         }
         for &node in upper {

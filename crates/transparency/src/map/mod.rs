@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use crate::hash::{empty_subtree, hash_branch, Hash};
-use crate::lanes::{hash_branches, LANES};
+use crate::hash::{empty_subtree, hash_branch, hash_with_sibling, Hash};
+use crate::lanes::{hash_with_siblings, LANES};
 
 /// Below this many updates a subtree is rebuilt on the current thread.
 const PARALLEL_THRESHOLD: usize = 256;
@@ -95,12 +95,7 @@ impl Child {
 /// levels whose other side is empty; `path` gives the side at each level.
 fn chain(mut hash: Hash, path: &Hash, from: usize, to: usize) -> Hash {
     for depth in (to + 1..=from).rev() {
-        let empty = empty_subtree(256 - depth);
-        hash = if path.bit(depth - 1) {
-            hash_branch(empty, &hash)
-        } else {
-            hash_branch(&hash, empty)
-        };
+        hash = hash_with_sibling(&hash, empty_subtree(256 - depth), path.bit(depth - 1));
     }
     hash
 }
@@ -167,7 +162,12 @@ impl Leaves for Ready {
             Ok(i) if self.0[i].0.value == job.value && self.0[i].0.depth == job.depth => {
                 self.0[i].1
             }
-            _ => Direct.leaf_hash(job),
+            _ => {
+                // The planning pass makes the same calls, so this is only a
+                // safety net; tests (debug builds) insist it is never used.
+                debug_assert!(false, "leaf {:?} was not planned", job.path);
+                Direct.leaf_hash(job)
+            }
         }
     }
 }
@@ -180,16 +180,8 @@ fn chain_lanes(jobs: &[LeafJob]) -> Vec<Hash> {
     let common = lanes.iter().map(|j| 256 - j.depth).min().unwrap_or(0);
     let mut hashes: [Hash; LANES] = std::array::from_fn(|i| lanes[i].value);
     for height in 0..common {
-        let empty = empty_subtree(height);
-        let right: [bool; LANES] = std::array::from_fn(|i| lanes[i].path.bit(255 - height));
-        let next = {
-            let l: [&Hash; LANES] =
-                std::array::from_fn(|i| if right[i] { empty } else { &hashes[i] });
-            let r: [&Hash; LANES] =
-                std::array::from_fn(|i| if right[i] { &hashes[i] } else { empty });
-            hash_branches(l, r)
-        };
-        hashes = next;
+        let right = std::array::from_fn(|i| lanes[i].path.bit(255 - height));
+        hashes = hash_with_siblings(&hashes, [empty_subtree(height); LANES], right);
     }
     lanes
         .iter()
@@ -198,9 +190,14 @@ fn chain_lanes(jobs: &[LeafJob]) -> Vec<Hash> {
         .collect()
 }
 
+/// The depth a leaf hangs from when built at `depth`: the root always
+/// forks (as in Warg v1), so a leaf hangs at depth 1 or below.
+fn leaf_depth(depth: usize) -> usize {
+    depth.max(1)
+}
+
 fn new_leaf<L: Leaves>(leaves: &L, path: Hash, value: Hash, depth: usize) -> Child {
-    // The root always forks (as in Warg v1), so a leaf hangs at depth >= 1.
-    let depth = depth.max(1);
+    let depth = leaf_depth(depth);
     Child::Leaf(Arc::new(Leaf {
         path,
         value,
@@ -275,7 +272,7 @@ fn build<L: Leaves>(
         return (build_new(leaves, updates, depth), updates.len());
     };
     let hang = match existing {
-        Child::Leaf(_) => depth.max(1),
+        Child::Leaf(_) => leaf_depth(depth),
         Child::Branch(_) => depth,
     };
     if updates.is_empty() && existing.hang() == hang {
@@ -284,7 +281,7 @@ fn build<L: Leaves>(
     match existing {
         Child::Leaf(leaf) => match updates.binary_search_by(|(path, _)| path.cmp(&leaf.path)) {
             Ok(_) if updates.len() == 1 => {
-                if updates[0].1 == leaf.value && usize::from(leaf.depth) == depth.max(1) {
+                if updates[0].1 == leaf.value && existing.hang() == hang {
                     (existing.clone(), 0)
                 } else {
                     (new_leaf(leaves, leaf.path, updates[0].1, depth), 0)

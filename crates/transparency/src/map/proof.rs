@@ -3,8 +3,8 @@
 use prost::Message;
 use rayon::prelude::*;
 
-use crate::hash::{empty_subtree, hash_branch, Hash};
-use crate::lanes::{hash_branches, LANES};
+use crate::hash::{empty_subtree, hash_with_sibling, Hash};
+use crate::lanes::{hash_with_siblings, LANES};
 use crate::proto;
 
 /// Why a map proof cannot be read or evaluated.
@@ -53,12 +53,7 @@ impl MapProof {
         let path = Hash::of(key.as_bytes());
         let mut hash = *leaf;
         for height in 0..256usize {
-            let sibling = self.sibling(height);
-            hash = if path.bit(255 - height) {
-                hash_branch(sibling, &hash)
-            } else {
-                hash_branch(&hash, sibling)
-            };
+            hash = hash_with_sibling(&hash, self.sibling(height), path.bit(255 - height));
         }
         Ok(hash)
     }
@@ -101,16 +96,9 @@ fn evaluate_lanes(items: &[(&MapProof, &Hash, &Hash)]) -> Vec<Result<Hash, MapPr
     let paths: [Hash; LANES] = std::array::from_fn(|i| Hash::of(lanes[i].1.as_bytes()));
     let mut hashes: [Hash; LANES] = std::array::from_fn(|i| *lanes[i].2);
     for height in 0..256usize {
-        let right: [bool; LANES] = std::array::from_fn(|i| paths[i].bit(255 - height));
-        let next = {
-            let siblings: [&Hash; LANES] = std::array::from_fn(|i| lanes[i].0.sibling(height));
-            let l: [&Hash; LANES] =
-                std::array::from_fn(|i| if right[i] { siblings[i] } else { &hashes[i] });
-            let r: [&Hash; LANES] =
-                std::array::from_fn(|i| if right[i] { &hashes[i] } else { siblings[i] });
-            hash_branches(l, r)
-        };
-        hashes = next;
+        let siblings = std::array::from_fn(|i| lanes[i].0.sibling(height));
+        let right = std::array::from_fn(|i| paths[i].bit(255 - height));
+        hashes = hash_with_siblings(&hashes, siblings, right);
     }
     hashes.into_iter().map(Ok).collect()
 }
