@@ -127,7 +127,7 @@ pub(crate) const IV: [u32; 8] = [
 
 /// The two padded SHA-256 blocks of the 65-byte branch message
 /// `0x01 ‖ left ‖ right`.
-#[inline]
+#[inline(always)]
 pub(crate) fn branch_blocks(left: &Hash, right: &Hash) -> [[u8; 64]; 2] {
     let mut first = [0u8; 64];
     first[0] = 1;
@@ -142,7 +142,7 @@ pub(crate) fn branch_blocks(left: &Hash, right: &Hash) -> [[u8; 64]; 2] {
 }
 
 /// The digest of a final SHA-256 state.
-#[inline]
+#[inline(always)]
 pub(crate) fn from_state(state: [u32; 8]) -> Hash {
     let mut out = [0u8; 32];
     for (chunk, word) in out.chunks_exact_mut(4).zip(state) {

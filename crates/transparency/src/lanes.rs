@@ -82,13 +82,18 @@ mod x86 {
         0xc67178f2,
     ];
 
-    /// Compresses one 64-byte block into each lane's (ABEF, CDGH) state.
+    /// Compresses block `block` of each lane's message into the lane's
+    /// (ABEF, CDGH) state.
     #[inline(always)]
-    unsafe fn compress(state: &mut [(__m128i, __m128i); LANES], blocks: &[[u8; 64]; LANES]) {
+    unsafe fn compress(
+        state: &mut [(__m128i, __m128i); LANES],
+        blocks: &[[[u8; 64]; 2]; LANES],
+        block: usize,
+    ) {
         let swap = _mm_set_epi64x(0x0c0d0e0f_08090a0b, 0x04050607_00010203);
         let mut w = [[_mm_setzero_si128(); 4]; LANES];
         for lane in 0..LANES {
-            for (g, chunk) in blocks[lane].chunks_exact(16).enumerate() {
+            for (g, chunk) in blocks[lane][block].chunks_exact(16).enumerate() {
                 let bytes = _mm_loadu_si128(chunk.as_ptr().cast());
                 w[lane][g] = _mm_shuffle_epi8(bytes, swap);
             }
@@ -125,8 +130,6 @@ mod x86 {
     pub(super) unsafe fn branches(left: [&Hash; LANES], right: [&Hash; LANES]) -> [Hash; LANES] {
         let blocks: [[[u8; 64]; 2]; LANES] =
             std::array::from_fn(|lane| branch_blocks(left[lane], right[lane]));
-        let first = blocks.map(|[first, _]| first);
-        let second = blocks.map(|[_, second]| second);
         // The IV in the (ABEF, CDGH) lane order the SHA instructions use.
         let dcba = _mm_loadu_si128(IV.as_ptr().cast());
         let hgfe = _mm_loadu_si128(IV[4..].as_ptr().cast());
@@ -135,8 +138,8 @@ mod x86 {
         let abef = _mm_alignr_epi8(cdab, efgh, 8);
         let cdgh = _mm_blend_epi16(efgh, cdab, 0xf0);
         let mut state = [(abef, cdgh); LANES];
-        compress(&mut state, &first);
-        compress(&mut state, &second);
+        compress(&mut state, &blocks, 0);
+        compress(&mut state, &blocks, 1);
         std::array::from_fn(|lane| {
             let (abef, cdgh) = state[lane];
             let feba = _mm_shuffle_epi32(abef, 0x1b);
