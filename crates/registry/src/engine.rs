@@ -1,0 +1,1262 @@
+//! The registry engine: one writer thread sequences records and signs
+//! checkpoints; any number of readers answer from the in-memory log and the
+//! recent checkpoint maps, and from the store.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cairn_protocol::operator::{OperatorEntry, OperatorRecord, OperatorState};
+use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
+use cairn_protocol::{
+    Checkpoint, Envelope, Hash, HashAlgorithm, LogId, LogLeaf, MapLeaf, PackageName, PrivateKey,
+    PublicKey, RecordId, SignedCheckpoint, Timestamp, TimestampedCheckpoint,
+};
+use cairn_transparency::log::{ConsistencyProof, InclusionProof, LogProofBundle, VecLog};
+use cairn_transparency::map::{Map, MapProofBundle};
+use sha2::Digest;
+use thiserror::Error;
+
+use crate::content::{Upload, UploadError};
+use crate::storage::{
+    Batch, ContentLocation, ContentStore, MetaStore, RecordState, StoreError, StoredRecord,
+};
+
+/// Tuning knobs. The defaults suit a small registry on one machine.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest content upload accepted, in bytes.
+    pub max_content_bytes: u64,
+    /// A checkpoint is made once no record arrived for this long...
+    pub checkpoint_quiet: Duration,
+    /// ...or once this many records wait for one...
+    pub checkpoint_every: usize,
+    /// ...or once the oldest waiting record is this old.
+    pub checkpoint_max_delay: Duration,
+    /// A record whose content is not uploaded within this time is rejected.
+    pub content_timeout: Duration,
+    /// How many recent checkpoints keep their map for inclusion proofs.
+    pub recent_checkpoints: usize,
+    /// Most records committed in one transaction.
+    pub batch_max: usize,
+    /// Most records per log in one `fetch/logs` answer.
+    pub fetch_limit_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_content_bytes: 100 * 1024 * 1024,
+            checkpoint_quiet: Duration::from_millis(10),
+            checkpoint_every: 1000,
+            checkpoint_max_delay: Duration::from_millis(200),
+            content_timeout: Duration::from_secs(600),
+            recent_checkpoints: 256,
+            batch_max: 2048,
+            fetch_limit_max: 1000,
+        }
+    }
+}
+
+/// Where a record stands, as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordStatus {
+    /// Waiting for the listed content.
+    Sourcing {
+        /// Digests to upload.
+        missing: Vec<Hash>,
+    },
+    /// In the log, not yet covered by a checkpoint.
+    Processing,
+    /// Covered by a checkpoint.
+    Published {
+        /// Its registry index.
+        index: u64,
+    },
+    /// Refused after acceptance.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a record was refused at submission. Nothing of it is stored.
+#[derive(Debug, Error)]
+pub enum SubmitError {
+    /// The package's namespace is not defined by the operator log.
+    #[error("namespace `{0}` is not defined on the registry")]
+    NamespaceNotDefined(String),
+    /// The namespace belongs to another registry.
+    #[error("namespace `{0}` is an imported namespace from another registry")]
+    NamespaceImported(String),
+    /// The log id in the path is not the package's.
+    #[error("log id `{found}` is not the log id of package `{name}` (expected `{expected}`)")]
+    LogIdMismatch {
+        /// The package.
+        name: PackageName,
+        /// Its log id.
+        expected: LogId,
+        /// The id given.
+        found: LogId,
+    },
+    /// Another record of the package is still waiting for content.
+    #[error("the package conflicts with pending publish of record `{0}`")]
+    ConflictPending(RecordId),
+    /// The package log's rules refuse the record.
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage failed; the record was not accepted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The registry is shutting down.
+    #[error("the registry is shutting down")]
+    Stopped,
+}
+
+/// Why a read was refused.
+#[derive(Debug, Error)]
+pub enum QueryError {
+    /// No checkpoint at that length.
+    #[error("checkpoint log length `{0}` was not found")]
+    CheckpointNotFound(u64),
+    /// No leaf at that index.
+    #[error("log leaf `{0}` was not found")]
+    LeafNotFound(u64),
+    /// No such log.
+    #[error("log `{0}` was not found")]
+    LogNotFound(LogId),
+    /// No such record in that log.
+    #[error("record `{0}` was not found")]
+    RecordNotFound(RecordId),
+    /// The request makes no sense.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why the registry could not open.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// Storage failed or is inconsistent.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key given is not the operator key of this registry.
+    #[error("the operator key {given} is not the key that initialised this registry ({expected}); start with the original key")]
+    WrongOperatorKey {
+        /// The key that initialised the log.
+        expected: String,
+        /// The key given.
+        given: String,
+    },
+    /// A namespace to define is not a valid name, or a stored record is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Logs to fetch: `None` means from the start; `Some(i)` means after index `i`.
+#[derive(Clone, Debug, Default)]
+pub struct FetchRequest {
+    /// The checkpoint's log length.
+    pub log_length: u64,
+    /// Records per log, at most.
+    pub limit: Option<usize>,
+    /// The operator log, if wanted.
+    pub operator: Option<Option<u64>>,
+    /// Package logs.
+    pub packages: Vec<(LogId, Option<u64>)>,
+}
+
+/// The answer to a [`FetchRequest`].
+#[derive(Clone, Debug, Default)]
+pub struct FetchResponse {
+    /// Whether some log has more records before the checkpoint.
+    pub more: bool,
+    /// Operator records.
+    pub operator: Vec<(u64, StoredRecord)>,
+    /// Package records, per log, in request order.
+    pub packages: Vec<(LogId, Vec<(u64, StoredRecord)>)>,
+}
+
+type Reply<T> = Box<dyn FnOnce(T) + Send>;
+
+enum Command {
+    Submit {
+        name: PackageName,
+        log_id: LogId,
+        envelope: Box<Envelope<PackageRecord>>,
+        reply: Reply<Result<RecordStatus, SubmitError>>,
+    },
+    DefineNamespaces {
+        namespaces: Vec<String>,
+        reply: Reply<Result<Vec<String>, SubmitError>>,
+    },
+    ContentArrived {
+        record_id: RecordId,
+        digest: Hash,
+    },
+    Stop {
+        reply: Reply<()>,
+    },
+}
+
+/// What readers see.
+struct View {
+    log: VecLog,
+    /// Recent checkpoints with the map at each, oldest first.
+    recent: VecDeque<(SignedCheckpoint, Map)>,
+    operator_keys: Vec<PublicKey>,
+}
+
+struct Shared {
+    meta: Arc<dyn MetaStore>,
+    content: Arc<dyn ContentStore>,
+    config: Config,
+    view: RwLock<View>,
+}
+
+/// A running registry.
+pub struct Registry {
+    shared: Arc<Shared>,
+    tx: Mutex<Option<Sender<Command>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Registry {
+    /// Opens the registry on `meta` and `content`: loads the log, rebuilds
+    /// the map of the latest checkpoint (checking both roots against it),
+    /// initialises the operator log on first start and defines `namespaces`
+    /// that are not defined yet. Then starts the writer thread.
+    pub fn open(
+        meta: Arc<dyn MetaStore>,
+        content: Arc<dyn ContentStore>,
+        key: PrivateKey,
+        namespaces: &[String],
+        config: Config,
+    ) -> Result<Arc<Registry>, OpenError> {
+        for ns in namespaces {
+            cairn_protocol::validate_namespace(ns)
+                .map_err(|e| OpenError::Invalid(format!("namespace `{ns}`: {e}")))?;
+        }
+        let loaded = meta.load()?;
+        let mut log = VecLog::new();
+        for leaf in &loaded.leaves {
+            log.push(leaf.leaf_hash());
+        }
+        let (map, checkpointed) = match &loaded.checkpoint {
+            None => (Map::new(), 0),
+            Some(cp) => {
+                let length = cp.contents.checkpoint.log_length;
+                let len = usize::try_from(length)
+                    .ok()
+                    .filter(|l| *l <= loaded.leaves.len())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "checkpoint at length {length} but the log has {} leaves",
+                            loaded.leaves.len()
+                        ))
+                    })?;
+                let mut latest: HashMap<LogId, RecordId> = HashMap::new();
+                for leaf in &loaded.leaves[..len] {
+                    latest.insert(leaf.log_id, leaf.record_id);
+                }
+                let map = Map::new().apply(
+                    latest
+                        .into_iter()
+                        .map(|(l, r)| (*l.digest(), MapLeaf { record_id: r }.leaf_hash())),
+                );
+                if log.root_at(length) != Some(cp.contents.checkpoint.log_root)
+                    || map.root() != cp.contents.checkpoint.map_root
+                {
+                    return Err(StoreError::Corrupt(format!(
+                        "the stored log does not reproduce the roots of checkpoint {length}"
+                    ))
+                    .into());
+                }
+                (map, len)
+            }
+        };
+        let unchecked = loaded.leaves[checkpointed..].to_vec();
+
+        // The operator log, replayed (it is short).
+        let mut operator = OperatorState::new();
+        for (_, rec) in meta.log_records(&LogId::operator(), None, u64::MAX, usize::MAX)? {
+            let envelope = decode_stored::<OperatorRecord>(&rec)?;
+            operator
+                .apply(&envelope)
+                .map_err(|e| StoreError::Corrupt(format!("stored operator record: {e}")))?;
+        }
+        if operator.head().is_some() {
+            let holds = operator.authorities().holds(
+                &key.public_key().id(),
+                cairn_protocol::operator::Permission::Commit,
+            );
+            if !holds {
+                let expected = operator
+                    .authorities()
+                    .keys()
+                    .next()
+                    .map(|k| k.id().to_string())
+                    .unwrap_or_default();
+                return Err(OpenError::WrongOperatorKey {
+                    expected,
+                    given: key.public_key().id().to_string(),
+                });
+            }
+        }
+
+        let mut recent = VecDeque::new();
+        if let Some(cp) = loaded.checkpoint.clone() {
+            recent.push_back((cp, map.clone()));
+        }
+        let shared = Arc::new(Shared {
+            meta,
+            content,
+            view: RwLock::new(View {
+                log,
+                recent,
+                operator_keys: operator_keys(&operator),
+            }),
+            config,
+        });
+        let mut sourcing = HashMap::new();
+        for rec in loaded.sourcing {
+            if let RecordState::Sourcing { missing, since } = &rec.state {
+                let envelope = decode_stored::<PackageRecord>(&rec)?;
+                sourcing.insert(
+                    rec.record_id,
+                    Sourcing {
+                        log_id: rec.log_id,
+                        missing: missing.clone(),
+                        since: *since,
+                        envelope,
+                    },
+                );
+            }
+        }
+        let first_unchecked = (!unchecked.is_empty()).then(Instant::now);
+        let mut writer = Writer {
+            shared: shared.clone(),
+            key,
+            states: HashMap::new(),
+            map,
+            unchecked,
+            first_unchecked,
+            operator,
+            sourcing,
+        };
+        let mut to_define = Vec::new();
+        for ns in namespaces {
+            if writer.operator.namespace(ns).is_none() && !to_define.contains(ns) {
+                to_define.push(ns.clone());
+            }
+        }
+        if writer.operator.head().is_none() || !to_define.is_empty() {
+            writer
+                .define_namespaces_now(&to_define)
+                .map_err(|e| OpenError::Invalid(e.to_string()))?;
+        }
+        if !writer.unchecked.is_empty() {
+            writer.checkpoint()?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("cairn-sequencer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the sequencer: {e}")))?;
+        Ok(Arc::new(Registry {
+            shared,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    fn send(&self, command: Command) -> Result<(), Command> {
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(tx) => tx.send(command).map_err(|e| e.0),
+            None => Err(command),
+        }
+    }
+
+    /// Submits a package record. `reply` is called once the record is durably
+    /// accepted (or refused), from the sequencer thread.
+    pub fn submit(
+        &self,
+        name: PackageName,
+        log_id: LogId,
+        envelope: Envelope<PackageRecord>,
+        reply: impl FnOnce(Result<RecordStatus, SubmitError>) + Send + 'static,
+    ) {
+        let command = Command::Submit {
+            name,
+            log_id,
+            envelope: Box::new(envelope),
+            reply: Box::new(reply),
+        };
+        if let Err(Command::Submit { reply, .. }) = self.send(command) {
+            reply(Err(SubmitError::Stopped));
+        }
+    }
+
+    /// Defines namespaces through a new operator record; replies with those
+    /// that were newly defined.
+    pub fn define_namespaces(
+        &self,
+        namespaces: Vec<String>,
+        reply: impl FnOnce(Result<Vec<String>, SubmitError>) + Send + 'static,
+    ) {
+        let command = Command::DefineNamespaces {
+            namespaces,
+            reply: Box::new(reply),
+        };
+        if let Err(Command::DefineNamespaces { reply, .. }) = self.send(command) {
+            reply(Err(SubmitError::Stopped));
+        }
+    }
+
+    /// Stops the writer after it made a checkpoint of everything sequenced.
+    pub fn shutdown(&self) {
+        let (done_tx, done_rx) = mpsc::channel();
+        let sent = self.send(Command::Stop {
+            reply: Box::new(move |()| {
+                let _ = done_tx.send(());
+            }),
+        });
+        if sent.is_ok() {
+            let _ = done_rx.recv();
+        }
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, View> {
+        self.shared.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The latest checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.view().recent.back().map(|(cp, _)| cp.clone())
+    }
+
+    /// The checkpoint at `log_length`.
+    pub fn checkpoint_at(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, QueryError> {
+        if let Some(found) = self
+            .view()
+            .recent
+            .iter()
+            .find(|(cp, _)| cp.contents.checkpoint.log_length == log_length)
+        {
+            return Ok(Some(found.0.clone()));
+        }
+        Ok(self.shared.meta.checkpoint(log_length)?)
+    }
+
+    fn published_length(&self) -> u64 {
+        self.view()
+            .recent
+            .back()
+            .map(|(cp, _)| cp.contents.checkpoint.log_length)
+            .unwrap_or(0)
+    }
+
+    /// The status of a record of `log_id`.
+    pub fn record_status(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+    ) -> Result<RecordStatus, QueryError> {
+        let record = self
+            .shared
+            .meta
+            .record(record_id)?
+            .filter(|r| r.log_id == *log_id)
+            .ok_or(QueryError::RecordNotFound(*record_id))?;
+        Ok(match record.state {
+            RecordState::Sourcing { missing, .. } => RecordStatus::Sourcing { missing },
+            RecordState::Rejected { reason } => RecordStatus::Rejected { reason },
+            RecordState::Sequenced { index } => {
+                if index < self.published_length() {
+                    RecordStatus::Published { index }
+                } else {
+                    RecordStatus::Processing
+                }
+            }
+        })
+    }
+
+    /// Records of the requested logs up to the checkpoint `log_length`.
+    pub fn fetch_logs(&self, request: &FetchRequest) -> Result<FetchResponse, QueryError> {
+        let length = request.log_length;
+        if self.checkpoint_at(length)?.is_none() {
+            return Err(QueryError::CheckpointNotFound(length));
+        }
+        let max = self.shared.config.fetch_limit_max;
+        let limit = request.limit.unwrap_or(max).clamp(1, max);
+        let mut response = FetchResponse::default();
+        let mut fetch = |log_id: &LogId, after: Option<u64>| -> Result<_, QueryError> {
+            let mut records = self
+                .shared
+                .meta
+                .log_records(log_id, after, length, limit + 1)?;
+            if records.len() > limit {
+                records.truncate(limit);
+                response.more = true;
+            }
+            Ok(records)
+        };
+        if let Some(after) = request.operator {
+            let records = fetch(&LogId::operator(), after)?;
+            response.operator = records;
+        }
+        let mut packages = Vec::with_capacity(request.packages.len());
+        for (log_id, after) in &request.packages {
+            let records = fetch(log_id, *after)?;
+            if records.is_empty() && after.is_none() {
+                return Err(QueryError::LogNotFound(*log_id));
+            }
+            packages.push((*log_id, records));
+        }
+        response.packages = packages;
+        Ok(response)
+    }
+
+    /// The names of package logs (`None` for unknown ones).
+    pub fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, QueryError> {
+        Ok(self.shared.meta.package_names(log_ids)?)
+    }
+
+    /// Log inclusion proofs of the leaves at `indexes` and map proofs of
+    /// their logs, both against the checkpoint at `log_length`; encoded as
+    /// Warg `LogProofBundle` and `MapProofBundle`.
+    pub fn prove_inclusion(
+        &self,
+        log_length: u64,
+        indexes: &[u64],
+    ) -> Result<(Vec<u8>, Vec<u8>), QueryError> {
+        let map = {
+            let view = self.view();
+            view.recent
+                .iter()
+                .find(|(cp, _)| cp.contents.checkpoint.log_length == log_length)
+                .map(|(_, map)| map.clone())
+        };
+        let map = map.ok_or(QueryError::CheckpointNotFound(log_length))?;
+        if let Some(bad) = indexes.iter().find(|i| **i >= log_length) {
+            return Err(QueryError::LeafNotFound(*bad));
+        }
+        let leaves = self.shared.meta.leaves_at(indexes)?;
+        let mut map_proofs = Vec::with_capacity(indexes.len());
+        for (index, leaf) in indexes.iter().zip(&leaves) {
+            let leaf = leaf.ok_or(QueryError::LeafNotFound(*index))?;
+            let proof = map
+                .prove(leaf.log_id.digest())
+                .ok_or(QueryError::LeafNotFound(*index))?;
+            map_proofs.push(proof);
+        }
+        let inclusions: Vec<InclusionProof> = indexes
+            .iter()
+            .map(|i| InclusionProof::for_leaf(*i, log_length))
+            .collect();
+        let view = self.view();
+        let bundle = LogProofBundle::bundle(&[], &inclusions, &view.log)
+            .and_then(|b| b.encode())
+            .map_err(|e| QueryError::BadRequest(format!("cannot bundle proofs: {e}")))?;
+        drop(view);
+        let map_bundle = MapProofBundle { proofs: map_proofs }.encode();
+        Ok((bundle, map_bundle))
+    }
+
+    /// A consistency proof from `from` to `to`, as a Warg `LogProofBundle`.
+    pub fn prove_consistency(&self, from: u64, to: u64) -> Result<Vec<u8>, QueryError> {
+        let published = self.published_length();
+        if to > published {
+            return Err(QueryError::CheckpointNotFound(to));
+        }
+        if from == 0 || from > to {
+            return Err(QueryError::BadRequest(format!(
+                "cannot prove consistency from log length {from} to {to}: need 0 < from <= to"
+            )));
+        }
+        let proof = ConsistencyProof {
+            old_length: from,
+            new_length: to,
+        };
+        let view = self.view();
+        LogProofBundle::bundle(&[proof], &[], &view.log)
+            .and_then(|b| b.encode())
+            .map_err(|e| QueryError::BadRequest(format!("cannot bundle proofs: {e}")))
+    }
+
+    /// Whether `checkpoint` is one this registry made (same roots, length and
+    /// timestamp), and whether its signature verifies with an operator key.
+    pub fn verify_checkpoint(
+        &self,
+        checkpoint: &SignedCheckpoint,
+    ) -> Result<(bool, bool), QueryError> {
+        let ours = self.checkpoint_at(checkpoint.contents.checkpoint.log_length)?;
+        let same = ours.is_some_and(|c| c.contents == checkpoint.contents);
+        let signed = self
+            .view()
+            .operator_keys
+            .iter()
+            .any(|k| checkpoint.verify(k).is_ok());
+        Ok((same, signed))
+    }
+
+    /// Where content is stored.
+    pub fn content(&self, digest: &Hash) -> Result<Option<ContentLocation>, QueryError> {
+        Ok(self.shared.content.locate(digest)?)
+    }
+
+    /// Starts an upload of `digest` for the sourcing record `record_id`.
+    pub fn begin_upload(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+        digest: &Hash,
+    ) -> Result<Upload, UploadError> {
+        let record = self
+            .shared
+            .meta
+            .record(record_id)?
+            .filter(|r| r.log_id == *log_id)
+            .ok_or(UploadError::RecordNotFound(*record_id))?;
+        let RecordState::Sourcing { missing, .. } = record.state else {
+            return Err(UploadError::NotSourcing(*record_id));
+        };
+        if !missing.contains(digest) {
+            return Err(UploadError::NotMissing {
+                record: *record_id,
+                digest: *digest,
+            });
+        }
+        Ok(Upload {
+            record_id: *record_id,
+            expected: *digest,
+            limit: self.shared.config.max_content_bytes,
+            written: 0,
+            hasher: sha2::Sha256::new(),
+            pending: self.shared.content.begin()?,
+        })
+    }
+
+    /// Checks and stores an upload, then tells the sequencer. Blocking.
+    pub fn finish_upload(&self, upload: Upload) -> Result<Hash, UploadError> {
+        let record_id = upload.record_id;
+        let digest = upload.check_and_commit()?;
+        let _ = self.send(Command::ContentArrived { record_id, digest });
+        Ok(digest)
+    }
+
+    /// Up to `limit` log leaves from `start`.
+    pub fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, QueryError> {
+        let published = self.published_length();
+        if start >= published {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(usize::try_from(published - start).unwrap_or(usize::MAX));
+        Ok(self.shared.meta.leaves(start, limit)?)
+    }
+
+    /// The log length of the latest checkpoint.
+    pub fn log_length(&self) -> u64 {
+        self.published_length()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn operator_keys(state: &OperatorState) -> Vec<PublicKey> {
+    state
+        .authorities()
+        .keys()
+        .filter(|k| state.may_sign_checkpoints(&k.id()))
+        .cloned()
+        .collect()
+}
+
+fn decode_stored<R: cairn_protocol::Record>(rec: &StoredRecord) -> Result<Envelope<R>, StoreError> {
+    Envelope::<R>::from_parts(rec.content_bytes.clone(), &rec.key_id, &rec.signature)
+        .map_err(|e| StoreError::Corrupt(format!("stored record {}: {e}", rec.record_id)))
+}
+
+fn stored<R: cairn_protocol::Record>(
+    log_id: LogId,
+    envelope: &Envelope<R>,
+    state: RecordState,
+) -> StoredRecord {
+    StoredRecord {
+        record_id: envelope.record_id(),
+        log_id,
+        content_bytes: envelope.content_bytes().to_vec(),
+        key_id: envelope.key_id().to_string(),
+        signature: envelope.signature().to_string(),
+        state,
+    }
+}
+
+struct Sourcing {
+    log_id: LogId,
+    missing: Vec<Hash>,
+    since: u64,
+    envelope: Envelope<PackageRecord>,
+}
+
+/// The sequencer: owns the package states, the map and the operator key.
+struct Writer {
+    shared: Arc<Shared>,
+    key: PrivateKey,
+    states: HashMap<LogId, PackageState>,
+    map: Map,
+    unchecked: Vec<LogLeaf>,
+    first_unchecked: Option<Instant>,
+    operator: OperatorState,
+    sourcing: HashMap<RecordId, Sourcing>,
+}
+
+/// Changes of one batch, applied to the writer only after the commit.
+#[derive(Default)]
+struct Staged {
+    batch: Batch,
+    states: HashMap<LogId, PackageState>,
+    leaves: Vec<LogLeaf>,
+    operator: Option<OperatorState>,
+    new_sourcing: Vec<(RecordId, Sourcing)>,
+    done_sourcing: Vec<RecordId>,
+    names: HashMap<LogId, PackageName>,
+}
+
+enum Outcome {
+    Submit(
+        Reply<Result<RecordStatus, SubmitError>>,
+        Result<RecordStatus, SubmitError>,
+    ),
+    Define(
+        Reply<Result<Vec<String>, SubmitError>>,
+        Result<Vec<String>, SubmitError>,
+    ),
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Command>) {
+        let tick = Duration::from_millis(500);
+        let mut last_housekeeping = Instant::now();
+        loop {
+            let wait = if self.unchecked.is_empty() {
+                tick
+            } else {
+                self.shared.config.checkpoint_quiet
+            };
+            match rx.recv_timeout(wait) {
+                Ok(Command::Stop { reply }) => {
+                    self.checkpoint_logged();
+                    reply(());
+                    return;
+                }
+                Ok(first) => {
+                    let mut commands = vec![first];
+                    let mut stop = None;
+                    while commands.len() < self.shared.config.batch_max {
+                        match rx.try_recv() {
+                            Ok(Command::Stop { reply }) => {
+                                stop = Some(reply);
+                                break;
+                            }
+                            Ok(c) => commands.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.process(commands);
+                    let due = self.unchecked.len() >= self.shared.config.checkpoint_every
+                        || self.first_unchecked.is_some_and(|t| {
+                            t.elapsed() >= self.shared.config.checkpoint_max_delay
+                        });
+                    if due {
+                        self.checkpoint_logged();
+                    }
+                    if let Some(reply) = stop {
+                        self.checkpoint_logged();
+                        reply(());
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.checkpoint_logged(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.checkpoint_logged();
+                    return;
+                }
+            }
+            if last_housekeeping.elapsed() >= tick {
+                last_housekeeping = Instant::now();
+                self.housekeeping();
+            }
+        }
+    }
+
+    fn checkpoint_logged(&mut self) {
+        if self.unchecked.is_empty() {
+            return;
+        }
+        if let Err(e) = self.checkpoint() {
+            tracing::error!("checkpoint failed: {e}");
+        }
+    }
+
+    /// Rejects records whose content never came; runs admin requests.
+    fn housekeeping(&mut self) {
+        let timeout = self.shared.config.content_timeout.as_secs();
+        let now = now_seconds();
+        let expired: Vec<RecordId> = self
+            .sourcing
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.since) >= timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        if !expired.is_empty() {
+            let mut staged = Staged::default();
+            for id in &expired {
+                let missing = &self.sourcing[id].missing;
+                let list: Vec<String> = missing.iter().map(|d| d.to_string()).collect();
+                staged.batch.rejected.push((
+                    *id,
+                    format!(
+                        "content {} was not uploaded within {timeout} seconds",
+                        list.join(", ")
+                    ),
+                ));
+                staged.done_sourcing.push(*id);
+            }
+            if let Err(e) = self.commit(staged) {
+                tracing::error!("cannot reject expired records: {e}");
+            }
+        }
+        match self.shared.meta.admin_requests() {
+            Ok(requests) => {
+                for request in requests {
+                    let outcome =
+                        match self.define_namespaces_now(&[request.define_namespace.clone()]) {
+                            Ok(defined) if defined.is_empty() => "already defined".to_string(),
+                            Ok(_) => "defined".to_string(),
+                            Err(e) => format!("error: {e}"),
+                        };
+                    self.checkpoint_logged();
+                    if let Err(e) = self.shared.meta.finish_admin_request(request.id, &outcome) {
+                        tracing::error!("cannot finish admin request: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("cannot read admin requests: {e}"),
+        }
+    }
+
+    fn process(&mut self, commands: Vec<Command>) {
+        let mut staged = Staged::default();
+        let mut outcomes = Vec::with_capacity(commands.len());
+        for command in commands {
+            match command {
+                Command::Submit {
+                    name,
+                    log_id,
+                    envelope,
+                    reply,
+                } => {
+                    let result = self.submit(&mut staged, name, log_id, *envelope);
+                    outcomes.push(Outcome::Submit(reply, result));
+                }
+                Command::DefineNamespaces { namespaces, reply } => {
+                    let result = self.stage_define(&mut staged, &namespaces);
+                    outcomes.push(Outcome::Define(reply, result));
+                }
+                Command::ContentArrived { record_id, digest } => {
+                    self.content_arrived(&mut staged, record_id, digest);
+                }
+                Command::Stop { reply } => reply(()),
+            }
+        }
+        let committed = self.commit(staged);
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Submit(reply, result) => reply(match (&committed, result) {
+                    (Err(e), Ok(_)) => Err(SubmitError::Store(StoreError::Backend(e.to_string()))),
+                    (_, result) => result,
+                }),
+                Outcome::Define(reply, result) => reply(match (&committed, result) {
+                    (Err(e), Ok(_)) => Err(SubmitError::Store(StoreError::Backend(e.to_string()))),
+                    (_, result) => result,
+                }),
+            }
+        }
+    }
+
+    fn commit(&mut self, staged: Staged) -> Result<(), StoreError> {
+        if staged.batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.shared.meta.commit(&staged.batch) {
+            tracing::error!("commit failed, batch dropped: {e}");
+            return Err(e);
+        }
+        self.states.extend(staged.states);
+        if let Some(op) = staged.operator {
+            self.operator = op;
+            let keys = operator_keys(&self.operator);
+            self.shared
+                .view
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .operator_keys = keys;
+        }
+        for id in staged.done_sourcing {
+            self.sourcing.remove(&id);
+        }
+        self.sourcing.extend(staged.new_sourcing);
+        if !staged.leaves.is_empty() {
+            if self.first_unchecked.is_none() {
+                self.first_unchecked = Some(Instant::now());
+            }
+            let mut view = self.shared.view.write().unwrap_or_else(|e| e.into_inner());
+            for leaf in &staged.leaves {
+                view.log.push(leaf.leaf_hash());
+            }
+            drop(view);
+            self.unchecked.extend(staged.leaves);
+        }
+        Ok(())
+    }
+
+    fn next_index(&self, staged: &Staged) -> u64 {
+        let view = self.shared.view.read().unwrap_or_else(|e| e.into_inner());
+        view.log.len() + staged.leaves.len() as u64
+    }
+
+    fn package_state(
+        &mut self,
+        staged: &Staged,
+        log_id: &LogId,
+    ) -> Result<PackageState, StoreError> {
+        if let Some(state) = staged.states.get(log_id) {
+            return Ok(state.clone());
+        }
+        if let Some(state) = self.states.get(log_id) {
+            return Ok(state.clone());
+        }
+        let mut state = PackageState::new();
+        for (_, rec) in self
+            .shared
+            .meta
+            .log_records(log_id, None, u64::MAX, usize::MAX)?
+        {
+            let envelope = decode_stored::<PackageRecord>(&rec)?;
+            state
+                .apply(&envelope)
+                .map_err(|e| StoreError::Corrupt(format!("stored package record: {e}")))?;
+        }
+        self.states.insert(*log_id, state.clone());
+        Ok(state)
+    }
+
+    fn submit(
+        &mut self,
+        staged: &mut Staged,
+        name: PackageName,
+        log_id: LogId,
+        envelope: Envelope<PackageRecord>,
+    ) -> Result<RecordStatus, SubmitError> {
+        let expected = LogId::package(&name);
+        if expected != log_id {
+            return Err(SubmitError::LogIdMismatch {
+                name,
+                expected,
+                found: log_id,
+            });
+        }
+        let operator = staged.operator.as_ref().unwrap_or(&self.operator);
+        match operator.namespace(name.namespace()) {
+            None => return Err(SubmitError::NamespaceNotDefined(name.namespace().into())),
+            Some(cairn_protocol::operator::NamespaceState::Imported { .. }) => {
+                return Err(SubmitError::NamespaceImported(name.namespace().into()))
+            }
+            Some(cairn_protocol::operator::NamespaceState::Defined) => {}
+        }
+        let record_id = envelope.record_id();
+        // A record sent again: report where it stands.
+        if staged
+            .batch
+            .records
+            .iter()
+            .any(|r| r.record_id == record_id)
+        {
+            return Err(SubmitError::Invalid(format!(
+                "record `{record_id}` was submitted twice in one batch"
+            )));
+        }
+        if let Some(existing) = self.shared.meta.record(&record_id)? {
+            if existing.log_id == log_id {
+                return Ok(match existing.state {
+                    RecordState::Sourcing { missing, .. } => RecordStatus::Sourcing { missing },
+                    RecordState::Sequenced { .. } => RecordStatus::Processing,
+                    RecordState::Rejected { reason } => RecordStatus::Rejected { reason },
+                });
+            }
+        }
+        let pending = self
+            .sourcing
+            .iter()
+            .map(|(id, s)| (id, &s.log_id))
+            .chain(staged.new_sourcing.iter().map(|(id, s)| (id, &s.log_id)))
+            .find(|(id, l)| **l == log_id && !staged.done_sourcing.contains(id));
+        if let Some((pending, _)) = pending {
+            return Err(SubmitError::ConflictPending(*pending));
+        }
+        let state = self.package_state(staged, &log_id)?;
+        let next = state
+            .validate(&envelope)
+            .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+        let mut missing = Vec::new();
+        for entry in &envelope.contents().entries {
+            if let PackageEntry::Release { content, .. } = entry {
+                if self.shared.content.locate(content)?.is_none() && !missing.contains(content) {
+                    missing.push(*content);
+                }
+            }
+        }
+        if state.head().is_none() || !staged.names.contains_key(&log_id) {
+            staged.names.insert(log_id, name.clone());
+            staged.batch.names.push((log_id, name));
+        }
+        if !missing.is_empty() {
+            let since = now_seconds();
+            staged.batch.records.push(stored(
+                log_id,
+                &envelope,
+                RecordState::Sourcing {
+                    missing: missing.clone(),
+                    since,
+                },
+            ));
+            staged.new_sourcing.push((
+                record_id,
+                Sourcing {
+                    log_id,
+                    missing: missing.clone(),
+                    since,
+                    envelope,
+                },
+            ));
+            return Ok(RecordStatus::Sourcing { missing });
+        }
+        let index = self.next_index(staged);
+        staged
+            .batch
+            .records
+            .push(stored(log_id, &envelope, RecordState::Sequenced { index }));
+        staged.leaves.push(LogLeaf { log_id, record_id });
+        staged.states.insert(log_id, next);
+        Ok(RecordStatus::Processing)
+    }
+
+    fn content_arrived(&mut self, staged: &mut Staged, record_id: RecordId, digest: Hash) {
+        let Some(entry) = self.sourcing.get(&record_id) else {
+            return;
+        };
+        if staged.done_sourcing.contains(&record_id) {
+            return;
+        }
+        let mut missing: Vec<Hash> = entry.missing.clone();
+        missing.retain(|d| *d != digest);
+        // Other digests may have arrived meanwhile (several uploads).
+        let mut still = Vec::new();
+        for d in missing {
+            match self.shared.content.locate(&d) {
+                Ok(Some(_)) => {}
+                _ => still.push(d),
+            }
+        }
+        if !still.is_empty() {
+            staged.batch.still_missing.push((record_id, still.clone()));
+            if let Some(e) = self.sourcing.get_mut(&record_id) {
+                e.missing = still;
+            }
+            return;
+        }
+        let log_id = entry.log_id;
+        let envelope = entry.envelope.clone();
+        staged.done_sourcing.push(record_id);
+        let state = match self.package_state(staged, &log_id) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot load package state: {e}");
+                return;
+            }
+        };
+        match state.validate(&envelope) {
+            Ok(next) => {
+                let index = self.next_index(staged);
+                staged.batch.sequenced.push((record_id, index));
+                staged.leaves.push(LogLeaf { log_id, record_id });
+                staged.states.insert(log_id, next);
+            }
+            Err(e) => staged.batch.rejected.push((record_id, e.to_string())),
+        }
+    }
+
+    fn operator_record(
+        &self,
+        state: &OperatorState,
+        entries: Vec<OperatorEntry>,
+    ) -> Envelope<OperatorRecord> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut timestamp = Timestamp::new(
+            i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            i32::try_from(now.subsec_nanos()).unwrap_or(0),
+        );
+        if let Some(head) = state.head() {
+            if head.timestamp > timestamp {
+                timestamp = head.timestamp;
+            }
+        }
+        Envelope::sign(
+            &self.key,
+            OperatorRecord {
+                prev: state.head().map(|h| h.record_id),
+                version: 0,
+                timestamp,
+                entries,
+            },
+        )
+    }
+
+    fn stage_define(
+        &mut self,
+        staged: &mut Staged,
+        namespaces: &[String],
+    ) -> Result<Vec<String>, SubmitError> {
+        let state = staged
+            .operator
+            .clone()
+            .unwrap_or_else(|| self.operator.clone());
+        let mut entries = Vec::new();
+        let mut defined = Vec::new();
+        if state.head().is_none() {
+            entries.push(OperatorEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: self.key.public_key().clone(),
+            });
+        }
+        for ns in namespaces {
+            cairn_protocol::validate_namespace(ns)
+                .map_err(|e| SubmitError::Invalid(format!("namespace `{ns}`: {e}")))?;
+            if state.namespace(ns).is_none() && !defined.contains(ns) {
+                entries.push(OperatorEntry::DefineNamespace {
+                    namespace: ns.clone(),
+                });
+                defined.push(ns.clone());
+            }
+        }
+        if entries.is_empty() {
+            return Ok(defined);
+        }
+        let envelope = self.operator_record(&state, entries);
+        let next = state
+            .validate(&envelope)
+            .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+        let index = self.next_index(staged);
+        let log_id = LogId::operator();
+        staged
+            .batch
+            .records
+            .push(stored(log_id, &envelope, RecordState::Sequenced { index }));
+        staged.leaves.push(LogLeaf {
+            log_id,
+            record_id: envelope.record_id(),
+        });
+        staged.operator = Some(next);
+        Ok(defined)
+    }
+
+    /// Defines namespaces (and initialises the operator log) outside a batch.
+    fn define_namespaces_now(&mut self, namespaces: &[String]) -> Result<Vec<String>, SubmitError> {
+        let mut staged = Staged::default();
+        let defined = self.stage_define(&mut staged, namespaces)?;
+        self.commit(staged)?;
+        Ok(defined)
+    }
+
+    /// Updates the map with the latest record of every log touched since the
+    /// last checkpoint, signs a checkpoint of the whole log and stores it.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        if self.unchecked.is_empty() {
+            return Ok(());
+        }
+        let mut latest: HashMap<LogId, RecordId> = HashMap::with_capacity(self.unchecked.len());
+        for leaf in &self.unchecked {
+            latest.insert(leaf.log_id, leaf.record_id);
+        }
+        let map = self.map.apply(
+            latest
+                .into_iter()
+                .map(|(l, r)| (*l.digest(), MapLeaf { record_id: r }.leaf_hash())),
+        );
+        let (log_root, log_length) = {
+            let view = self.shared.view.read().unwrap_or_else(|e| e.into_inner());
+            (view.log.root(), view.log.len())
+        };
+        let mut timestamp = now_seconds();
+        if let Some((last, _)) = self
+            .shared
+            .view
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .recent
+            .back()
+        {
+            timestamp = timestamp.max(last.contents.timestamp);
+        }
+        let signed = TimestampedCheckpoint {
+            checkpoint: Checkpoint {
+                log_root,
+                log_length,
+                map_root: map.root(),
+            },
+            timestamp,
+        }
+        .sign(&self.key);
+        self.shared.meta.commit(&Batch {
+            checkpoint: Some(signed.clone()),
+            ..Batch::default()
+        })?;
+        self.map = map.clone();
+        self.unchecked.clear();
+        self.first_unchecked = None;
+        let mut view = self.shared.view.write().unwrap_or_else(|e| e.into_inner());
+        view.recent.push_back((signed, map));
+        while view.recent.len() > self.shared.config.recent_checkpoints.max(1) {
+            view.recent.pop_front();
+        }
+        Ok(())
+    }
+}

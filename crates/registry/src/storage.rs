@@ -1,0 +1,180 @@
+//! The storage the engine needs, as traits. `cairn-store` implements them
+//! on SQLite and the filesystem; PostgreSQL and S3 come later behind the
+//! same traits.
+
+use std::path::PathBuf;
+
+use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
+use thiserror::Error;
+
+/// A storage failure. The engine never retries: it reports the failure to the
+/// caller and keeps its in-memory state as it was before the failed commit.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The backend failed (IO, SQL, ...).
+    #[error("storage failed: {0}")]
+    Backend(String),
+    /// Stored data does not parse or does not agree with itself.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A record as stored: its wire parts and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record id (hash of `content_bytes`).
+    pub record_id: RecordId,
+    /// The log it belongs to.
+    pub log_id: LogId,
+    /// The signed protobuf bytes of the record.
+    pub content_bytes: Vec<u8>,
+    /// The signing key id, `sha256:<hex>`.
+    pub key_id: String,
+    /// The signature, `ecdsa-p256:<base64>`.
+    pub signature: String,
+    /// Where the record stands.
+    pub state: RecordState,
+}
+
+/// The life of a record in the registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordState {
+    /// Accepted; waiting for the content it releases.
+    Sourcing {
+        /// Digests not uploaded yet.
+        missing: Vec<Hash>,
+        /// When it was accepted (seconds since the epoch).
+        since: u64,
+    },
+    /// In the registry log at `index` (published once a checkpoint covers it).
+    Sequenced {
+        /// The registry index.
+        index: u64,
+    },
+    /// Refused after it was accepted (content never arrived, or no longer valid).
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the engine reads once at startup.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every leaf of the registry log, in registry order.
+    pub leaves: Vec<LogLeaf>,
+    /// The latest checkpoint.
+    pub checkpoint: Option<SignedCheckpoint>,
+    /// Records still waiting for content.
+    pub sourcing: Vec<StoredRecord>,
+}
+
+/// One atomic write: everything in it becomes durable together, or nothing.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New records.
+    pub records: Vec<StoredRecord>,
+    /// Sourcing records whose content arrived: now in the log at this index.
+    pub sequenced: Vec<(RecordId, u64)>,
+    /// Sourcing records refused, with the reason.
+    pub rejected: Vec<(RecordId, String)>,
+    /// Sourcing records whose missing list shrank.
+    pub still_missing: Vec<(RecordId, Vec<Hash>)>,
+    /// Package names first seen in this batch.
+    pub names: Vec<(LogId, PackageName)>,
+    /// A new checkpoint.
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.sequenced.is_empty()
+            && self.rejected.is_empty()
+            && self.still_missing.is_empty()
+            && self.names.is_empty()
+            && self.checkpoint.is_none()
+    }
+}
+
+/// A request left in the store by an admin command for the running server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRequest {
+    /// Its id.
+    pub id: i64,
+    /// A namespace to define.
+    pub define_namespace: String,
+}
+
+/// Records, logs, checkpoints and indexes.
+pub trait MetaStore: Send + Sync + 'static {
+    /// Everything the engine keeps in memory.
+    fn load(&self) -> Result<Loaded, StoreError>;
+    /// Writes `batch` atomically and durably.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// A record by id.
+    fn record(&self, record_id: &RecordId) -> Result<Option<StoredRecord>, StoreError>;
+    /// Sequenced records of `log_id` with `after < index < before`, oldest
+    /// first, at most `limit`.
+    fn log_records(
+        &self,
+        log_id: &LogId,
+        after: Option<u64>,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRecord)>, StoreError>;
+    /// The checkpoint at `log_length`, if one was made.
+    fn checkpoint(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, StoreError>;
+    /// The names of the given package logs.
+    fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, StoreError>;
+    /// The log leaves at the given registry indexes (`None` when absent).
+    fn leaves_at(&self, indexes: &[u64]) -> Result<Vec<Option<LogLeaf>>, StoreError>;
+    /// Up to `limit` leaves from `start`, in order.
+    fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, StoreError>;
+    /// Admin requests not yet done.
+    fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError>;
+    /// Marks an admin request done, with its outcome.
+    fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError>;
+}
+
+/// Where stored content can be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContentLocation {
+    /// A local file.
+    File {
+        /// Its path.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+}
+
+impl ContentLocation {
+    /// The size in bytes.
+    pub fn size(&self) -> u64 {
+        match self {
+            ContentLocation::File { size, .. } => *size,
+        }
+    }
+}
+
+/// Content addressed by digest. Bytes become visible only through
+/// [`PendingContent::commit`]; an upload dropped before that leaves nothing.
+pub trait ContentStore: Send + Sync + 'static {
+    /// Starts an upload.
+    fn begin(&self) -> Result<Box<dyn PendingContent>, StoreError>;
+    /// Where the content with `digest` is, if stored.
+    fn locate(&self, digest: &Hash) -> Result<Option<ContentLocation>, StoreError>;
+}
+
+/// An upload in progress.
+pub trait PendingContent: Send {
+    /// Appends bytes.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Reads back everything written so far.
+    fn read_back(&mut self) -> Result<Vec<u8>, StoreError>;
+    /// Makes the bytes durable and visible under `digest` (the caller has
+    /// checked the digest).
+    fn commit(self: Box<Self>, digest: &Hash) -> Result<(), StoreError>;
+}

@@ -1,0 +1,132 @@
+//! JSON error bodies. Where the reference client parses an error, the body has
+//! the reference's shape (`status` plus `type`/`id`, or `status` plus
+//! `message`); every body also has a `message` a person can read.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cairn_registry::{QueryError, SubmitError, UploadError};
+use serde_json::{json, Value};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    /// `{"status": N, "message": M}`.
+    pub fn message(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: json!({ "status": status.as_u16(), "message": message.into() }),
+        }
+    }
+
+    /// `{"status": N, "type": T, "id": I, "message": M}`.
+    pub fn entity(status: StatusCode, ty: &str, id: Value, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: json!({
+                "status": status.as_u16(),
+                "type": ty,
+                "id": id,
+                "message": message.into(),
+            }),
+        }
+    }
+
+    /// 400 with a message.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::message(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), body = %self.body, "request failed");
+        }
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            QueryError::CheckpointNotFound(len) => {
+                ApiError::entity(StatusCode::NOT_FOUND, "logLength", json!(len), message)
+            }
+            QueryError::LeafNotFound(index) => {
+                ApiError::entity(StatusCode::NOT_FOUND, "leaf", json!(index), message)
+            }
+            QueryError::LogNotFound(id) => {
+                ApiError::entity(StatusCode::NOT_FOUND, "log", json!(id.to_string()), message)
+            }
+            QueryError::RecordNotFound(id) => ApiError::entity(
+                StatusCode::NOT_FOUND,
+                "record",
+                json!(id.to_string()),
+                message,
+            ),
+            QueryError::BadRequest(_) => ApiError::bad_request(message),
+            QueryError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            SubmitError::NamespaceNotDefined(ns) => {
+                ApiError::entity(StatusCode::NOT_FOUND, "namespace", json!(ns), message)
+            }
+            SubmitError::NamespaceImported(ns) => {
+                ApiError::entity(StatusCode::CONFLICT, "namespaceImport", json!(ns), message)
+            }
+            SubmitError::ConflictPending(id) => ApiError::entity(
+                StatusCode::CONFLICT,
+                "record",
+                json!(id.to_string()),
+                message,
+            ),
+            SubmitError::LogIdMismatch { .. } => ApiError::bad_request(message),
+            SubmitError::Invalid(_) => ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message),
+            SubmitError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
+            SubmitError::Stopped => ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            UploadError::RecordNotFound(id) => ApiError::entity(
+                StatusCode::NOT_FOUND,
+                "record",
+                json!(id.to_string()),
+                message,
+            ),
+            UploadError::NotSourcing(_) => {
+                ApiError::message(StatusCode::METHOD_NOT_ALLOWED, message)
+            }
+            UploadError::NotMissing { .. } => ApiError::message(StatusCode::CONFLICT, message),
+            UploadError::TooLarge { .. } => {
+                ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, message)
+            }
+            UploadError::DigestMismatch { .. } | UploadError::NotWasm(_) => {
+                ApiError::bad_request(message)
+            }
+            UploadError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}

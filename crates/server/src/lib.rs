@@ -1,0 +1,92 @@
+//! Cairn's HTTP server: the Warg v1 API and discovery over the engine.
+//! Handlers parse, call [`Registry`], and shape answers; the protocol's
+//! rules live in the engine and the protocol crate.
+
+mod error;
+mod warg;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+use cairn_registry::Registry;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    registry: Arc<Registry>,
+    public_url: Option<String>,
+    listen: String,
+}
+
+/// Server options.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// The URL clients reach the server at (for content download URLs and
+    /// discovery); by default `http://<Host header>`.
+    pub public_url: Option<String>,
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::message(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}", uri.path()),
+    )
+}
+
+/// The router of every endpoint.
+pub fn router(registry: Arc<Registry>, options: ServerOptions, listen: String) -> Router {
+    let state = AppState {
+        registry,
+        public_url: options.public_url,
+        listen,
+    };
+    Router::new()
+        .route("/v1/fetch/checkpoint", get(warg::fetch_checkpoint))
+        .route("/v1/fetch/logs", post(warg::fetch_logs))
+        .route("/v1/fetch/names", post(warg::fetch_names))
+        .route("/v1/package/{log_id}/record", post(warg::publish_record))
+        .route(
+            "/v1/package/{log_id}/record/{record_id}",
+            get(warg::get_record),
+        )
+        .route(
+            "/v1/package/{log_id}/record/{record_id}/content/{digest}",
+            post(warg::upload_content),
+        )
+        .route("/v1/content/{digest}", get(warg::content_sources))
+        .route("/content/{name}", get(warg::download_content))
+        .route("/v1/proof/consistency", post(warg::prove_consistency))
+        .route("/v1/proof/inclusion", post(warg::prove_inclusion))
+        .route("/v1/verify/checkpoint", post(warg::verify_checkpoint))
+        .route("/v1/ledger", get(warg::ledger_sources))
+        .route("/v1/ledger/records/{start}", get(warg::ledger_records))
+        .route("/.well-known/wasm-pkg/registry.json", get(warg::well_known))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::message(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {method} is not allowed on {}", uri.path()),
+            )
+        })
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listen = listener.local_addr()?.to_string();
+    let app = router(registry, options, listen);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

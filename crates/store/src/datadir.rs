@@ -1,0 +1,136 @@
+//! The data directory of the embedded default: the SQLite database, the
+//! content files, the operator key and a lock held by the running server.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_protocol::PrivateKey;
+use cairn_registry::StoreError;
+
+use crate::{FsContentStore, SqliteStore};
+
+/// Paths inside a data directory.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// The lock a server holds on its data directory while it runs.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Where the operator key came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// Read from the key file.
+    File,
+    /// Created now and written to the key file.
+    Created,
+    /// Given by the caller (environment).
+    Given,
+}
+
+fn io(what: String, e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("{what}: {e}"))
+}
+
+impl DataDir {
+    /// A data directory at `root` (created if missing).
+    pub fn create(root: &Path) -> Result<DataDir, StoreError> {
+        fs::create_dir_all(root).map_err(|e| {
+            io(
+                format!("cannot create data directory {}", root.display()),
+                e,
+            )
+        })?;
+        Ok(DataDir {
+            root: root.to_owned(),
+        })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The SQLite database file.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("cairn.sqlite3")
+    }
+
+    /// The operator key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.root.join("operator.key")
+    }
+
+    /// Takes the directory's lock; `Ok(None)` when another process holds it.
+    pub fn try_lock(&self) -> Result<Option<DirLock>, StoreError> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(format!("cannot open {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DirLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(io(format!("cannot lock {}", path.display()), e))
+            }
+        }
+    }
+
+    /// The operator key: `given` if set; else the key file; else a new key,
+    /// written to the key file with mode 0600.
+    pub fn operator_key(&self, given: Option<&str>) -> Result<(PrivateKey, KeySource), StoreError> {
+        if let Some(text) = given {
+            let key = PrivateKey::decode(text.trim()).map_err(|e| {
+                StoreError::Backend(format!("the operator key given is invalid: {e}"))
+            })?;
+            return Ok((key, KeySource::Given));
+        }
+        let path = self.key_file();
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = PrivateKey::decode(text.trim()).map_err(|e| {
+                    StoreError::Corrupt(format!("operator key file {}: {e}", path.display()))
+                })?;
+                Ok((key, KeySource::File))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = PrivateKey::generate();
+                write_private(&path, &key.encode())?;
+                Ok((key, KeySource::Created))
+            }
+            Err(e) => Err(io(format!("cannot read {}", path.display()), e)),
+        }
+    }
+
+    /// Opens the metadata and content stores.
+    pub fn open_stores(&self) -> Result<(Arc<SqliteStore>, Arc<FsContentStore>), StoreError> {
+        let meta = SqliteStore::open(&self.database())?;
+        let content = FsContentStore::open(&self.root.join("content"))?;
+        Ok((Arc::new(meta), Arc::new(content)))
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| io(format!("cannot create {}", path.display()), e))?;
+    file.write_all(format!("{text}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io(format!("cannot write {}", path.display()), e))
+}

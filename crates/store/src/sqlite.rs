@@ -1,0 +1,611 @@
+//! The metadata store on SQLite in WAL mode. One connection writes (the
+//! engine has one writer); a small pool of connections reads.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use cairn_protocol::{
+    Checkpoint, Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint,
+    TimestampedCheckpoint,
+};
+use cairn_registry::{
+    AdminRequest, Batch, Loaded, MetaStore, RecordState, StoreError, StoredRecord,
+};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    record_id BLOB PRIMARY KEY,
+    log_id BLOB NOT NULL,
+    content_bytes BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    registry_index INTEGER UNIQUE,
+    missing TEXT,
+    since INTEGER,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS records_by_log ON records (log_id, registry_index);
+CREATE INDEX IF NOT EXISTS records_sourcing ON records (state) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS leaves (
+    idx INTEGER PRIMARY KEY,
+    log_id BLOB NOT NULL,
+    record_id BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS packages (
+    log_id BLOB PRIMARY KEY,
+    name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    log_length INTEGER PRIMARY KEY,
+    log_root BLOB NOT NULL,
+    map_root BLOB NOT NULL,
+    timestamp INTEGER NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS admin_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    define_namespace TEXT NOT NULL,
+    outcome TEXT
+);
+";
+
+const SOURCING: i64 = 0;
+const SEQUENCED: i64 = 1;
+const REJECTED: i64 = 2;
+const READERS: usize = 4;
+
+/// SQLite metadata store.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+fn hash_from(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
+    Hash::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+fn index_of(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative index {v}")))
+}
+
+fn sql_index(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    // FULL: a commit is on disk (WAL fsynced) before it returns, so an
+    // acknowledged publish survives power loss, not only a killed process.
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let writer = open_connection(path)?;
+        writer.execute_batch(SCHEMA).map_err(backend)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(open_connection(path)?);
+        }
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Leaves an admin request for the running server (used by
+    /// `cairn namespace define` while the server holds the data directory).
+    pub fn request_define_namespace(&self, namespace: &str) -> Result<i64, StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute(
+            "INSERT INTO admin_requests (define_namespace) VALUES (?1)",
+            params![namespace],
+        )
+        .map_err(backend)?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// The outcome of an admin request, once done.
+    pub fn admin_outcome(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT outcome FROM admin_requests WHERE id = ?1",
+                params![id],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(|o| o.flatten())
+            .map_err(backend)
+        })
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        record_id: row.get(0)?,
+        log_id: row.get(1)?,
+        content_bytes: row.get(2)?,
+        key_id: row.get(3)?,
+        signature: row.get(4)?,
+        state: row.get(5)?,
+        registry_index: row.get(6)?,
+        missing: row.get(7)?,
+        since: row.get(8)?,
+        reason: row.get(9)?,
+    })
+}
+
+const RECORD_COLUMNS: &str = "record_id, log_id, content_bytes, key_id, signature, state, registry_index, missing, since, reason";
+
+struct RawRecord {
+    record_id: Vec<u8>,
+    log_id: Vec<u8>,
+    content_bytes: Vec<u8>,
+    key_id: String,
+    signature: String,
+    state: i64,
+    registry_index: Option<i64>,
+    missing: Option<String>,
+    since: Option<i64>,
+    reason: Option<String>,
+}
+
+impl RawRecord {
+    fn into_stored(self) -> Result<StoredRecord, StoreError> {
+        let state = match self.state {
+            SOURCING => RecordState::Sourcing {
+                missing: self
+                    .missing
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(|d| {
+                        d.parse()
+                            .map_err(|_| StoreError::Corrupt(format!("bad digest `{d}`")))
+                    })
+                    .collect::<Result<_, _>>()?,
+                since: self.since.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            },
+            SEQUENCED => RecordState::Sequenced {
+                index: index_of(self.registry_index.ok_or_else(|| {
+                    StoreError::Corrupt("sequenced record without index".into())
+                })?)?,
+            },
+            REJECTED => RecordState::Rejected {
+                reason: self.reason.unwrap_or_default(),
+            },
+            other => return Err(StoreError::Corrupt(format!("unknown record state {other}"))),
+        };
+        Ok(StoredRecord {
+            record_id: RecordId::from(hash_from(&self.record_id, "record id")?),
+            log_id: LogId::from(hash_from(&self.log_id, "log id")?),
+            content_bytes: self.content_bytes,
+            key_id: self.key_id,
+            signature: self.signature,
+            state,
+        })
+    }
+}
+
+fn missing_text(missing: &[Hash]) -> String {
+    missing
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn checkpoint_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, Vec<u8>, Vec<u8>, i64, String, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn to_checkpoint(
+    (len, log_root, map_root, ts, key_id, signature): (i64, Vec<u8>, Vec<u8>, i64, String, String),
+) -> Result<SignedCheckpoint, StoreError> {
+    Ok(SignedCheckpoint {
+        contents: TimestampedCheckpoint {
+            checkpoint: Checkpoint {
+                log_root: hash_from(&log_root, "log root")?,
+                log_length: index_of(len)?,
+                map_root: hash_from(&map_root, "map root")?,
+            },
+            timestamp: index_of(ts)?,
+        },
+        key_id: key_id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("bad key id `{key_id}`")))?,
+        signature: signature
+            .parse()
+            .map_err(|_| StoreError::Corrupt("bad checkpoint signature".into()))?,
+    })
+}
+
+impl MetaStore for SqliteStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        self.read(|conn| {
+            let mut loaded = Loaded::default();
+            let mut stmt = conn
+                .prepare("SELECT idx, log_id, record_id FROM leaves ORDER BY idx")
+                .map_err(backend)?;
+            let mut rows = stmt.query([]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let idx: i64 = row.get(0).map_err(backend)?;
+                if index_of(idx)? != loaded.leaves.len() as u64 {
+                    return Err(StoreError::Corrupt(format!("log leaf {idx} out of order")));
+                }
+                let log_id: Vec<u8> = row.get(1).map_err(backend)?;
+                let record_id: Vec<u8> = row.get(2).map_err(backend)?;
+                loaded.leaves.push(LogLeaf {
+                    log_id: LogId::from(hash_from(&log_id, "log id")?),
+                    record_id: RecordId::from(hash_from(&record_id, "record id")?),
+                });
+            }
+            loaded.checkpoint = conn
+                .query_row(
+                    "SELECT log_length, log_root, map_root, timestamp, key_id, signature
+                     FROM checkpoints ORDER BY log_length DESC LIMIT 1",
+                    [],
+                    checkpoint_from_row,
+                )
+                .optional()
+                .map_err(backend)?
+                .map(to_checkpoint)
+                .transpose()?;
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records WHERE state = 0"
+                ))
+                .map_err(backend)?;
+            let raws = stmt
+                .query_map([], record_from_row)
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            for raw in raws {
+                loaded.sourcing.push(raw.into_stored()?);
+            }
+            Ok(loaded)
+        })
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO records ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ))
+                .map_err(backend)?;
+            let mut leaf = tx
+                .prepare_cached("INSERT INTO leaves (idx, log_id, record_id) VALUES (?1, ?2, ?3)")
+                .map_err(backend)?;
+            for r in &batch.records {
+                let (state, index, missing, since, reason) = match &r.state {
+                    RecordState::Sourcing { missing, since } => (
+                        SOURCING,
+                        None,
+                        Some(missing_text(missing)),
+                        Some(sql_index(*since)),
+                        None,
+                    ),
+                    RecordState::Sequenced { index } => {
+                        (SEQUENCED, Some(sql_index(*index)), None, None, None)
+                    }
+                    RecordState::Rejected { reason } => {
+                        (REJECTED, None, None, None, Some(reason.as_str()))
+                    }
+                };
+                insert
+                    .execute(params![
+                        r.record_id.digest().as_bytes().as_slice(),
+                        r.log_id.digest().as_bytes().as_slice(),
+                        r.content_bytes,
+                        r.key_id,
+                        r.signature,
+                        state,
+                        index,
+                        missing,
+                        since,
+                        reason
+                    ])
+                    .map_err(backend)?;
+                if let Some(index) = index {
+                    leaf.execute(params![
+                        index,
+                        r.log_id.digest().as_bytes().as_slice(),
+                        r.record_id.digest().as_bytes().as_slice()
+                    ])
+                    .map_err(backend)?;
+                }
+            }
+            let mut sequence = tx
+                .prepare_cached(
+                    "UPDATE records SET state = 1, registry_index = ?2, missing = NULL
+                     WHERE record_id = ?1 AND state = 0 RETURNING log_id",
+                )
+                .map_err(backend)?;
+            for (record_id, index) in &batch.sequenced {
+                let log_id: Vec<u8> = sequence
+                    .query_row(
+                        params![record_id.digest().as_bytes().as_slice(), sql_index(*index)],
+                        |row| row.get(0),
+                    )
+                    .map_err(backend)?;
+                leaf.execute(params![
+                    sql_index(*index),
+                    log_id,
+                    record_id.digest().as_bytes().as_slice()
+                ])
+                .map_err(backend)?;
+            }
+            let mut reject = tx
+                .prepare_cached(
+                    "UPDATE records SET state = 2, reason = ?2, missing = NULL WHERE record_id = ?1",
+                )
+                .map_err(backend)?;
+            for (record_id, reason) in &batch.rejected {
+                reject
+                    .execute(params![record_id.digest().as_bytes().as_slice(), reason])
+                    .map_err(backend)?;
+            }
+            let mut still = tx
+                .prepare_cached("UPDATE records SET missing = ?2 WHERE record_id = ?1")
+                .map_err(backend)?;
+            for (record_id, missing) in &batch.still_missing {
+                still
+                    .execute(params![
+                        record_id.digest().as_bytes().as_slice(),
+                        missing_text(missing)
+                    ])
+                    .map_err(backend)?;
+            }
+            let mut name = tx
+                .prepare_cached("INSERT OR IGNORE INTO packages (log_id, name) VALUES (?1, ?2)")
+                .map_err(backend)?;
+            for (log_id, package) in &batch.names {
+                name.execute(params![
+                    log_id.digest().as_bytes().as_slice(),
+                    package.as_str()
+                ])
+                .map_err(backend)?;
+            }
+            if let Some(cp) = &batch.checkpoint {
+                let c = &cp.contents;
+                tx.execute(
+                    "INSERT INTO checkpoints (log_length, log_root, map_root, timestamp, key_id, signature)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        sql_index(c.checkpoint.log_length),
+                        c.checkpoint.log_root.as_bytes().as_slice(),
+                        c.checkpoint.map_root.as_bytes().as_slice(),
+                        sql_index(c.timestamp),
+                        cp.key_id.to_string(),
+                        cp.signature.to_string()
+                    ],
+                )
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn record(&self, record_id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                &format!("SELECT {RECORD_COLUMNS} FROM records WHERE record_id = ?1"),
+                params![record_id.digest().as_bytes().as_slice()],
+                record_from_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(RawRecord::into_stored)
+            .transpose()
+        })
+    }
+
+    fn log_records(
+        &self,
+        log_id: &LogId,
+        after: Option<u64>,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records
+                     WHERE log_id = ?1 AND registry_index > ?2 AND registry_index < ?3
+                     ORDER BY registry_index LIMIT ?4"
+                ))
+                .map_err(backend)?;
+            let after = after.map(sql_index).unwrap_or(-1);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let raws = stmt
+                .query_map(
+                    params![
+                        log_id.digest().as_bytes().as_slice(),
+                        after,
+                        sql_index(before),
+                        limit
+                    ],
+                    record_from_row,
+                )
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            raws.into_iter()
+                .map(|raw| {
+                    let stored = raw.into_stored()?;
+                    match stored.state {
+                        RecordState::Sequenced { index } => Ok((index, stored)),
+                        _ => Err(StoreError::Corrupt("indexed record not sequenced".into())),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn checkpoint(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT log_length, log_root, map_root, timestamp, key_id, signature
+                 FROM checkpoints WHERE log_length = ?1",
+                params![sql_index(log_length)],
+                checkpoint_from_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(to_checkpoint)
+            .transpose()
+        })
+    }
+
+    fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT name FROM packages WHERE log_id = ?1")
+                .map_err(backend)?;
+            log_ids
+                .iter()
+                .map(|id| {
+                    let name: Option<String> = stmt
+                        .query_row(params![id.digest().as_bytes().as_slice()], |r| r.get(0))
+                        .optional()
+                        .map_err(backend)?;
+                    name.map(|n| {
+                        PackageName::new(n)
+                            .map_err(|e| StoreError::Corrupt(format!("stored package name: {e}")))
+                    })
+                    .transpose()
+                })
+                .collect()
+        })
+    }
+
+    fn leaves_at(&self, indexes: &[u64]) -> Result<Vec<Option<LogLeaf>>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT log_id, record_id FROM leaves WHERE idx = ?1")
+                .map_err(backend)?;
+            indexes
+                .iter()
+                .map(|i| {
+                    let row: Option<(Vec<u8>, Vec<u8>)> = stmt
+                        .query_row(params![sql_index(*i)], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                        .map_err(backend)?;
+                    row.map(|(l, r)| {
+                        Ok(LogLeaf {
+                            log_id: LogId::from(hash_from(&l, "log id")?),
+                            record_id: RecordId::from(hash_from(&r, "record id")?),
+                        })
+                    })
+                    .transpose()
+                })
+                .collect()
+        })
+    }
+
+    fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT log_id, record_id FROM leaves WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![sql_index(start), i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows.into_iter()
+                .map(|(l, r)| {
+                    Ok(LogLeaf {
+                        log_id: LogId::from(hash_from(&l, "log id")?),
+                        record_id: RecordId::from(hash_from(&r, "record id")?),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, define_namespace FROM admin_requests WHERE outcome IS NULL ORDER BY id",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(AdminRequest {
+                        id: r.get(0)?,
+                        define_namespace: r.get(1)?,
+                    })
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend);
+            rows
+        })
+    }
+
+    fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute(
+            "UPDATE admin_requests SET outcome = ?2 WHERE id = ?1",
+            params![id, outcome],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
