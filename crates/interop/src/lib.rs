@@ -1,7 +1,10 @@
 //! Shared fixtures of the differential tests (`tests/`) and the benchmark
 //! (`benches/core.rs`) that compare Cairn with the reference Warg crates:
 //! the signing keys both sides use, and conversions of hashes between the
-//! two. Nothing outside this crate links the reference crates.
+//! two; and an in-process Cairn server ([`server::TestServer`]). Nothing
+//! outside this crate links the reference crates.
+
+pub mod server;
 
 use cairn_protocol::{Hash, PrivateKey};
 use warg_crypto::hash::{AnyHash, HashAlgorithm, Sha256};

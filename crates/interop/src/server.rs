@@ -1,0 +1,114 @@
+//! A Cairn server on the embedded default storage, in-process on a random
+//! 127.0.0.1 port, for tests that drive it with real clients.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use cairn_registry::{Config, Registry};
+use cairn_server::ServerOptions;
+use cairn_store::{DataDir, DirLock};
+use tokio::sync::oneshot;
+
+/// A running server. Stop it with [`TestServer::stop`] (also on drop).
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The engine.
+    pub registry: Arc<Registry>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _lock: Option<DirLock>,
+}
+
+impl TestServer {
+    /// Starts on `data_dir` with `namespaces` defined, on a random port.
+    pub fn start(data_dir: &Path, namespaces: &[&str]) -> TestServer {
+        TestServer::start_with(data_dir, namespaces, Config::default(), None)
+    }
+
+    /// Starts with an engine configuration, on `addr` if given (to restart on
+    /// the same port) or a random 127.0.0.1 port.
+    pub fn start_with(
+        data_dir: &Path,
+        namespaces: &[&str],
+        config: Config,
+        addr: Option<SocketAddr>,
+    ) -> TestServer {
+        let dir = DataDir::create(data_dir).expect("data directory");
+        let lock = dir
+            .try_lock()
+            .expect("lock")
+            .expect("data directory is free");
+        let (key, _) = dir.operator_key(None).expect("operator key");
+        let (meta, content) = dir.open_stores().expect("stores");
+        let namespaces: Vec<String> = namespaces.iter().map(|n| n.to_string()).collect();
+        let registry =
+            Registry::open(meta, content, key, &namespaces, config).expect("open registry");
+        let std_listener = std::net::TcpListener::bind(
+            addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("address")),
+        )
+        .expect("bind 127.0.0.1");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("local address");
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server_registry = registry.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                let shutdown = async move {
+                    let _ = stop_rx.await;
+                };
+                cairn_server::serve(
+                    listener,
+                    server_registry,
+                    ServerOptions::default(),
+                    shutdown,
+                )
+                .await
+                .expect("serve");
+            });
+        });
+        TestServer {
+            url: format!("http://{addr}"),
+            addr,
+            data_dir: data_dir.to_owned(),
+            registry,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _lock: Some(lock),
+        }
+    }
+
+    /// Stops serving and shuts the engine down (a final checkpoint is made).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.registry.shutdown();
+        self._lock.take();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
