@@ -1,0 +1,315 @@
+//! The engine over the SQLite and file stores: restarts, timeouts, admin
+//! requests, corruption and partial uploads.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_protocol::package::{PackageEntry, PackageRecord};
+use cairn_protocol::{
+    Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, RecordId, Timestamp,
+};
+use cairn_registry::{Config, OpenError, RecordStatus, Registry, StoreError, SubmitError};
+use cairn_store::{DataDir, SqliteStore};
+
+const WASM: &[u8] = b"\0asm\x01\0\0\0";
+
+fn open(dir: &Path, config: Config) -> Result<Arc<Registry>, OpenError> {
+    let data = DataDir::create(dir).expect("data dir");
+    let (key, _) = data.operator_key(None).expect("key");
+    let (meta, content) = data.open_stores().expect("stores");
+    Registry::open(meta, content, key, &["example".to_owned()], config)
+}
+
+fn submit(
+    registry: &Registry,
+    name: &PackageName,
+    envelope: Envelope<PackageRecord>,
+) -> Result<RecordStatus, SubmitError> {
+    let (tx, rx) = mpsc::channel();
+    registry.submit(name.clone(), LogId::package(name), envelope, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.recv().expect("reply")
+}
+
+fn record(
+    key: &PrivateKey,
+    prev: Option<RecordId>,
+    seconds: i64,
+    entries: Vec<PackageEntry>,
+) -> Envelope<PackageRecord> {
+    Envelope::sign(
+        key,
+        PackageRecord {
+            prev,
+            version: 0,
+            timestamp: Timestamp::new(seconds, 0),
+            entries,
+        },
+    )
+}
+
+fn wait_for(
+    registry: &Registry,
+    name: &PackageName,
+    id: &RecordId,
+    done: impl Fn(&RecordStatus) -> bool,
+) -> RecordStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = registry
+            .record_status(&LogId::package(name), id)
+            .expect("status");
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "still {status:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn upload(registry: &Registry, name: &PackageName, id: &RecordId, bytes: &[u8]) {
+    let digest = Hash::of(bytes);
+    let mut upload = registry
+        .begin_upload(&LogId::package(name), id, &digest)
+        .expect("begin upload");
+    upload.write(bytes).expect("write");
+    registry.finish_upload(upload).expect("finish upload");
+}
+
+/// Init, then a release whose content arrives; both published.
+fn publish_two(registry: &Registry, key: &PrivateKey, name: &PackageName) -> (RecordId, RecordId) {
+    let init = record(
+        key,
+        None,
+        1,
+        vec![PackageEntry::Init {
+            hash_algorithm: HashAlgorithm::Sha256,
+            key: key.public_key().clone(),
+        }],
+    );
+    let init_id = init.record_id();
+    assert_eq!(submit(registry, name, init).expect("init"), RecordStatus::Processing);
+    let release = record(
+        key,
+        Some(init_id),
+        2,
+        vec![PackageEntry::Release {
+            version: "1.0.0".parse().expect("version"),
+            content: Hash::of(WASM),
+        }],
+    );
+    let release_id = release.record_id();
+    match submit(registry, name, release).expect("release") {
+        RecordStatus::Sourcing { missing } => assert_eq!(missing, vec![Hash::of(WASM)]),
+        other => panic!("expected sourcing, got {other:?}"),
+    }
+    upload(registry, name, &release_id, WASM);
+    wait_for(registry, name, &release_id, |s| {
+        matches!(s, RecordStatus::Published { .. })
+    });
+    (init_id, release_id)
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let name: PackageName = "example:one".parse().expect("name");
+    let registry = open(dir.path(), Config::default()).expect("open");
+    let (init_id, release_id) = publish_two(&registry, &key, &name);
+    let checkpoint = registry.latest_checkpoint().expect("checkpoint");
+    assert_eq!(checkpoint.contents.checkpoint.log_length, 3);
+    registry.shutdown();
+    drop(registry);
+
+    let registry = open(dir.path(), Config::default()).expect("reopen");
+    assert_eq!(registry.latest_checkpoint(), Some(checkpoint));
+    for id in [init_id, release_id] {
+        assert!(matches!(
+            registry.record_status(&LogId::package(&name), &id).expect("status"),
+            RecordStatus::Published { .. }
+        ));
+    }
+    // The package state is rebuilt from storage: the version is taken.
+    let again = record(
+        &key,
+        Some(release_id),
+        3,
+        vec![PackageEntry::Release {
+            version: "1.0.0".parse().expect("version"),
+            content: Hash::of(WASM),
+        }],
+    );
+    let error = submit(&registry, &name, again).expect_err("reused version");
+    assert!(error.to_string().contains("already released"), "{error}");
+    // And the chain continues.
+    let next = record(
+        &key,
+        Some(release_id),
+        3,
+        vec![PackageEntry::Yank {
+            version: "1.0.0".parse().expect("version"),
+        }],
+    );
+    let next_id = next.record_id();
+    submit(&registry, &name, next).expect("yank");
+    wait_for(&registry, &name, &next_id, |s| {
+        matches!(s, RecordStatus::Published { index: 3 })
+    });
+    // Inclusion and consistency proofs across the restart.
+    let length = registry.log_length();
+    registry.prove_inclusion(length, &[0, 1, 2, 3]).expect("inclusion");
+    registry.prove_consistency(3, length).expect("consistency");
+}
+
+#[test]
+fn content_that_never_arrives_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let name: PackageName = "example:late".parse().expect("name");
+    let config = Config {
+        content_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let registry = open(dir.path(), config).expect("open");
+    let init = record(
+        &key,
+        None,
+        1,
+        vec![
+            PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: key.public_key().clone(),
+            },
+            PackageEntry::Release {
+                version: "1.0.0".parse().expect("version"),
+                content: Hash::of(b"never uploaded"),
+            },
+        ],
+    );
+    let id = init.record_id();
+    assert!(matches!(
+        submit(&registry, &name, init).expect("accepted"),
+        RecordStatus::Sourcing { .. }
+    ));
+    let status = wait_for(&registry, &name, &id, |s| {
+        matches!(s, RecordStatus::Rejected { .. })
+    });
+    let RecordStatus::Rejected { reason } = status else {
+        unreachable!()
+    };
+    assert!(reason.contains("was not uploaded within 1 seconds"), "{reason}");
+    // Nothing of it entered the log.
+    assert_eq!(registry.log_length(), 1);
+}
+
+#[test]
+fn a_partial_upload_never_becomes_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let name: PackageName = "example:partial".parse().expect("name");
+    let registry = open(dir.path(), Config::default()).expect("open");
+    let init = record(
+        &key,
+        None,
+        1,
+        vec![
+            PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: key.public_key().clone(),
+            },
+            PackageEntry::Release {
+                version: "1.0.0".parse().expect("version"),
+                content: Hash::of(WASM),
+            },
+        ],
+    );
+    let id = init.record_id();
+    submit(&registry, &name, init).expect("accepted");
+    let mut partial = registry
+        .begin_upload(&LogId::package(&name), &id, &Hash::of(WASM))
+        .expect("begin");
+    partial.write(&WASM[..4]).expect("write");
+    drop(partial);
+    assert_eq!(registry.content(&Hash::of(WASM)).expect("content"), None);
+    let tmp = std::fs::read_dir(dir.path().join("content/tmp")).expect("tmp dir");
+    assert_eq!(tmp.count(), 0, "upload leftovers");
+    // A complete upload then publishes.
+    upload(&registry, &name, &id, WASM);
+    wait_for(&registry, &name, &id, |s| {
+        matches!(s, RecordStatus::Published { .. })
+    });
+}
+
+#[test]
+fn a_tampered_log_is_refused_at_startup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let name: PackageName = "example:tamper".parse().expect("name");
+    let registry = open(dir.path(), Config::default()).expect("open");
+    publish_two(&registry, &key, &name);
+    registry.shutdown();
+    drop(registry);
+    let conn = rusqlite::Connection::open(dir.path().join("cairn.sqlite3")).expect("sqlite");
+    conn.execute(
+        "UPDATE leaves SET record_id = ?1 WHERE idx = 1",
+        [Hash::of(b"forged").as_bytes().as_slice()],
+    )
+    .expect("tamper");
+    drop(conn);
+    match open(dir.path(), Config::default()) {
+        Err(OpenError::Store(StoreError::Corrupt(message))) => {
+            assert!(message.contains("does not reproduce"), "{message}")
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a tampered log was accepted"),
+    }
+}
+
+#[test]
+fn another_operator_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = open(dir.path(), Config::default()).expect("open");
+    registry.shutdown();
+    drop(registry);
+    let data = DataDir::create(dir.path()).expect("data dir");
+    let (meta, content) = data.open_stores().expect("stores");
+    let other = PrivateKey::generate();
+    match Registry::open(meta, content, other, &[], Config::default()) {
+        Err(OpenError::WrongOperatorKey { .. }) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("another key was accepted"),
+    }
+}
+
+#[test]
+fn a_running_registry_defines_requested_namespaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = open(dir.path(), Config::default()).expect("open");
+    let store = SqliteStore::open(&dir.path().join("cairn.sqlite3")).expect("store");
+    let id = store.request_define_namespace("late").expect("request");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let outcome = loop {
+        if let Some(outcome) = store.admin_outcome(id).expect("outcome") {
+            break outcome;
+        }
+        assert!(Instant::now() < deadline, "request not picked up");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(outcome, "defined");
+    let key = PrivateKey::generate();
+    let name: PackageName = "late:pkg".parse().expect("name");
+    let init = record(
+        &key,
+        None,
+        1,
+        vec![PackageEntry::Init {
+            hash_algorithm: HashAlgorithm::Sha256,
+            key: key.public_key().clone(),
+        }],
+    );
+    submit(&registry, &name, init).expect("namespace now defined");
+}
