@@ -195,6 +195,7 @@ enum Command {
         reply: Reply<Result<Vec<String>, SubmitError>>,
     },
     ContentArrived {
+        log_id: LogId,
         record_id: RecordId,
         digest: Hash,
     },
@@ -334,9 +335,8 @@ impl Registry {
             if let RecordState::Sourcing { missing, since } = &rec.state {
                 let envelope = decode_stored::<PackageRecord>(&rec)?;
                 sourcing.insert(
-                    rec.record_id,
+                    (rec.log_id, rec.record_id),
                     Sourcing {
-                        log_id: rec.log_id,
                         missing: missing.clone(),
                         since: *since,
                         envelope,
@@ -486,8 +486,7 @@ impl Registry {
         let record = self
             .shared
             .meta
-            .record(record_id)?
-            .filter(|r| r.log_id == *log_id)
+            .record(log_id, record_id)?
             .ok_or(QueryError::RecordNotFound(*record_id))?;
         Ok(match record.state {
             RecordState::Sourcing { missing, .. } => RecordStatus::Sourcing { missing },
@@ -636,8 +635,7 @@ impl Registry {
         let record = self
             .shared
             .meta
-            .record(record_id)?
-            .filter(|r| r.log_id == *log_id)
+            .record(log_id, record_id)?
             .ok_or(UploadError::RecordNotFound(*record_id))?;
         let RecordState::Sourcing { missing, .. } = record.state else {
             return Err(UploadError::NotSourcing(*record_id));
@@ -649,6 +647,7 @@ impl Registry {
             });
         }
         Ok(Upload {
+            log_id: *log_id,
             record_id: *record_id,
             expected: *digest,
             limit: self.shared.config.max_content_bytes,
@@ -660,9 +659,13 @@ impl Registry {
 
     /// Checks and stores an upload, then tells the sequencer. Blocking.
     pub fn finish_upload(&self, upload: Upload) -> Result<Hash, UploadError> {
-        let record_id = upload.record_id;
+        let (log_id, record_id) = (upload.log_id, upload.record_id);
         let digest = upload.check_and_commit()?;
-        let _ = self.send(Command::ContentArrived { record_id, digest });
+        let _ = self.send(Command::ContentArrived {
+            log_id,
+            record_id,
+            digest,
+        });
         Ok(digest)
     }
 
@@ -718,7 +721,6 @@ fn stored<R: cairn_protocol::Record>(
 }
 
 struct Sourcing {
-    log_id: LogId,
     missing: Vec<Hash>,
     since: u64,
     envelope: Envelope<PackageRecord>,
@@ -733,7 +735,7 @@ struct Writer {
     unchecked: Vec<LogLeaf>,
     first_unchecked: Option<Instant>,
     operator: OperatorState,
-    sourcing: HashMap<RecordId, Sourcing>,
+    sourcing: HashMap<(LogId, RecordId), Sourcing>,
 }
 
 /// Changes of one batch, applied to the writer only after the commit.
@@ -743,8 +745,8 @@ struct Staged {
     states: HashMap<LogId, PackageState>,
     leaves: Vec<LogLeaf>,
     operator: Option<OperatorState>,
-    new_sourcing: Vec<(RecordId, Sourcing)>,
-    done_sourcing: Vec<RecordId>,
+    new_sourcing: Vec<((LogId, RecordId), Sourcing)>,
+    done_sourcing: Vec<(LogId, RecordId)>,
     names: HashMap<LogId, PackageName>,
 }
 
@@ -828,7 +830,7 @@ impl Writer {
     fn housekeeping(&mut self) {
         let timeout = self.shared.config.content_timeout.as_secs();
         let now = now_seconds();
-        let expired: Vec<RecordId> = self
+        let expired: Vec<(LogId, RecordId)> = self
             .sourcing
             .iter()
             .filter(|(_, s)| now.saturating_sub(s.since) >= timeout)
@@ -840,7 +842,8 @@ impl Writer {
                 let missing = &self.sourcing[id].missing;
                 let list: Vec<String> = missing.iter().map(|d| d.to_string()).collect();
                 staged.batch.rejected.push((
-                    *id,
+                    id.0,
+                    id.1,
                     format!(
                         "content {} was not uploaded within {timeout} seconds",
                         list.join(", ")
@@ -889,8 +892,12 @@ impl Writer {
                     let result = self.stage_define(&mut staged, &namespaces);
                     outcomes.push(Outcome::Define(reply, result));
                 }
-                Command::ContentArrived { record_id, digest } => {
-                    self.content_arrived(&mut staged, record_id, digest);
+                Command::ContentArrived {
+                    log_id,
+                    record_id,
+                    digest,
+                } => {
+                    self.content_arrived(&mut staged, (log_id, record_id), digest);
                 }
                 Command::Stop { reply } => reply(()),
             }
@@ -1006,14 +1013,14 @@ impl Writer {
             .batch
             .records
             .iter()
-            .any(|r| r.record_id == record_id)
+            .any(|r| r.record_id == record_id && r.log_id == log_id)
         {
             return Err(SubmitError::Invalid(format!(
                 "record `{record_id}` was submitted twice in one batch"
             )));
         }
-        if let Some(existing) = self.shared.meta.record(&record_id)? {
-            if existing.log_id == log_id {
+        if let Some(existing) = self.shared.meta.record(&log_id, &record_id)? {
+            {
                 return Ok(match existing.state {
                     RecordState::Sourcing { missing, .. } => RecordStatus::Sourcing { missing },
                     RecordState::Sequenced { .. } => RecordStatus::Processing,
@@ -1024,10 +1031,10 @@ impl Writer {
         let pending = self
             .sourcing
             .iter()
-            .map(|(id, s)| (id, &s.log_id))
-            .chain(staged.new_sourcing.iter().map(|(id, s)| (id, &s.log_id)))
-            .find(|(id, l)| **l == log_id && !staged.done_sourcing.contains(id));
-        if let Some((pending, _)) = pending {
+            .map(|(key, _)| key)
+            .chain(staged.new_sourcing.iter().map(|(key, _)| key))
+            .find(|key| key.0 == log_id && !staged.done_sourcing.contains(key));
+        if let Some((_, pending)) = pending {
             return Err(SubmitError::ConflictPending(*pending));
         }
         let state = self.package_state(staged, &log_id)?;
@@ -1057,9 +1064,8 @@ impl Writer {
                 },
             ));
             staged.new_sourcing.push((
-                record_id,
+                (log_id, record_id),
                 Sourcing {
-                    log_id,
                     missing: missing.clone(),
                     since,
                     envelope,
@@ -1077,11 +1083,12 @@ impl Writer {
         Ok(RecordStatus::Processing)
     }
 
-    fn content_arrived(&mut self, staged: &mut Staged, record_id: RecordId, digest: Hash) {
-        let Some(entry) = self.sourcing.get(&record_id) else {
+    fn content_arrived(&mut self, staged: &mut Staged, key: (LogId, RecordId), digest: Hash) {
+        let (log_id, record_id) = key;
+        let Some(entry) = self.sourcing.get(&key) else {
             return;
         };
-        if staged.done_sourcing.contains(&record_id) {
+        if staged.done_sourcing.contains(&key) {
             return;
         }
         let mut missing: Vec<Hash> = entry.missing.clone();
@@ -1095,15 +1102,17 @@ impl Writer {
             }
         }
         if !still.is_empty() {
-            staged.batch.still_missing.push((record_id, still.clone()));
-            if let Some(e) = self.sourcing.get_mut(&record_id) {
+            staged
+                .batch
+                .still_missing
+                .push((log_id, record_id, still.clone()));
+            if let Some(e) = self.sourcing.get_mut(&key) {
                 e.missing = still;
             }
             return;
         }
-        let log_id = entry.log_id;
         let envelope = entry.envelope.clone();
-        staged.done_sourcing.push(record_id);
+        staged.done_sourcing.push(key);
         let state = match self.package_state(staged, &log_id) {
             Ok(s) => s,
             Err(e) => {
@@ -1114,11 +1123,14 @@ impl Writer {
         match state.validate(&envelope) {
             Ok(next) => {
                 let index = self.next_index(staged);
-                staged.batch.sequenced.push((record_id, index));
+                staged.batch.sequenced.push((log_id, record_id, index));
                 staged.leaves.push(LogLeaf { log_id, record_id });
                 staged.states.insert(log_id, next);
             }
-            Err(e) => staged.batch.rejected.push((record_id, e.to_string())),
+            Err(e) => staged
+                .batch
+                .rejected
+                .push((log_id, record_id, e.to_string())),
         }
     }
 

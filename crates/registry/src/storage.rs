@@ -75,11 +75,11 @@ pub struct Batch {
     /// New records.
     pub records: Vec<StoredRecord>,
     /// Sourcing records whose content arrived: now in the log at this index.
-    pub sequenced: Vec<(RecordId, u64)>,
+    pub sequenced: Vec<(LogId, RecordId, u64)>,
     /// Sourcing records refused, with the reason.
-    pub rejected: Vec<(RecordId, String)>,
+    pub rejected: Vec<(LogId, RecordId, String)>,
     /// Sourcing records whose missing list shrank.
-    pub still_missing: Vec<(RecordId, Vec<Hash>)>,
+    pub still_missing: Vec<(LogId, RecordId, Vec<Hash>)>,
     /// Package names first seen in this batch.
     pub names: Vec<(LogId, PackageName)>,
     /// A new checkpoint.
@@ -113,8 +113,13 @@ pub trait MetaStore: Send + Sync + 'static {
     fn load(&self) -> Result<Loaded, StoreError>;
     /// Writes `batch` atomically and durably.
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
-    /// A record by id.
-    fn record(&self, record_id: &RecordId) -> Result<Option<StoredRecord>, StoreError>;
+    /// A record of `log_id` by id. Record ids are unique within a log only:
+    /// two packages may start with byte-identical `init` records.
+    fn record(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+    ) -> Result<Option<StoredRecord>, StoreError>;
     /// Sequenced records of `log_id` with `after < index < before`, oldest
     /// first, at most `limit`.
     fn log_records(

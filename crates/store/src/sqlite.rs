@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
-    record_id BLOB PRIMARY KEY,
+    record_id BLOB NOT NULL,
     log_id BLOB NOT NULL,
     content_bytes BLOB NOT NULL,
     key_id TEXT NOT NULL,
@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS records (
     registry_index INTEGER UNIQUE,
     missing TEXT,
     since INTEGER,
-    reason TEXT
+    reason TEXT,
+    PRIMARY KEY (log_id, record_id)
 );
 CREATE INDEX IF NOT EXISTS records_by_log ON records (log_id, registry_index);
 CREATE INDEX IF NOT EXISTS records_sourcing ON records (state) WHERE state = 0;
@@ -366,40 +367,54 @@ impl MetaStore for SqliteStore {
             }
             let mut sequence = tx
                 .prepare_cached(
-                    "UPDATE records SET state = 1, registry_index = ?2, missing = NULL
-                     WHERE record_id = ?1 AND state = 0 RETURNING log_id",
+                    "UPDATE records SET state = 1, registry_index = ?3, missing = NULL
+                     WHERE log_id = ?1 AND record_id = ?2 AND state = 0",
                 )
                 .map_err(backend)?;
-            for (record_id, index) in &batch.sequenced {
-                let log_id: Vec<u8> = sequence
-                    .query_row(
-                        params![record_id.digest().as_bytes().as_slice(), sql_index(*index)],
-                        |row| row.get(0),
-                    )
+            for (log_id, record_id, index) in &batch.sequenced {
+                let changed = sequence
+                    .execute(params![
+                        log_id.digest().as_bytes().as_slice(),
+                        record_id.digest().as_bytes().as_slice(),
+                        sql_index(*index)
+                    ])
                     .map_err(backend)?;
+                if changed != 1 {
+                    return Err(StoreError::Corrupt(format!(
+                        "record {record_id} of log {log_id} is not sourcing"
+                    )));
+                }
                 leaf.execute(params![
                     sql_index(*index),
-                    log_id,
+                    log_id.digest().as_bytes().as_slice(),
                     record_id.digest().as_bytes().as_slice()
                 ])
                 .map_err(backend)?;
             }
             let mut reject = tx
                 .prepare_cached(
-                    "UPDATE records SET state = 2, reason = ?2, missing = NULL WHERE record_id = ?1",
+                    "UPDATE records SET state = 2, reason = ?3, missing = NULL
+                     WHERE log_id = ?1 AND record_id = ?2",
                 )
                 .map_err(backend)?;
-            for (record_id, reason) in &batch.rejected {
+            for (log_id, record_id, reason) in &batch.rejected {
                 reject
-                    .execute(params![record_id.digest().as_bytes().as_slice(), reason])
+                    .execute(params![
+                        log_id.digest().as_bytes().as_slice(),
+                        record_id.digest().as_bytes().as_slice(),
+                        reason
+                    ])
                     .map_err(backend)?;
             }
             let mut still = tx
-                .prepare_cached("UPDATE records SET missing = ?2 WHERE record_id = ?1")
+                .prepare_cached(
+                    "UPDATE records SET missing = ?3 WHERE log_id = ?1 AND record_id = ?2",
+                )
                 .map_err(backend)?;
-            for (record_id, missing) in &batch.still_missing {
+            for (log_id, record_id, missing) in &batch.still_missing {
                 still
                     .execute(params![
+                        log_id.digest().as_bytes().as_slice(),
                         record_id.digest().as_bytes().as_slice(),
                         missing_text(missing)
                     ])
@@ -435,11 +450,20 @@ impl MetaStore for SqliteStore {
         tx.commit().map_err(backend)
     }
 
-    fn record(&self, record_id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
+    fn record(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+    ) -> Result<Option<StoredRecord>, StoreError> {
         self.read(|conn| {
             conn.query_row(
-                &format!("SELECT {RECORD_COLUMNS} FROM records WHERE record_id = ?1"),
-                params![record_id.digest().as_bytes().as_slice()],
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM records WHERE log_id = ?1 AND record_id = ?2"
+                ),
+                params![
+                    log_id.digest().as_bytes().as_slice(),
+                    record_id.digest().as_bytes().as_slice()
+                ],
                 record_from_row,
             )
             .optional()

@@ -91,7 +91,10 @@ fn publish_two(registry: &Registry, key: &PrivateKey, name: &PackageName) -> (Re
         }],
     );
     let init_id = init.record_id();
-    assert_eq!(submit(registry, name, init).expect("init"), RecordStatus::Processing);
+    assert_eq!(
+        submit(registry, name, init).expect("init"),
+        RecordStatus::Processing
+    );
     let release = record(
         key,
         Some(init_id),
@@ -129,7 +132,9 @@ fn state_survives_a_restart() {
     assert_eq!(registry.latest_checkpoint(), Some(checkpoint));
     for id in [init_id, release_id] {
         assert!(matches!(
-            registry.record_status(&LogId::package(&name), &id).expect("status"),
+            registry
+                .record_status(&LogId::package(&name), &id)
+                .expect("status"),
             RecordStatus::Published { .. }
         ));
     }
@@ -161,7 +166,9 @@ fn state_survives_a_restart() {
     });
     // Inclusion and consistency proofs across the restart.
     let length = registry.log_length();
-    registry.prove_inclusion(length, &[0, 1, 2, 3]).expect("inclusion");
+    registry
+        .prove_inclusion(length, &[0, 1, 2, 3])
+        .expect("inclusion");
     registry.prove_consistency(3, length).expect("consistency");
 }
 
@@ -201,7 +208,10 @@ fn content_that_never_arrives_is_rejected() {
     let RecordStatus::Rejected { reason } = status else {
         unreachable!()
     };
-    assert!(reason.contains("was not uploaded within 1 seconds"), "{reason}");
+    assert!(
+        reason.contains("was not uploaded within 1 seconds"),
+        "{reason}"
+    );
     // Nothing of it entered the log.
     assert_eq!(registry.log_length(), 1);
 }
