@@ -3,6 +3,7 @@
 //! recent checkpoint maps, and from the store.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -16,6 +17,7 @@ use cairn_protocol::{
 };
 use cairn_transparency::log::{ConsistencyProof, InclusionProof, LogProofBundle, VecLog};
 use cairn_transparency::map::{Map, MapProofBundle};
+use rayon::prelude::*;
 use sha2::Digest;
 use thiserror::Error;
 
@@ -43,6 +45,10 @@ pub struct Config {
     pub batch_max: usize,
     /// Most records per log in one `fetch/logs` answer.
     pub fetch_limit_max: usize,
+    /// A snapshot of the map is saved (in the background) whenever the log
+    /// grew by this many records since the last one, and at shutdown, so a
+    /// restart does not rehash the whole map.
+    pub snapshot_every: u64,
 }
 
 impl Default for Config {
@@ -56,6 +62,7 @@ impl Default for Config {
             recent_checkpoints: 256,
             batch_max: 2048,
             fetch_limit_max: 1000,
+            snapshot_every: 100_000,
         }
     }
 }
@@ -249,13 +256,16 @@ impl Registry {
             cairn_protocol::validate_namespace(ns)
                 .map_err(|e| OpenError::Invalid(format!("namespace `{ns}`: {e}")))?;
         }
+        let started = Instant::now();
         let loaded = meta.load()?;
+        let loaded_in = started.elapsed();
         let mut log = VecLog::new();
-        for leaf in &loaded.leaves {
-            log.push(leaf.leaf_hash());
+        let hashes: Vec<Hash> = loaded.leaves.par_iter().map(LogLeaf::leaf_hash).collect();
+        for hash in hashes {
+            log.push(hash);
         }
-        let (map, checkpointed) = match &loaded.checkpoint {
-            None => (Map::new(), 0),
+        let (map, checkpointed, snapshot_length) = match &loaded.checkpoint {
+            None => (Map::new(), 0, 0),
             Some(cp) => {
                 let length = cp.contents.checkpoint.log_length;
                 let len = usize::try_from(length)
@@ -267,11 +277,12 @@ impl Registry {
                             loaded.leaves.len()
                         ))
                     })?;
+                let (base, from) = usable_snapshot(meta.as_ref(), length)?;
                 let mut latest: HashMap<LogId, RecordId> = HashMap::new();
-                for leaf in &loaded.leaves[..len] {
+                for leaf in &loaded.leaves[from as usize..len] {
                     latest.insert(leaf.log_id, leaf.record_id);
                 }
-                let map = Map::new().apply(
+                let map = base.apply(
                     latest
                         .into_iter()
                         .map(|(l, r)| (*l.digest(), MapLeaf { record_id: r }.leaf_hash())),
@@ -284,9 +295,16 @@ impl Registry {
                     ))
                     .into());
                 }
-                (map, len)
+                (map, len, from)
             }
         };
+        tracing::info!(
+            leaves = loaded.leaves.len(),
+            keys = map.len(),
+            from_snapshot = snapshot_length,
+            "loaded the log in {loaded_in:.2?}, log and map rebuilt and checked in {:.2?}",
+            started.elapsed() - loaded_in
+        );
         let unchecked = loaded.leaves[checkpointed..].to_vec();
 
         // The operator log, replayed (it is short).
@@ -354,6 +372,8 @@ impl Registry {
             first_unchecked,
             operator,
             sourcing,
+            snapshot_length,
+            snapshot_busy: Arc::new(AtomicBool::new(false)),
         };
         let mut to_define = Vec::new();
         for ns in namespaces {
@@ -369,6 +389,7 @@ impl Registry {
         if !writer.unchecked.is_empty() {
             writer.checkpoint()?;
         }
+        writer.maybe_snapshot();
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("cairn-sequencer".into())
@@ -691,6 +712,35 @@ impl Drop for Registry {
     }
 }
 
+/// The stored map snapshot if it is usable for a checkpoint at `length`: it
+/// must be at a checkpointed length not beyond `length`, and decode to that
+/// checkpoint's map root. Otherwise (none, stale, damaged) an empty map from 0.
+fn usable_snapshot(meta: &dyn MetaStore, length: u64) -> Result<(Map, u64), StoreError> {
+    let Some((at, bytes)) = meta.load_map_snapshot()? else {
+        return Ok((Map::new(), 0));
+    };
+    let checkpoint = if at <= length {
+        meta.checkpoint(at)?
+    } else {
+        None
+    };
+    let Some(checkpoint) = checkpoint else {
+        tracing::warn!("ignoring the map snapshot at log length {at}: no such checkpoint");
+        return Ok((Map::new(), 0));
+    };
+    match Map::from_snapshot(&bytes) {
+        Ok(map) if map.root() == checkpoint.contents.checkpoint.map_root => Ok((map, at)),
+        Ok(_) => {
+            tracing::warn!("ignoring the map snapshot at log length {at}: its root differs from the checkpoint's");
+            Ok((Map::new(), 0))
+        }
+        Err(e) => {
+            tracing::warn!("ignoring the map snapshot at log length {at}: {e}");
+            Ok((Map::new(), 0))
+        }
+    }
+}
+
 fn operator_keys(state: &OperatorState) -> Vec<PublicKey> {
     state
         .authorities()
@@ -736,6 +786,9 @@ struct Writer {
     first_unchecked: Option<Instant>,
     operator: OperatorState,
     sourcing: HashMap<(LogId, RecordId), Sourcing>,
+    /// The log length of the last map snapshot saved (or being saved).
+    snapshot_length: u64,
+    snapshot_busy: Arc<AtomicBool>,
 }
 
 /// Changes of one batch, applied to the writer only after the commit.
@@ -774,6 +827,7 @@ impl Writer {
             match rx.recv_timeout(wait) {
                 Ok(Command::Stop { reply }) => {
                     self.checkpoint_logged();
+                    self.final_snapshot();
                     reply(());
                     return;
                 }
@@ -800,6 +854,7 @@ impl Writer {
                     }
                     if let Some(reply) = stop {
                         self.checkpoint_logged();
+                        self.final_snapshot();
                         reply(());
                         return;
                     }
@@ -807,6 +862,7 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => self.checkpoint_logged(),
                 Err(RecvTimeoutError::Disconnected) => {
                     self.checkpoint_logged();
+                    self.final_snapshot();
                     return;
                 }
             }
@@ -823,6 +879,70 @@ impl Writer {
         }
         if let Err(e) = self.checkpoint() {
             tracing::error!("checkpoint failed: {e}");
+        }
+        self.maybe_snapshot();
+    }
+
+    fn checkpointed_length(&self) -> u64 {
+        self.shared
+            .view
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .recent
+            .back()
+            .map(|(cp, _)| cp.contents.checkpoint.log_length)
+            .unwrap_or(0)
+    }
+
+    /// Saves a map snapshot in the background once the log grew enough.
+    fn maybe_snapshot(&mut self) {
+        let length = self.checkpointed_length();
+        if length < self.snapshot_length + self.shared.config.snapshot_every
+            || self.snapshot_busy.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.snapshot_length = length;
+        let (map, meta, busy) = (
+            self.map.clone(),
+            self.shared.meta.clone(),
+            self.snapshot_busy.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("cairn-map-snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let bytes = map.snapshot();
+                match meta.save_map_snapshot(length, &bytes) {
+                    Ok(()) => tracing::info!(
+                        "saved a map snapshot at log length {length} ({} MB) in {:.2?}",
+                        bytes.len() / 1_000_000,
+                        started.elapsed()
+                    ),
+                    Err(e) => tracing::error!("cannot save a map snapshot: {e}"),
+                }
+                busy.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.snapshot_busy.store(false, Ordering::Release);
+        }
+    }
+
+    /// At shutdown: a snapshot of the final map, so the next start is quick.
+    fn final_snapshot(&mut self) {
+        while self.snapshot_busy.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let length = self.checkpointed_length();
+        if length > self.snapshot_length {
+            if let Err(e) = self
+                .shared
+                .meta
+                .save_map_snapshot(length, &self.map.snapshot())
+            {
+                tracing::error!("cannot save a map snapshot: {e}");
+            }
+            self.snapshot_length = length;
         }
     }
 

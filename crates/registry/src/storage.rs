@@ -141,6 +141,10 @@ pub trait MetaStore: Send + Sync + 'static {
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError>;
     /// Marks an admin request done, with its outcome.
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError>;
+    /// Saves a snapshot of the map at `log_length` (replacing the previous one).
+    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The latest map snapshot and the log length it is at.
+    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }
 
 /// Where stored content can be read.

@@ -88,8 +88,8 @@ fn main() {
     let open = || {
         let (meta, content) = data.open_stores().expect("stores");
         let t = Instant::now();
-        let registry = Registry::open(meta, content, operator.clone(), &[], Config::default())
-            .expect("open");
+        let registry =
+            Registry::open(meta, content, operator.clone(), &[], Config::default()).expect("open");
         let took = t.elapsed();
         let length = registry.log_length();
         registry.shutdown();

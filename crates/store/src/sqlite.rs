@@ -1,6 +1,7 @@
 //! The metadata store on SQLite in WAL mode. One connection writes (the
 //! engine has one writer); a small pool of connections reads.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -112,6 +113,12 @@ impl SqliteStore {
             readers: Mutex::new(readers),
             path: path.to_owned(),
         })
+    }
+
+    fn snapshot_path(&self) -> std::path::PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".map-snapshot");
+        self.path.with_file_name(name)
     }
 
     /// Leaves an admin request for the running server (used by
@@ -621,6 +628,35 @@ impl MetaStore for SqliteStore {
                 .map_err(backend);
             rows
         })
+    }
+
+    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.snapshot_path();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let io = |e: std::io::Error| StoreError::Backend(format!("map snapshot: {e}"));
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        file.write_all(&log_length.to_le_bytes()).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.as_file().sync_all().map_err(io)?;
+        file.persist(&path).map_err(|e| io(e.error))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut bytes = match std::fs::read(self.snapshot_path()) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Backend(format!("map snapshot: {e}"))),
+        };
+        let Some((head, _)) = bytes.split_first_chunk::<8>() else {
+            return Err(StoreError::Corrupt("map snapshot is truncated".into()));
+        };
+        let log_length = u64::from_le_bytes(*head);
+        bytes.drain(..8);
+        Ok(Some((log_length, bytes)))
     }
 
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {

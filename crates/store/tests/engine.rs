@@ -323,3 +323,40 @@ fn a_running_registry_defines_requested_namespaces() {
     );
     submit(&registry, &name, init).expect("namespace now defined");
 }
+
+#[test]
+fn a_damaged_or_stale_map_snapshot_is_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let registry = open(dir.path(), Config::default()).expect("open");
+    publish_two(&registry, &key, &"example:a".parse().expect("name"));
+    registry.shutdown();
+    drop(registry);
+    let snapshot = dir.path().join("cairn.sqlite3.map-snapshot");
+    let good = std::fs::read(&snapshot).expect("a snapshot is saved at shutdown");
+
+    // Records after the snapshot are applied on top of it.
+    let registry = open(dir.path(), Config::default()).expect("reopen");
+    publish_two(&registry, &key, &"example:b".parse().expect("name"));
+    let checkpoint = registry.latest_checkpoint();
+    registry.shutdown();
+    drop(registry);
+    std::fs::write(&snapshot, &good).expect("put back the older snapshot");
+    let registry = open(dir.path(), Config::default()).expect("open on an older snapshot");
+    assert_eq!(registry.latest_checkpoint(), checkpoint);
+    registry.shutdown();
+    drop(registry);
+
+    // Damaged: rebuilt from the log instead.
+    let mut bad = good;
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    std::fs::write(&snapshot, &bad).expect("damage");
+    let registry = open(dir.path(), Config::default()).expect("open on a damaged snapshot");
+    assert_eq!(registry.latest_checkpoint(), checkpoint);
+    registry.shutdown();
+    drop(registry);
+    std::fs::write(&snapshot, b"garbage").expect("garbage");
+    let registry = open(dir.path(), Config::default()).expect("open on garbage");
+    assert_eq!(registry.latest_checkpoint(), checkpoint);
+}

@@ -10,8 +10,10 @@
 //! untouched nodes with the old one, and cloning is O(1).
 
 mod proof;
+mod snapshot;
 
 pub use proof::{MapProof, MapProofBundle, MapProofError};
+pub use snapshot::SnapshotError;
 
 use std::sync::{Arc, Mutex};
 
