@@ -716,8 +716,13 @@ impl Drop for Registry {
 /// must be at a checkpointed length not beyond `length`, and decode to that
 /// checkpoint's map root. Otherwise (none, stale, damaged) an empty map from 0.
 fn usable_snapshot(meta: &dyn MetaStore, length: u64) -> Result<(Map, u64), StoreError> {
-    let Some((at, bytes)) = meta.load_map_snapshot()? else {
-        return Ok((Map::new(), 0));
+    let (at, bytes) = match meta.load_map_snapshot() {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok((Map::new(), 0)),
+        Err(e) => {
+            tracing::warn!("ignoring the map snapshot: {e}");
+            return Ok((Map::new(), 0));
+        }
     };
     let checkpoint = if at <= length {
         meta.checkpoint(at)?
