@@ -2,12 +2,12 @@
 //! server acknowledged (202) is there after a restart and gets published, and
 //! the log still verifies against the checkpoints made before the kill.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -15,60 +15,10 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use serde_json::{json, Value};
 
-/// A minimal HTTP/1.1 exchange (one request per connection).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> std::io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("truncated response"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    let value = serde_json::from_str(body).unwrap_or(Value::Null);
-    Ok((status, value))
-}
+use common::{free_addr, http};
 
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
-
-fn start(data: &std::path::Path, addr: SocketAddr) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["serve", "--namespace", "example", "--listen"])
-        .arg(addr.to_string())
-        .arg("--data-dir")
-        .arg(data)
-        .env("CAIRN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn cairn serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((200, _)) = http(addr, "GET", "/v1/fetch/checkpoint", None) {
-            return child;
-        }
-        assert!(Instant::now() < deadline, "cairn serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn start(data: &std::path::Path, addr: std::net::SocketAddr) -> std::process::Child {
+    common::start(data, addr, &[], Stdio::null())
 }
 
 fn init_body(key: &PrivateKey, name: &PackageName) -> Value {

@@ -983,12 +983,13 @@ impl Writer {
         match self.shared.meta.admin_requests() {
             Ok(requests) => {
                 for request in requests {
-                    let outcome =
-                        match self.define_namespaces_now(&[request.define_namespace.clone()]) {
-                            Ok(defined) if defined.is_empty() => "already defined".to_string(),
-                            Ok(_) => "defined".to_string(),
-                            Err(e) => format!("error: {e}"),
-                        };
+                    let outcome = match self
+                        .define_namespaces_now(std::slice::from_ref(&request.define_namespace))
+                    {
+                        Ok(defined) if defined.is_empty() => "already defined".to_string(),
+                        Ok(_) => "defined".to_string(),
+                        Err(e) => format!("error: {e}"),
+                    };
                     self.checkpoint_logged();
                     if let Err(e) = self.shared.meta.finish_admin_request(request.id, &outcome) {
                         tracing::error!("cannot finish admin request: {e}");
@@ -1155,8 +1156,7 @@ impl Writer {
         }
         let pending = self
             .sourcing
-            .iter()
-            .map(|(key, _)| key)
+            .keys()
             .chain(staged.new_sourcing.iter().map(|(key, _)| key))
             .find(|key| key.0 == log_id && !staged.done_sourcing.contains(key));
         if let Some((_, pending)) = pending {

@@ -239,9 +239,10 @@ fn missing_text(missing: &[Hash]) -> String {
         .join(" ")
 }
 
-fn checkpoint_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, Vec<u8>, Vec<u8>, i64, String, String)> {
+/// A `checkpoints` row: length, log root, map root, timestamp, key id, signature.
+type CheckpointRow = (i64, Vec<u8>, Vec<u8>, i64, String, String);
+
+fn checkpoint_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -253,7 +254,7 @@ fn checkpoint_from_row(
 }
 
 fn to_checkpoint(
-    (len, log_root, map_root, ts, key_id, signature): (i64, Vec<u8>, Vec<u8>, i64, String, String),
+    (len, log_root, map_root, ts, key_id, signature): CheckpointRow,
 ) -> Result<SignedCheckpoint, StoreError> {
     Ok(SignedCheckpoint {
         contents: TimestampedCheckpoint {

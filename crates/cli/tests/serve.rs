@@ -1,0 +1,308 @@
+//! `cairn serve` as a user meets it: what it logs, the data directory, the
+//! operator key, discovery, the ledger, content downloads with `Range`, and
+//! `cairn namespace define`.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use cairn_protocol::package::{PackageEntry, PackageRecord};
+use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
+use serde_json::{json, Value};
+
+use common::{cairn, free_addr, http, request, start};
+
+const WASM: &[u8] = b"\0asm\x01\0\0\0\0\x09\x04testabcd";
+
+fn body(name: &PackageName, envelope: &Envelope<PackageRecord>) -> Value {
+    json!({
+        "packageName": name.to_string(),
+        "record": {
+            "contentBytes": STANDARD.encode(envelope.content_bytes()),
+            "keyId": envelope.key_id().to_string(),
+            "signature": envelope.signature().to_string(),
+        }
+    })
+}
+
+/// Publishes `name` with one release of `content` over HTTP, uploading the
+/// content where the server says; waits until published.
+fn publish(addr: std::net::SocketAddr, name: &str, content: &[u8]) {
+    let key = PrivateKey::generate();
+    let name: PackageName = name.parse().expect("name");
+    let envelope = Envelope::sign(
+        &key,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp: Timestamp::new(1_700_000_000, 0),
+            entries: vec![
+                PackageEntry::Init {
+                    hash_algorithm: HashAlgorithm::Sha256,
+                    key: key.public_key().clone(),
+                },
+                PackageEntry::Release {
+                    version: "1.0.0".parse().expect("version"),
+                    content: Hash::of(content),
+                },
+            ],
+        },
+    );
+    let log = LogId::package(&name);
+    let (status, answer) = http(
+        addr,
+        "POST",
+        &format!("/v1/package/{log}/record"),
+        Some(&body(&name, &envelope)),
+    )
+    .expect("publish");
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["state"], "sourcing", "{answer}");
+    let digest = Hash::of(content).to_string();
+    let upload = answer["missingContent"][&digest]["upload"][0]["url"]
+        .as_str()
+        .expect("upload url")
+        .to_owned();
+    let response = request(addr, "POST", &upload, &[], content).expect("upload");
+    assert_eq!(response.status, 201, "{:?}", response.json());
+    let record = answer["recordId"].as_str().expect("record id");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) = http(
+            addr,
+            "GET",
+            &format!("/v1/package/{log}/record/{record}"),
+            None,
+        )
+        .expect("status");
+        if status["state"] == "published" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not published: {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_says_where_it_listens_and_keeps_its_data() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let addr = free_addr();
+    let mut server = start(
+        data.path(),
+        addr,
+        &[],
+        Stdio::from(log.reopen().expect("log file")),
+    );
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    assert!(
+        text.contains(&format!("listening on http://{addr}")),
+        "{text}"
+    );
+    let canonical = std::fs::canonicalize(data.path()).expect("canonical");
+    assert!(
+        text.contains(&format!("data in {}", canonical.display())),
+        "{text}"
+    );
+    assert!(text.contains("created the operator key"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.path().join("operator.key"))
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(data.path().join("cairn.sqlite3").exists());
+
+    // A second server on the same data directory is refused with a reason.
+    let output = cairn()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("second server");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("another cairn process is using the data directory"),
+        "{stderr}"
+    );
+
+    // Discovery: the document wkg reads, without `wargUrl`.
+    let (status, doc) =
+        http(addr, "GET", "/.well-known/wasm-pkg/registry.json", None).expect("get");
+    assert_eq!(status, 200);
+    assert_eq!(doc["preferredProtocol"], "oci");
+    assert_eq!(doc["oci"]["registry"], addr.to_string());
+    assert_eq!(doc["warg"]["url"], format!("http://{addr}"));
+    assert!(doc.get("wargUrl").is_none());
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}
+
+#[test]
+fn ledger_pages_and_range_downloads() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let mut server = start(data.path(), addr, &[], Stdio::null());
+    publish(addr, "example:ranged", WASM);
+
+    let (_, cp) = http(addr, "GET", "/v1/fetch/checkpoint", None).expect("checkpoint");
+    let length = cp["contents"]["logLength"].as_u64().expect("length");
+    assert_eq!(length, 2);
+    let (status, ledger) = http(addr, "GET", "/v1/ledger", None).expect("ledger");
+    assert_eq!(status, 200);
+    assert_eq!(ledger["hashAlgorithm"], "sha256");
+    let source = &ledger["sources"][0];
+    assert_eq!(source["firstRegistryIndex"], 0);
+    assert_eq!(source["lastRegistryIndex"], length - 1);
+    let url = format!("/{}", source["url"].as_str().expect("url"));
+    let packed = request(addr, "GET", &url, &[], b"").expect("ledger records");
+    assert_eq!(packed.status, 200);
+    assert_eq!(packed.body.len() as u64, 64 * length);
+    let second_leaf_log = &packed.body[64..96];
+    let log = LogId::package(&"example:ranged".parse().expect("name"));
+    assert_eq!(second_leaf_log, log.digest().as_bytes());
+
+    let digest = Hash::of(WASM).to_string();
+    let (status, sources) =
+        http(addr, "GET", &format!("/v1/content/{digest}"), None).expect("sources");
+    assert_eq!(status, 200, "{sources}");
+    let source = &sources["contentSources"][&digest][0];
+    assert_eq!(source["type"], "httpGet");
+    assert_eq!(source["acceptRanges"], true);
+    assert_eq!(source["size"], WASM.len());
+    let url = source["url"].as_str().expect("url");
+    let path = url
+        .strip_prefix(&format!("http://{addr}"))
+        .expect("absolute URL on this server");
+
+    let full = request(addr, "GET", path, &[], b"").expect("download");
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body, WASM);
+    assert_eq!(full.header("accept-ranges"), Some("bytes"));
+
+    let part = request(addr, "GET", path, &[("Range", "bytes=2-5")], b"").expect("range");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &WASM[2..=5]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 2-5/{}", WASM.len()).as_str())
+    );
+    let tail = request(addr, "GET", path, &[("Range", "bytes=-3")], b"").expect("suffix");
+    assert_eq!(tail.status, 206);
+    assert_eq!(tail.body, &WASM[WASM.len() - 3..]);
+    let open = request(addr, "GET", path, &[("Range", "bytes=10-")], b"").expect("open range");
+    assert_eq!(open.status, 206);
+    assert_eq!(open.body, &WASM[10..]);
+    let beyond = request(addr, "GET", path, &[("Range", "bytes=100-")], b"").expect("beyond");
+    assert_eq!(beyond.status, 416);
+    assert_eq!(
+        beyond.header("content-range"),
+        Some(format!("bytes */{}", WASM.len()).as_str())
+    );
+    assert!(beyond.json()["message"].is_string());
+
+    let missing = Hash::of(b"absent").to_string();
+    let (status, body) = http(addr, "GET", &format!("/v1/content/{missing}"), None).expect("get");
+    assert_eq!(status, 404);
+    assert_eq!(body["type"], "contentDigest");
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}
+
+#[test]
+fn operator_key_from_the_environment() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let addr = free_addr();
+    let mut server = cairn()
+        .args(["serve", "--listen"])
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("CAIRN_OPERATOR_KEY", key.encode())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cp = loop {
+        if let Ok((200, cp)) = http(addr, "GET", "/v1/fetch/checkpoint", None) {
+            break cp;
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!("cairn serve did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(cp["keyId"], key.public_key().id().to_string());
+    assert!(!data.path().join("operator.key").exists());
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+
+    // The registry refuses to start with another key.
+    let output = cairn()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("CAIRN_OPERATOR_KEY", PrivateKey::generate().encode())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not the key that initialised this registry"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn namespace_define_on_a_stopped_registry() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = cairn()
+        .args(["namespace", "define", "other", "--data-dir"])
+        .arg(data.path())
+        .env_remove("CAIRN_OPERATOR_KEY")
+        .output()
+        .expect("define");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("namespace `other` is defined"));
+
+    let output = cairn()
+        .args(["namespace", "define", "Not_Kebab", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("define");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a valid namespace"), "{stderr}");
+
+    let addr = free_addr();
+    let mut server = start(data.path(), addr, &[], Stdio::null());
+    publish(addr, "other:thing", WASM);
+    // And on the running registry.
+    let output = cairn()
+        .args(["namespace", "define", "third", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("define");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("defined on the running registry"));
+    publish(addr, "third:thing", b"\0asm\x01\0\0\0");
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}
