@@ -205,6 +205,7 @@ enum Command {
         log_id: LogId,
         record_id: RecordId,
         digest: Hash,
+        reply: Reply<()>,
     },
     Stop {
         reply: Reply<()>,
@@ -682,11 +683,21 @@ impl Registry {
     pub fn finish_upload(&self, upload: Upload) -> Result<Hash, UploadError> {
         let (log_id, record_id) = (upload.log_id, upload.record_id);
         let digest = upload.check_and_commit()?;
-        let _ = self.send(Command::ContentArrived {
+        // Wait until the writer has moved the record on from `sourcing`, so
+        // a client that asks right after its upload (as the reference
+        // client does) sees `processing` or `published`.
+        let (done_tx, done_rx) = mpsc::channel();
+        let sent = self.send(Command::ContentArrived {
             log_id,
             record_id,
             digest,
+            reply: Box::new(move |()| {
+                let _ = done_tx.send(());
+            }),
         });
+        if sent.is_ok() {
+            let _ = done_rx.recv();
+        }
         Ok(digest)
     }
 
@@ -817,6 +828,7 @@ enum Outcome {
         Reply<Result<Vec<String>, SubmitError>>,
         Result<Vec<String>, SubmitError>,
     ),
+    Arrived(Reply<()>),
 }
 
 impl Writer {
@@ -1022,8 +1034,10 @@ impl Writer {
                     log_id,
                     record_id,
                     digest,
+                    reply,
                 } => {
                     self.content_arrived(&mut staged, (log_id, record_id), digest);
+                    outcomes.push(Outcome::Arrived(reply));
                 }
                 Command::Stop { reply } => reply(()),
             }
@@ -1039,6 +1053,7 @@ impl Writer {
                     (Err(e), Ok(_)) => Err(SubmitError::Store(StoreError::Backend(e.to_string()))),
                     (_, result) => result,
                 }),
+                Outcome::Arrived(reply) => reply(()),
             }
         }
     }

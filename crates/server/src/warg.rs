@@ -110,6 +110,9 @@ fn status_json(log_id: &LogId, record_id: &RecordId, status: &RecordStatus) -> V
     }
 }
 
+/// Fetches of at most this many package logs are answered inline.
+const QUICK_FETCH_LOGS: usize = 4;
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -172,8 +175,14 @@ pub async fn fetch_logs(
             .packages
             .push((log_id, token.as_deref().map(fetch_token).transpose()?));
     }
-    let registry = app.registry.clone();
-    let response = blocking(move || Ok(registry.fetch_logs(&request)?)).await?;
+    // A fetch of a few logs is a handful of indexed reads: answering it on
+    // this worker costs less than handing it to the blocking pool.
+    let response = if request.packages.len() <= QUICK_FETCH_LOGS {
+        app.registry.fetch_logs(&request)?
+    } else {
+        let registry = app.registry.clone();
+        blocking(move || Ok(registry.fetch_logs(&request)?)).await?
+    };
     let mut packages = Map::new();
     for (log_id, records) in &response.packages {
         packages.insert(

@@ -1,0 +1,304 @@
+//! The reference client library, `warg-client` 0.10, drives a Cairn server
+//! in-process on a random 127.0.0.1 port: the whole life of a package
+//! (init, releases, a grant to a second key that then releases, revoke,
+//! yank), downloads by a client with empty storage, and a restart of the
+//! server on the same data directory after which the old client's
+//! consistency check from its last checkpoint passes.
+//!
+//! Every client call below runs the client's own verification: each fetch
+//! checks the checkpoint signature (`/v1/verify/checkpoint`), replays and
+//! validates the package and operator logs, checks inclusion proofs of
+//! their heads against the checkpoint's log and map roots, and checks log
+//! consistency from the last checkpoint it trusted. Any failure is an error
+//! that fails the test.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_interop::keys;
+use cairn_interop::server::TestServer;
+use cairn_registry::Config;
+use futures_util::stream;
+use semver::{Version, VersionReq};
+use sha2::{Digest, Sha256};
+use warg_client::storage::{
+    ContentStorage, FileSystemContentStorage, FileSystemNamespaceMapStorage,
+    FileSystemRegistryStorage, PublishEntry, PublishInfo, RegistryStorage,
+};
+use warg_client::{ClientError, FileSystemClient};
+use warg_crypto::hash::AnyHash;
+use warg_crypto::signing::PrivateKey;
+use warg_protocol::package::Permission;
+use warg_protocol::registry::PackageName;
+
+const POLL: Duration = Duration::from_millis(20);
+
+/// A distinct, valid Wasm module per `tag`: the 8-byte header and a custom
+/// section carrying the tag.
+fn wasm(tag: &str) -> Vec<u8> {
+    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+    let name = b"cairn-test";
+    let payload_len = 1 + name.len() + tag.len();
+    assert!(payload_len < 128, "tag too long for a one-byte length");
+    bytes.push(0); // custom section
+    bytes.push(payload_len as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(tag.as_bytes());
+    bytes
+}
+
+fn digest(bytes: &[u8]) -> AnyHash {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+        .parse()
+        .expect("digest text")
+}
+
+fn reference_key(index: usize) -> PrivateKey {
+    PrivateKey::decode(keys()[index].encode()).expect("reference reads Cairn's key text")
+}
+
+fn client(url: &str, storage: &Path) -> FileSystemClient {
+    FileSystemClient::new(
+        url,
+        FileSystemRegistryStorage::lock(storage.join("registries")).expect("registry storage"),
+        FileSystemContentStorage::lock(storage.join("content")).expect("content storage"),
+        FileSystemNamespaceMapStorage::new(storage.join("namespaces.json")),
+        None,
+        true,
+        true,
+        true,
+        true,
+        None,
+        Default::default(),
+    )
+    .expect("client")
+}
+
+/// Publishes `entries` signed by `key` and waits until published; returns
+/// the record id.
+async fn publish(
+    client: &FileSystemClient,
+    key: &PrivateKey,
+    name: &PackageName,
+    entries: Vec<PublishEntry>,
+) -> Result<warg_protocol::registry::RecordId, ClientError> {
+    let record_id = client
+        .publish_with_info(
+            key,
+            PublishInfo {
+                name: name.clone(),
+                head: None,
+                entries,
+            },
+        )
+        .await?;
+    client.wait_for_publish(name, &record_id, POLL).await?;
+    Ok(record_id)
+}
+
+/// Stores `bytes` in the client's content storage (where `publish` uploads
+/// missing content from) and returns the release entry.
+async fn release(client: &FileSystemClient, version: &str, bytes: &[u8]) -> PublishEntry {
+    let chunk: anyhow::Result<Bytes> = Ok(Bytes::copy_from_slice(bytes));
+    let stored = client
+        .content()
+        .store_content(Box::pin(stream::iter([chunk])), None)
+        .await
+        .expect("store content");
+    assert_eq!(stored, digest(bytes));
+    PublishEntry::Release {
+        version: version.parse().expect("version"),
+        content: stored,
+    }
+}
+
+async fn download_exact(client: &FileSystemClient, name: &PackageName, version: &str) -> Vec<u8> {
+    let download = client
+        .download_exact(name, &version.parse().expect("version"))
+        .await
+        .unwrap_or_else(|e| panic!("download {name}@{version}: {e}"));
+    std::fs::read(&download.path).expect("downloaded file")
+}
+
+async fn download_newest(
+    client: &FileSystemClient,
+    name: &PackageName,
+    req: &str,
+) -> (Version, Vec<u8>) {
+    let download = client
+        .download(name, &VersionReq::parse(req).expect("requirement"))
+        .await
+        .unwrap_or_else(|e| panic!("download {name} {req}: {e}"))
+        .unwrap_or_else(|| panic!("no release of {name} matches {req}"));
+    let bytes = std::fs::read(&download.path).expect("downloaded file");
+    assert_eq!(digest(&bytes), download.digest, "bytes match their digest");
+    (download.version, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warg_client_lifecycle_survives_restart() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let data = scratch.path().join("data");
+    let server = TestServer::start(&data, &["test"]);
+    let url = server.url.clone();
+    let addr = server.addr;
+
+    let owner_key = reference_key(0);
+    let second_key = reference_key(1);
+    let name = PackageName::new("test:lifecycle").expect("name");
+    let owner = client(&url, &scratch.path().join("owner"));
+    let second = client(&url, &scratch.path().join("second"));
+
+    // Init, then two releases.
+    publish(&owner, &owner_key, &name, vec![PublishEntry::Init])
+        .await
+        .expect("init");
+    let v100 = wasm("1.0.0");
+    let v110 = wasm("1.1.0");
+    let entry = release(&owner, "1.0.0", &v100).await;
+    publish(&owner, &owner_key, &name, vec![entry])
+        .await
+        .expect("release 1.0.0");
+    let entry = release(&owner, "1.1.0", &v110).await;
+    publish(&owner, &owner_key, &name, vec![entry])
+        .await
+        .expect("release 1.1.0");
+
+    // The second key cannot release before it is granted the permission.
+    let v200 = wasm("2.0.0");
+    let entry = release(&second, "2.0.0", &v200).await;
+    let refused = publish(&second, &second_key, &name, vec![entry.clone()]).await;
+    let message = format!("{}", refused.expect_err("release without permission"));
+    assert!(
+        message.contains("permission") || message.contains("release"),
+        "names the missing permission: {message}"
+    );
+
+    // Grant release to the second key, which then releases.
+    publish(
+        &owner,
+        &owner_key,
+        &name,
+        vec![PublishEntry::Grant {
+            key: second_key.public_key(),
+            permissions: vec![Permission::Release],
+        }],
+    )
+    .await
+    .expect("grant");
+    publish(&second, &second_key, &name, vec![entry])
+        .await
+        .expect("release 2.0.0 by the granted key");
+
+    // Revoke: the second key can no longer release.
+    publish(
+        &owner,
+        &owner_key,
+        &name,
+        vec![PublishEntry::Revoke {
+            key_id: second_key.public_key().fingerprint(),
+            permissions: vec![Permission::Release],
+        }],
+    )
+    .await
+    .expect("revoke");
+    let entry = release(&second, "2.1.0", &wasm("2.1.0")).await;
+    publish(&second, &second_key, &name, vec![entry])
+        .await
+        .expect_err("a revoked key cannot release");
+
+    // Yank 1.1.0.
+    publish(
+        &owner,
+        &owner_key,
+        &name,
+        vec![PublishEntry::Yank {
+            version: "1.1.0".parse().expect("version"),
+        }],
+    )
+    .await
+    .expect("yank");
+
+    // A reader with empty storage: pinned and newest downloads, bytes
+    // compared; the yanked version is neither newest nor downloadable.
+    let reader_dir = scratch.path().join("reader");
+    {
+        let reader = client(&url, &reader_dir);
+        assert_eq!(download_exact(&reader, &name, "1.0.0").await, v100);
+        let (version, bytes) = download_newest(&reader, &name, "*").await;
+        assert_eq!((version.to_string(), bytes), ("2.0.0".into(), v200.clone()));
+        let (version, bytes) = download_newest(&reader, &name, "^1").await;
+        assert_eq!(
+            (version.to_string(), bytes),
+            ("1.0.0".into(), v100.clone()),
+            "1.1.0 is yanked"
+        );
+        let yanked = reader
+            .download_exact(&name, &"1.1.0".parse().expect("version"))
+            .await;
+        assert!(
+            yanked.is_err(),
+            "a yanked release has no content to download"
+        );
+        let info = reader.package(&name).await.expect("package info");
+        let versions: Vec<String> = info
+            .state
+            .releases()
+            .map(|r| format!("{}{}", r.version, if r.yanked() { " (yanked)" } else { "" }))
+            .collect();
+        assert_eq!(versions, ["1.0.0", "1.1.0 (yanked)", "2.0.0"]);
+    }
+    let reader = client(&url, &reader_dir);
+    let before = reader
+        .registry()
+        .load_checkpoint(None)
+        .await
+        .expect("load checkpoint")
+        .expect("the reader trusts a checkpoint")
+        .as_ref()
+        .checkpoint
+        .log_length;
+
+    // Restart on the same data directory and port.
+    server.stop();
+    let server = TestServer::start_with(&data, &["test"], Config::default(), Some(addr));
+    assert_eq!(server.url, url);
+
+    // The owner releases again after the restart.
+    let v300 = wasm("3.0.0");
+    let entry = release(&owner, "3.0.0", &v300).await;
+    publish(&owner, &owner_key, &name, vec![entry])
+        .await
+        .expect("release 3.0.0 after restart");
+
+    // The reader updates from its old checkpoint: consistency proof,
+    // inclusion proofs, signature, log replay.
+    reader
+        .update()
+        .await
+        .expect("update from the old checkpoint");
+    let after = reader
+        .registry()
+        .load_checkpoint(None)
+        .await
+        .expect("load checkpoint")
+        .expect("checkpoint")
+        .as_ref()
+        .checkpoint
+        .log_length;
+    assert!(after > before, "the reader moved from {before} to {after}");
+    reader.clear_content_cache().await.expect("clear cache");
+    assert_eq!(download_exact(&reader, &name, "1.0.0").await, v100);
+    assert_eq!(download_exact(&reader, &name, "2.0.0").await, v200);
+    let (version, bytes) = download_newest(&reader, &name, "*").await;
+    assert_eq!((version.to_string(), bytes), ("3.0.0".into(), v300.clone()));
+
+    // And a fresh client sees the same history.
+    let fresh = client(&url, &scratch.path().join("fresh"));
+    assert_eq!(download_exact(&fresh, &name, "1.0.0").await, v100);
+    let (version, bytes) = download_newest(&fresh, &name, "^2").await;
+    assert_eq!((version.to_string(), bytes), ("2.0.0".into(), v200));
+    server.stop();
+}
