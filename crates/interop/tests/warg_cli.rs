@@ -1,0 +1,247 @@
+//! The reference `warg` CLI (warg-cli 0.10) against a Cairn server on a
+//! random 127.0.0.1 port, scripted without a terminal as in
+//! `ecosystem.md` 5.3: config, key new, publish init, publish release,
+//! download `--output` (bytes compared), info, and a yank (which needs a
+//! TTY, given by `script`). Every client home is a scratch directory.
+//!
+//! The binary is `$CAIRN_WARG_CLI`, else the copy `.ci/run` installs into
+//! `~/.cache/cairn-ci/warg-cli-0.10.0/bin/warg`. Without it the test says
+//! SKIPPED loudly and passes (`.ci/run` always installs it).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use cairn_interop::server::TestServer;
+
+fn warg_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CAIRN_WARG_CLI") {
+        return Some(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME")?;
+    let path = Path::new(&home).join(".cache/cairn-ci/warg-cli-0.10.0/bin/warg");
+    path.exists().then_some(path)
+}
+
+/// A `warg` user with its own home, config, cache and data directories.
+struct Warg {
+    binary: PathBuf,
+    home: PathBuf,
+}
+
+impl Warg {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join("config"))
+            .env("XDG_CACHE_HOME", self.home.join("cache"))
+            .env("XDG_DATA_HOME", self.home.join("data"))
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run warg")
+    }
+
+    /// Runs and requires success; returns stdout and stderr together.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        let text = text(&output);
+        assert!(
+            output.status.success(),
+            "warg {} failed ({}):\n{text}",
+            args.join(" "),
+            output.status
+        );
+        text
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A valid Wasm module, distinct per `tag`.
+fn wasm(tag: &str) -> Vec<u8> {
+    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+    bytes.push(0);
+    bytes.push((1 + 4 + tag.len()) as u8);
+    bytes.push(4);
+    bytes.extend_from_slice(b"test");
+    bytes.extend_from_slice(tag.as_bytes());
+    bytes
+}
+
+#[test]
+fn warg_cli_publishes_downloads_and_yanks() {
+    let Some(binary) = warg_binary() else {
+        eprintln!(
+            "\n*** SKIPPED warg_cli_publishes_downloads_and_yanks: no warg binary \
+             (set CAIRN_WARG_CLI or run .ci/run, which installs warg-cli 0.10.0) ***\n"
+        );
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let server = TestServer::start(&scratch.path().join("data"), &["example"]);
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let warg = Warg { binary, home };
+
+    warg.ok(&[
+        "config",
+        "--registry",
+        &server.url,
+        "--keyring-backend",
+        "flat-file",
+        "--overwrite",
+    ]);
+    let key = warg.ok(&["key", "new"]);
+    assert!(key.contains("ecdsa-p256:"), "key new prints the key: {key}");
+
+    let init = warg.ok(&["publish", "init", "example:greeter"]);
+    assert!(
+        init.contains("published initialization of package `example:greeter`"),
+        "{init}"
+    );
+
+    let v1 = wasm("1.2.3");
+    let v2 = wasm("1.3.0");
+    std::fs::write(warg.home.join("v1.wasm"), &v1).expect("write");
+    std::fs::write(warg.home.join("v2.wasm"), &v2).expect("write");
+    for (version, file) in [("1.2.3", "v1.wasm"), ("1.3.0", "v2.wasm")] {
+        let out = warg.ok(&[
+            "publish",
+            "release",
+            "--name",
+            "example:greeter",
+            "--version",
+            version,
+            file,
+        ]);
+        assert!(out.contains(version), "release {version}: {out}");
+    }
+
+    // Downloads compare bytes; the reader is a second user with empty
+    // storage, so the bytes come from the server.
+    let reader_home = scratch.path().join("reader");
+    std::fs::create_dir_all(&reader_home).expect("reader home");
+    let reader = Warg {
+        binary: warg.binary.clone(),
+        home: reader_home,
+    };
+    reader.ok(&["config", "--registry", &server.url, "--overwrite"]);
+    reader.ok(&[
+        "download",
+        "example:greeter",
+        "--version",
+        "1.2.3",
+        "--output",
+        "pinned.wasm",
+    ]);
+    assert_eq!(
+        std::fs::read(reader.home.join("pinned.wasm")).expect("read"),
+        v1
+    );
+    reader.ok(&["download", "example:greeter", "--output", "newest.wasm"]);
+    assert_eq!(
+        std::fs::read(reader.home.join("newest.wasm")).expect("read"),
+        v2
+    );
+    let info = reader.ok(&["info"]);
+    assert!(
+        info.contains("example:greeter") && info.contains("1.2.3") && info.contains("1.3.0"),
+        "info lists the package and its versions: {info}"
+    );
+
+    // A namespace the registry does not define.
+    let refused = warg.run(&["publish", "init", "other:greeter"]);
+    let message = text(&refused);
+    assert!(!refused.status.success(), "undefined namespace refused");
+    assert!(
+        message.contains("namespace `other` is not defined"),
+        "names the namespace: {message}"
+    );
+
+    // Yank 1.3.0: the CLI asks for confirmation on a terminal only, so run
+    // it under `script` and answer.
+    if which("script") {
+        let mut yank = Command::new("script");
+        yank.args([
+            "-qec",
+            &format!(
+                "{} publish yank --name example:greeter --version 1.3.0",
+                warg.binary.display()
+            ),
+            "/dev/null",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &warg.home)
+        .env("XDG_CONFIG_HOME", warg.home.join("config"))
+        .env("XDG_CACHE_HOME", warg.home.join("cache"))
+        .env("XDG_DATA_HOME", warg.home.join("data"))
+        .env("TERM", "dumb")
+        .current_dir(&warg.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = yank.spawn().expect("spawn script");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Answer until it exits: a reply typed before the prompt switched
+        // the terminal mode may be discarded, so keep answering.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(std::time::Instant::now() < deadline, "yank did not finish");
+            let _ = stdin.write_all(b"y\r");
+            let _ = stdin.flush();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        drop(stdin);
+        let output = child.wait_with_output().expect("yank");
+        assert!(output.status.success(), "yank: {}", text(&output));
+
+        // The reader's client resolves from its own verified copy of the
+        // log: `update` brings it up to the new checkpoint.
+        reader.ok(&["update"]);
+
+        reader.ok(&["download", "example:greeter", "--output", "after-yank.wasm"]);
+        assert_eq!(
+            std::fs::read(reader.home.join("after-yank.wasm")).expect("read"),
+            v1,
+            "after the yank the newest release is 1.2.3"
+        );
+        let pinned = reader.run(&[
+            "download",
+            "example:greeter",
+            "--version",
+            "1.3.0",
+            "--output",
+            "yanked.wasm",
+        ]);
+        assert!(
+            text(&pinned).contains("was not found"),
+            "a yanked version is not resolved: {}",
+            text(&pinned)
+        );
+    } else {
+        eprintln!("*** yank step SKIPPED: `script` (util-linux) is not installed ***");
+    }
+    server.stop();
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
