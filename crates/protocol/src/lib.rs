@@ -28,7 +28,7 @@ pub use ids::{
     UnsupportedHashAlgorithm,
 };
 pub use keys::{BadSignature, KeyId, KeyParseError, PrivateKey, PublicKey, Signature, ECDSA_P256};
-pub use record::{signing_message, DecodeError, EntryError, Envelope, Record};
+pub use record::{signing_message, DecodeError, EntryError, Envelope, Record, SignatureChecked};
 pub use semver::{Version, VersionReq};
 pub use time::Timestamp;
 pub use validation::{AnyPermission, Authorities, Head, Rule, ValidationError};

@@ -11,7 +11,7 @@ use semver::{Version, VersionReq};
 use crate::ids::{HashAlgorithm, RecordId};
 use crate::keys::{KeyId, PublicKey};
 use crate::proto::{self, package_entry::Contents};
-use crate::record::{DecodeError, EntryError, Envelope, Record};
+use crate::record::{DecodeError, EntryError, Envelope, Record, SignatureChecked};
 use crate::time::Timestamp;
 use crate::validation::{check_chain, AnyPermission, Authorities, Head, Rule, ValidationError};
 use crate::Hash;
@@ -324,21 +324,33 @@ impl PackageState {
     /// state is unchanged.
     pub fn apply(&mut self, envelope: &Envelope<PackageRecord>) -> Result<(), ValidationError> {
         let mut next = self.clone();
-        next.apply_in_place(envelope)?;
+        next.apply_in_place(envelope, None)?;
         *self = next;
         Ok(())
     }
 
     /// Like [`PackageState::apply`] but returns the new state.
     pub fn validate(&self, envelope: &Envelope<PackageRecord>) -> Result<Self, ValidationError> {
+        self.validate_checked(envelope, None)
+    }
+
+    /// Like [`PackageState::validate`], but the signature check is skipped
+    /// when `checked` proves it was done with the key this state holds for
+    /// the signer.
+    pub fn validate_checked(
+        &self,
+        envelope: &Envelope<PackageRecord>,
+        checked: Option<&SignatureChecked>,
+    ) -> Result<Self, ValidationError> {
         let mut next = self.clone();
-        next.apply_in_place(envelope)?;
+        next.apply_in_place(envelope, checked)?;
         Ok(next)
     }
 
     fn apply_in_place(
         &mut self,
         envelope: &Envelope<PackageRecord>,
+        checked: Option<&SignatureChecked>,
     ) -> Result<(), ValidationError> {
         let record_id = envelope.record_id();
         let fail = |entry: Option<usize>, rule: Rule| ValidationError {
@@ -367,9 +379,11 @@ impl PackageState {
             .authorities
             .key(&signer)
             .ok_or_else(|| fail(None, Rule::UnknownKey { key_id: signer }))?;
-        envelope
-            .verify_signature(key)
-            .map_err(|_| fail(None, Rule::BadSignature { key_id: signer }))?;
+        if !envelope.is_checked(key, checked) {
+            envelope
+                .verify_signature(key)
+                .map_err(|_| fail(None, Rule::BadSignature { key_id: signer }))?;
+        }
         self.head = Some(Head {
             record_id,
             timestamp: record.timestamp,

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::ids::{RecordId, UnsupportedHashAlgorithm};
 use crate::keys::{BadSignature, KeyId, KeyParseError, PrivateKey, PublicKey, Signature};
-use crate::{proto, HashParseError};
+use crate::{proto, Hash, HashParseError};
 
 /// A kind of record that lives in a log (package or operator records).
 pub trait Record: Sized + Clone {
@@ -199,6 +199,41 @@ impl<R: Record> Envelope<R> {
             &self.signature,
         )
     }
+
+    /// Checks the signature with `key` ahead of validation (on another
+    /// thread, say) and returns proof of it that validation accepts in
+    /// place of checking again.
+    pub fn check_signature(&self, key: &PublicKey) -> Result<SignatureChecked, BadSignature> {
+        if key.id() != self.key_id {
+            return Err(BadSignature);
+        }
+        self.verify_signature(key)?;
+        Ok(SignatureChecked {
+            key_id: self.key_id,
+            signed: Hash::of(&self.content_bytes),
+            signature: self.signature.clone(),
+        })
+    }
+
+    /// Whether `checked` proves this envelope's signature by `key`.
+    pub(crate) fn is_checked(&self, key: &PublicKey, checked: Option<&SignatureChecked>) -> bool {
+        checked.is_some_and(|c| {
+            c.key_id == self.key_id
+                && key.id() == c.key_id
+                && c.signature == self.signature
+                && c.signed == Hash::of(&self.content_bytes)
+        })
+    }
+}
+
+/// Proof that an envelope's signature was checked with the key whose id it
+/// names. Only [`Envelope::check_signature`] makes one; key ids are digests
+/// of the keys, so a match on the id is a match on the key.
+#[derive(Clone, Debug)]
+pub struct SignatureChecked {
+    key_id: KeyId,
+    signed: Hash,
+    signature: Signature,
 }
 
 impl<R: fmt::Debug> fmt::Debug for Envelope<R> {

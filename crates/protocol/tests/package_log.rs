@@ -376,3 +376,48 @@ fn decode_errors_name_the_problem() {
     let err = Envelope::<PackageRecord>::from_parts(vec![], "sha256:00", "x").unwrap_err();
     assert!(err.to_string().contains("no timestamp"), "{err}");
 }
+
+#[test]
+fn a_signature_check_done_ahead_is_only_good_for_its_envelope() {
+    let owner = PrivateKey::generate();
+    let stranger = PrivateKey::generate();
+    let mut log = Log::new();
+    log.push(&owner, vec![init(&owner)]).unwrap();
+    let good = Envelope::sign(&owner, log.record(vec![release("1.0.0", 1)]));
+    let checked = good.check_signature(owner.public_key()).unwrap();
+    assert!(log.state.validate_checked(&good, Some(&checked)).is_ok());
+
+    // The wrong key, or a forged signature, never yields a check.
+    assert!(good.check_signature(stranger.public_key()).is_err());
+    let other = Envelope::sign(&owner, log.record(vec![]));
+    let forged = Envelope::<PackageRecord>::from_parts(
+        good.content_bytes().to_vec(),
+        &good.key_id().to_string(),
+        &other.signature().to_string(),
+    )
+    .unwrap();
+    assert!(forged.check_signature(owner.public_key()).is_err());
+
+    // A check of one envelope does not vouch for another: the forged one
+    // (same bytes, other signature) and another record are checked again.
+    let err = log
+        .state
+        .validate_checked(&forged, Some(&checked))
+        .unwrap_err();
+    assert_eq!(
+        err.rule,
+        Rule::BadSignature {
+            key_id: owner.public_key().id()
+        }
+    );
+    let tampered = Envelope::<PackageRecord>::from_parts(
+        other.content_bytes().to_vec(),
+        &good.key_id().to_string(),
+        &good.signature().to_string(),
+    )
+    .unwrap();
+    assert!(log
+        .state
+        .validate_checked(&tampered, Some(&checked))
+        .is_err());
+}

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cairn_protocol::operator::{OperatorEntry, OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
 use cairn_protocol::{
-    Checkpoint, Envelope, Hash, HashAlgorithm, LogId, LogLeaf, MapLeaf, PackageName, PrivateKey,
-    PublicKey, RecordId, SignedCheckpoint, Timestamp, TimestampedCheckpoint,
+    Checkpoint, Envelope, Hash, HashAlgorithm, KeyId, LogId, LogLeaf, MapLeaf, PackageName,
+    PrivateKey, PublicKey, RecordId, SignatureChecked, SignedCheckpoint, Timestamp,
+    TimestampedCheckpoint,
 };
 use cairn_transparency::log::{ConsistencyProof, InclusionProof, LogProofBundle, VecLog};
 use cairn_transparency::map::{Map, MapProofBundle};
@@ -195,6 +196,7 @@ enum Command {
         name: PackageName,
         log_id: LogId,
         envelope: Box<Envelope<PackageRecord>>,
+        checked: Option<SignatureChecked>,
         reply: Reply<Result<RecordStatus, SubmitError>>,
     },
     DefineNamespaces {
@@ -218,6 +220,9 @@ struct View {
     /// Recent checkpoints with the map at each, oldest first.
     recent: VecDeque<(SignedCheckpoint, Map)>,
     operator_keys: Vec<PublicKey>,
+    /// The operator log's records with their registry indexes: short, and
+    /// part of nearly every fetch, so served from memory.
+    operator_records: Vec<(u64, StoredRecord)>,
 }
 
 struct Shared {
@@ -225,7 +230,15 @@ struct Shared {
     content: Arc<dyn ContentStore>,
     config: Config,
     view: RwLock<View>,
+    /// Keys seen in package logs, by id: lets a submitter check a record's
+    /// signature on its own thread, off the sequencer's. Key ids are
+    /// digests of the keys, so an entry is never wrong, only missing;
+    /// permissions are still checked by the sequencer.
+    keys: RwLock<HashMap<KeyId, PublicKey>>,
 }
+
+/// The key cache is cleared when it grows beyond this many keys.
+const KEY_CACHE_MAX: usize = 1 << 20;
 
 /// A running registry.
 pub struct Registry {
@@ -310,8 +323,9 @@ impl Registry {
 
         // The operator log, replayed (it is short).
         let mut operator = OperatorState::new();
-        for (_, rec) in meta.log_records(&LogId::operator(), None, u64::MAX, usize::MAX)? {
-            let envelope = decode_stored::<OperatorRecord>(&rec)?;
+        let operator_records = meta.log_records(&LogId::operator(), None, u64::MAX, usize::MAX)?;
+        for (_, rec) in &operator_records {
+            let envelope = decode_stored::<OperatorRecord>(rec)?;
             operator
                 .apply(&envelope)
                 .map_err(|e| StoreError::Corrupt(format!("stored operator record: {e}")))?;
@@ -346,8 +360,10 @@ impl Registry {
                 log,
                 recent,
                 operator_keys: operator_keys(&operator),
+                operator_records,
             }),
             config,
+            keys: RwLock::new(HashMap::new()),
         });
         let mut sourcing = HashMap::new();
         for rec in loaded.sourcing {
@@ -425,15 +441,37 @@ impl Registry {
         envelope: Envelope<PackageRecord>,
         reply: impl FnOnce(Result<RecordStatus, SubmitError>) + Send + 'static,
     ) {
+        let checked = self.check_signature(&envelope);
         let command = Command::Submit {
             name,
             log_id,
             envelope: Box::new(envelope),
+            checked,
             reply: Box::new(reply),
         };
         if let Err(Command::Submit { reply, .. }) = self.send(command) {
             reply(Err(SubmitError::Stopped));
         }
+    }
+
+    /// Checks the signature here, on the caller's thread, when the signing
+    /// key is known: the key of an init entry in the record itself, or one
+    /// seen before. The sequencer then skips the check.
+    fn check_signature(&self, envelope: &Envelope<PackageRecord>) -> Option<SignatureChecked> {
+        let signer = envelope.key_id();
+        let own = envelope.contents().entries.iter().find_map(|e| match e {
+            PackageEntry::Init { key, .. } if key.id() == *signer => Some(key.clone()),
+            _ => None,
+        });
+        let key = own.or_else(|| {
+            self.shared
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(signer)
+                .cloned()
+        })?;
+        envelope.check_signature(&key).ok()
     }
 
     /// Defines namespaces through a new operator record; replies with those
@@ -532,6 +570,22 @@ impl Registry {
         let max = self.shared.config.fetch_limit_max;
         let limit = request.limit.unwrap_or(max).clamp(1, max);
         let mut response = FetchResponse::default();
+        if let Some(after) = request.operator {
+            let view = self.view();
+            let mut records: Vec<(u64, StoredRecord)> = view
+                .operator_records
+                .iter()
+                .filter(|(i, _)| after.is_none_or(|a| *i > a) && *i < length)
+                .take(limit + 1)
+                .cloned()
+                .collect();
+            drop(view);
+            if records.len() > limit {
+                records.truncate(limit);
+                response.more = true;
+            }
+            response.operator = records;
+        }
         let mut fetch = |log_id: &LogId, after: Option<u64>| -> Result<_, QueryError> {
             let mut records = self
                 .shared
@@ -543,10 +597,6 @@ impl Registry {
             }
             Ok(records)
         };
-        if let Some(after) = request.operator {
-            let records = fetch(&LogId::operator(), after)?;
-            response.operator = records;
-        }
         let mut packages = Vec::with_capacity(request.packages.len());
         for (log_id, after) in &request.packages {
             let records = fetch(log_id, *after)?;
@@ -1021,9 +1071,11 @@ impl Writer {
                     name,
                     log_id,
                     envelope,
+                    checked,
                     reply,
                 } => {
-                    let result = self.submit(&mut staged, name, log_id, *envelope);
+                    let result =
+                        self.submit(&mut staged, name, log_id, *envelope, checked.as_ref());
                     outcomes.push(Outcome::Submit(reply, result));
                 }
                 Command::DefineNamespaces { namespaces, reply } => {
@@ -1066,15 +1118,21 @@ impl Writer {
             tracing::error!("commit failed, batch dropped: {e}");
             return Err(e);
         }
+        self.remember_keys(staged.states.values());
         self.states.extend(staged.states);
         if let Some(op) = staged.operator {
             self.operator = op;
             let keys = operator_keys(&self.operator);
-            self.shared
-                .view
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .operator_keys = keys;
+            let operator_log = LogId::operator();
+            let mut view = self.shared.view.write().unwrap_or_else(|e| e.into_inner());
+            view.operator_keys = keys;
+            for record in &staged.batch.records {
+                if let (true, RecordState::Sequenced { index }) =
+                    (record.log_id == operator_log, &record.state)
+                {
+                    view.operator_records.push((*index, record.clone()));
+                }
+            }
         }
         for id in staged.done_sourcing {
             self.sourcing.remove(&id);
@@ -1099,6 +1157,21 @@ impl Writer {
         view.log.len() + staged.leaves.len() as u64
     }
 
+    /// Adds the keys of `states` to the shared key cache.
+    fn remember_keys<'a>(&self, states: impl IntoIterator<Item = &'a PackageState>) {
+        let mut keys = self.shared.keys.write().unwrap_or_else(|e| e.into_inner());
+        for state in states {
+            for key in state.authorities().keys() {
+                if !keys.contains_key(&key.id()) {
+                    if keys.len() >= KEY_CACHE_MAX {
+                        keys.clear();
+                    }
+                    keys.insert(key.id(), key.clone());
+                }
+            }
+        }
+    }
+
     fn package_state(
         &mut self,
         staged: &Staged,
@@ -1121,6 +1194,7 @@ impl Writer {
                 .apply(&envelope)
                 .map_err(|e| StoreError::Corrupt(format!("stored package record: {e}")))?;
         }
+        self.remember_keys([&state]);
         self.states.insert(*log_id, state.clone());
         Ok(state)
     }
@@ -1131,6 +1205,7 @@ impl Writer {
         name: PackageName,
         log_id: LogId,
         envelope: Envelope<PackageRecord>,
+        checked: Option<&SignatureChecked>,
     ) -> Result<RecordStatus, SubmitError> {
         let expected = LogId::package(&name);
         if expected != log_id {
@@ -1179,7 +1254,7 @@ impl Writer {
         }
         let state = self.package_state(staged, &log_id)?;
         let next = state
-            .validate(&envelope)
+            .validate_checked(&envelope, checked)
             .map_err(|e| SubmitError::Invalid(e.to_string()))?;
         let mut missing = Vec::new();
         for entry in &envelope.contents().entries {
