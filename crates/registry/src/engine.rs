@@ -424,11 +424,12 @@ impl Registry {
         &self.shared.config
     }
 
-    fn send(&self, command: Command) -> Result<(), Command> {
+    /// Hands a command to the writer; gives it back when the writer is gone.
+    fn send(&self, command: Command) -> Result<(), Box<Command>> {
         let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
-            Some(tx) => tx.send(command).map_err(|e| e.0),
-            None => Err(command),
+            Some(tx) => tx.send(command).map_err(|e| Box::new(e.0)),
+            None => Err(Box::new(command)),
         }
     }
 
@@ -449,8 +450,10 @@ impl Registry {
             checked,
             reply: Box::new(reply),
         };
-        if let Err(Command::Submit { reply, .. }) = self.send(command) {
-            reply(Err(SubmitError::Stopped));
+        if let Err(refused) = self.send(command) {
+            if let Command::Submit { reply, .. } = *refused {
+                reply(Err(SubmitError::Stopped));
+            }
         }
     }
 
@@ -485,8 +488,10 @@ impl Registry {
             namespaces,
             reply: Box::new(reply),
         };
-        if let Err(Command::DefineNamespaces { reply, .. }) = self.send(command) {
-            reply(Err(SubmitError::Stopped));
+        if let Err(refused) = self.send(command) {
+            if let Command::DefineNamespaces { reply, .. } = *refused {
+                reply(Err(SubmitError::Stopped));
+            }
         }
     }
 
