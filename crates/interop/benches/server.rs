@@ -18,7 +18,7 @@
 //! the bench says so loudly and reports Cairn only.
 //!
 //! `cargo bench -p cairn-interop --bench server` loads 100,000 packages and
-//! sends 5,000 fetches; `CAIRN_BENCH_SMOKE=1` or `--test` runs tiny sizes.
+//! sends 20,000 fetches (after an untimed warm-up); `CAIRN_BENCH_SMOKE=1` or `--test` runs tiny sizes.
 //! `--packages N`, `--fetches N`, `--publish-concurrency N`,
 //! `--fetch-concurrency N` change the sizes; `--only cairn|warg` runs one
 //! side (for profiling). Other arguments (`--bench`) are ignored.
@@ -54,7 +54,7 @@ struct Sizes {
 impl Sizes {
     const FULL: Sizes = Sizes {
         packages: 100_000,
-        fetches: 5_000,
+        fetches: 20_000,
         publish_concurrency: 64,
         fetch_concurrency: 4,
     };
@@ -294,24 +294,17 @@ async fn fetch_one(client: &reqwest::Client, url: &str, length: u64, item: &Prep
     elapsed
 }
 
-/// Fetches the logs of `plan`'s packages from `concurrency` clients, each
-/// sending its requests one after the other.
-async fn fetch_latencies(
+/// Sends the fetches of `plan` from `concurrency` clients, each sending its
+/// requests one after the other; returns every request's latency.
+async fn run_fetches(
+    client: &reqwest::Client,
     url: &str,
-    load: Arc<Vec<Prepared>>,
+    load: &Arc<Vec<Prepared>>,
     plan: Arc<Vec<usize>>,
+    length: u64,
     concurrency: usize,
-) -> Latencies {
-    let client = client(concurrency);
-    let length = checkpoint_length(&client, url)
-        .await
-        .expect("the server has a checkpoint");
-    // Warm up the connections and the server's caches a little (untimed).
-    for &i in plan.iter().rev().take(concurrency * 4) {
-        fetch_one(&client, url, length, &load[i]).await;
-    }
+) -> Vec<Duration> {
     let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (client, load, plan, next, url) = (
@@ -335,7 +328,29 @@ async fn fetch_latencies(
     while let Some(done) = workers.join_next().await {
         samples.extend(done.expect("fetch worker"));
     }
+    samples
+}
+
+/// Fetches the logs of `plan`'s packages from `concurrency` clients, each
+/// sending its requests one after the other.
+async fn fetch_latencies(
+    url: &str,
+    load: Arc<Vec<Prepared>>,
+    plan: Arc<Vec<usize>>,
+    concurrency: usize,
+) -> Latencies {
+    let client = client(concurrency);
+    let length = checkpoint_length(&client, url)
+        .await
+        .expect("the server has a checkpoint");
+    // Warm up every connection and the server's caches (untimed), from as
+    // many concurrent clients as the measured run uses.
+    let warm: Vec<usize> = plan.iter().rev().take(concurrency * 50).copied().collect();
+    run_fetches(&client, url, &load, Arc::new(warm), length, concurrency).await;
+    let start = Instant::now();
+    let samples = run_fetches(&client, url, &load, plan, length, concurrency).await;
     let wall = start.elapsed();
+    let mut samples = samples;
     samples.sort_unstable();
     Latencies { samples, wall }
 }

@@ -1269,7 +1269,7 @@ impl Writer {
                 }
             }
         }
-        if state.head().is_none() || !staged.names.contains_key(&log_id) {
+        if state.head().is_none() && !staged.names.contains_key(&log_id) {
             staged.names.insert(log_id, name.clone());
             staged.batch.names.push((log_id, name));
         }

@@ -14,6 +14,12 @@ use cairn_registry::{
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+/// The schema, version [`SCHEMA_VERSION`]. Of the indexes written on a
+/// publish, only `records_by_log` takes keys in random order (log ids are
+/// hashes); the others grow at their end. A random-order index costs a
+/// page write per record in each commit, so there is one: a record is found
+/// by its log, then its id; a package's name is on the row that began its
+/// log.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
     record_id BLOB NOT NULL,
@@ -26,7 +32,7 @@ CREATE TABLE IF NOT EXISTS records (
     missing TEXT,
     since INTEGER,
     reason TEXT,
-    PRIMARY KEY (log_id, record_id)
+    name TEXT
 );
 CREATE INDEX IF NOT EXISTS records_by_log ON records (log_id, registry_index);
 CREATE INDEX IF NOT EXISTS records_sourcing ON records (state) WHERE state = 0;
@@ -35,10 +41,6 @@ CREATE TABLE IF NOT EXISTS leaves (
     log_id BLOB NOT NULL,
     record_id BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS packages (
-    log_id BLOB PRIMARY KEY,
-    name TEXT NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     log_length INTEGER PRIMARY KEY,
     log_root BLOB NOT NULL,
@@ -52,6 +54,39 @@ CREATE TABLE IF NOT EXISTS admin_requests (
     define_namespace TEXT NOT NULL,
     outcome TEXT
 );
+";
+
+/// `PRAGMA user_version` of a database with [`SCHEMA`].
+const SCHEMA_VERSION: i64 = 2;
+
+/// From version 1 (records keyed by log and record id, names in a
+/// `packages` table) to 2.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE records RENAME TO records_v1;
+DROP INDEX IF EXISTS records_by_log;
+DROP INDEX IF EXISTS records_sourcing;
+CREATE TABLE records (
+    record_id BLOB NOT NULL,
+    log_id BLOB NOT NULL,
+    content_bytes BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    registry_index INTEGER UNIQUE,
+    missing TEXT,
+    since INTEGER,
+    reason TEXT,
+    name TEXT
+);
+INSERT INTO records (record_id, log_id, content_bytes, key_id, signature, state,
+                     registry_index, missing, since, reason)
+    SELECT record_id, log_id, content_bytes, key_id, signature, state,
+           registry_index, missing, since, reason
+    FROM records_v1 ORDER BY rowid;
+UPDATE records SET name = (SELECT name FROM packages WHERE packages.log_id = records.log_id)
+    WHERE rowid IN (SELECT MIN(rowid) FROM records GROUP BY log_id);
+DROP TABLE records_v1;
+DROP TABLE packages;
 ";
 
 const SOURCING: i64 = 0;
@@ -115,11 +150,44 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Creates the schema in a new database, or brings an older one up to
+/// [`SCHEMA_VERSION`]; refuses a database from a newer Cairn.
+fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    let has_records: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    match version {
+        // Version 1 did not set user_version.
+        0 if has_records => tx.execute_batch(MIGRATE_1_TO_2).map_err(backend)?,
+        0 | SCHEMA_VERSION => {}
+        newer => {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {newer}, newer than this Cairn's \
+                 {SCHEMA_VERSION}: run a newer Cairn on this data directory"
+            )))
+        }
+    }
+    tx.execute_batch(SCHEMA).map_err(backend)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(backend)?;
+    tx.commit().map_err(backend)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let writer = open_connection(path)?;
-        writer.execute_batch(SCHEMA).map_err(backend)?;
+        let mut writer = open_connection(path)?;
+        prepare_schema(&mut writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open_reader(path)?);
@@ -344,12 +412,15 @@ impl MetaStore for SqliteStore {
         {
             let mut insert = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO records ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    "INSERT INTO records ({RECORD_COLUMNS}, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ))
                 .map_err(backend)?;
             let mut leaf = tx
                 .prepare_cached("INSERT INTO leaves (idx, log_id, record_id) VALUES (?1, ?2, ?3)")
                 .map_err(backend)?;
+            // A package's name goes on the first row of its log.
+            let mut names: std::collections::HashMap<&LogId, &PackageName> =
+                batch.names.iter().map(|(id, name)| (id, name)).collect();
             for r in &batch.records {
                 let (state, index, missing, since, reason) = match &r.state {
                     RecordState::Sourcing { missing, since } => (
@@ -377,7 +448,8 @@ impl MetaStore for SqliteStore {
                         index,
                         missing,
                         since,
-                        reason
+                        reason,
+                        names.remove(&r.log_id).map(|n| n.as_str())
                     ])
                     .map_err(backend)?;
                 if let Some(index) = index {
@@ -444,10 +516,14 @@ impl MetaStore for SqliteStore {
                     ])
                     .map_err(backend)?;
             }
+            // A name whose log has no new row here goes on its first row.
             let mut name = tx
-                .prepare_cached("INSERT OR IGNORE INTO packages (log_id, name) VALUES (?1, ?2)")
+                .prepare_cached(
+                    "UPDATE records SET name = ?2 WHERE rowid =
+                     (SELECT MIN(rowid) FROM records WHERE log_id = ?1) AND name IS NULL",
+                )
                 .map_err(backend)?;
-            for (log_id, package) in &batch.names {
+            for (log_id, package) in names {
                 name.execute(params![
                     log_id.digest().as_bytes().as_slice(),
                     package.as_str()
@@ -559,7 +635,9 @@ impl MetaStore for SqliteStore {
     fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT name FROM packages WHERE log_id = ?1")
+                .prepare_cached(
+                    "SELECT name FROM records WHERE log_id = ?1 AND name IS NOT NULL LIMIT 1",
+                )
                 .map_err(backend)?;
             log_ids
                 .iter()

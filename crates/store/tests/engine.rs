@@ -364,3 +364,100 @@ fn a_damaged_or_stale_map_snapshot_is_ignored() {
     let registry = open(dir.path(), Config::default()).expect("open on garbage");
     assert_eq!(registry.latest_checkpoint(), checkpoint);
 }
+
+/// Rewrites the database at `path` into the first schema (records keyed by
+/// log and record id, names in a `packages` table, no user_version).
+fn downgrade_to_schema_1(path: &Path) {
+    let conn = rusqlite::Connection::open(path).expect("open database");
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE packages (log_id BLOB PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID;
+         INSERT INTO packages SELECT log_id, name FROM records WHERE name IS NOT NULL;
+         CREATE TABLE old (
+             record_id BLOB NOT NULL, log_id BLOB NOT NULL, content_bytes BLOB NOT NULL,
+             key_id TEXT NOT NULL, signature TEXT NOT NULL, state INTEGER NOT NULL,
+             registry_index INTEGER UNIQUE, missing TEXT, since INTEGER, reason TEXT,
+             PRIMARY KEY (log_id, record_id));
+         INSERT INTO old SELECT record_id, log_id, content_bytes, key_id, signature, state,
+             registry_index, missing, since, reason FROM records ORDER BY rowid;
+         DROP TABLE records;
+         ALTER TABLE old RENAME TO records;
+         CREATE INDEX records_by_log ON records (log_id, registry_index);
+         CREATE INDEX records_sourcing ON records (state) WHERE state = 0;
+         PRAGMA user_version = 0;
+         COMMIT;",
+    )
+    .expect("downgrade");
+}
+
+#[test]
+fn a_database_of_the_first_schema_is_migrated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let names: Vec<PackageName> = ["example:one", "example:two"]
+        .iter()
+        .map(|n| n.parse().expect("name"))
+        .collect();
+    let registry = open(dir.path(), Config::default()).expect("open");
+    let mut ids = Vec::new();
+    for name in &names {
+        ids.push(publish_two(&registry, &key, name));
+    }
+    let checkpoint = registry.latest_checkpoint().expect("checkpoint");
+    registry.shutdown();
+    drop(registry);
+    let database = DataDir::create(dir.path()).expect("data dir").database();
+    downgrade_to_schema_1(&database);
+
+    let registry = open(dir.path(), Config::default()).expect("reopen after migration");
+    assert_eq!(registry.latest_checkpoint(), Some(checkpoint));
+    let log_ids: Vec<LogId> = names.iter().map(LogId::package).collect();
+    let found = registry.package_names(&log_ids).expect("names");
+    assert_eq!(
+        found,
+        names.iter().cloned().map(Some).collect::<Vec<_>>(),
+        "names survive the migration"
+    );
+    for (name, (init_id, release_id)) in names.iter().zip(&ids) {
+        for id in [init_id, release_id] {
+            assert!(matches!(
+                registry
+                    .record_status(&LogId::package(name), id)
+                    .expect("status"),
+                RecordStatus::Published { .. }
+            ));
+        }
+    }
+    registry.shutdown();
+    drop(registry);
+    let conn = rusqlite::Connection::open(&database).expect("open database");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 2);
+    let packages: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'packages'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(packages, 0, "the packages table is gone");
+}
+
+#[test]
+fn a_database_of_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = open(dir.path(), Config::default()).expect("open");
+    registry.shutdown();
+    drop(registry);
+    let database = DataDir::create(dir.path()).expect("data dir").database();
+    rusqlite::Connection::open(&database)
+        .expect("open database")
+        .execute_batch("PRAGMA user_version = 99")
+        .expect("set version");
+    let error = SqliteStore::open(&database)
+        .err()
+        .expect("a newer schema is refused");
+    assert!(error.to_string().contains("schema version 99"), "{error}");
+}
