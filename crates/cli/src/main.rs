@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use cairn_registry::oci::{Oci, OciConfig};
 use cairn_registry::{Config, Registry};
 use cairn_server::ServerOptions;
 use cairn_store::{DataDir, KeySource, SqliteStore};
@@ -126,12 +127,18 @@ fn serve(args: ServeArgs) -> Result<()> {
         ..Config::default()
     };
     let started = Instant::now();
-    let registry = Registry::open(meta, content, key, &args.namespaces, config)?;
+    let registry = Registry::open(meta.clone(), content.clone(), key, &args.namespaces, config)?;
     tracing::info!(
         "opened the registry in {:.2?}: log length {}",
         started.elapsed(),
         registry.log_length()
     );
+    let oci = Arc::new(Oci::new(
+        registry.clone(),
+        meta,
+        content,
+        OciConfig::default(),
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -149,7 +156,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let options = ServerOptions {
             public_url: args.public_url.clone(),
         };
-        cairn_server::serve(listener, registry.clone(), options, shutdown_signal())
+        cairn_server::serve(listener, registry.clone(), oci, options, shutdown_signal())
             .await
             .context("server failed")
     });

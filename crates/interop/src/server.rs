@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use cairn_registry::oci::{Oci, OciConfig};
 use cairn_registry::{Config, Registry};
 use cairn_server::ServerOptions;
 use cairn_store::{DataDir, DirLock};
@@ -21,6 +22,8 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     /// The engine.
     pub registry: Arc<Registry>,
+    /// The OCI face.
+    pub oci: Arc<Oci>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     _lock: Option<DirLock>,
@@ -40,6 +43,17 @@ impl TestServer {
         config: Config,
         addr: Option<SocketAddr>,
     ) -> TestServer {
+        TestServer::start_full(data_dir, namespaces, config, OciConfig::default(), addr)
+    }
+
+    /// Starts with engine and OCI configurations.
+    pub fn start_full(
+        data_dir: &Path,
+        namespaces: &[&str],
+        config: Config,
+        oci_config: OciConfig,
+        addr: Option<SocketAddr>,
+    ) -> TestServer {
         let dir = DataDir::create(data_dir).expect("data directory");
         let lock = dir
             .try_lock()
@@ -48,8 +62,10 @@ impl TestServer {
         let (key, _) = dir.operator_key(None).expect("operator key");
         let (meta, content) = dir.open_stores().expect("stores");
         let namespaces: Vec<String> = namespaces.iter().map(|n| n.to_string()).collect();
-        let registry =
-            Registry::open(meta, content, key, &namespaces, config).expect("open registry");
+        let registry = Registry::open(meta.clone(), content.clone(), key, &namespaces, config)
+            .expect("open registry");
+        let oci = Arc::new(Oci::new(registry.clone(), meta, content, oci_config));
+        let server_oci = oci.clone();
         let std_listener = std::net::TcpListener::bind(
             addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("address")),
         )
@@ -72,6 +88,7 @@ impl TestServer {
                 cairn_server::serve(
                     listener,
                     server_registry,
+                    server_oci,
                     ServerOptions::default(),
                     shutdown,
                 )
@@ -84,6 +101,7 @@ impl TestServer {
             addr,
             data_dir: data_dir.to_owned(),
             registry,
+            oci,
             stop: Some(stop_tx),
             thread: Some(thread),
             _lock: Some(lock),

@@ -235,7 +235,13 @@ struct Shared {
     /// digests of the keys, so an entry is never wrong, only missing;
     /// permissions are still checked by the sequencer.
     keys: RwLock<HashMap<KeyId, PublicKey>>,
+    /// Published package states for readers (the OCI face), each with the
+    /// registry index of the last record applied.
+    published: Mutex<HashMap<LogId, (u64, PackageState)>>,
 }
+
+/// The published-state cache is cleared when it grows beyond this many logs.
+const PUBLISHED_CACHE_MAX: usize = 1 << 16;
 
 /// The key cache is cleared when it grows beyond this many keys.
 const KEY_CACHE_MAX: usize = 1 << 20;
@@ -364,6 +370,7 @@ impl Registry {
             }),
             config,
             keys: RwLock::new(HashMap::new()),
+            published: Mutex::new(HashMap::new()),
         });
         let mut sourcing = HashMap::new();
         for rec in loaded.sourcing {
@@ -612,6 +619,64 @@ impl Registry {
         }
         response.packages = packages;
         Ok(response)
+    }
+
+    /// The state of a package log as published (every record a checkpoint
+    /// covers), or `None` if it has none. Records are replayed once and
+    /// cached; later calls apply only newer records.
+    pub fn published_package(&self, log_id: &LogId) -> Result<Option<PackageState>, QueryError> {
+        let published = self.published_length();
+        let cached = self
+            .shared
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(log_id)
+            .cloned();
+        let (mut after, mut state) = match cached {
+            Some((last, state)) if last < published => (Some(last), state),
+            // Cached past what this reader may see (cannot happen unless
+            // checkpoints went backwards): start over.
+            _ => (None, PackageState::new()),
+        };
+        let records = self
+            .shared
+            .meta
+            .log_records(log_id, after, published, usize::MAX)?;
+        if records.is_empty() && after.is_some() {
+            return Ok(Some(state));
+        }
+        for (index, record) in &records {
+            let envelope = decode_stored::<PackageRecord>(record)?;
+            state
+                .apply(&envelope)
+                .map_err(|e| StoreError::Corrupt(format!("stored package record: {e}")))?;
+            after = Some(*index);
+        }
+        let Some(last) = after else {
+            return Ok(None);
+        };
+        let mut cache = self
+            .shared
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= PUBLISHED_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(*log_id, (last, state.clone()));
+        Ok(Some(state))
+    }
+
+    /// The index the next checkpoint will cover up to, for waiting on a
+    /// record: the length of the latest checkpoint.
+    pub fn published_log_length(&self) -> u64 {
+        self.published_length()
+    }
+
+    /// The names of every package, in name order.
+    pub fn package_list(&self) -> Result<Vec<PackageName>, QueryError> {
+        Ok(self.shared.meta.package_list()?)
     }
 
     /// The names of package logs (`None` for unknown ones).

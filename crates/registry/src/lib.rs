@@ -11,6 +11,7 @@
 
 mod content;
 mod engine;
+pub mod oci;
 mod storage;
 
 pub use content::{check_wasm, Upload, UploadError};

@@ -133,6 +133,8 @@ pub trait MetaStore: Send + Sync + 'static {
     fn checkpoint(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, StoreError>;
     /// The names of the given package logs.
     fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, StoreError>;
+    /// The names of every package, in name order.
+    fn package_list(&self) -> Result<Vec<PackageName>, StoreError>;
     /// The log leaves at the given registry indexes (`None` when absent).
     fn leaves_at(&self, indexes: &[u64]) -> Result<Vec<Option<LogLeaf>>, StoreError>;
     /// Up to `limit` leaves from `start`, in order.

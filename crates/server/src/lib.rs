@@ -3,14 +3,16 @@
 //! rules live in the engine and the protocol crate.
 
 mod error;
+mod oci;
 mod warg;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
+use cairn_registry::oci::Oci;
 use cairn_registry::Registry;
 use tokio::net::TcpListener;
 
@@ -20,6 +22,7 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     registry: Arc<Registry>,
+    oci: Arc<Oci>,
     public_url: Option<String>,
     listen: String,
 }
@@ -40,9 +43,15 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 }
 
 /// The router of every endpoint.
-pub fn router(registry: Arc<Registry>, options: ServerOptions, listen: String) -> Router {
+pub fn router(
+    registry: Arc<Registry>,
+    oci: Arc<Oci>,
+    options: ServerOptions,
+    listen: String,
+) -> Router {
     let state = AppState {
         registry,
+        oci,
         public_url: options.public_url,
         listen,
     };
@@ -67,6 +76,9 @@ pub fn router(registry: Arc<Registry>, options: ServerOptions, listen: String) -
         .route("/v1/ledger", get(warg::ledger_sources))
         .route("/v1/ledger/records/{start}", get(warg::ledger_records))
         .route("/.well-known/wasm-pkg/registry.json", get(warg::well_known))
+        .route("/v2", get(oci::base))
+        .route("/v2/", get(oci::base))
+        .route("/v2/{*rest}", any(oci::dispatch))
         .fallback(not_found)
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::message(
@@ -81,12 +93,30 @@ pub fn router(registry: Arc<Registry>, options: ServerOptions, listen: String) -
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
+    oci: Arc<Oci>,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listen = listener.local_addr()?.to_string();
-    let app = router(registry, options, listen);
-    axum::serve(listener, app)
+    // Abandoned upload sessions expire.
+    let expiry = oci.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let oci = expiry.clone();
+            match tokio::task::spawn_blocking(move || oci.expire_uploads()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(sessions = n, "removed expired upload sessions"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot expire upload sessions"),
+                Err(e) => tracing::warn!(error = %e, "upload expiry task failed"),
+            }
+        }
+    });
+    let app = router(registry, oci, options, listen);
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sweeper.abort();
+    result
 }

@@ -365,7 +365,7 @@ pub async fn content_sources(
 }
 
 /// A parsed `Range: bytes=...` header for one range.
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+pub(crate) fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     let spec = value.strip_prefix("bytes=")?.trim();
     if spec.contains(',') {
         return None;

@@ -7,6 +7,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use cairn_protocol::Hash;
+use cairn_registry::oci::{BlobStore, Digest, Digester, Finished, SessionWriter};
 use cairn_registry::{ContentLocation, ContentStore, PendingContent, StoreError};
 
 fn io(what: &str, e: std::io::Error) -> StoreError {
@@ -102,5 +103,146 @@ impl PendingContent for FsPending {
             .and_then(|d| d.sync_all())
             .map_err(|e| io("cannot sync content directory", e))?;
         Ok(())
+    }
+}
+
+/// Upload session bytes live in `<root>/uploads/<id>`; blobs of other
+/// algorithms in `<root>/<algorithm>/<hex>`.
+impl FsContentStore {
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join(digest.algorithm().name()).join(digest.hex())
+    }
+
+    fn session_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Backend(format!("bad upload session id `{id}`")));
+        }
+        Ok(self.root.join("uploads").join(id))
+    }
+
+    /// Moves `file` (fsynced) into place as the blob `digest`.
+    fn persist(&self, from: &Path, digest: &Digest) -> Result<(), StoreError> {
+        let target = self.blob_path(digest);
+        let dir = target
+            .parent()
+            .ok_or_else(|| StoreError::Backend("blob path has no parent".into()))?;
+        fs::create_dir_all(dir).map_err(|e| io("cannot create blob directory", e))?;
+        fs::rename(from, &target).map_err(|e| io("cannot move blob into place", e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("cannot sync blob directory", e))
+    }
+}
+
+struct FsSession {
+    file: File,
+}
+
+impl SessionWriter for FsSession {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| io("cannot write upload", e))
+    }
+
+    fn flush(&mut self) -> Result<u64, StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| io("cannot sync upload", e))?;
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| io("cannot read upload size", e))
+    }
+}
+
+impl BlobStore for FsContentStore {
+    fn locate(&self, digest: &Digest) -> Result<Option<ContentLocation>, StoreError> {
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(ContentLocation::File {
+                path,
+                size: meta.len(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("cannot read blob metadata", e)),
+        }
+    }
+
+    fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        if BlobStore::locate(self, digest)?.is_some() {
+            return Ok(());
+        }
+        let mut file = tempfile::NamedTempFile::new_in(self.root.join("tmp"))
+            .map_err(|e| io("cannot create blob file", e))?;
+        file.write_all(bytes)
+            .and_then(|_| file.as_file().sync_all())
+            .map_err(|e| io("cannot write blob", e))?;
+        let (_, path) = file
+            .keep()
+            .map_err(|e| io("cannot keep blob file", e.error))?;
+        self.persist(&path, digest)
+    }
+
+    fn create_session(&self, id: &str) -> Result<(), StoreError> {
+        let path = self.session_path(id)?;
+        fs::create_dir_all(self.root.join("uploads"))
+            .map_err(|e| io("cannot create upload directory", e))?;
+        File::create(&path)
+            .map(|_| ())
+            .map_err(|e| io("cannot create upload", e))
+    }
+
+    fn session_size(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(self.session_path(id)?) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("cannot read upload size", e)),
+        }
+    }
+
+    fn append_session(&self, id: &str) -> Result<Box<dyn SessionWriter>, StoreError> {
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .open(self.session_path(id)?)
+            .map_err(|e| io("cannot open upload", e))?;
+        Ok(Box::new(FsSession { file }))
+    }
+
+    fn finish_session(&self, id: &str, digest: &Digest) -> Result<Finished, StoreError> {
+        let path = self.session_path(id)?;
+        let mut file = File::open(&path).map_err(|e| io("cannot open upload", e))?;
+        let mut digester = Digester::new(digest.algorithm());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| io("cannot read upload", e))?;
+            if n == 0 {
+                break;
+            }
+            digester.update(&buf[..n]);
+            size += n as u64;
+        }
+        let found = digester.finish();
+        if &found != digest {
+            return Ok(Finished::Mismatch { found });
+        }
+        if BlobStore::locate(self, digest)?.is_some() {
+            fs::remove_file(&path).map_err(|e| io("cannot remove upload", e))?;
+        } else {
+            file.sync_all().map_err(|e| io("cannot sync upload", e))?;
+            self.persist(&path, digest)?;
+        }
+        Ok(Finished::Stored { size })
+    }
+
+    fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        match fs::remove_file(self.session_path(id)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("cannot remove upload", e)),
+        }
     }
 }

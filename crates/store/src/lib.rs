@@ -5,6 +5,7 @@
 
 mod datadir;
 mod files;
+mod oci;
 mod sqlite;
 
 pub use datadir::{DataDir, DirLock, KeySource};

@@ -49,6 +49,36 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     key_id TEXT NOT NULL,
     signature TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS oci_blobs (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (repo, digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS oci_manifests (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    subject TEXT,
+    PRIMARY KEY (repo, digest)
+);
+CREATE INDEX IF NOT EXISTS oci_manifests_by_subject
+    ON oci_manifests (repo, subject) WHERE subject IS NOT NULL;
+CREATE TABLE IF NOT EXISTS oci_tags (
+    repo TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (repo, tag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS oci_uploads (
+    id TEXT PRIMARY KEY,
+    repo TEXT NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS namespace_policy (
+    namespace TEXT PRIMARY KEY,
+    oci_create INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS admin_requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     define_namespace TEXT NOT NULL,
@@ -101,7 +131,7 @@ pub struct SqliteStore {
     path: std::path::PathBuf,
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
 }
 
@@ -231,7 +261,16 @@ impl SqliteStore {
         })
     }
 
-    fn read<T>(
+    /// Runs `f` on the writer connection.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn)
+    }
+
+    pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -651,6 +690,26 @@ impl MetaStore for SqliteStore {
                             .map_err(|e| StoreError::Corrupt(format!("stored package name: {e}")))
                     })
                     .transpose()
+                })
+                .collect()
+        })
+    }
+
+    fn package_list(&self) -> Result<Vec<PackageName>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT DISTINCT name FROM records WHERE name IS NOT NULL AND state = 1 ORDER BY name")
+                .map_err(backend)?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            names
+                .into_iter()
+                .map(|n| {
+                    PackageName::new(n)
+                        .map_err(|e| StoreError::Corrupt(format!("stored package name: {e}")))
                 })
                 .collect()
         })

@@ -1,0 +1,743 @@
+//! The OCI distribution API over real HTTP on 127.0.0.1: uploads
+//! (monolithic, chunked, out of order, mounted, cancelled, expired), blobs
+//! with ranges, manifests by tag and digest (sha256 and sha512), tags with
+//! paging, referrers, catalog, deletes, the spec's error codes; and one
+//! history with the Warg face: a Warg release is an OCI artifact in the
+//! layout wkg reads, its manifest digest stable, a yanked version leaves the
+//! tag list but stays fetchable.
+
+use std::time::{Duration, Instant};
+
+use cairn_interop::keys;
+use cairn_interop::server::TestServer;
+use cairn_protocol::package::{PackageEntry, PackageRecord};
+use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, RecordId, Timestamp};
+use cairn_registry::oci::{Algorithm, Digest, OciConfig};
+use cairn_registry::{Config, RecordStatus};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+struct Fixture {
+    server: TestServer,
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Asserts an OCI error with `code` and a message containing `needle`.
+    #[track_caller]
+    fn error(&self, status: u16, code: &str, needle: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let body = self.json();
+        assert_eq!(body["errors"][0]["code"], code, "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "message `{message}` should mention `{needle}`"
+        );
+    }
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::with(OciConfig::default())
+    }
+
+    fn with(oci: OciConfig) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start_full(dir.path(), &["acme"], Config::default(), oci, None);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Fixture {
+            server,
+            http,
+            runtime,
+            _dir: dir,
+        }
+    }
+
+    fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.server.url)
+        };
+        let mut request = self.http.request(method, url).body(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        self.runtime.block_on(async {
+            let response = request.send().await.expect("request");
+            Answer {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: response.bytes().await.expect("body").to_vec(),
+            }
+        })
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, &[], Vec::new())
+    }
+
+    /// Pushes a blob in one request; returns its digest.
+    fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        let digest = Digest::of(Algorithm::Sha256, bytes);
+        let answer = self.send(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+            &[("content-type", "application/octet-stream")],
+            bytes.to_vec(),
+        );
+        assert_eq!(answer.status, StatusCode::CREATED);
+        assert_eq!(
+            answer.header("location"),
+            format!("/v2/{repo}/blobs/{digest}")
+        );
+        assert_eq!(answer.header("docker-content-digest"), digest.to_string());
+        digest
+    }
+
+    fn push_manifest(&self, repo: &str, reference: &str, manifest: &Value) -> Answer {
+        self.send(
+            Method::PUT,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("content-type", MANIFEST)],
+            serde_json::to_vec(manifest).expect("json"),
+        )
+    }
+}
+
+fn descriptor(media_type: &str, digest: &Digest, size: usize) -> Value {
+    json!({ "mediaType": media_type, "digest": digest.to_string(), "size": size })
+}
+
+/// A small artifact (not Wasm) in `repo`: returns the manifest.
+fn artifact(f: &Fixture, repo: &str, payload: &[u8]) -> Value {
+    let config = b"{}";
+    let config_digest = f.push_blob(repo, config);
+    let layer_digest = f.push_blob(repo, payload);
+    json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "artifactType": "application/vnd.example.thing",
+        "config": descriptor("application/vnd.oci.empty.v1+json", &config_digest, config.len()),
+        "layers": [descriptor("application/octet-stream", &layer_digest, payload.len())],
+    })
+}
+
+#[test]
+fn the_base_endpoint_answers() {
+    let f = Fixture::new();
+    let answer = f.get("/v2/");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.header("docker-distribution-api-version"),
+        "registry/2.0"
+    );
+}
+
+#[test]
+fn monolithic_and_chunked_uploads_and_ranges() {
+    let f = Fixture::new();
+    let repo = "misc/blobs";
+    let small = b"hello blob".to_vec();
+    let digest = f.push_blob(repo, &small);
+    let got = f.get(&format!("/v2/{repo}/blobs/{digest}"));
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body, small);
+    assert_eq!(got.header("docker-content-digest"), digest.to_string());
+    let head = f.send(
+        Method::HEAD,
+        &format!("/v2/{repo}/blobs/{digest}"),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("content-length"), small.len().to_string());
+    assert!(head.body.is_empty());
+    let part = f.send(
+        Method::GET,
+        &format!("/v2/{repo}/blobs/{digest}"),
+        &[("range", "bytes=2-4")],
+        Vec::new(),
+    );
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.body, b"llo");
+    assert_eq!(
+        part.header("content-range"),
+        format!("bytes 2-4/{}", small.len())
+    );
+    f.send(
+        Method::GET,
+        &format!("/v2/{repo}/blobs/{digest}"),
+        &[("range", "bytes=50-60")],
+        Vec::new(),
+    )
+    .error(416, "RANGE_INVALID", "cannot be served");
+
+    // Chunked: POST, PATCH in order, an out-of-order PATCH refused, status,
+    // PUT with the digest.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let started = f.send(
+        Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    let location = started.header("location");
+    assert!(
+        location.starts_with(&format!("/v2/{repo}/blobs/uploads/")),
+        "{location}"
+    );
+    let mut offset = 0;
+    for chunk in big.chunks(128 * 1024) {
+        let range = format!("{}-{}", offset, offset + chunk.len() - 1);
+        let answer = f.send(
+            Method::PATCH,
+            &location,
+            &[
+                ("content-range", &range),
+                ("content-type", "application/octet-stream"),
+            ],
+            chunk.to_vec(),
+        );
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{range}");
+        offset += chunk.len();
+        assert_eq!(answer.header("range"), format!("0-{}", offset - 1));
+    }
+    f.send(
+        Method::PATCH,
+        &location,
+        &[("content-range", "5-9")],
+        b"xxxxx".to_vec(),
+    )
+    .error(416, "RANGE_INVALID", "holds 300000 bytes");
+    let status = f.get(&location);
+    assert_eq!(status.status, StatusCode::NO_CONTENT);
+    assert_eq!(status.header("range"), format!("0-{}", big.len() - 1));
+    let digest = Digest::of(Algorithm::Sha256, &big);
+    let done = f.send(
+        Method::PUT,
+        &format!("{location}?digest={digest}"),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(done.status, StatusCode::CREATED);
+    assert_eq!(f.get(&format!("/v2/{repo}/blobs/{digest}")).body, big);
+    // The session is gone once complete.
+    f.get(&location)
+        .error(404, "BLOB_UPLOAD_UNKNOWN", "is not known");
+
+    // A wrong digest: refused, nothing stored, the session ends.
+    let started = f.send(
+        Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Vec::new(),
+    );
+    let location = started.header("location");
+    let wrong = Digest::of(Algorithm::Sha256, b"something else");
+    f.send(
+        Method::PUT,
+        &format!("{location}?digest={wrong}"),
+        &[],
+        b"the bytes".to_vec(),
+    )
+    .error(400, "DIGEST_INVALID", "not `sha256:");
+    f.get(&format!("/v2/{repo}/blobs/{wrong}"))
+        .error(404, "BLOB_UNKNOWN", "is not in repository");
+    f.get(&location)
+        .error(404, "BLOB_UPLOAD_UNKNOWN", "is not known");
+    // A completion without a digest, and malformed digests.
+    let started = f.send(
+        Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Vec::new(),
+    );
+    let location = started.header("location");
+    f.send(Method::PUT, &location, &[], Vec::new())
+        .error(400, "DIGEST_INVALID", "?digest=");
+    f.get(&format!("/v2/{repo}/blobs/sha256:abc")).error(
+        400,
+        "DIGEST_INVALID",
+        "64 lower-case hex",
+    );
+    f.get(&format!("/v2/{repo}/blobs/md5:abc"))
+        .error(400, "DIGEST_INVALID", "not supported");
+    // Cancel.
+    let cancelled = f.send(Method::DELETE, &location, &[], Vec::new());
+    assert_eq!(cancelled.status, StatusCode::NO_CONTENT);
+    f.get(&location)
+        .error(404, "BLOB_UPLOAD_UNKNOWN", "is not known");
+    // sha512 blobs.
+    let digest = Digest::of(Algorithm::Sha512, b"long digest");
+    let answer = f.send(
+        Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+        &[],
+        b"long digest".to_vec(),
+    );
+    assert_eq!(answer.status, StatusCode::CREATED);
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/blobs/{digest}")).body,
+        b"long digest"
+    );
+}
+
+#[test]
+fn abandoned_uploads_expire_with_their_bytes() {
+    let f = Fixture::with(OciConfig {
+        upload_expiry: Duration::ZERO,
+        ..OciConfig::default()
+    });
+    let started = f.send(Method::POST, "/v2/misc/x/blobs/uploads/", &[], Vec::new());
+    let location = started.header("location");
+    f.send(Method::PATCH, &location, &[], vec![1u8; 1000]);
+    let uploads = f.server.data_dir.join("content").join("uploads");
+    assert_eq!(std::fs::read_dir(&uploads).expect("uploads").count(), 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(f.server.oci.expire_uploads().expect("expire"), 1);
+    assert_eq!(std::fs::read_dir(&uploads).expect("uploads").count(), 0);
+    f.get(&location)
+        .error(404, "BLOB_UPLOAD_UNKNOWN", "is not known");
+}
+
+#[test]
+fn manifests_tags_referrers_catalog_and_deletes() {
+    let f = Fixture::new();
+    let repo = "misc/thing";
+    let manifest = artifact(&f, repo, b"payload one");
+    let pushed = f.push_manifest(repo, "v1", &manifest);
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    let digest = pushed.header("docker-content-digest");
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    assert_eq!(digest, Digest::of(Algorithm::Sha256, &bytes).to_string());
+    for reference in ["v1", digest.as_str()] {
+        let got = f.get(&format!("/v2/{repo}/manifests/{reference}"));
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(got.body, bytes);
+        assert_eq!(got.header("content-type"), MANIFEST);
+        assert_eq!(got.header("docker-content-digest"), digest);
+        let head = f.send(
+            Method::HEAD,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[],
+            Vec::new(),
+        );
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.header("content-length"), bytes.len().to_string());
+    }
+    // Pushed by sha512 digest.
+    let other = artifact(&f, repo, b"payload two");
+    let other_bytes = serde_json::to_vec(&other).expect("json");
+    let long = Digest::of(Algorithm::Sha512, &other_bytes);
+    let answer = f.push_manifest(repo, &long.to_string(), &other);
+    assert_eq!(answer.status, StatusCode::CREATED);
+    assert_eq!(answer.header("docker-content-digest"), long.to_string());
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/manifests/{long}")).body,
+        other_bytes
+    );
+    // A digest reference that does not match the bytes.
+    f.push_manifest(
+        repo,
+        &Digest::of(Algorithm::Sha256, b"x").to_string(),
+        &other,
+    )
+    .error(400, "DIGEST_INVALID", "manifest bytes have digest");
+    // Missing blobs, bad JSON, bad tags.
+    let mut missing = manifest.clone();
+    missing["layers"][0]["digest"] = json!(Digest::of(Algorithm::Sha256, b"absent").to_string());
+    f.push_manifest(repo, "v2", &missing)
+        .error(400, "MANIFEST_BLOB_UNKNOWN", "push it first");
+    f.send(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/v2"),
+        &[("content-type", MANIFEST)],
+        b"{not json".to_vec(),
+    )
+    .error(400, "MANIFEST_INVALID", "not valid JSON");
+    f.push_manifest(repo, "-bad", &manifest)
+        .error(400, "MANIFEST_INVALID", "invalid tag");
+    f.push_manifest("Bad/Name", "v1", &manifest).error(
+        400,
+        "NAME_INVALID",
+        "invalid repository name",
+    );
+
+    // Tags, with paging.
+    for tag in ["a", "b", "c"] {
+        assert_eq!(
+            f.push_manifest(repo, tag, &manifest).status,
+            StatusCode::CREATED
+        );
+    }
+    let all = f.get(&format!("/v2/{repo}/tags/list"));
+    assert_eq!(
+        all.json(),
+        json!({"name": repo, "tags": ["a", "b", "c", "v1"]})
+    );
+    let page = f.get(&format!("/v2/{repo}/tags/list?n=2"));
+    assert_eq!(page.json()["tags"], json!(["a", "b"]));
+    assert_eq!(
+        page.header("link"),
+        format!("</v2/{repo}/tags/list?n=2&last=b>; rel=\"next\"")
+    );
+    let next = f.get(&format!("/v2/{repo}/tags/list?n=2&last=b"));
+    assert_eq!(next.json()["tags"], json!(["c", "v1"]));
+    f.get("/v2/misc/unknown/tags/list")
+        .error(404, "NAME_UNKNOWN", "is not known");
+    f.get(&format!("/v2/{repo}/manifests/nope")).error(
+        404,
+        "MANIFEST_UNKNOWN",
+        "is not in repository",
+    );
+
+    // Referrers: a signature-like artifact with a subject.
+    let signature = {
+        let mut m = artifact(&f, repo, b"a signature");
+        m["artifactType"] = json!("application/vnd.example.signature");
+        m["subject"] = descriptor(MANIFEST, &digest.parse().expect("digest"), bytes.len());
+        m
+    };
+    let sig_bytes = serde_json::to_vec(&signature).expect("json");
+    let sig_digest = Digest::of(Algorithm::Sha256, &sig_bytes);
+    let pushed = f.push_manifest(repo, &sig_digest.to_string(), &signature);
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    assert_eq!(pushed.header("oci-subject"), digest);
+    let referrers = f.get(&format!("/v2/{repo}/referrers/{digest}"));
+    assert_eq!(referrers.status, StatusCode::OK);
+    let index = referrers.json();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(index["manifests"][0]["digest"], sig_digest.to_string());
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        "application/vnd.example.signature"
+    );
+    let filtered = f.get(&format!(
+        "/v2/{repo}/referrers/{digest}?artifactType=application/vnd.example.other"
+    ));
+    assert_eq!(filtered.json()["manifests"], json!([]));
+    assert_eq!(filtered.header("oci-filters-applied"), "artifactType");
+
+    // Cross-repository mount, and a mount that falls back to an upload.
+    let layer = Digest::of(Algorithm::Sha256, b"payload one");
+    let mounted = f.send(
+        Method::POST,
+        &format!("/v2/misc/copy/blobs/uploads/?mount={layer}&from={repo}"),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(mounted.status, StatusCode::CREATED);
+    assert_eq!(
+        f.get(&format!("/v2/misc/copy/blobs/{layer}")).body,
+        b"payload one"
+    );
+    let fallback = f.send(
+        Method::POST,
+        &format!("/v2/misc/copy2/blobs/uploads/?mount={layer}&from=misc/nowhere"),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(fallback.status, StatusCode::ACCEPTED);
+
+    // Catalog.
+    let catalog = f.get("/v2/_catalog").json();
+    assert_eq!(catalog["repositories"], json!(["misc/copy", "misc/thing"]));
+
+    // Deletes: a tag, a manifest, a blob.
+    assert_eq!(
+        f.send(
+            Method::DELETE,
+            &format!("/v2/{repo}/manifests/a"),
+            &[],
+            Vec::new()
+        )
+        .status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/tags/list")).json()["tags"],
+        json!(["b", "c", "v1"])
+    );
+    assert_eq!(
+        f.send(
+            Method::DELETE,
+            &format!("/v2/{repo}/manifests/{digest}"),
+            &[],
+            Vec::new()
+        )
+        .status,
+        StatusCode::ACCEPTED
+    );
+    f.get(&format!("/v2/{repo}/manifests/{digest}")).error(
+        404,
+        "MANIFEST_UNKNOWN",
+        "is not in repository",
+    );
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/tags/list")).json()["tags"],
+        json!([])
+    );
+    assert_eq!(
+        f.send(
+            Method::DELETE,
+            &format!("/v2/misc/copy/blobs/{layer}"),
+            &[],
+            Vec::new()
+        )
+        .status,
+        StatusCode::ACCEPTED
+    );
+    f.get(&format!("/v2/misc/copy/blobs/{layer}")).error(
+        404,
+        "BLOB_UNKNOWN",
+        "is not in repository",
+    );
+}
+
+fn submit(f: &Fixture, name: &PackageName, envelope: Envelope<PackageRecord>) -> RecordId {
+    let id = envelope.record_id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    f.server
+        .registry
+        .submit(name.clone(), LogId::package(name), envelope, move |r| {
+            let _ = tx.send(r);
+        });
+    rx.recv().expect("reply").expect("accepted");
+    id
+}
+
+fn wait_published(f: &Fixture, name: &PackageName, id: &RecordId) {
+    let start = Instant::now();
+    loop {
+        let status = f
+            .server
+            .registry
+            .record_status(&LogId::package(name), id)
+            .expect("status");
+        if matches!(status, RecordStatus::Published { .. }) {
+            let length = f.server.registry.log_length();
+            if f.server.registry.published_log_length() >= length {
+                return;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{status:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn upload(f: &Fixture, name: &PackageName, id: &RecordId, bytes: &[u8]) {
+    let digest = Hash::of(bytes);
+    let mut upload = f
+        .server
+        .registry
+        .begin_upload(&LogId::package(name), id, &digest)
+        .expect("begin");
+    upload.write(bytes).expect("write");
+    f.server.registry.finish_upload(upload).expect("finish");
+}
+
+#[test]
+fn warg_releases_are_oci_artifacts_in_the_wkg_layout() {
+    let f = Fixture::new();
+    let key = &keys()[0];
+    let name: PackageName = "acme:greeter".parse().expect("name");
+    let wasm = b"\0asm\x01\0\0\0".to_vec();
+    let component = b"\0asm\x0d\0\x01\0".to_vec();
+    let init = Envelope::sign(
+        key,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp: Timestamp::new(1_795_420_845, 0),
+            entries: vec![
+                PackageEntry::Init {
+                    hash_algorithm: HashAlgorithm::Sha256,
+                    key: key.public_key().clone(),
+                },
+                PackageEntry::Release {
+                    version: "1.0.0".parse().expect("version"),
+                    content: Hash::of(&wasm),
+                },
+            ],
+        },
+    );
+    let first = submit(&f, &name, init);
+    upload(&f, &name, &first, &wasm);
+    let second = submit(
+        &f,
+        &name,
+        Envelope::sign(
+            key,
+            PackageRecord {
+                prev: Some(first),
+                version: 0,
+                timestamp: Timestamp::new(1_795_420_900, 0),
+                entries: vec![PackageEntry::Release {
+                    version: "1.1.0".parse().expect("version"),
+                    content: Hash::of(&component),
+                }],
+            },
+        ),
+    );
+    upload(&f, &name, &second, &component);
+    wait_published(&f, &name, &second);
+
+    let repo = "acme/greeter";
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/tags/list")).json(),
+        json!({"name": repo, "tags": ["1.0.0", "1.1.0"]})
+    );
+    let got = f.get(&format!("/v2/{repo}/manifests/1.1.0"));
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.header("content-type"), MANIFEST);
+    let manifest_digest = got.header("docker-content-digest");
+    let manifest: Value = got.json();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
+    let layer = Digest::from(&Hash::of(&component));
+    assert_eq!(manifest["layers"][0]["digest"], layer.to_string());
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.version"],
+        "1.1.0"
+    );
+    // The layer is the Warg content, byte for byte; the config is in wkg's shape.
+    assert_eq!(f.get(&format!("/v2/{repo}/blobs/{layer}")).body, component);
+    let config_digest = manifest["config"]["digest"].as_str().expect("digest");
+    let config = f.get(&format!("/v2/{repo}/blobs/{config_digest}")).json();
+    assert_eq!(config["architecture"], "wasm");
+    assert_eq!(config["os"], "wasip2");
+    assert_eq!(config["created"], "2026-11-23T08:01:40Z");
+    assert_eq!(config["layerDigests"], json!([layer.to_string()]));
+    // The digest never changes, and the manifest is reachable by digest.
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/manifests/1.1.0"))
+            .header("docker-content-digest"),
+        manifest_digest
+    );
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/manifests/{manifest_digest}"))
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/manifests/1.0.0")).json()["layers"][0]["digest"],
+        Digest::from(&Hash::of(&wasm)).to_string()
+    );
+    assert!(f.get("/v2/_catalog").json()["repositories"]
+        .as_array()
+        .expect("list")
+        .contains(&json!(repo)));
+
+    // Versions are immutable on the OCI face too.
+    f.send(
+        Method::DELETE,
+        &format!("/v2/{repo}/manifests/1.0.0"),
+        &[],
+        Vec::new(),
+    )
+    .error(403, "DENIED", "yank it instead");
+    let other = artifact(&f, repo, b"other");
+    f.push_manifest(repo, "1.0.0", &other)
+        .error(409, "DENIED", "already released");
+
+    // A yank: the version leaves the tag list, and stays fetchable.
+    let yank = submit(
+        &f,
+        &name,
+        Envelope::sign(
+            key,
+            PackageRecord {
+                prev: Some(second),
+                version: 0,
+                timestamp: Timestamp::new(1_795_421_000, 0),
+                entries: vec![PackageEntry::Yank {
+                    version: "1.0.0".parse().expect("version"),
+                }],
+            },
+        ),
+    );
+    wait_published(&f, &name, &yank);
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/tags/list")).json()["tags"],
+        json!(["1.1.0"])
+    );
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/manifests/1.0.0")).status,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn wasm_pushes_need_a_version_tag_and_an_account() {
+    let f = Fixture::new();
+    let repo = "acme/pushed";
+    let wasm = b"\0asm\x01\0\0\0".to_vec();
+    let config = br#"{"created":"2026-11-25T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#;
+    let config_digest = f.push_blob(repo, config);
+    let layer = f.push_blob(repo, &wasm);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": descriptor("application/vnd.wasm.config.v0+json", &config_digest, config.len()),
+        "layers": [descriptor("application/wasm", &layer, wasm.len())],
+    });
+    f.push_manifest(repo, "latest", &manifest)
+        .error(400, "MANIFEST_INVALID", "wasm-pkg-tools#69");
+    f.push_manifest(repo, "1.0.0", &manifest)
+        .error(401, "UNAUTHORIZED", "needs an account");
+    f.get(&format!("/v2/{repo}/manifests/1.0.0")).error(
+        404,
+        "MANIFEST_UNKNOWN",
+        "is not in repository",
+    );
+}
