@@ -1,14 +1,15 @@
 //! `cairn`: the Cairn registry server and its administration commands.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use cairn_registry::auth::{new_token, token_hash, AuthStore, Scope, TokenInfo};
 use cairn_registry::oci::{Oci, OciConfig};
 use cairn_registry::{Config, Registry};
-use cairn_server::ServerOptions;
+use cairn_server::{ServerOptions, Services};
 use cairn_store::{DataDir, KeySource, SqliteStore};
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         command: NamespaceCommand,
     },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -54,6 +60,9 @@ struct ServeArgs {
     /// Seconds a record may wait for its content before it is rejected.
     #[arg(long, env = "CAIRN_CONTENT_TIMEOUT", default_value_t = 600)]
     content_timeout: u64,
+    /// Require a token for reads too (by default anyone may pull).
+    #[arg(long, env = "CAIRN_NO_ANONYMOUS_PULL")]
+    no_anonymous_pull: bool,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +75,114 @@ enum NamespaceCommand {
         #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
         data_dir: PathBuf,
     },
+    /// Set whether an OCI push may create packages in a namespace (on by
+    /// default; pushes always need a token with a publish scope).
+    Policy {
+        /// The namespace.
+        namespace: String,
+        /// `true` or `false`.
+        #[arg(long, value_name = "BOOL")]
+        oci_create: bool,
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token and print it (once) on stdout. Works on a stopped
+    /// or a running registry.
+    Create {
+        /// The account the token acts for (created with a custodial key if new).
+        #[arg(long, default_value = "admin")]
+        account: String,
+        /// What it may do: `pull`, `publish:<ns>/*`, `publish:<ns>/<name>`, `admin`
+        /// (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<Scope>,
+        /// Lifetime: `30d`, `12h`, `45m`, or `never`.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        /// A note stored with the token.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Seconds in a lifetime such as `30d`; `None` for `never`.
+fn lifetime(text: &str) -> Result<Option<u64>> {
+    if text == "never" {
+        return Ok(None);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().ok().filter(|n| *n > 0).with_context(|| {
+        format!("--expires `{text}`: use a positive number with d, h or m, or `never`")
+    })?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        _ => anyhow::bail!("--expires `{text}`: the unit is d, h or m (or use `never`)"),
+    };
+    Ok(Some(n.saturating_mul(seconds)))
+}
+
+fn create_token(
+    account: &str,
+    scopes: Vec<Scope>,
+    expires: &str,
+    note: &str,
+    data_dir: &Path,
+) -> Result<()> {
+    let lifetime = lifetime(expires)?;
+    let dir = DataDir::create(data_dir)?;
+    let store = SqliteStore::open(&dir.database())?;
+    store.ensure_account(account)?;
+    let token = new_token();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    store.add_token(
+        &token_hash(&token),
+        &TokenInfo {
+            account: account.to_owned(),
+            scopes: scopes.clone(),
+            expires: lifetime.map(|l| now + l),
+        },
+        note,
+    )?;
+    eprintln!(
+        "created a token for account `{account}` with scopes {} ({}); it is shown only now:",
+        scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        match lifetime {
+            Some(_) => format!("expires in {expires}"),
+            None => "never expires".into(),
+        }
+    );
+    println!("{token}");
+    Ok(())
+}
+
+fn set_policy(namespace: &str, oci_create: bool, data_dir: &Path) -> Result<()> {
+    cairn_protocol::validate_namespace(namespace)
+        .map_err(|e| anyhow::anyhow!("namespace `{namespace}`: {e}"))?;
+    let dir = DataDir::create(data_dir)?;
+    let store = SqliteStore::open(&dir.database())?;
+    store.set_oci_create(namespace, oci_create)?;
+    eprintln!(
+        "namespace `{namespace}`: OCI pushes {} create packages",
+        if oci_create { "may" } else { "may not" }
+    );
+    Ok(())
 }
 
 fn operator_key_env() -> Option<String> {
@@ -92,6 +209,24 @@ fn main() -> Result<()> {
                     data_dir,
                 },
         } => define_namespace(&namespace, &data_dir),
+        Command::Namespace {
+            command:
+                NamespaceCommand::Policy {
+                    namespace,
+                    oci_create,
+                    data_dir,
+                },
+        } => set_policy(&namespace, oci_create, &data_dir),
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    account,
+                    scopes,
+                    expires,
+                    note,
+                    data_dir,
+                },
+        } => create_token(&account, scopes, &expires, &note, &data_dir),
     }
 }
 
@@ -133,12 +268,36 @@ fn serve(args: ServeArgs) -> Result<()> {
         started.elapsed(),
         registry.log_length()
     );
+    let auth: Arc<dyn AuthStore> = meta.clone();
+    if !auth.has_accounts()? {
+        let token = new_token();
+        auth.ensure_account("admin")?;
+        auth.add_token(
+            &token_hash(&token),
+            &TokenInfo {
+                account: "admin".into(),
+                scopes: vec![Scope::Admin],
+                expires: None,
+            },
+            "created at first start",
+        )?;
+        let path = dir.write_admin_token(&token)?;
+        tracing::info!(
+            "created the admin API token in {} (mode 0600); make others with `cairn token create`",
+            path.display()
+        );
+    }
     let oci = Arc::new(Oci::new(
         registry.clone(),
         meta,
         content,
         OciConfig::default(),
     ));
+    let services = Services {
+        registry: registry.clone(),
+        oci,
+        auth,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -155,8 +314,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
         let options = ServerOptions {
             public_url: args.public_url.clone(),
+            anonymous_pull: !args.no_anonymous_pull,
         };
-        cairn_server::serve(listener, registry.clone(), oci, options, shutdown_signal())
+        cairn_server::serve(listener, services, options, shutdown_signal())
             .await
             .context("server failed")
     });

@@ -118,6 +118,103 @@ fn serve_says_where_it_listens_and_keeps_its_data() {
         assert_eq!(mode & 0o777, 0o600);
     }
     assert!(data.path().join("cairn.sqlite3").exists());
+    // The admin token made at first start, where the log says.
+    let token_file = data.path().join("admin.token");
+    assert!(text.contains("created the admin API token in"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let token = std::fs::read_to_string(&token_file).expect("token");
+    let answer = request(
+        addr,
+        "GET",
+        "/v2/",
+        &[("authorization", &format!("Bearer {}", token.trim()))],
+        b"",
+    )
+    .expect("ping");
+    assert_eq!(answer.status, 200);
+    // `cairn token create` on the running registry: the new token works.
+    let output = cairn()
+        .args([
+            "token",
+            "create",
+            "--account",
+            "ci",
+            "--scope",
+            "publish:acme/*",
+            "--expires",
+            "1d",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .output()
+        .expect("token create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(created.starts_with("cairn_"), "{created}");
+    let answer = request(
+        addr,
+        "POST",
+        "/v2/acme/thing/blobs/uploads/",
+        &[("authorization", &format!("Bearer {created}"))],
+        b"",
+    )
+    .expect("upload");
+    assert_eq!(answer.status, 202);
+    let answer = request(
+        addr,
+        "POST",
+        "/v2/other/thing/blobs/uploads/",
+        &[("authorization", &format!("Bearer {created}"))],
+        b"",
+    )
+    .expect("upload");
+    assert_eq!(answer.status, 403);
+    // Bad scopes and lifetimes are refused with the fix.
+    let output = cairn()
+        .args([
+            "token",
+            "create",
+            "--scope",
+            "push:everything",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .output()
+        .expect("token create");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("use `pull`, `publish:<namespace>/*`"),
+        "{stderr}"
+    );
+    let output = cairn()
+        .args([
+            "token",
+            "create",
+            "--scope",
+            "pull",
+            "--expires",
+            "soon",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .output()
+        .expect("token create");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--expires `soon`"), "{stderr}");
 
     // A second server on the same data directory is refused with a reason.
     let output = cairn()

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use cairn_registry::auth::{new_token, token_hash, AuthStore, Scope, TokenInfo};
 use cairn_registry::oci::{Oci, OciConfig};
 use cairn_registry::{Config, Registry};
-use cairn_server::ServerOptions;
+use cairn_server::{ServerOptions, Services};
 use cairn_store::{DataDir, DirLock};
 use tokio::sync::oneshot;
 
@@ -24,6 +25,10 @@ pub struct TestServer {
     pub registry: Arc<Registry>,
     /// The OCI face.
     pub oci: Arc<Oci>,
+    /// An API token with the `admin` scope (account `admin`).
+    pub admin_token: String,
+    /// Accounts and tokens.
+    pub auth: Arc<dyn AuthStore>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     _lock: Option<DirLock>,
@@ -62,10 +67,24 @@ impl TestServer {
         let (key, _) = dir.operator_key(None).expect("operator key");
         let (meta, content) = dir.open_stores().expect("stores");
         let namespaces: Vec<String> = namespaces.iter().map(|n| n.to_string()).collect();
+        let admin_token = new_token();
+        meta.ensure_account("admin").expect("admin account");
+        meta.add_token(
+            &token_hash(&admin_token),
+            &TokenInfo {
+                account: "admin".into(),
+                scopes: vec![Scope::Admin],
+                expires: None,
+            },
+            "test admin",
+        )
+        .expect("admin token");
+        let auth: Arc<dyn AuthStore> = meta.clone();
         let registry = Registry::open(meta.clone(), content.clone(), key, &namespaces, config)
             .expect("open registry");
         let oci = Arc::new(Oci::new(registry.clone(), meta, content, oci_config));
         let server_oci = oci.clone();
+        let server_auth = auth.clone();
         let std_listener = std::net::TcpListener::bind(
             addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("address")),
         )
@@ -85,15 +104,14 @@ impl TestServer {
                 let shutdown = async move {
                     let _ = stop_rx.await;
                 };
-                cairn_server::serve(
-                    listener,
-                    server_registry,
-                    server_oci,
-                    ServerOptions::default(),
-                    shutdown,
-                )
-                .await
-                .expect("serve");
+                let services = Services {
+                    registry: server_registry,
+                    oci: server_oci,
+                    auth: server_auth,
+                };
+                cairn_server::serve(listener, services, ServerOptions::default(), shutdown)
+                    .await
+                    .expect("serve");
             });
         });
         TestServer {
@@ -102,6 +120,8 @@ impl TestServer {
             data_dir: data_dir.to_owned(),
             registry,
             oci,
+            admin_token,
+            auth,
             stop: Some(stop_tx),
             thread: Some(thread),
             _lock: Some(lock),

@@ -94,7 +94,22 @@ impl Fixture {
         }
     }
 
+    /// Sends with the admin token.
     fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let bearer = format!("Bearer {}", self.server.admin_token);
+        let mut all = headers.to_vec();
+        all.push(("authorization", &bearer));
+        self.send_as(method, path, &all, body)
+    }
+
+    /// Sends with exactly `headers` (no credentials unless given).
+    fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
@@ -718,7 +733,7 @@ fn warg_releases_are_oci_artifacts_in_the_wkg_layout() {
 }
 
 #[test]
-fn wasm_pushes_need_a_version_tag_and_an_account() {
+fn wasm_pushes_need_a_version_tag_and_a_token_and_publish() {
     let f = Fixture::new();
     let repo = "acme/pushed";
     let wasm = b"\0asm\x01\0\0\0".to_vec();
@@ -733,11 +748,247 @@ fn wasm_pushes_need_a_version_tag_and_an_account() {
     });
     f.push_manifest(repo, "latest", &manifest)
         .error(400, "MANIFEST_INVALID", "wasm-pkg-tools#69");
-    f.push_manifest(repo, "1.0.0", &manifest)
-        .error(401, "UNAUTHORIZED", "needs an account");
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let anonymous = f.send_as(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/1.0.0"),
+        &[("content-type", MANIFEST)],
+        bytes.clone(),
+    );
+    anonymous.error(401, "UNAUTHORIZED", "needs a token");
+    assert!(anonymous
+        .header("www-authenticate")
+        .contains("scope=\"repository:acme/pushed:pull,push\""));
     f.get(&format!("/v2/{repo}/manifests/1.0.0")).error(
         404,
         "MANIFEST_UNKNOWN",
         "is not in repository",
+    );
+
+    // With a token: a publish, signed with the account's custodial key.
+    let pushed = f.push_manifest(repo, "1.0.0", &manifest);
+    assert_eq!(
+        pushed.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&pushed.body)
+    );
+    let digest = Digest::of(Algorithm::Sha256, &bytes);
+    assert_eq!(pushed.header("docker-content-digest"), digest.to_string());
+    let name: PackageName = "acme:pushed".parse().expect("name");
+    let state = f
+        .server
+        .registry
+        .published_package(&LogId::package(&name))
+        .expect("state")
+        .expect("the package exists");
+    let release = state
+        .release(&"1.0.0".parse().expect("version"))
+        .expect("released");
+    assert_eq!(Digest::from(&release.content), layer);
+    let admin = f
+        .server
+        .auth
+        .account("admin")
+        .expect("account")
+        .expect("admin exists");
+    assert_eq!(release.by, admin.custodial_key.public_key().id());
+    // The manifest is served as pushed, by tag and digest.
+    assert_eq!(f.get(&format!("/v2/{repo}/manifests/1.0.0")).body, bytes);
+    assert_eq!(f.get(&format!("/v2/{repo}/manifests/{digest}")).body, bytes);
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/tags/list")).json()["tags"],
+        json!(["1.0.0"])
+    );
+    // The same push again is fine; other content for the version is not.
+    assert_eq!(
+        f.push_manifest(repo, "1.0.0", &manifest).status,
+        StatusCode::CREATED
+    );
+    let mut changed = manifest.clone();
+    changed["annotations"] = json!({"x": "y"});
+    f.push_manifest(repo, "1.0.0", &changed)
+        .error(409, "DENIED", "already released");
+    // Content that is not Wasm is refused and nothing is published.
+    let junk = f.push_blob(repo, b"not wasm at all");
+    let mut bad = manifest.clone();
+    bad["layers"][0] = descriptor("application/wasm", &junk, 15);
+    f.push_manifest(repo, "2.0.0", &bad)
+        .error(400, "MANIFEST_INVALID", "not a valid WebAssembly");
+    f.get(&format!("/v2/{repo}/manifests/2.0.0")).error(
+        404,
+        "MANIFEST_UNKNOWN",
+        "is not in repository",
+    );
+    // A namespace that is not defined.
+    let other = "elsewhere/pkg";
+    let c = f.push_blob(other, config);
+    let l = f.push_blob(other, &wasm);
+    let m = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": descriptor("application/vnd.wasm.config.v0+json", &c, config.len()),
+        "layers": [descriptor("application/wasm", &l, wasm.len())],
+    });
+    f.push_manifest(other, "1.0.0", &m).error(
+        404,
+        "NAME_UNKNOWN",
+        "namespace `elsewhere` is not defined",
+    );
+    f.get(&format!("/v2/{other}/manifests/1.0.0")).error(
+        404,
+        "MANIFEST_UNKNOWN",
+        "is not in repository",
+    );
+}
+
+#[test]
+fn tokens_challenges_and_scopes() {
+    use base64::Engine;
+    use cairn_registry::auth::{new_token, token_hash, Scope, TokenInfo};
+    let f = Fixture::new();
+    // No credentials: /v2/ answers with the Bearer challenge.
+    let ping = f.send_as(Method::GET, "/v2/", &[], Vec::new());
+    ping.error(401, "UNAUTHORIZED", "authentication required");
+    let challenge = ping.header("www-authenticate");
+    let realm = format!("{}/auth/token", f.server.url);
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"{realm}\",service=\"127.0.0.1:")),
+        "{challenge}"
+    );
+    // The token endpoint: anonymous, then with Basic credentials.
+    let anonymous = f.send_as(
+        Method::GET,
+        "/auth/token?scope=repository:misc/x:pull",
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(anonymous.status, StatusCode::OK);
+    let anonymous_token = anonymous.json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let bearer = format!("Bearer {anonymous_token}");
+    assert_eq!(
+        f.send_as(
+            Method::GET,
+            "/v2/",
+            &[("authorization", &bearer)],
+            Vec::new()
+        )
+        .status,
+        StatusCode::OK
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", f.server.admin_token))
+    );
+    let minted = f.send_as(
+        Method::GET,
+        "/auth/token?service=x&scope=repository:misc/x:pull,push",
+        &[("authorization", &basic)],
+        Vec::new(),
+    );
+    assert_eq!(minted.status, StatusCode::OK);
+    let minted = minted.json();
+    assert_eq!(minted["token"], minted["access_token"]);
+    assert!(minted["expires_in"].as_u64().expect("expiry") <= 300);
+    let bearer = format!("Bearer {}", minted["token"].as_str().expect("token"));
+    let abc = Digest::of(Algorithm::Sha256, b"abc");
+    let pushed = f.send_as(
+        Method::POST,
+        &format!("/v2/misc/x/blobs/uploads/?digest={abc}"),
+        &[("authorization", &bearer)],
+        b"abc".to_vec(),
+    );
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    // Basic credentials straight on a request work too.
+    let pushed = f.send_as(
+        Method::POST,
+        &format!("/v2/misc/y/blobs/uploads/?digest={abc}"),
+        &[("authorization", &basic)],
+        b"abc".to_vec(),
+    );
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    // Unknown tokens and bad Basic passwords are refused.
+    f.send_as(
+        Method::GET,
+        "/v2/",
+        &[("authorization", "Bearer cairn_nope")],
+        Vec::new(),
+    )
+    .error(401, "UNAUTHORIZED", "not known");
+    f.send_as(
+        Method::GET,
+        "/auth/token",
+        &[("authorization", "Basic YWRtaW46bm9wZQ==")],
+        Vec::new(),
+    )
+    .error(401, "UNAUTHORIZED", "not known");
+    // A token whose scopes do not cover the repository.
+    let limited = new_token();
+    f.server
+        .auth
+        .add_token(
+            &token_hash(&limited),
+            &TokenInfo {
+                account: "ci".into(),
+                scopes: vec!["publish:acme/*".parse().expect("scope")],
+                expires: None,
+            },
+            "test",
+        )
+        .expect("token");
+    let bearer = format!("Bearer {limited}");
+    f.send_as(
+        Method::POST,
+        "/v2/misc/z/blobs/uploads/",
+        &[("authorization", &bearer)],
+        Vec::new(),
+    )
+    .error(403, "DENIED", "may not push to `misc/z`");
+    assert_eq!(
+        f.send_as(
+            Method::POST,
+            "/v2/acme/z/blobs/uploads/",
+            &[("authorization", &bearer)],
+            Vec::new()
+        )
+        .status,
+        StatusCode::ACCEPTED
+    );
+    // An expired token.
+    let expired = new_token();
+    f.server
+        .auth
+        .add_token(
+            &token_hash(&expired),
+            &TokenInfo {
+                account: "ci".into(),
+                scopes: vec![Scope::Admin],
+                expires: Some(1),
+            },
+            "test",
+        )
+        .expect("token");
+    f.send_as(
+        Method::GET,
+        "/v2/",
+        &[("authorization", &format!("Bearer {expired}"))],
+        Vec::new(),
+    )
+    .error(401, "UNAUTHORIZED", "expired");
+    // Anonymous reads work by default.
+    let tags = f.send_as(Method::GET, "/v2/misc/x/tags/list", &[], Vec::new());
+    assert_eq!(tags.json(), json!({"name": "misc/x", "tags": []}));
+    assert_eq!(
+        f.send_as(
+            Method::GET,
+            &format!("/v2/misc/x/blobs/{abc}"),
+            &[],
+            Vec::new()
+        )
+        .body,
+        b"abc"
     );
 }

@@ -9,6 +9,7 @@
 //! Storage is behind [`MetaStore`] and [`ContentStore`]; `cairn-store` has
 //! the SQLite and filesystem implementations.
 
+pub mod auth;
 mod content;
 mod engine;
 pub mod oci;

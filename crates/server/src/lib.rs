@@ -2,6 +2,7 @@
 //! Handlers parse, call [`Registry`], and shape answers; the protocol's
 //! rules live in the engine and the protocol crate.
 
+mod auth;
 mod error;
 mod oci;
 mod warg;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{any, get, post};
 use axum::Router;
+use cairn_registry::auth::AuthStore;
 use cairn_registry::oci::Oci;
 use cairn_registry::Registry;
 use tokio::net::TcpListener;
@@ -23,16 +25,40 @@ pub use error::ApiError;
 pub struct AppState {
     registry: Arc<Registry>,
     oci: Arc<Oci>,
+    auth: Arc<dyn AuthStore>,
+    anonymous_pull: bool,
     public_url: Option<String>,
     listen: String,
 }
 
 /// Server options.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ServerOptions {
     /// The URL clients reach the server at (for content download URLs and
     /// discovery); by default `http://<Host header>`.
     pub public_url: Option<String>,
+    /// Whether reads need no token (on by default).
+    pub anonymous_pull: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            public_url: None,
+            anonymous_pull: true,
+        }
+    }
+}
+
+/// What the server serves.
+#[derive(Clone)]
+pub struct Services {
+    /// The engine (Warg face).
+    pub registry: Arc<Registry>,
+    /// The OCI face.
+    pub oci: Arc<Oci>,
+    /// Accounts and tokens.
+    pub auth: Arc<dyn AuthStore>,
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -43,15 +69,12 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 }
 
 /// The router of every endpoint.
-pub fn router(
-    registry: Arc<Registry>,
-    oci: Arc<Oci>,
-    options: ServerOptions,
-    listen: String,
-) -> Router {
+pub fn router(services: Services, options: ServerOptions, listen: String) -> Router {
     let state = AppState {
-        registry,
-        oci,
+        registry: services.registry,
+        oci: services.oci,
+        auth: services.auth,
+        anonymous_pull: options.anonymous_pull,
         public_url: options.public_url,
         listen,
     };
@@ -78,6 +101,7 @@ pub fn router(
         .route("/.well-known/wasm-pkg/registry.json", get(warg::well_known))
         .route("/v2", get(oci::base))
         .route("/v2/", get(oci::base))
+        .route("/auth/token", get(auth::token))
         .route("/v2/{*rest}", any(oci::dispatch))
         .fallback(not_found)
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
@@ -92,14 +116,13 @@ pub fn router(
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    registry: Arc<Registry>,
-    oci: Arc<Oci>,
+    services: Services,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listen = listener.local_addr()?.to_string();
     // Abandoned upload sessions expire.
-    let expiry = oci.clone();
+    let expiry = services.oci.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
@@ -113,7 +136,7 @@ pub async fn serve(
             }
         }
     });
-    let app = router(registry, oci, options, listen);
+    let app = router(services, options, listen);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

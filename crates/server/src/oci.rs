@@ -11,13 +11,15 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cairn_registry::oci::{
-    Digest, ErrorCode, Oci, OciError, Reference, SessionWriter, IMAGE_INDEX, MAX_MANIFEST_BYTES,
+    Account, Digest, ErrorCode, Oci, OciError, Reference, SessionWriter, IMAGE_INDEX,
+    MAX_MANIFEST_BYTES,
 };
 use cairn_registry::ContentLocation;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::auth;
 use crate::warg::parse_range;
 use crate::AppState;
 
@@ -81,8 +83,22 @@ fn oci(app: &AppState) -> Arc<Oci> {
     app.oci.clone()
 }
 
-/// `GET /v2/`: the API version check.
-pub async fn base() -> Response {
+/// `GET /v2/`: the API version check, and where clients learn how to
+/// authenticate: a caller without credentials gets the Bearer challenge.
+pub async fn base(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let refused = match auth::caller(&app, &headers).await {
+        Ok(Some(_)) => None,
+        Ok(None) if app.anonymous_pull && auth::presented_anonymous(&headers) => None,
+        Ok(None) => Some(OciError::new(
+            ErrorCode::Unauthorized,
+            "authentication required: get a token from the realm in WWW-Authenticate \
+             (anonymous pull is allowed without credentials)",
+        )),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = refused {
+        return auth::challenge(&app, &headers, None, e);
+    }
     (
         StatusCode::OK,
         [
@@ -178,6 +194,77 @@ pub async fn dispatch(
             format!("no OCI endpoint at {}", uri.path()),
         ));
     };
+    // Reads are open unless anonymous pull is off; writes need a token
+    // whose scopes cover the repository.
+    let repository = match &route {
+        Route::Catalog => None,
+        Route::Tags(r)
+        | Route::Manifest(r, _)
+        | Route::Blob(r, _)
+        | Route::Uploads(r)
+        | Route::Upload(r, _)
+        | Route::Referrers(r, _) => Some(r.clone()),
+    };
+    let push = !matches!(method, Method::GET | Method::HEAD);
+    let scope = repository
+        .as_ref()
+        .map(|r| format!("repository:{r}:{}", if push { "pull,push" } else { "pull" }));
+    let caller = match auth::caller(&app, &headers).await {
+        Ok(caller) => caller,
+        Err(e) => return Ok(auth::challenge(&app, &headers, scope.as_deref(), e)),
+    };
+    if push {
+        let repo = repository.as_deref().unwrap_or_default();
+        match &caller {
+            None => {
+                return Ok(auth::challenge(
+                    &app,
+                    &headers,
+                    scope.as_deref(),
+                    OciError::new(
+                        ErrorCode::Unauthorized,
+                        format!("pushing to `{repo}` needs a token with a publish scope for it"),
+                    ),
+                ))
+            }
+            Some(token) if !token.allows_push(repo) => {
+                return Err(error(
+                    ErrorCode::Denied,
+                    format!(
+                        "the token of account `{}` may not push to `{repo}` (its scopes: {}); \
+                         create one with `cairn token create --scope publish:{}/*`",
+                        token.account,
+                        token
+                            .scopes
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        repo.split('/').next().unwrap_or(repo)
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    } else if caller.is_none() && !app.anonymous_pull {
+        return Ok(auth::challenge(
+            &app,
+            &headers,
+            scope.as_deref(),
+            OciError::new(
+                ErrorCode::Unauthorized,
+                "this registry does not allow anonymous pull: authenticate with a token",
+            ),
+        ));
+    }
+    let account = match (&caller, push) {
+        (Some(token), true) => {
+            let auth = app.auth.clone();
+            let name = token.account.clone();
+            Some(blocking(move || Ok(auth.ensure_account(&name)?)).await?)
+        }
+        _ => None,
+    };
     let not_allowed = || {
         Err(error(
             ErrorCode::Unsupported,
@@ -193,7 +280,7 @@ pub async fn dispatch(
                 Method::GET | Method::HEAD => {
                     get_manifest(&app, repo, reference, method == Method::HEAD).await
                 }
-                Method::PUT => put_manifest(&app, repo, reference, &headers, body).await,
+                Method::PUT => put_manifest(&app, repo, reference, &headers, body, account).await,
                 Method::DELETE => delete_manifest(&app, repo, reference).await,
                 _ => not_allowed(),
             }
@@ -326,6 +413,7 @@ async fn put_manifest(
     reference: Reference,
     headers: &HeaderMap,
     body: Body,
+    account: Option<Account>,
 ) -> OciResult {
     let bytes = read_limited(body, MAX_MANIFEST_BYTES).await?;
     let content_type = headers
@@ -335,7 +423,13 @@ async fn put_manifest(
     let oci = oci(app);
     let name = repo.clone();
     let pushed = blocking(move || {
-        oci.put_manifest(&name, &reference, content_type.as_deref(), &bytes, None)
+        oci.put_manifest(
+            &name,
+            &reference,
+            content_type.as_deref(),
+            &bytes,
+            account.as_ref(),
+        )
     })
     .await?;
     let mut builder = Response::builder()

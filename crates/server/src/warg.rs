@@ -316,7 +316,7 @@ pub async fn upload_content(
         .into_response())
 }
 
-fn base_url(app: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &app.public_url {
         return url.trim_end_matches('/').to_owned();
     }

@@ -111,6 +111,22 @@ impl DataDir {
         }
     }
 
+    /// Where the admin token made at first start is written.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.root.join("admin.token")
+    }
+
+    /// Writes the admin token (mode 0600); returns the file's path.
+    pub fn write_admin_token(&self, token: &str) -> Result<PathBuf, StoreError> {
+        let path = self.admin_token_file();
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .map_err(|e| io(format!("cannot replace {}", path.display()), e))?;
+        }
+        write_private(&path, token)?;
+        Ok(path)
+    }
+
     /// Opens the metadata and content stores.
     pub fn open_stores(&self) -> Result<(Arc<SqliteStore>, Arc<FsContentStore>), StoreError> {
         let meta = SqliteStore::open(&self.database())?;

@@ -3,6 +3,7 @@
 //! files addressed by digest), plus the layout of the embedded default's
 //! data directory ([`DataDir`]).
 
+mod auth;
 mod datadir;
 mod files;
 mod oci;

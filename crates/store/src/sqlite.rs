@@ -79,6 +79,19 @@ CREATE TABLE IF NOT EXISTS namespace_policy (
     namespace TEXT PRIMARY KEY,
     oci_create INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS accounts (
+    name TEXT PRIMARY KEY,
+    custodial_key TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash BLOB PRIMARY KEY,
+    account TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    expires INTEGER,
+    note TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS admin_requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     define_namespace TEXT NOT NULL,

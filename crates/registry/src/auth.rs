@@ -1,0 +1,169 @@
+//! Accounts, API tokens and what they allow. Tokens are random secrets
+//! shown once; the store keeps their SHA-256 only.
+
+use std::fmt;
+use std::str::FromStr;
+
+use cairn_protocol::PrivateKey;
+use sha2::{Digest as _, Sha256};
+
+use crate::oci::Account;
+use crate::storage::StoreError;
+
+/// What a token may do.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Read everything (needed only when anonymous pull is off).
+    Pull,
+    /// Push to repositories matching a pattern: `<ns>/*` or `<ns>/<name>`
+    /// (`*` alone: everywhere). Implies pull.
+    Publish(String),
+    /// Everything, including managing tokens.
+    Admin,
+}
+
+/// Why a scope does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid scope `{0}`: use `pull`, `publish:<namespace>/*`, `publish:<namespace>/<name>` or `admin`")]
+pub struct ScopeError(String);
+
+impl FromStr for Scope {
+    type Err = ScopeError;
+
+    fn from_str(text: &str) -> Result<Scope, ScopeError> {
+        match text {
+            "pull" => Ok(Scope::Pull),
+            "admin" => Ok(Scope::Admin),
+            _ => {
+                let pattern = text
+                    .strip_prefix("publish:")
+                    .ok_or_else(|| ScopeError(text.to_owned()))?;
+                let valid = pattern == "*"
+                    || pattern
+                        .strip_suffix("/*")
+                        .map(|ns| crate::oci::check_repository(ns).is_ok() && !ns.contains('/'))
+                        .unwrap_or_else(|| crate::oci::check_repository(pattern).is_ok());
+                if valid {
+                    Ok(Scope::Publish(pattern.to_owned()))
+                } else {
+                    Err(ScopeError(text.to_owned()))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Pull => f.write_str("pull"),
+            Scope::Admin => f.write_str("admin"),
+            Scope::Publish(p) => write!(f, "publish:{p}"),
+        }
+    }
+}
+
+impl Scope {
+    /// Whether this scope lets its holder push to `repository`.
+    pub fn allows_push(&self, repository: &str) -> bool {
+        match self {
+            Scope::Admin => true,
+            Scope::Pull => false,
+            Scope::Publish(pattern) => match pattern.strip_suffix('*') {
+                Some(prefix) => repository.starts_with(prefix),
+                None => pattern == repository,
+            },
+        }
+    }
+}
+
+/// A token as stored (its hash is the key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The account it acts for.
+    pub account: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// Seconds since the epoch after which it is refused.
+    pub expires: Option<u64>,
+}
+
+impl TokenInfo {
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|e| now >= e)
+    }
+
+    /// Whether it may push to `repository`.
+    pub fn allows_push(&self, repository: &str) -> bool {
+        self.scopes.iter().any(|s| s.allows_push(repository))
+    }
+
+    /// Whether it may pull (every token may).
+    pub fn allows_pull(&self) -> bool {
+        !self.scopes.is_empty()
+    }
+
+    /// Whether it may manage accounts and tokens.
+    pub fn is_admin(&self) -> bool {
+        self.scopes.contains(&Scope::Admin)
+    }
+}
+
+/// The hash under which a token is stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A fresh token: `cairn_` and 256 random bits in hex.
+pub fn new_token() -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    format!("cairn_{}", hex::encode(bytes))
+}
+
+/// Accounts and tokens.
+pub trait AuthStore: Send + Sync + 'static {
+    /// The account, creating it (with a new custodial key) if needed.
+    fn ensure_account(&self, name: &str) -> Result<Account, StoreError>;
+    /// An account by name.
+    fn account(&self, name: &str) -> Result<Option<Account>, StoreError>;
+    /// Whether any account exists.
+    fn has_accounts(&self) -> Result<bool, StoreError>;
+    /// Stores a token by its hash.
+    fn add_token(&self, hash: &[u8; 32], info: &TokenInfo, note: &str) -> Result<(), StoreError>;
+    /// A token by its hash.
+    fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError>;
+    /// Removes tokens that expired before `now`; returns how many.
+    fn purge_tokens(&self, now: u64) -> Result<usize, StoreError>;
+}
+
+/// A new custodial key for an account.
+pub fn new_custodial_key() -> PrivateKey {
+    PrivateKey::generate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_match() {
+        let ns: Scope = "publish:acme/*".parse().expect("scope");
+        assert!(ns.allows_push("acme/greeter"));
+        assert!(!ns.allows_push("acmex/greeter"));
+        let one: Scope = "publish:acme/greeter".parse().expect("scope");
+        assert!(one.allows_push("acme/greeter"));
+        assert!(!one.allows_push("acme/other"));
+        assert!("admin".parse::<Scope>().expect("scope").allows_push("x/y"));
+        assert!(!Scope::Pull.allows_push("x/y"));
+        for bad in ["push", "publish:", "publish:Acme/*", "publish:a/b/*"] {
+            assert!(bad.parse::<Scope>().is_err(), "{bad}");
+        }
+        assert_eq!(ns.to_string(), "publish:acme/*");
+        let token = new_token();
+        assert!(token.starts_with("cairn_") && token.len() == 70);
+        assert_ne!(token_hash(&token), token_hash(&new_token()));
+    }
+}

@@ -1,0 +1,169 @@
+//! Who is calling: API tokens sent as `Authorization: Bearer <token>` (what
+//! wkg's `WKG_REGISTRY_<HOST>_AUTH_BEARER` sends) or as the password of
+//! Basic credentials, and the OCI token flow (`WWW-Authenticate: Bearer
+//! realm=...` and `GET /auth/token`), which hands out short-lived tokens.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use cairn_registry::auth::{new_token, token_hash, TokenInfo};
+use cairn_registry::oci::{ErrorCode, OciError};
+use serde_json::json;
+
+use crate::oci::OciResponseError;
+use crate::AppState;
+
+/// The token the token endpoint gives anonymous callers: it stands for no
+/// credentials.
+pub const ANONYMOUS: &str = "anonymous";
+/// Lifetime of tokens the token endpoint mints, in seconds.
+const MINTED_SECONDS: u64 = 300;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether the request carries the anonymous token.
+pub fn presented_anonymous(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case(&format!("bearer {ANONYMOUS}"))
+        })
+}
+
+/// The secret a request carries, if any.
+fn secret(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (kind, rest) = value.split_once(' ')?;
+    let secret = if kind.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_owned()
+    } else if kind.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(rest.trim()).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        text.split_once(':')?.1.to_owned()
+    } else {
+        return None;
+    };
+    (secret != ANONYMOUS && !secret.is_empty()).then_some(secret)
+}
+
+/// The caller's token, `None` for an anonymous caller; an error for
+/// credentials that are unknown or expired.
+pub async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Option<TokenInfo>, OciError> {
+    let Some(secret) = secret(headers) else {
+        return Ok(None);
+    };
+    let auth = app.auth.clone();
+    let found = tokio::task::spawn_blocking(move || auth.token(&token_hash(&secret)))
+        .await
+        .map_err(|e| OciError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(OciError::from)?;
+    match found {
+        Some(info) if !info.expired(now()) => Ok(Some(info)),
+        Some(_) => Err(OciError::new(
+            ErrorCode::Unauthorized,
+            "the token has expired: create a new one with `cairn token create`",
+        )),
+        None => Err(OciError::new(
+            ErrorCode::Unauthorized,
+            "the token is not known to this registry",
+        )),
+    }
+}
+
+/// A 401 with the Bearer challenge that sends clients to the token endpoint.
+pub fn challenge(
+    app: &AppState,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+    e: OciError,
+) -> Response {
+    let base = crate::warg::base_url(app, headers);
+    let service = base
+        .split_once("://")
+        .map(|(_, host)| host)
+        .unwrap_or(&base)
+        .to_owned();
+    let mut value = format!("Bearer realm=\"{base}/auth/token\",service=\"{service}\"");
+    if let Some(scope) = scope {
+        value.push_str(&format!(",scope=\"{scope}\""));
+    }
+    let mut response = OciResponseError(e).into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// `GET /auth/token`: the OCI token endpoint. With Basic (or Bearer)
+/// credentials holding an API token, it mints a token of the same scopes
+/// valid for five minutes; without, an anonymous token when anonymous pull
+/// is on.
+pub async fn token(
+    State(app): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let scope = params.get("scope").cloned();
+    let info = match caller(&app, &headers).await {
+        Ok(info) => info,
+        Err(e) => return challenge(&app, &headers, scope.as_deref(), e),
+    };
+    let (token, expires_in) = match info {
+        None if app.anonymous_pull => (ANONYMOUS.to_owned(), MINTED_SECONDS),
+        None => {
+            return challenge(
+                &app,
+                &headers,
+                scope.as_deref(),
+                OciError::new(
+                    ErrorCode::Unauthorized,
+                    "this registry does not allow anonymous access: log in with an API token",
+                ),
+            )
+        }
+        Some(info) => {
+            let until = now() + MINTED_SECONDS;
+            let expires = Some(info.expires.map_or(until, |e| e.min(until)));
+            let minted = TokenInfo { expires, ..info };
+            let token = new_token();
+            let auth = app.auth.clone();
+            let hash = token_hash(&token);
+            let stored = tokio::task::spawn_blocking(move || {
+                let _ = auth.purge_tokens(now());
+                auth.add_token(&hash, &minted, "minted by /auth/token")
+            })
+            .await;
+            if !matches!(stored, Ok(Ok(()))) {
+                return OciResponseError(OciError::new(
+                    ErrorCode::Internal,
+                    "cannot store the minted token",
+                ))
+                .into_response();
+            }
+            let left = expires.map_or(MINTED_SECONDS, |e| e.saturating_sub(now()));
+            (token, left)
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": expires_in,
+        })
+        .to_string(),
+    )
+        .into_response()
+}
