@@ -4,7 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use cairn_protocol::PrivateKey;
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::Account;
@@ -137,11 +136,6 @@ pub trait AuthStore: Send + Sync + 'static {
     fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError>;
     /// Removes tokens that expired before `now`; returns how many.
     fn purge_tokens(&self, now: u64) -> Result<usize, StoreError>;
-}
-
-/// A new custodial key for an account.
-pub fn new_custodial_key() -> PrivateKey {
-    PrivateKey::generate()
 }
 
 #[cfg(test)]

@@ -668,12 +668,6 @@ impl Registry {
         Ok(Some(state))
     }
 
-    /// The index the next checkpoint will cover up to, for waiting on a
-    /// record: the length of the latest checkpoint.
-    pub fn published_log_length(&self) -> u64 {
-        self.published_length()
-    }
-
     /// The names of every package, in name order.
     pub fn package_list(&self) -> Result<Vec<PackageName>, QueryError> {
         Ok(self.shared.meta.package_list()?)

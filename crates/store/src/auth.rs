@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_protocol::PrivateKey;
-use cairn_registry::auth::{new_custodial_key, AuthStore, Scope, TokenInfo};
+use cairn_registry::auth::{AuthStore, Scope, TokenInfo};
 use cairn_registry::oci::Account;
 use cairn_registry::StoreError;
 use rusqlite::{params, OptionalExtension};
@@ -31,7 +31,7 @@ impl AuthStore for SqliteStore {
         if let Some(account) = self.account(name)? {
             return Ok(account);
         }
-        let key = new_custodial_key();
+        let key = PrivateKey::generate();
         self.write(|conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO accounts (name, custodial_key, created) VALUES (?1, ?2, ?3)",

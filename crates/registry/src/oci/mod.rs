@@ -443,22 +443,6 @@ impl Oci {
         Ok(state.map(|s| (name, s)))
     }
 
-    /// Whether the repository exists on either face.
-    pub fn repository_exists(&self, repository: &str) -> Result<bool, OciError> {
-        Ok(self.store.repository_exists(repository)? || self.package(repository)?.is_some())
-    }
-
-    fn require_repository(&self, repository: &str) -> Result<(), OciError> {
-        if self.repository_exists(repository)? {
-            Ok(())
-        } else {
-            Err(OciError::new(
-                ErrorCode::NameUnknown,
-                format!("repository `{repository}` is not known to this registry"),
-            ))
-        }
-    }
-
     /// Where a blob of a repository is.
     pub fn blob(&self, repository: &str, digest: &Digest) -> Result<ContentLocation, OciError> {
         check_repository(repository)?;
@@ -995,10 +979,14 @@ impl Oci {
         let record_id = envelope.record_id();
         // The manifest goes in first, so the release never shows a built
         // manifest in its place; it is taken back if the record is refused.
+        let existed = self.store.manifest(repository, &digest)?.is_some();
         self.store.put_manifest(repository, &stored, Some(tag))?;
-        let outcome = self.publish(&name, envelope, account);
-        if let Err(e) = outcome {
-            self.store.delete_tag(repository, tag)?;
+        if let Err(e) = self.publish(&name, envelope, account) {
+            if existed {
+                self.store.delete_tag(repository, tag)?;
+            } else {
+                self.store.delete_manifest(repository, &digest)?;
+            }
             return Err(e);
         }
         Ok(pushed(Some(record_id)))
@@ -1110,34 +1098,6 @@ impl Oci {
         }
         Ok(())
     }
-
-    /// Stores raw blob bytes pushed in one request (monolithic upload of a
-    /// small blob already read into memory).
-    pub fn put_blob(
-        &self,
-        repository: &str,
-        digest: &Digest,
-        bytes: &[u8],
-    ) -> Result<(), OciError> {
-        check_repository(repository)?;
-        let actual = Digest::of(digest.algorithm(), bytes);
-        if &actual != digest {
-            return Err(OciError::new(
-                ErrorCode::DigestInvalid,
-                format!("uploaded bytes have digest `{actual}`, not `{digest}`"),
-            ));
-        }
-        self.blobs.put(digest, bytes)?;
-        self.store.link_blob(repository, digest)?;
-        Ok(())
-    }
-
-    /// The manifest of a repository by digest or tag, with the repository
-    /// checked to exist first (for clearer errors).
-    pub fn require(&self, repository: &str) -> Result<(), OciError> {
-        check_repository(repository)?;
-        self.require_repository(repository)
-    }
 }
 
 /// Whether stored Wasm is a component (layer 1) rather than a core module.
@@ -1146,18 +1106,14 @@ fn wasm_is_component(location: &ContentLocation) -> bool {
     let mut header = [0u8; 8];
     std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
-        .map(|_| header[6] == 1 && header[7] == 0 && header[4] == 0x0d)
+        .map(|_| wasmparser::Parser::is_component(&header))
         .unwrap_or(false)
 }
 
 /// A fresh upload session id: 128 random bits, hex.
 fn new_session_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-fn rand_bytes(out: &mut [u8]) {
     use rand_core::RngCore;
-    rand_core::OsRng.fill_bytes(out);
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
