@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod files;
 mod oci;
 mod warg;
 

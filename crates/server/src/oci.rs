@@ -17,10 +17,9 @@ use cairn_registry::oci::{
 use cairn_registry::ContentLocation;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth;
-use crate::warg::parse_range;
+use crate::files::serve_file;
 use crate::AppState;
 
 const CONTENT_DIGEST: &str = "Docker-Content-Digest";
@@ -466,53 +465,22 @@ async fn get_blob(
     let location = blocking(move || oci.blob(&repo, &lookup)).await?;
     let ContentLocation::File { path, size } = location;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let mut builder = Response::builder()
+    let builder = Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::ACCEPT_RANGES, "bytes")
         .header(CONTENT_DIGEST, header_value(&digest.to_string()))
         .header(header::ETAG, header_value(&format!("\"{digest}\"")));
-    let (status, start, length) = match range {
-        None => (StatusCode::OK, 0, size),
-        Some(range) => match parse_range(range, size) {
-            Some((start, end)) => {
-                builder =
-                    builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
-                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-            }
-            None => {
-                let mut response = error(
-                    ErrorCode::RangeInvalid,
-                    format!("range `{range}` cannot be served from {size} bytes"),
-                )
-                .into_response();
-                response.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    header_value(&format!("bytes */{size}")),
-                );
-                return Ok(response);
-            }
-        },
-    };
-    builder = builder
-        .status(status)
-        .header(header::CONTENT_LENGTH, HeaderValue::from(length));
-    if head {
-        return builder
-            .body(Body::empty())
-            .map_err(|e| error(ErrorCode::Internal, e.to_string()));
-    }
-    let mut file = tokio::fs::File::open(&path)
+    Ok(serve_file(builder, &path, size, range, head)
         .await
-        .map_err(|e| error(ErrorCode::Internal, format!("cannot open blob: {e}")))?;
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| error(ErrorCode::Internal, format!("cannot seek blob: {e}")))?;
-    }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 256 * 1024);
-    builder
-        .body(Body::from_stream(stream))
-        .map_err(|e| error(ErrorCode::Internal, e.to_string()))
+        .unwrap_or_else(|e| {
+            e.into_response(|status, message| {
+                let code = if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                    ErrorCode::RangeInvalid
+                } else {
+                    ErrorCode::Internal
+                };
+                error(code, message).into_response()
+            })
+        }))
 }
 
 async fn delete_blob(app: &AppState, repo: String, digest: Digest) -> OciResult {

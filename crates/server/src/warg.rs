@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::ApiError;
+use crate::files::serve_file;
 use crate::AppState;
 
 /// Most leaves per ledger source.
@@ -364,31 +364,6 @@ pub async fn content_sources(
     }})))
 }
 
-/// A parsed `Range: bytes=...` header for one range.
-pub(crate) fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = value.strip_prefix("bytes=")?.trim();
-    if spec.contains(',') {
-        return None;
-    }
-    let (start, end) = spec.split_once('-')?;
-    let (start, end) = if start.is_empty() {
-        let suffix: u64 = end.parse().ok()?;
-        if suffix == 0 {
-            return None;
-        }
-        (size.saturating_sub(suffix), size.checked_sub(1)?)
-    } else {
-        let start: u64 = start.parse().ok()?;
-        let end = if end.is_empty() {
-            size.checked_sub(1)?
-        } else {
-            end.parse::<u64>().ok()?.min(size.checked_sub(1)?)
-        };
-        (start, end)
-    };
-    (start <= end && end < size).then_some((start, end))
-}
-
 /// `GET /content/sha256-<hex>`: the bytes, with `Range` support.
 pub async fn download_content(
     State(app): State<AppState>,
@@ -406,57 +381,15 @@ pub async fn download_content(
             format!("content digest `{digest}` was not found"),
         ));
     };
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-        ApiError::message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot open content: {e}"),
-        )
-    })?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let mut builder = Response::builder()
+    let builder = Response::builder()
         .header(header::CONTENT_TYPE, "application/wasm")
-        .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, format!("\"{digest}\""));
-    let (status, start, length) = match range {
-        None => (StatusCode::OK, 0, size),
-        Some(range) => match parse_range(range, size) {
-            Some((start, end)) => {
-                builder =
-                    builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
-                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-            }
-            None => {
-                return Ok(Response::builder()
-                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(
-                        json!({
-                            "status": 416,
-                            "message": format!("range `{range}` cannot be served from {size} bytes"),
-                        })
-                        .to_string(),
-                    ))
-                    .unwrap_or_default());
-            }
-        },
-    };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| {
-                ApiError::message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot seek content: {e}"),
-                )
-            })?;
-    }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
-    builder
-        .status(status)
-        .header(header::CONTENT_LENGTH, HeaderValue::from(length))
-        .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    Ok(serve_file(builder, &path, size, range, false)
+        .await
+        .unwrap_or_else(|e| {
+            e.into_response(|status, message| ApiError::message(status, message).into_response())
+        }))
 }
 
 #[derive(Deserialize)]
