@@ -33,15 +33,17 @@ impl FsContentStore {
             root: root.to_owned(),
         })
     }
-
-    fn path_of(&self, digest: &Hash) -> PathBuf {
-        self.root.join("sha256").join(hex_of(digest))
-    }
 }
 
-fn hex_of(digest: &Hash) -> String {
-    let text = digest.to_string();
-    text.trim_start_matches("sha256:").to_owned()
+/// Moves the fsynced file `from` into place as the blob `digest` under
+/// `root`, then fsyncs the directory.
+fn place(root: &Path, from: &Path, digest: &Digest) -> Result<(), StoreError> {
+    let dir = root.join(digest.algorithm().name());
+    fs::create_dir_all(&dir).map_err(|e| io("cannot create content directory", e))?;
+    fs::rename(from, dir.join(digest.hex())).map_err(|e| io("cannot move upload into place", e))?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("cannot sync content directory", e))
 }
 
 impl ContentStore for FsContentStore {
@@ -50,26 +52,18 @@ impl ContentStore for FsContentStore {
             .map_err(|e| io("cannot create upload file", e))?;
         Ok(Box::new(FsPending {
             file,
-            dir: self.root.join("sha256"),
+            root: self.root.clone(),
         }))
     }
 
     fn locate(&self, digest: &Hash) -> Result<Option<ContentLocation>, StoreError> {
-        let path = self.path_of(digest);
-        match fs::metadata(&path) {
-            Ok(meta) => Ok(Some(ContentLocation::File {
-                path,
-                size: meta.len(),
-            })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("cannot read content metadata", e)),
-        }
+        BlobStore::locate(self, &Digest::from(digest))
     }
 }
 
 struct FsPending {
     file: tempfile::NamedTempFile,
-    dir: PathBuf,
+    root: PathBuf,
 }
 
 impl PendingContent for FsPending {
@@ -95,14 +89,11 @@ impl PendingContent for FsPending {
             .as_file()
             .sync_all()
             .map_err(|e| io("cannot sync upload", e))?;
-        let target = self.dir.join(hex_of(digest));
-        self.file
-            .persist(&target)
-            .map_err(|e| io("cannot move upload into place", e.error))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("cannot sync content directory", e))?;
-        Ok(())
+        let (_, path) = self
+            .file
+            .keep()
+            .map_err(|e| io("cannot keep upload", e.error))?;
+        place(&self.root, &path, &Digest::from(digest))
     }
 }
 
@@ -118,19 +109,6 @@ impl FsContentStore {
             return Err(StoreError::Backend(format!("bad upload session id `{id}`")));
         }
         Ok(self.root.join("uploads").join(id))
-    }
-
-    /// Moves `file` (fsynced) into place as the blob `digest`.
-    fn persist(&self, from: &Path, digest: &Digest) -> Result<(), StoreError> {
-        let target = self.blob_path(digest);
-        let dir = target
-            .parent()
-            .ok_or_else(|| StoreError::Backend("blob path has no parent".into()))?;
-        fs::create_dir_all(dir).map_err(|e| io("cannot create blob directory", e))?;
-        fs::rename(from, &target).map_err(|e| io("cannot move blob into place", e))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("cannot sync blob directory", e))
     }
 }
 
@@ -181,7 +159,7 @@ impl BlobStore for FsContentStore {
         let (_, path) = file
             .keep()
             .map_err(|e| io("cannot keep blob file", e.error))?;
-        self.persist(&path, digest)
+        place(&self.root, &path, digest)
     }
 
     fn create_session(&self, id: &str) -> Result<(), StoreError> {
@@ -233,7 +211,7 @@ impl BlobStore for FsContentStore {
             fs::remove_file(&path).map_err(|e| io("cannot remove upload", e))?;
         } else {
             file.sync_all().map_err(|e| io("cannot sync upload", e))?;
-            self.persist(&path, digest)?;
+            place(&self.root, &path, digest)?;
         }
         Ok(Finished::Stored { size })
     }

@@ -103,24 +103,16 @@ CREATE TABLE IF NOT EXISTS admin_requests (
 const SCHEMA_VERSION: i64 = 2;
 
 /// From version 1 (records keyed by log and record id, names in a
-/// `packages` table) to 2.
-const MIGRATE_1_TO_2: &str = "
+/// `packages` table) to 2: the old table steps aside, [`SCHEMA`] creates
+/// the new one, then [`MIGRATE_1_TO_2_COPY`] moves the rows over.
+const MIGRATE_1_TO_2_ASIDE: &str = "
 ALTER TABLE records RENAME TO records_v1;
 DROP INDEX IF EXISTS records_by_log;
 DROP INDEX IF EXISTS records_sourcing;
-CREATE TABLE records (
-    record_id BLOB NOT NULL,
-    log_id BLOB NOT NULL,
-    content_bytes BLOB NOT NULL,
-    key_id TEXT NOT NULL,
-    signature TEXT NOT NULL,
-    state INTEGER NOT NULL,
-    registry_index INTEGER UNIQUE,
-    missing TEXT,
-    since INTEGER,
-    reason TEXT,
-    name TEXT
-);
+";
+
+/// See [`MIGRATE_1_TO_2_ASIDE`].
+const MIGRATE_1_TO_2_COPY: &str = "
 INSERT INTO records (record_id, log_id, content_bytes, key_id, signature, state,
                      registry_index, missing, since, reason)
     SELECT record_id, log_id, content_bytes, key_id, signature, state,
@@ -209,9 +201,10 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
             |r| r.get(0),
         )
         .map_err(backend)?;
+    // Version 1 did not set user_version.
+    let migrate = version == 0 && has_records;
     match version {
-        // Version 1 did not set user_version.
-        0 if has_records => tx.execute_batch(MIGRATE_1_TO_2).map_err(backend)?,
+        0 if migrate => tx.execute_batch(MIGRATE_1_TO_2_ASIDE).map_err(backend)?,
         0 | SCHEMA_VERSION => {}
         newer => {
             return Err(StoreError::Backend(format!(
@@ -221,6 +214,9 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
         }
     }
     tx.execute_batch(SCHEMA).map_err(backend)?;
+    if migrate {
+        tx.execute_batch(MIGRATE_1_TO_2_COPY).map_err(backend)?;
+    }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
         .map_err(backend)?;
     tx.commit().map_err(backend)
