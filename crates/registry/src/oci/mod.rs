@@ -405,6 +405,13 @@ fn now_seconds() -> u64 {
         .unwrap_or(0)
 }
 
+/// A repository's package (if it shows one) and tags, with every release's
+/// artifact built.
+struct Releases {
+    package: Option<(PackageName, PackageState)>,
+    tags: BTreeMap<String, Digest>,
+}
+
 /// The OCI face over a registry.
 pub struct Oci {
     registry: Arc<Registry>,
@@ -612,22 +619,18 @@ impl Oci {
 
     /// Builds and stores the artifact of every release of the package a
     /// repository shows that has none yet. Returns the package state.
-    fn ensure_release_artifacts(
-        &self,
-        repository: &str,
-    ) -> Result<Option<(PackageName, PackageState)>, OciError> {
+    /// Returns the package state and every tag of the repository.
+    fn ensure_release_artifacts(&self, repository: &str) -> Result<Releases, OciError> {
+        let mut tags: BTreeMap<String, Digest> = self.store.tags(repository)?.into_iter().collect();
         let Some((name, state)) = self.package(repository)? else {
-            return Ok(None);
+            return Ok(Releases {
+                package: None,
+                tags,
+            });
         };
-        let tags: BTreeSet<String> = self
-            .store
-            .tags(repository)?
-            .into_iter()
-            .map(|(t, _)| t)
-            .collect();
         for release in state.releases() {
             let tag = release.version.to_string();
-            if tags.contains(&tag) || check_tag(&tag).is_err() {
+            if tags.contains_key(&tag) || check_tag(&tag).is_err() {
                 continue;
             }
             let content = Digest::from(&release.content);
@@ -655,8 +658,12 @@ impl Oci {
                 subject: None,
             };
             self.store.put_manifest(repository, &manifest, Some(&tag))?;
+            tags.insert(tag, manifest.digest);
         }
-        Ok(Some((name, state)))
+        Ok(Releases {
+            package: Some((name, state)),
+            tags,
+        })
     }
 
     /// A manifest by tag or digest.
@@ -691,7 +698,7 @@ impl Oci {
         if let Some(found) = find(self)? {
             return Ok(found);
         }
-        if self.ensure_release_artifacts(repository)?.is_none() {
+        if self.ensure_release_artifacts(repository)?.package.is_none() {
             if !self.store.repository_exists(repository)? {
                 return Err(OciError::new(
                     ErrorCode::NameUnknown,
@@ -712,7 +719,7 @@ impl Oci {
         n: Option<usize>,
     ) -> Result<Vec<String>, OciError> {
         check_repository(repository)?;
-        let package = self.ensure_release_artifacts(repository)?;
+        let Releases { package, tags } = self.ensure_release_artifacts(repository)?;
         if package.is_none() && !self.store.repository_exists(repository)? {
             return Err(OciError::new(
                 ErrorCode::NameUnknown,
@@ -725,15 +732,13 @@ impl Oci {
             .filter(|r| r.yanked.is_some())
             .map(|r| r.version.to_string())
             .collect();
-        let tags = self
-            .store
-            .tags(repository)?
-            .into_iter()
-            .map(|(t, _)| t)
+        // The map is in lexical order already.
+        Ok(tags
+            .into_keys()
             .filter(|t| !yanked.contains(t))
             .filter(|t| last.is_none_or(|l| t.as_str() > l))
-            .collect::<BTreeSet<_>>();
-        Ok(tags.into_iter().take(n.unwrap_or(usize::MAX)).collect())
+            .take(n.unwrap_or(usize::MAX))
+            .collect())
     }
 
     /// Repositories in lexical order after `last`, at most `n`: those with
@@ -816,16 +821,18 @@ impl Oci {
             Reference::Tag(_) => Digest::of(Algorithm::Sha256, bytes),
         };
         // Everything the manifest lists must be here.
+        let mut locations = BTreeMap::new();
         for blob in parsed.config.iter().chain(&parsed.layers) {
-            if self.blob(repository, &blob.digest).is_err() {
-                return Err(OciError::new(
+            let location = self.blob(repository, &blob.digest).map_err(|_| {
+                OciError::new(
                     ErrorCode::ManifestBlobUnknown,
                     format!(
                         "blob `{}` ({}) is not in repository `{repository}`: push it first",
                         blob.digest, blob.media_type
                     ),
-                ));
-            }
+                )
+            })?;
+            locations.insert(blob.digest.clone(), location);
         }
         for child in &parsed.manifests {
             if self.store.manifest(repository, &child.digest)?.is_none() {
@@ -856,13 +863,12 @@ impl Oci {
                 return Ok(pushed(None));
             }
         };
-        let package = self.ensure_release_artifacts(repository)?;
+        let Releases { package, tags } = self.ensure_release_artifacts(repository)?;
         let version: Option<Version> = tag.parse().ok();
         // A version that exists keeps its manifest.
         if let (Some((name, state)), Some(version)) = (&package, &version) {
             if let Some(release) = state.release(version) {
-                let current = self.store.tag(repository, tag)?;
-                if current.as_ref() == Some(&digest) {
+                if tags.get(tag) == Some(&digest) {
                     return Ok(pushed(None));
                 }
                 return Err(OciError::new(
@@ -907,7 +913,9 @@ impl Oci {
                 "the Wasm layer of a package release must have a sha256 digest",
             ));
         };
-        let location = self.blob(repository, &layer.digest)?;
+        let location = locations
+            .remove(&layer.digest)
+            .ok_or_else(|| OciError::new(ErrorCode::Internal, "the layer was not located"))?;
         if location.size() != layer.size {
             return Err(OciError::new(
                 ErrorCode::ManifestInvalid,
@@ -1059,10 +1067,10 @@ impl Oci {
     pub fn delete_manifest(&self, repository: &str, reference: &Reference) -> Result<(), OciError> {
         check_repository(repository)?;
         let package = self.package(repository)?;
-        let versions: BTreeMap<String, ()> = package
+        let versions: BTreeSet<String> = package
             .iter()
             .flat_map(|(_, s)| s.releases())
-            .map(|r| (r.version.to_string(), ()))
+            .map(|r| r.version.to_string())
             .collect();
         let immutable = |what: String| {
             Err(OciError::new(
@@ -1072,7 +1080,7 @@ impl Oci {
         };
         match reference {
             Reference::Tag(tag) => {
-                if versions.contains_key(tag) {
+                if versions.contains(tag) {
                     return immutable(format!("tag `{tag}`"));
                 }
                 if !self.store.delete_tag(repository, tag)? {
@@ -1084,7 +1092,7 @@ impl Oci {
             }
             Reference::Digest(digest) => {
                 for (tag, d) in self.store.tags(repository)? {
-                    if &d == digest && versions.contains_key(&tag) {
+                    if &d == digest && versions.contains(&tag) {
                         return immutable(format!("manifest `{digest}` (tag `{tag}`)"));
                     }
                 }
