@@ -1,9 +1,11 @@
 //! Shared fixtures of the differential tests (`tests/`) and the benchmark
 //! (`benches/core.rs`) that compare Cairn with the reference Warg crates:
 //! the signing keys both sides use, and conversions of hashes between the
-//! two; and an in-process Cairn server ([`server::TestServer`]). Nothing
+//! two; an in-process Cairn server ([`server::TestServer`]) and a blocking
+//! HTTP client for it ([`http::Http`]). Nothing
 //! outside this crate links the reference crates.
 
+pub mod http;
 pub mod server;
 
 use cairn_protocol::{Hash, PrivateKey};

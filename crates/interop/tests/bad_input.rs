@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use cairn_interop::http::Http;
 use cairn_interop::keys;
 use cairn_interop::server::TestServer;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
@@ -15,7 +16,7 @@ use cairn_protocol::{
     Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, RecordId, Timestamp, Version,
 };
 use cairn_registry::Config;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// A valid Wasm module: the header and a custom section named `t` holding
@@ -84,8 +85,7 @@ fn envelope_body(name: &str, envelope: &Envelope<PackageRecord>) -> Value {
 
 struct Fixture {
     server: TestServer,
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    http: Http,
     _dir: tempfile::TempDir,
 }
 
@@ -119,18 +119,10 @@ impl Fixture {
     fn with_config(config: Config) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let server = TestServer::start_with(dir.path(), &["good"], config, None);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
+        let http = Http::new(&server.url);
         let fixture = Fixture {
             server,
             http,
-            runtime,
             _dir: dir,
         };
         // The operator log's first checkpoint.
@@ -138,19 +130,16 @@ impl Fixture {
         fixture
     }
 
-    fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        self.runtime.block_on(async {
-            let response = request.send().await.expect("request");
-            let status = response.status();
-            let text = response.text().await.expect("body");
-            let body = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
-            Answer { status, body }
-        })
+    fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let reply = self.http.send(method, path, headers, body);
+        Answer {
+            status: reply.status,
+            body: reply.json(),
+        }
     }
 
     fn get(&self, path: &str) -> Answer {
-        self.send(self.http.get(format!("{}{path}", self.server.url)))
+        self.send(Method::GET, path, &[], Vec::new())
     }
 
     fn post_json(&self, path: &str, body: &Value) -> Answer {
@@ -159,10 +148,10 @@ impl Fixture {
 
     fn post_raw(&self, path: &str, body: Vec<u8>) -> Answer {
         self.send(
-            self.http
-                .post(format!("{}{path}", self.server.url))
-                .header("content-type", "application/json")
-                .body(body),
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            body,
         )
     }
 
@@ -203,12 +192,10 @@ impl Fixture {
     fn upload(&self, name: &str, record_id: &RecordId, content: &Hash, bytes: Vec<u8>) -> Answer {
         let log_id = LogId::package(&PackageName::new(name).expect("name"));
         self.send(
-            self.http
-                .post(format!(
-                    "{}/v1/package/{log_id}/record/{record_id}/content/{content}",
-                    self.server.url
-                ))
-                .body(bytes),
+            Method::POST,
+            &format!("/v1/package/{log_id}/record/{record_id}/content/{content}"),
+            &[],
+            bytes,
         )
     }
 
@@ -573,13 +560,13 @@ fn an_upload_whose_bytes_do_not_match_the_digest_is_refused() {
     // A digest that does not parse.
     let log_id = LogId::package(&PackageName::new("good:pkg").expect("name"));
     f.send(
-        f.http
-            .post(format!(
-                "{}/v1/package/{log_id}/record/{}/content/sha256:zz",
-                f.server.url,
-                envelope.record_id()
-            ))
-            .body(declared.clone()),
+        Method::POST,
+        &format!(
+            "/v1/package/{log_id}/record/{}/content/sha256:zz",
+            envelope.record_id()
+        ),
+        &[],
+        declared.clone(),
     )
     .refused(StatusCode::BAD_REQUEST, "invalid digest");
     assert_no_content(&f, &envelope, &declared);
@@ -754,11 +741,8 @@ fn unknown_log_ids_record_ids_and_positions_are_refused() {
     // Unknown paths and methods.
     f.get("/v1/nothing")
         .refused(StatusCode::NOT_FOUND, "/v1/nothing");
-    f.send(
-        f.http
-            .delete(format!("{}/v1/fetch/checkpoint", f.server.url)),
-    )
-    .refused(StatusCode::METHOD_NOT_ALLOWED, "DELETE");
+    f.send(Method::DELETE, "/v1/fetch/checkpoint", &[], Vec::new())
+        .refused(StatusCode::METHOD_NOT_ALLOWED, "DELETE");
 
     assert_eq!(f.stored(), before);
 }

@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant};
 
+use cairn_interop::http::{Http, Reply as Answer};
 use cairn_interop::keys;
 use cairn_interop::server::TestServer;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, RecordId, Timestamp};
 use cairn_registry::oci::{Algorithm, Digest, OciConfig};
 use cairn_registry::{Config, RecordStatus};
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -22,36 +22,17 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 struct Fixture {
     server: TestServer,
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    http: Http,
     _dir: tempfile::TempDir,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
+/// Checks on OCI error answers.
+trait OciAnswer {
+    /// Asserts an OCI error with `code` and a message containing `needle`.
+    fn error(&self, status: u16, code: &str, needle: &str);
 }
 
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// Asserts an OCI error with `code` and a message containing `needle`.
+impl OciAnswer for Answer {
     #[track_caller]
     fn error(&self, status: u16, code: &str, needle: &str) {
         assert_eq!(
@@ -78,18 +59,10 @@ impl Fixture {
     fn with(oci: OciConfig) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let server = TestServer::start_full(dir.path(), &["acme"], Config::default(), oci, None);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
+        let http = Http::new(&server.url);
         Fixture {
             server,
             http,
-            runtime,
             _dir: dir,
         }
     }
@@ -110,23 +83,7 @@ impl Fixture {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Answer {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.server.url)
-        };
-        let mut request = self.http.request(method, url).body(body);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        self.runtime.block_on(async {
-            let response = request.send().await.expect("request");
-            Answer {
-                status: response.status(),
-                headers: response.headers().clone(),
-                body: response.bytes().await.expect("body").to_vec(),
-            }
-        })
+        self.http.send(method, path, headers, body)
     }
 
     fn get(&self, path: &str) -> Answer {
