@@ -86,6 +86,37 @@ fn publish(addr: std::net::SocketAddr, name: &str, content: &[u8]) {
     }
 }
 
+/// The permission bits of a file.
+#[cfg(unix)]
+fn file_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("file").permissions().mode() & 0o777
+}
+
+/// Runs `cairn token create <args> --data-dir <data>`.
+fn token_create(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    cairn()
+        .args(["token", "create"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("token create")
+}
+
+/// Starts an OCI upload to `repo` with `token`; returns the status.
+fn start_upload(addr: std::net::SocketAddr, repo: &str, token: &str) -> u16 {
+    request(
+        addr,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+    .expect("upload")
+    .status
+}
+
 #[test]
 fn serve_says_where_it_listens_and_keeps_its_data() {
     let data = tempfile::tempdir().expect("tempdir");
@@ -109,27 +140,13 @@ fn serve_says_where_it_listens_and_keeps_its_data() {
     );
     assert!(text.contains("created the operator key"), "{text}");
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.path().join("operator.key"))
-            .expect("key file")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
+    assert_eq!(file_mode(&data.path().join("operator.key")), 0o600);
     assert!(data.path().join("cairn.sqlite3").exists());
     // The admin token made at first start, where the log says.
     let token_file = data.path().join("admin.token");
     assert!(text.contains("created the admin API token in"), "{text}");
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&token_file)
-            .expect("token file")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
+    assert_eq!(file_mode(&token_file), 0o600);
     let token = std::fs::read_to_string(&token_file).expect("token");
     let answer = request(
         addr,
@@ -141,21 +158,17 @@ fn serve_says_where_it_listens_and_keeps_its_data() {
     .expect("ping");
     assert_eq!(answer.status, 200);
     // `cairn token create` on the running registry: the new token works.
-    let output = cairn()
-        .args([
-            "token",
-            "create",
+    let output = token_create(
+        data.path(),
+        &[
             "--account",
             "ci",
             "--scope",
             "publish:acme/*",
             "--expires",
             "1d",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .output()
-        .expect("token create");
+        ],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -163,55 +176,17 @@ fn serve_says_where_it_listens_and_keeps_its_data() {
     );
     let created = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     assert!(created.starts_with("cairn_"), "{created}");
-    let answer = request(
-        addr,
-        "POST",
-        "/v2/acme/thing/blobs/uploads/",
-        &[("authorization", &format!("Bearer {created}"))],
-        b"",
-    )
-    .expect("upload");
-    assert_eq!(answer.status, 202);
-    let answer = request(
-        addr,
-        "POST",
-        "/v2/other/thing/blobs/uploads/",
-        &[("authorization", &format!("Bearer {created}"))],
-        b"",
-    )
-    .expect("upload");
-    assert_eq!(answer.status, 403);
+    assert_eq!(start_upload(addr, "acme/thing", &created), 202);
+    assert_eq!(start_upload(addr, "other/thing", &created), 403);
     // Bad scopes and lifetimes are refused with the fix.
-    let output = cairn()
-        .args([
-            "token",
-            "create",
-            "--scope",
-            "push:everything",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .output()
-        .expect("token create");
+    let output = token_create(data.path(), &["--scope", "push:everything"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("use `pull`, `publish:<namespace>/*`"),
         "{stderr}"
     );
-    let output = cairn()
-        .args([
-            "token",
-            "create",
-            "--scope",
-            "pull",
-            "--expires",
-            "soon",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .output()
-        .expect("token create");
+    let output = token_create(data.path(), &["--scope", "pull", "--expires", "soon"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--expires `soon`"), "{stderr}");
