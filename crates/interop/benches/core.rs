@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cairn_interop::report::{self, duration_text, per_second, thousands};
 use cairn_interop::{any_hash, keys};
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, HashAlgorithm, Timestamp, Version};
@@ -137,10 +138,6 @@ fn best_of<T>(runs: usize, mut run: impl FnMut() -> T) -> (T, Duration) {
     (out, best)
 }
 
-fn per_second(count: usize, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
 // ---- the table ----
 
 struct Row {
@@ -164,74 +161,22 @@ fn rate_row(name: &str, unit: &str, count: usize, cairn: Duration, reference: Du
     }
 }
 
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn duration_text(elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64();
-    if secs >= 1.0 {
-        format!("{secs:.2} s")
-    } else {
-        format!("{:.1} ms", secs * 1e3)
-    }
-}
-
 fn print_table(rows: &[Row]) {
-    let headers = ["row", "Cairn", "reference (warg 0.10)", "cairn/ref"];
-    let ratio_text: Vec<String> = rows.iter().map(|r| format!("{:.2}x", r.ratio)).collect();
-    let widths = [
-        rows.iter()
-            .map(|r| r.name.len())
-            .chain([headers[0].len()])
-            .max(),
-        rows.iter()
-            .map(|r| r.cairn.len())
-            .chain([headers[1].len()])
-            .max(),
-        rows.iter()
-            .map(|r| r.reference.len())
-            .chain([headers[2].len()])
-            .max(),
-        ratio_text
-            .iter()
-            .map(String::len)
-            .chain([headers[3].len()])
-            .max(),
-    ]
-    .map(|w| w.unwrap_or(0));
-    let line = |cells: [&str; 4]| {
-        println!(
-            "| {:<w0$} | {:>w1$} | {:>w2$} | {:>w3$} |",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-        );
-    };
-    line(headers);
-    println!(
-        "|{}|{}|{}|{}|",
-        "-".repeat(widths[0] + 2),
-        "-".repeat(widths[1] + 2),
-        "-".repeat(widths[2] + 2),
-        "-".repeat(widths[3] + 2)
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.cairn.clone(),
+                r.reference.clone(),
+                format!("{:.2}x", r.ratio),
+            ]
+        })
+        .collect();
+    report::print_table(
+        ["row", "Cairn", "reference (warg 0.10)", "cairn/ref"],
+        &cells,
     );
-    for (row, ratio) in rows.iter().zip(&ratio_text) {
-        line([&row.name, &row.cairn, &row.reference, ratio]);
-    }
 }
 
 // ---- rows ----

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use cairn_interop::keys;
+use cairn_interop::report::{self, duration_text, per_second, thousands};
 use cairn_interop::server::TestServer;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
@@ -483,31 +484,6 @@ impl Drop for WargServer {
 
 // ---- the table ----
 
-fn per_second(count: usize, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn duration_text(elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64();
-    if secs >= 1.0 {
-        format!("{secs:.2} s")
-    } else {
-        format!("{:.1} ms", secs * 1e3)
-    }
-}
-
 fn latency_text(elapsed: Duration) -> String {
     let ms = elapsed.as_secs_f64() * 1e3;
     if ms >= 10.0 {
@@ -525,46 +501,18 @@ struct Row {
 }
 
 fn print_table(rows: &[Row]) {
-    let headers = ["row", "Cairn", "warg-server 0.10", "ratio"];
-    let cells = |r: &Row| {
-        [
-            r.name.clone(),
-            r.cairn.clone(),
-            r.warg.clone(),
-            r.ratio.clone(),
-        ]
-    };
-    let mut widths = headers.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(cells(row)) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |c: [&str; 4]| {
-        println!(
-            "| {:<w0$} | {:>w1$} | {:>w2$} | {:>w3$} |",
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-        );
-    };
-    line(headers);
-    println!(
-        "|{}|{}|{}|{}|",
-        "-".repeat(widths[0] + 2),
-        "-".repeat(widths[1] + 2),
-        "-".repeat(widths[2] + 2),
-        "-".repeat(widths[3] + 2)
-    );
-    for row in rows {
-        let c = cells(row);
-        line([&c[0], &c[1], &c[2], &c[3]]);
-    }
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.cairn.clone(),
+                r.warg.clone(),
+                r.ratio.clone(),
+            ]
+        })
+        .collect();
+    report::print_table(["row", "Cairn", "warg-server 0.10", "ratio"], &cells);
 }
 
 fn rows(sizes: Sizes, cairn: Option<&SideResult>, warg: Option<&SideResult>) -> Vec<Row> {
