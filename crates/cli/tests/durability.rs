@@ -15,7 +15,7 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use serde_json::{json, Value};
 
-use common::{free_addr, http};
+use common::{admin_token, free_addr, http, http_as};
 
 fn start(data: &std::path::Path, addr: std::net::SocketAddr) -> std::process::Child {
     common::start(data, addr, &[], Stdio::null())
@@ -64,6 +64,7 @@ fn acknowledged_publishes_survive_kill_9() {
                 let stop = stop.clone();
                 let acknowledged = acknowledged.clone();
                 let key = key.clone();
+                let token = admin_token(data.path());
                 let first = next_package + worker * 100_000;
                 std::thread::spawn(move || {
                     let mut i = first;
@@ -71,7 +72,8 @@ fn acknowledged_publishes_survive_kill_9() {
                         let name: PackageName =
                             format!("example:r{round}-p{i}").parse().expect("name");
                         let path = format!("/v1/package/{}/record", LogId::package(&name));
-                        match http(addr, "POST", &path, Some(&init_body(&key, &name))) {
+                        let body = init_body(&key, &name);
+                        match http_as(addr, "POST", &path, Some(&body), Some(&token)) {
                             Ok((202, answer)) => {
                                 let id = answer["recordId"].as_str().expect("record id").to_owned();
                                 acknowledged.lock().expect("lock").push((name, id));

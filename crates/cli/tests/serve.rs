@@ -13,7 +13,7 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use serde_json::{json, Value};
 
-use common::{cairn, free_addr, http, request, start};
+use common::{admin_token, cairn, free_addr, http, http_as, request, start};
 
 const WASM: &[u8] = b"\0asm\x01\0\0\0\0\x09\x04testabcd";
 
@@ -30,7 +30,7 @@ fn body(name: &PackageName, envelope: &Envelope<PackageRecord>) -> Value {
 
 /// Publishes `name` with one release of `content` over HTTP, uploading the
 /// content where the server says; waits until published.
-fn publish(addr: std::net::SocketAddr, name: &str, content: &[u8]) {
+fn publish(addr: std::net::SocketAddr, data: &std::path::Path, name: &str, content: &[u8]) {
     let key = PrivateKey::generate();
     let name: PackageName = name.parse().expect("name");
     let envelope = Envelope::sign(
@@ -52,11 +52,12 @@ fn publish(addr: std::net::SocketAddr, name: &str, content: &[u8]) {
         },
     );
     let log = LogId::package(&name);
-    let (status, answer) = http(
+    let (status, answer) = http_as(
         addr,
         "POST",
         &format!("/v1/package/{log}/record"),
         Some(&body(&name, &envelope)),
+        Some(&admin_token(data)),
     )
     .expect("publish");
     assert_eq!(status, 202, "{answer}");
@@ -221,7 +222,7 @@ fn ledger_pages_and_range_downloads() {
     let data = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
     let mut server = start(data.path(), addr, &[], Stdio::null());
-    publish(addr, "example:ranged", WASM);
+    publish(addr, data.path(), "example:ranged", WASM);
 
     let (_, cp) = http(addr, "GET", "/v1/fetch/checkpoint", None).expect("checkpoint");
     let length = cp["contents"]["logLength"].as_u64().expect("length");
@@ -361,7 +362,7 @@ fn namespace_define_on_a_stopped_registry() {
 
     let addr = free_addr();
     let mut server = start(data.path(), addr, &[], Stdio::null());
-    publish(addr, "other:thing", WASM);
+    publish(addr, data.path(), "other:thing", WASM);
     // And on the running registry.
     let output = cairn()
         .args(["namespace", "define", "third", "--data-dir"])
@@ -374,7 +375,7 @@ fn namespace_define_on_a_stopped_registry() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("defined on the running registry"));
-    publish(addr, "third:thing", b"\0asm\x01\0\0\0");
+    publish(addr, data.path(), "third:thing", b"\0asm\x01\0\0\0");
     server.kill().expect("kill");
     server.wait().expect("reap");
 }

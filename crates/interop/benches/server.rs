@@ -190,7 +190,8 @@ struct Publish {
 
 /// POSTs every record with `concurrency` requests in flight, then waits for
 /// a checkpoint covering them all.
-async fn publish(url: &str, load: Arc<Vec<Prepared>>, concurrency: usize) -> Publish {
+/// The token goes with every publish (warg-server ignores it).
+async fn publish(url: &str, token: &str, load: Arc<Vec<Prepared>>, concurrency: usize) -> Publish {
     let client = client(concurrency);
     let base = checkpoint_length(&client, url)
         .await
@@ -201,6 +202,7 @@ async fn publish(url: &str, load: Arc<Vec<Prepared>>, concurrency: usize) -> Pub
     for _ in 0..concurrency {
         let (client, load, next, url) =
             (client.clone(), load.clone(), next.clone(), url.to_owned());
+        let bearer = format!("Bearer {token}");
         workers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -208,6 +210,7 @@ async fn publish(url: &str, load: Arc<Vec<Prepared>>, concurrency: usize) -> Pub
                 let response = client
                     .post(format!("{url}{}", item.path))
                     .header("content-type", "application/json")
+                    .header("authorization", &bearer)
                     .body(item.body.clone())
                     .send()
                     .await
@@ -364,6 +367,7 @@ struct SideResult {
 async fn run_side(
     name: &str,
     url: &str,
+    token: &str,
     load: Arc<Vec<Prepared>>,
     plan: Arc<Vec<usize>>,
     sizes: Sizes,
@@ -373,7 +377,7 @@ async fn run_side(
         load.len(),
         sizes.publish_concurrency
     );
-    let publish = publish(url, load.clone(), sizes.publish_concurrency).await;
+    let publish = publish(url, token, load.clone(), sizes.publish_concurrency).await;
     eprintln!(
         "  all 202 after {}, all in a checkpoint after {} ({} records/s)",
         duration_text(publish.accepted),
@@ -705,7 +709,14 @@ fn main() {
         let dir = scratch_dir("cairn-server-");
         let server = TestServer::start(dir.path(), &["bench"]);
         let url = server.url.clone();
-        let result = runtime.block_on(run_side("Cairn", &url, load.clone(), plan.clone(), sizes));
+        let result = runtime.block_on(run_side(
+            "Cairn",
+            &url,
+            &server.admin_token,
+            load.clone(),
+            plan.clone(),
+            sizes,
+        ));
         server.stop();
         result
     });
@@ -714,7 +725,7 @@ fn main() {
         runtime.block_on(async {
             server.wait_ready().await;
             let url = server.url.clone();
-            run_side("warg-server", &url, load.clone(), plan.clone(), sizes).await
+            run_side("warg-server", &url, "", load.clone(), plan.clone(), sizes).await
         })
     });
 

@@ -35,6 +35,25 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Adds a token for `account` with `scopes` (such as `pull` or
+    /// `publish:acme/*`), valid until `expires` (seconds since the epoch).
+    pub fn token(&self, account: &str, scopes: &[&str], expires: Option<u64>) -> String {
+        let token = new_token();
+        self.auth.ensure_account(account).expect("account");
+        self.auth
+            .add_token(
+                &token_hash(&token),
+                &TokenInfo {
+                    account: account.into(),
+                    scopes: scopes.iter().map(|s| s.parse().expect("scope")).collect(),
+                    expires,
+                },
+                "test",
+            )
+            .expect("token");
+        token
+    }
+
     /// Starts on `data_dir` with `namespaces` defined, on a random port.
     pub fn start(data_dir: &Path, namespaces: &[&str]) -> TestServer {
         TestServer::start_with(data_dir, namespaces, Config::default(), None)
@@ -48,15 +67,23 @@ impl TestServer {
         config: Config,
         addr: Option<SocketAddr>,
     ) -> TestServer {
-        TestServer::start_full(data_dir, namespaces, config, OciConfig::default(), addr)
+        TestServer::start_full(
+            data_dir,
+            namespaces,
+            config,
+            OciConfig::default(),
+            ServerOptions::default(),
+            addr,
+        )
     }
 
-    /// Starts with engine and OCI configurations.
+    /// Starts with engine, OCI and server options.
     pub fn start_full(
         data_dir: &Path,
         namespaces: &[&str],
         config: Config,
         oci_config: OciConfig,
+        options: ServerOptions,
         addr: Option<SocketAddr>,
     ) -> TestServer {
         let dir = DataDir::create(data_dir).expect("data directory");
@@ -109,7 +136,7 @@ impl TestServer {
                     oci: server_oci,
                     auth: server_auth,
                 };
-                cairn_server::serve(listener, services, ServerOptions::default(), shutdown)
+                cairn_server::serve(listener, services, options, shutdown)
                     .await
                     .expect("serve");
             });

@@ -146,13 +146,19 @@ impl Fixture {
         self.post_raw(path, body.to_string().into_bytes())
     }
 
+    /// Posts with the admin token.
     fn post_raw(&self, path: &str, body: Vec<u8>) -> Answer {
-        self.send(
-            Method::POST,
-            path,
-            &[("content-type", "application/json")],
-            body,
-        )
+        let bearer = format!("Bearer {}", self.server.admin_token);
+        self.post_as(path, body, Some(&bearer))
+    }
+
+    /// Posts with `authorization` as the only credentials.
+    fn post_as(&self, path: &str, body: Vec<u8>, authorization: Option<&str>) -> Answer {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(value) = authorization {
+            headers.push(("authorization", value));
+        }
+        self.send(Method::POST, path, &headers, body)
     }
 
     fn publish(&self, name: &str, body: &Value) -> Answer {
@@ -340,6 +346,39 @@ fn malformed_protobuf_base64_and_ids_are_refused() {
 
     assert_unknown_record(&f, "good:pkg", &good.record_id());
     assert_eq!(f.stored(), before);
+}
+
+#[test]
+fn publishing_needs_a_token_that_covers_the_package() {
+    let f = Fixture::new();
+    let before = f.stored();
+    let key = &keys()[0];
+    let good = Envelope::sign(key, record(None, 0, vec![init(key)]));
+    let body = envelope_body("good:pkg", &good).to_string().into_bytes();
+    let log_id = LogId::package(&PackageName::new("good:pkg").expect("name"));
+    let path = format!("/v1/package/{log_id}/record");
+    // No credentials, or unknown or expired ones: 401 naming the fix.
+    let expired = f.server.token("ci", &["admin"], Some(1));
+    for authorization in [
+        None,
+        Some("Bearer cairn_unknown".to_owned()),
+        Some(format!("Bearer {expired}")),
+    ] {
+        f.post_as(&path, body.clone(), authorization.as_deref())
+            .refused(StatusCode::UNAUTHORIZED, "cairn token create");
+    }
+    // Tokens whose scopes do not cover `good:pkg`: 403 naming the scopes.
+    for scopes in [&["pull"][..], &["publish:other/*"], &["publish:good/other"]] {
+        let token = f.server.token("ci", scopes, None);
+        f.post_as(&path, body.clone(), Some(&format!("Bearer {token}")))
+            .refused(StatusCode::FORBIDDEN, "may not publish `good:pkg`");
+    }
+    assert_unknown_record(&f, "good:pkg", &good.record_id());
+    assert_eq!(f.stored(), before);
+    // A token for the namespace, or for the package, may publish.
+    let token = f.server.token("ci", &["publish:good/*"], None);
+    let answer = f.post_as(&path, body, Some(&format!("Bearer {token}")));
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, RecordId, Timestamp};
 use cairn_registry::oci::{Algorithm, Digest, OciConfig};
 use cairn_registry::{Config, RecordStatus};
+use cairn_server::ServerOptions;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -57,8 +58,13 @@ impl Fixture {
     }
 
     fn with(oci: OciConfig) -> Fixture {
+        Fixture::with_options(oci, ServerOptions::default())
+    }
+
+    fn with_options(oci: OciConfig, options: ServerOptions) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = TestServer::start_full(dir.path(), &["acme"], Config::default(), oci, None);
+        let server =
+            TestServer::start_full(dir.path(), &["acme"], Config::default(), oci, options, None);
         let http = Http::new(&server.url);
         Fixture {
             server,
@@ -806,7 +812,6 @@ fn wasm_pushes_need_a_version_tag_and_a_token_and_publish() {
 #[test]
 fn tokens_challenges_and_scopes() {
     use base64::Engine;
-    use cairn_registry::auth::{new_token, token_hash, Scope, TokenInfo};
     let f = Fixture::new();
     // No credentials: /v2/ answers with the Bearer challenge.
     let ping = f.send_as(Method::GET, "/v2/", &[], Vec::new());
@@ -887,19 +892,7 @@ fn tokens_challenges_and_scopes() {
     )
     .error(401, "UNAUTHORIZED", "not known");
     // A token whose scopes do not cover the repository.
-    let limited = new_token();
-    f.server
-        .auth
-        .add_token(
-            &token_hash(&limited),
-            &TokenInfo {
-                account: "ci".into(),
-                scopes: vec!["publish:acme/*".parse().expect("scope")],
-                expires: None,
-            },
-            "test",
-        )
-        .expect("token");
+    let limited = f.server.token("ci", &["publish:acme/*"], None);
     let bearer = format!("Bearer {limited}");
     f.send_as(
         Method::POST,
@@ -919,19 +912,7 @@ fn tokens_challenges_and_scopes() {
         StatusCode::ACCEPTED
     );
     // An expired token.
-    let expired = new_token();
-    f.server
-        .auth
-        .add_token(
-            &token_hash(&expired),
-            &TokenInfo {
-                account: "ci".into(),
-                scopes: vec![Scope::Admin],
-                expires: Some(1),
-            },
-            "test",
-        )
-        .expect("token");
+    let expired = f.server.token("ci", &["admin"], Some(1));
     f.send_as(
         Method::GET,
         "/v2/",
@@ -952,4 +933,78 @@ fn tokens_challenges_and_scopes() {
         .body,
         b"abc"
     );
+}
+
+#[test]
+fn anonymous_pull_can_be_turned_off_on_both_faces() {
+    let f = Fixture::with_options(
+        OciConfig::default(),
+        ServerOptions {
+            anonymous_pull: false,
+            ..ServerOptions::default()
+        },
+    );
+    let digest = f.push_blob("acme/private", b"secret bytes");
+    let reader = f.server.token("reader", &["pull"], None);
+    let bearer = format!("Bearer {reader}");
+    // The OCI face: a challenge without credentials, the bytes with a token.
+    let refused = f.send_as(
+        Method::GET,
+        &format!("/v2/acme/private/blobs/{digest}"),
+        &[],
+        Vec::new(),
+    );
+    assert!(
+        refused
+            .header("www-authenticate")
+            .starts_with("Bearer realm="),
+        "challenge: {}",
+        refused.header("www-authenticate")
+    );
+    refused.error(401, "UNAUTHORIZED", "anonymous pull");
+    let read = f.send_as(
+        Method::GET,
+        &format!("/v2/acme/private/blobs/{digest}"),
+        &[("authorization", &bearer)],
+        Vec::new(),
+    );
+    assert_eq!(read.body, b"secret bytes");
+    // The token endpoint gives no anonymous token.
+    f.send_as(Method::GET, "/auth/token", &[], Vec::new())
+        .error(401, "UNAUTHORIZED", "anonymous");
+    // The Warg face: reads need a token too; discovery stays open.
+    for (method, path) in [
+        (Method::GET, "/v1/fetch/checkpoint"),
+        (Method::POST, "/v1/fetch/logs"),
+        (Method::GET, "/v1/ledger"),
+    ] {
+        let refused = f.send_as(method.clone(), path, &[], b"{}".to_vec());
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{path}");
+        let message = refused.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains("anonymous reads"), "{path}: {message}");
+        let unknown = f.send_as(
+            method,
+            path,
+            &[("authorization", "Bearer cairn_unknown")],
+            b"{}".to_vec(),
+        );
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let checkpoint = f.send_as(
+        Method::GET,
+        "/v1/fetch/checkpoint",
+        &[("authorization", &bearer)],
+        Vec::new(),
+    );
+    assert_eq!(checkpoint.status, StatusCode::OK);
+    let discovery = f.send_as(
+        Method::GET,
+        "/.well-known/wasm-pkg/registry.json",
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(discovery.status, StatusCode::OK);
 }

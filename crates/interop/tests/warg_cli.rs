@@ -64,6 +64,48 @@ impl Warg {
     }
 }
 
+impl Warg {
+    /// Runs `warg <args>` on a pseudo-terminal (`script`), typing `answer`
+    /// until it exits: the CLI reads confirmations and tokens only from a
+    /// terminal.
+    fn on_terminal(&self, args: &str, answer: &[u8]) -> Output {
+        let mut command = Command::new("script");
+        command
+            .args([
+                "-qec",
+                &format!("{} {args}", self.binary.display()),
+                "/dev/null",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join("config"))
+            .env("XDG_CACHE_HOME", self.home.join("cache"))
+            .env("XDG_DATA_HOME", self.home.join("data"))
+            .env("TERM", "dumb")
+            .current_dir(&self.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn script");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // A reply typed before the prompt switched the terminal mode may be
+        // discarded, so keep answering until it exits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "warg {args} did not finish"
+            );
+            let _ = stdin.write_all(answer);
+            let _ = stdin.flush();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        drop(stdin);
+        child.wait_with_output().expect("script")
+    }
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -108,6 +150,22 @@ fn warg_cli_publishes_downloads_and_yanks() {
     ]);
     let key = warg.ok(&["key", "new"]);
     assert!(key.contains("ecdsa-p256:"), "key new prints the key: {key}");
+
+    // Publishing needs an API token; the refusal says where one comes from.
+    let refused = warg.run(&["publish", "init", "example:greeter"]);
+    assert!(!refused.status.success(), "publish without a token refused");
+    assert!(
+        text(&refused).contains("cairn token create"),
+        "the refusal names the fix: {}",
+        text(&refused)
+    );
+    // `warg login` reads the token only from a terminal.
+    assert!(
+        which("script"),
+        "`script` (util-linux) is needed to type the token into `warg login`"
+    );
+    let login = warg.on_terminal("login", format!("{}\r", server.admin_token).as_bytes());
+    assert!(login.status.success(), "login: {}", text(&login));
 
     let init = warg.ok(&["publish", "init", "example:greeter"]);
     assert!(
@@ -175,68 +233,35 @@ fn warg_cli_publishes_downloads_and_yanks() {
 
     // Yank 1.3.0: the CLI asks for confirmation on a terminal only, so run
     // it under `script` and answer.
-    if which("script") {
-        let mut yank = Command::new("script");
-        yank.args([
-            "-qec",
-            &format!(
-                "{} publish yank --name example:greeter --version 1.3.0",
-                warg.binary.display()
-            ),
-            "/dev/null",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &warg.home)
-        .env("XDG_CONFIG_HOME", warg.home.join("config"))
-        .env("XDG_CACHE_HOME", warg.home.join("cache"))
-        .env("XDG_DATA_HOME", warg.home.join("data"))
-        .env("TERM", "dumb")
-        .current_dir(&warg.home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = yank.spawn().expect("spawn script");
-        let mut stdin = child.stdin.take().expect("stdin");
-        // Answer until it exits: a reply typed before the prompt switched
-        // the terminal mode may be discarded, so keep answering.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while child.try_wait().expect("wait").is_none() {
-            assert!(std::time::Instant::now() < deadline, "yank did not finish");
-            let _ = stdin.write_all(b"y\r");
-            let _ = stdin.flush();
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        drop(stdin);
-        let output = child.wait_with_output().expect("yank");
-        assert!(output.status.success(), "yank: {}", text(&output));
+    let output = warg.on_terminal(
+        "publish yank --name example:greeter --version 1.3.0",
+        b"y\r",
+    );
+    assert!(output.status.success(), "yank: {}", text(&output));
 
-        // The reader's client resolves from its own verified copy of the
-        // log: `update` brings it up to the new checkpoint.
-        reader.ok(&["update"]);
+    // The reader's client resolves from its own verified copy of the
+    // log: `update` brings it up to the new checkpoint.
+    reader.ok(&["update"]);
 
-        reader.ok(&["download", "example:greeter", "--output", "after-yank.wasm"]);
-        assert_eq!(
-            std::fs::read(reader.home.join("after-yank.wasm")).expect("read"),
-            v1,
-            "after the yank the newest release is 1.2.3"
-        );
-        let pinned = reader.run(&[
-            "download",
-            "example:greeter",
-            "--version",
-            "1.3.0",
-            "--output",
-            "yanked.wasm",
-        ]);
-        assert!(
-            text(&pinned).contains("was not found"),
-            "a yanked version is not resolved: {}",
-            text(&pinned)
-        );
-    } else {
-        eprintln!("*** yank step SKIPPED: `script` (util-linux) is not installed ***");
-    }
+    reader.ok(&["download", "example:greeter", "--output", "after-yank.wasm"]);
+    assert_eq!(
+        std::fs::read(reader.home.join("after-yank.wasm")).expect("read"),
+        v1,
+        "after the yank the newest release is 1.2.3"
+    );
+    let pinned = reader.run(&[
+        "download",
+        "example:greeter",
+        "--version",
+        "1.3.0",
+        "--output",
+        "yanked.wasm",
+    ]);
+    assert!(
+        text(&pinned).contains("was not found"),
+        "a yanked version is not resolved: {}",
+        text(&pinned)
+    );
     server.stop();
 }
 

@@ -59,13 +59,14 @@ fn reference_key(index: usize) -> PrivateKey {
     PrivateKey::decode(keys()[index].encode()).expect("reference reads Cairn's key text")
 }
 
-fn client(url: &str, storage: &Path) -> FileSystemClient {
+/// A reference client; `token` is sent as `Authorization: Bearer`.
+fn client(url: &str, storage: &Path, token: Option<&str>) -> FileSystemClient {
     FileSystemClient::new(
         url,
         FileSystemRegistryStorage::lock(storage.join("registries")).expect("registry storage"),
         FileSystemContentStorage::lock(storage.join("content")).expect("content storage"),
         FileSystemNamespaceMapStorage::new(storage.join("namespaces.json")),
-        None,
+        token.map(|t| secrecy::Secret::new(t.to_owned())),
         true,
         true,
         true,
@@ -148,8 +149,21 @@ async fn warg_client_lifecycle_survives_restart() {
     let owner_key = reference_key(0);
     let second_key = reference_key(1);
     let name = PackageName::new("test:lifecycle").expect("name");
-    let owner = client(&url, &scratch.path().join("owner"));
-    let second = client(&url, &scratch.path().join("second"));
+    let token = Some(server.admin_token.as_str());
+    let owner = client(&url, &scratch.path().join("owner"), token);
+    let second = client(&url, &scratch.path().join("second"), token);
+
+    // Without a token the registry refuses to publish, and says how to get
+    // one.
+    let anonymous = client(&url, &scratch.path().join("anonymous"), None);
+    let refused = publish(&anonymous, &owner_key, &name, vec![PublishEntry::Init])
+        .await
+        .expect_err("publishing without a token");
+    let message = format!("{refused}");
+    assert!(
+        message.contains("cairn token create"),
+        "the refusal names the fix: {message}"
+    );
 
     // Init, then two releases.
     publish(&owner, &owner_key, &name, vec![PublishEntry::Init])
@@ -225,7 +239,7 @@ async fn warg_client_lifecycle_survives_restart() {
     // compared; the yanked version is neither newest nor downloadable.
     let reader_dir = scratch.path().join("reader");
     {
-        let reader = client(&url, &reader_dir);
+        let reader = client(&url, &reader_dir, None);
         assert_eq!(download_exact(&reader, &name, "1.0.0").await, v100);
         let (version, bytes) = download_newest(&reader, &name, "*").await;
         assert_eq!((version.to_string(), bytes), ("2.0.0".into(), v200.clone()));
@@ -250,7 +264,7 @@ async fn warg_client_lifecycle_survives_restart() {
             .collect();
         assert_eq!(versions, ["1.0.0", "1.1.0 (yanked)", "2.0.0"]);
     }
-    let reader = client(&url, &reader_dir);
+    let reader = client(&url, &reader_dir, None);
     let before = reader
         .registry()
         .load_checkpoint(None)
@@ -296,7 +310,7 @@ async fn warg_client_lifecycle_survives_restart() {
     assert_eq!((version.to_string(), bytes), ("3.0.0".into(), v300.clone()));
 
     // And a fresh client sees the same history.
-    let fresh = client(&url, &scratch.path().join("fresh"));
+    let fresh = client(&url, &scratch.path().join("fresh"), None);
     assert_eq!(download_exact(&fresh, &name, "1.0.0").await, v100);
     let (version, bytes) = download_newest(&fresh, &name, "^2").await;
     assert_eq!((version.to_string(), bytes), ("2.0.0".into(), v200));

@@ -6,17 +6,19 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use cairn_protocol::PackageName;
 use cairn_registry::auth::{new_token, token_hash, TokenInfo};
-use cairn_registry::oci::{ErrorCode, OciError};
+use cairn_registry::oci::{repository_of, ErrorCode, OciError};
 use serde_json::json;
 
 use crate::oci::OciResponseError;
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// The token the token endpoint gives anonymous callers: it stands for no
 /// credentials.
@@ -166,4 +168,80 @@ pub async fn token(
         .to_string(),
     )
         .into_response()
+}
+
+/// A Warg-face 401: the reference clients read `message`; the challenge
+/// tells OCI-minded tools where tokens come from.
+fn warg_unauthorized(app: &AppState, headers: &HeaderMap, message: String) -> Response {
+    let mut response = challenge(
+        app,
+        headers,
+        None,
+        OciError::new(ErrorCode::Unauthorized, String::new()),
+    );
+    let body = ApiError::message(StatusCode::UNAUTHORIZED, message).into_response();
+    *response.body_mut() = body.into_body();
+    response
+}
+
+/// The Warg face's publish check: a record for `name` needs a token whose
+/// scopes cover the package's repository (`<ns>/<name>`). The record's
+/// signature is checked later by the engine against the package's keys.
+pub async fn warg_publisher(
+    app: &AppState,
+    headers: &HeaderMap,
+    name: &PackageName,
+) -> Result<TokenInfo, Response> {
+    let repository = repository_of(name);
+    let hint = format!(
+        "create one with `cairn token create --scope publish:{}/*` and send it as \
+         `Authorization: Bearer <token>` (warg CLI: `warg login`)",
+        name.namespace()
+    );
+    match caller(app, headers).await {
+        Err(e) => Err(warg_unauthorized(
+            app,
+            headers,
+            format!("{}: {hint}", e.message),
+        )),
+        Ok(None) => Err(warg_unauthorized(
+            app,
+            headers,
+            format!("publishing `{name}` needs an API token with a publish scope for it: {hint}"),
+        )),
+        Ok(Some(token)) if !token.allows_push(&repository) => Err(ApiError::message(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token of account `{}` may not publish `{name}` (its scopes: {}): {hint}",
+                token.account,
+                token
+                    .scopes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .into_response()),
+        Ok(Some(token)) => Ok(token),
+    }
+}
+
+/// Middleware for the Warg face's reads: when anonymous pull is off, they
+/// need a valid token.
+pub async fn warg_pull_gate(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if app.anonymous_pull {
+        return next.run(request).await;
+    }
+    match caller(&app, request.headers()).await {
+        Ok(Some(token)) if token.allows_pull() => next.run(request).await,
+        Ok(_) => warg_unauthorized(
+            &app,
+            request.headers(),
+            "this registry does not allow anonymous reads: send an API token as \
+             `Authorization: Bearer <token>`"
+                .to_owned(),
+        ),
+        Err(e) => warg_unauthorized(&app, request.headers(), e.message),
+    }
 }

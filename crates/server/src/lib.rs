@@ -79,18 +79,16 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         public_url: options.public_url,
         listen,
     };
-    Router::new()
+    // Reads of the Warg face pass the pull gate; publishing checks its
+    // token itself (it needs the package name), and uploads are bound to a
+    // record already accepted and to its digest.
+    let reads = Router::new()
         .route("/v1/fetch/checkpoint", get(warg::fetch_checkpoint))
         .route("/v1/fetch/logs", post(warg::fetch_logs))
         .route("/v1/fetch/names", post(warg::fetch_names))
-        .route("/v1/package/{log_id}/record", post(warg::publish_record))
         .route(
             "/v1/package/{log_id}/record/{record_id}",
             get(warg::get_record),
-        )
-        .route(
-            "/v1/package/{log_id}/record/{record_id}/content/{digest}",
-            post(warg::upload_content),
         )
         .route("/v1/content/{digest}", get(warg::content_sources))
         .route("/content/{name}", get(warg::download_content))
@@ -99,6 +97,17 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         .route("/v1/verify/checkpoint", post(warg::verify_checkpoint))
         .route("/v1/ledger", get(warg::ledger_sources))
         .route("/v1/ledger/records/{start}", get(warg::ledger_records))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::warg_pull_gate,
+        ));
+    Router::new()
+        .merge(reads)
+        .route("/v1/package/{log_id}/record", post(warg::publish_record))
+        .route(
+            "/v1/package/{log_id}/record/{record_id}/content/{digest}",
+            post(warg::upload_content),
+        )
         .route("/.well-known/wasm-pkg/registry.json", get(warg::well_known))
         .route("/v2", get(oci::base))
         .route("/v2/", get(oci::base))

@@ -248,10 +248,14 @@ pub struct PublishBody {
 pub async fn publish_record(
     State(app): State<AppState>,
     Path(log_id): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> Result<Response, ApiError> {
     let log_id: LogId = parse("log id", &log_id)?;
     let name: PackageName = parse("package name", &body.package_name)?;
+    if let Err(refused) = crate::auth::warg_publisher(&app, &headers, &name).await {
+        return Ok(refused);
+    }
     let content_bytes = STANDARD
         .decode(body.record.content_bytes.as_bytes())
         .map_err(|e| ApiError::bad_request(format!("record contentBytes is not base64: {e}")))?;

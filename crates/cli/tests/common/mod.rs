@@ -81,15 +81,33 @@ pub fn http(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> std::io::Result<(u16, serde_json::Value)> {
+    http_as(addr, method, path, body, None)
+}
+
+/// [`http`] with an API token sent as `Authorization: Bearer`.
+pub fn http_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, serde_json::Value)> {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let response = request(
-        addr,
-        method,
-        path,
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    )?;
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer));
+    }
+    let response = request(addr, method, path, &headers, body.as_bytes())?;
     Ok((response.status, response.json()))
+}
+
+/// The admin token a server wrote into its data directory at first start.
+pub fn admin_token(data: &Path) -> String {
+    std::fs::read_to_string(data.join("admin.token"))
+        .expect("admin.token")
+        .trim()
+        .to_owned()
 }
 
 pub fn free_addr() -> SocketAddr {
