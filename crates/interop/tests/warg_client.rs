@@ -12,27 +12,14 @@
 //! consistency from the last checkpoint it trusted. Any failure is an error
 //! that fails the test.
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
-use bytes::Bytes;
-use cairn_interop::keys;
 use cairn_interop::server::TestServer;
 use cairn_registry::Config;
-use futures_util::stream;
-use semver::{Version, VersionReq};
-use sha2::{Digest, Sha256};
-use warg_client::storage::{
-    ContentStorage, FileSystemContentStorage, FileSystemNamespaceMapStorage,
-    FileSystemRegistryStorage, PublishEntry, PublishInfo, RegistryStorage,
-};
-use warg_client::{ClientError, FileSystemClient};
-use warg_crypto::hash::AnyHash;
-use warg_crypto::signing::PrivateKey;
+use common::{client, download_exact, download_newest, publish, reference_key, release};
+use warg_client::storage::{PublishEntry, RegistryStorage};
 use warg_protocol::package::Permission;
 use warg_protocol::registry::PackageName;
-
-const POLL: Duration = Duration::from_millis(20);
 
 /// A distinct, valid Wasm module per `tag`: the 8-byte header and a custom
 /// section carrying the tag.
@@ -47,95 +34,6 @@ fn wasm(tag: &str) -> Vec<u8> {
     bytes.extend_from_slice(name);
     bytes.extend_from_slice(tag.as_bytes());
     bytes
-}
-
-fn digest(bytes: &[u8]) -> AnyHash {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-        .parse()
-        .expect("digest text")
-}
-
-fn reference_key(index: usize) -> PrivateKey {
-    PrivateKey::decode(keys()[index].encode()).expect("reference reads Cairn's key text")
-}
-
-/// A reference client; `token` is sent as `Authorization: Bearer`.
-fn client(url: &str, storage: &Path, token: Option<&str>) -> FileSystemClient {
-    FileSystemClient::new(
-        url,
-        FileSystemRegistryStorage::lock(storage.join("registries")).expect("registry storage"),
-        FileSystemContentStorage::lock(storage.join("content")).expect("content storage"),
-        FileSystemNamespaceMapStorage::new(storage.join("namespaces.json")),
-        token.map(|t| secrecy::Secret::new(t.to_owned())),
-        true,
-        true,
-        true,
-        true,
-        None,
-        Default::default(),
-    )
-    .expect("client")
-}
-
-/// Publishes `entries` signed by `key` and waits until published; returns
-/// the record id.
-async fn publish(
-    client: &FileSystemClient,
-    key: &PrivateKey,
-    name: &PackageName,
-    entries: Vec<PublishEntry>,
-) -> Result<warg_protocol::registry::RecordId, ClientError> {
-    let record_id = client
-        .publish_with_info(
-            key,
-            PublishInfo {
-                name: name.clone(),
-                head: None,
-                entries,
-            },
-        )
-        .await?;
-    client.wait_for_publish(name, &record_id, POLL).await?;
-    Ok(record_id)
-}
-
-/// Stores `bytes` in the client's content storage (where `publish` uploads
-/// missing content from) and returns the release entry.
-async fn release(client: &FileSystemClient, version: &str, bytes: &[u8]) -> PublishEntry {
-    let chunk: anyhow::Result<Bytes> = Ok(Bytes::copy_from_slice(bytes));
-    let stored = client
-        .content()
-        .store_content(Box::pin(stream::iter([chunk])), None)
-        .await
-        .expect("store content");
-    assert_eq!(stored, digest(bytes));
-    PublishEntry::Release {
-        version: version.parse().expect("version"),
-        content: stored,
-    }
-}
-
-async fn download_exact(client: &FileSystemClient, name: &PackageName, version: &str) -> Vec<u8> {
-    let download = client
-        .download_exact(name, &version.parse().expect("version"))
-        .await
-        .unwrap_or_else(|e| panic!("download {name}@{version}: {e}"));
-    std::fs::read(&download.path).expect("downloaded file")
-}
-
-async fn download_newest(
-    client: &FileSystemClient,
-    name: &PackageName,
-    req: &str,
-) -> (Version, Vec<u8>) {
-    let download = client
-        .download(name, &VersionReq::parse(req).expect("requirement"))
-        .await
-        .unwrap_or_else(|e| panic!("download {name} {req}: {e}"))
-        .unwrap_or_else(|| panic!("no release of {name} matches {req}"));
-    let bytes = std::fs::read(&download.path).expect("downloaded file");
-    assert_eq!(digest(&bytes), download.digest, "bytes match their digest");
-    (download.version, bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -222,7 +222,12 @@ pub async fn dispatch(
                     scope.as_deref(),
                     OciError::new(
                         ErrorCode::Unauthorized,
-                        format!("pushing to `{repo}` needs a token with a publish scope for it"),
+                        format!(
+                            "pushing to `{repo}` needs a token with a publish scope for it: \
+                             create one with `cairn token create --scope publish:{}/*` \
+                             (wkg reads it from WKG_REGISTRY_<HOST>_AUTH_BEARER)",
+                            repo.split('/').next().unwrap_or(repo)
+                        ),
                     ),
                 ))
             }
