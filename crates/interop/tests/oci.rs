@@ -1008,3 +1008,141 @@ fn anonymous_pull_can_be_turned_off_on_both_faces() {
     );
     assert_eq!(discovery.status, StatusCode::OK);
 }
+
+#[test]
+fn referrers_of_a_release_are_recorded_in_the_transparency_log() {
+    use base64::Engine;
+    use cairn_protocol::attestation::AttestationRecord;
+
+    let f = Fixture::new();
+    let repo = "acme/signed";
+    let wasm = b"\0asm\x01\0\0\0".to_vec();
+    let config = br#"{"created":"2026-11-25T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#;
+    let config_digest = f.push_blob(repo, config);
+    let layer = f.push_blob(repo, &wasm);
+    let release = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": descriptor("application/vnd.wasm.config.v0+json", &config_digest, config.len()),
+        "layers": [descriptor("application/wasm", &layer, wasm.len())],
+    });
+    let release_bytes = serde_json::to_vec(&release).expect("json");
+    assert_eq!(
+        f.push_manifest(repo, "1.0.0", &release).status,
+        StatusCode::CREATED
+    );
+    let release_digest = Digest::of(Algorithm::Sha256, &release_bytes);
+
+    // A signature of the release, pushed by digest.
+    let mut signature = artifact(&f, repo, b"a signature");
+    signature["subject"] = descriptor(MANIFEST, &release_digest, release_bytes.len());
+    let signature_bytes = serde_json::to_vec(&signature).expect("json");
+    let signature_digest = Digest::of(Algorithm::Sha256, &signature_bytes);
+    let pushed = f.push_manifest(repo, &signature_digest.to_string(), &signature);
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    let recorded = pushed.header("cairn-attestation-record");
+    let name: PackageName = "acme:signed".parse().expect("name");
+    let log_id = LogId::attestations(&name);
+    assert!(
+        recorded.starts_with(&log_id.to_string()),
+        "the push says where it was recorded: {recorded}"
+    );
+    // Version tags of a package are releases: a signature may not take one.
+    f.push_manifest(repo, "2.0.0", &signature)
+        .error(400, "MANIFEST_INVALID", "is a version");
+
+    // The attestation log lists it, signed by the operator.
+    let log = f.get("/v1/attestations/acme:signed").json();
+    assert_eq!(log["logId"], log_id.to_string());
+    let records = log["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "{log}");
+    let record = &records[0];
+    assert_eq!(record["subject"], release_digest.to_string());
+    assert_eq!(record["referrer"], signature_digest.to_string());
+    assert_eq!(record["artifactType"], "application/vnd.example.thing");
+    assert_eq!(record["account"], "admin");
+    assert_eq!(
+        recorded,
+        format!("{log_id}/{}", record["recordId"].as_str().expect("id"))
+    );
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(record["contentBytes"].as_str().expect("content bytes"))
+        .expect("base64");
+    let envelope = Envelope::<AttestationRecord>::from_parts(
+        content,
+        record["keyId"].as_str().expect("key id"),
+        record["signature"].as_str().expect("signature"),
+    )
+    .expect("a valid envelope");
+    assert_eq!(envelope.record_id().to_string(), record["recordId"]);
+    let operator = f.server.registry.operator_keys();
+    envelope
+        .check_signature(&operator[0])
+        .expect("signed by the operator");
+
+    // It is a leaf of the registry log: once checkpointed, its inclusion
+    // is proven like any record's.
+    let index = record["index"].as_u64().expect("index");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let length = loop {
+        let cp = f.get("/v1/fetch/checkpoint").json();
+        let length = cp["contents"]["logLength"].as_u64().unwrap_or(0);
+        if length > index {
+            break length;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint covers {index}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let proof = f.send(
+        Method::POST,
+        "/v1/proof/inclusion",
+        &[("content-type", "application/json")],
+        json!({ "logLength": length, "leafs": [index] })
+            .to_string()
+            .into_bytes(),
+    );
+    assert_eq!(
+        proof.status,
+        StatusCode::OK,
+        "inclusion at {length}: {}",
+        String::from_utf8_lossy(&proof.body)
+    );
+
+    // The ledger has the leaf (log id, record id) at that index.
+    let ledger = f.get(&format!("/v1/ledger/records/{index}"));
+    assert_eq!(&ledger.body[..32], log_id.digest().as_bytes());
+    assert_eq!(
+        &ledger.body[32..64],
+        envelope.record_id().digest().as_bytes()
+    );
+
+    // Deleting the signature removes it from referrers, not from the log.
+    assert_eq!(
+        f.send(
+            Method::DELETE,
+            &format!("/v2/{repo}/manifests/{signature_digest}"),
+            &[],
+            Vec::new()
+        )
+        .status,
+        StatusCode::ACCEPTED
+    );
+    let referrers = f
+        .get(&format!("/v2/{repo}/referrers/{release_digest}"))
+        .json();
+    assert_eq!(referrers["manifests"], json!([]));
+    let log = f.get("/v1/attestations/acme:signed").json();
+    assert_eq!(log["records"].as_array().map(Vec::len), Some(1));
+
+    // Referrers in repositories that are no package are stored, not logged.
+    let mut loose = artifact(&f, "misc/loose", b"another signature");
+    loose["subject"] = descriptor(MANIFEST, &release_digest, release_bytes.len());
+    let pushed = f.push_manifest("misc/loose", "sig", &loose);
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    assert_eq!(pushed.header("cairn-attestation-record"), "");
+    // Unknown packages have an empty log; bad names are refused.
+    let empty = f.get("/v1/attestations/acme:nothing").json();
+    assert_eq!(empty["records"], json!([]));
+    let bad = f.get("/v1/attestations/not-a-name");
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -667,5 +667,16 @@ fn oras_pushes_pulls_and_attaches_a_signature() {
         )
         .json();
     assert_eq!(filtered["manifests"], json!([]));
+    // And recorded in the package's attestation log, after which the
+    // reference client still verifies the registry and downloads the
+    // release.
+    let log = http
+        .send(Method::GET, "/v1/attestations/acme:oras", &[], Vec::new())
+        .json();
+    assert_eq!(log["records"][0]["referrer"], result["signature_digest"]);
+    assert_eq!(log["records"][0]["subject"], digest);
+    let reader = client(&server.url, &scratch.path().join("reader"), None);
+    let name = PackageName::new("acme:oras").expect("name");
+    assert_eq!(block_on(download_exact(&reader, &name, "0.1.0")), wasm);
     server.stop();
 }

@@ -281,6 +281,15 @@ impl LogId {
         );
         LogId(Hash::of(&bytes))
     }
+
+    /// The id of a package's attestation log (Cairn's own, not Warg's):
+    /// where the registry records the artifacts that refer to the
+    /// package's manifests.
+    pub fn attestations(name: &PackageName) -> Self {
+        let mut bytes = b"CAIRN-ATTESTATION-LOG-ID-V0:".to_vec();
+        bytes.extend_from_slice(name.as_str().as_bytes());
+        LogId(Hash::of(&bytes))
+    }
 }
 
 impl RecordId {
@@ -298,7 +307,7 @@ impl RecordId {
     }
 }
 
-fn prefixed_hash(prefix: &[u8], bytes: &[u8]) -> Hash {
+pub(crate) fn prefixed_hash(prefix: &[u8], bytes: &[u8]) -> Hash {
     let mut joined = Vec::with_capacity(prefix.len() + bytes.len());
     joined.extend_from_slice(prefix);
     joined.extend_from_slice(bytes);

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attestation;
 mod checkpoint;
 mod encoding;
 mod ids;

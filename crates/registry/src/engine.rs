@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cairn_protocol::attestation::{Attestation, AttestationLog, AttestationRecord};
 use cairn_protocol::operator::{OperatorEntry, OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
 use cairn_protocol::{
@@ -203,6 +204,11 @@ enum Command {
         namespaces: Vec<String>,
         reply: Reply<Result<Vec<String>, SubmitError>>,
     },
+    Attest {
+        name: PackageName,
+        attestation: Attestation,
+        reply: Reply<Result<Attested, SubmitError>>,
+    },
     ContentArrived {
         log_id: LogId,
         record_id: RecordId,
@@ -212,6 +218,17 @@ enum Command {
     Stop {
         reply: Reply<()>,
     },
+}
+
+/// Where an attestation was recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attested {
+    /// The attestation log's id.
+    pub log_id: LogId,
+    /// The record's id.
+    pub record_id: RecordId,
+    /// Its index in the registry log.
+    pub index: u64,
 }
 
 /// What readers see.
@@ -396,6 +413,7 @@ impl Registry {
             first_unchecked,
             operator,
             sourcing,
+            attestations: HashMap::new(),
             snapshot_length,
             snapshot_busy: Arc::new(AtomicBool::new(false)),
         };
@@ -484,6 +502,42 @@ impl Registry {
         envelope.check_signature(&key).ok()
     }
 
+    /// Records in `name`'s attestation log that `attestation` was attached
+    /// to one of its manifests. `reply` is called once the record is
+    /// durably sequenced.
+    pub fn attest(
+        &self,
+        name: PackageName,
+        attestation: Attestation,
+        reply: impl FnOnce(Result<Attested, SubmitError>) + Send + 'static,
+    ) {
+        let command = Command::Attest {
+            name,
+            attestation,
+            reply: Box::new(reply),
+        };
+        if let Err(refused) = self.send(command) {
+            if let Command::Attest { reply, .. } = *refused {
+                reply(Err(SubmitError::Stopped));
+            }
+        }
+    }
+
+    /// `name`'s attestation log, oldest first, with registry log indexes.
+    pub fn attestations(
+        &self,
+        name: &PackageName,
+    ) -> Result<Vec<(u64, Envelope<AttestationRecord>)>, QueryError> {
+        let records =
+            self.shared
+                .meta
+                .log_records(&LogId::attestations(name), None, u64::MAX, usize::MAX)?;
+        records
+            .iter()
+            .map(|(index, rec)| Ok((*index, decode_stored::<AttestationRecord>(rec)?)))
+            .collect()
+    }
+
     /// Defines namespaces through a new operator record; replies with those
     /// that were newly defined.
     pub fn define_namespaces(
@@ -521,6 +575,11 @@ impl Registry {
 
     fn view(&self) -> std::sync::RwLockReadGuard<'_, View> {
         self.shared.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The keys the operator log holds (the first signs checkpoints).
+    pub fn operator_keys(&self) -> Vec<PublicKey> {
+        self.view().operator_keys.clone()
     }
 
     /// The latest checkpoint.
@@ -916,6 +975,8 @@ struct Writer {
     first_unchecked: Option<Instant>,
     operator: OperatorState,
     sourcing: HashMap<(LogId, RecordId), Sourcing>,
+    /// Attestation logs touched since start, by log id.
+    attestations: HashMap<LogId, AttestationLog>,
     /// The log length of the last map snapshot saved (or being saved).
     snapshot_length: u64,
     snapshot_busy: Arc<AtomicBool>,
@@ -931,6 +992,7 @@ struct Staged {
     new_sourcing: Vec<((LogId, RecordId), Sourcing)>,
     done_sourcing: Vec<(LogId, RecordId)>,
     names: HashMap<LogId, PackageName>,
+    attestations: HashMap<LogId, AttestationLog>,
 }
 
 enum Outcome {
@@ -943,6 +1005,10 @@ enum Outcome {
         Result<Vec<String>, SubmitError>,
     ),
     Arrived(Reply<()>),
+    Attest(
+        Reply<Result<Attested, SubmitError>>,
+        Result<Attested, SubmitError>,
+    ),
 }
 
 impl Writer {
@@ -1155,6 +1221,14 @@ impl Writer {
                     self.content_arrived(&mut staged, (log_id, record_id), digest);
                     outcomes.push(Outcome::Arrived(reply));
                 }
+                Command::Attest {
+                    name,
+                    attestation,
+                    reply,
+                } => {
+                    let result = self.stage_attestation(&mut staged, &name, attestation);
+                    outcomes.push(Outcome::Attest(reply, result));
+                }
                 Command::Stop { reply } => reply(()),
             }
         }
@@ -1166,6 +1240,10 @@ impl Writer {
                     (_, result) => result,
                 }),
                 Outcome::Define(reply, result) => reply(match (&committed, result) {
+                    (Err(e), Ok(_)) => Err(SubmitError::Store(StoreError::Backend(e.to_string()))),
+                    (_, result) => result,
+                }),
+                Outcome::Attest(reply, result) => reply(match (&committed, result) {
                     (Err(e), Ok(_)) => Err(SubmitError::Store(StoreError::Backend(e.to_string()))),
                     (_, result) => result,
                 }),
@@ -1198,6 +1276,7 @@ impl Writer {
                 }
             }
         }
+        self.attestations.extend(staged.attestations);
         for id in staged.done_sourcing {
             self.sourcing.remove(&id);
         }
@@ -1439,6 +1518,81 @@ impl Writer {
                 entries,
             },
         )
+    }
+
+    /// An attestation log as of this batch: staged, cached, or replayed
+    /// from the store.
+    fn attestation_log(
+        &self,
+        staged: &Staged,
+        log_id: &LogId,
+    ) -> Result<AttestationLog, SubmitError> {
+        if let Some(log) = staged
+            .attestations
+            .get(log_id)
+            .or_else(|| self.attestations.get(log_id))
+        {
+            return Ok(log.clone());
+        }
+        let operator = self.key.public_key();
+        let mut log = AttestationLog::new();
+        for (_, rec) in self
+            .shared
+            .meta
+            .log_records(log_id, None, u64::MAX, usize::MAX)?
+        {
+            let envelope = decode_stored::<AttestationRecord>(&rec)?;
+            log = log.validate(&envelope, operator).map_err(|e| {
+                StoreError::Corrupt(format!("stored attestation {}: {e}", rec.record_id))
+            })?;
+        }
+        Ok(log)
+    }
+
+    /// Appends a record of `attestation` to `name`'s attestation log,
+    /// signed by the operator.
+    fn stage_attestation(
+        &mut self,
+        staged: &mut Staged,
+        name: &PackageName,
+        attestation: Attestation,
+    ) -> Result<Attested, SubmitError> {
+        let log_id = LogId::attestations(name);
+        let log = self.attestation_log(staged, &log_id)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut timestamp = Timestamp::new(
+            i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            i32::try_from(now.subsec_nanos()).unwrap_or(0),
+        );
+        if let Some(head) = log.head() {
+            timestamp = timestamp.max(head.timestamp);
+        }
+        let envelope = Envelope::sign(
+            &self.key,
+            AttestationRecord {
+                prev: log.head().map(|h| h.record_id),
+                timestamp,
+                attestation,
+            },
+        );
+        let next = log
+            .validate(&envelope, self.key.public_key())
+            .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+        let index = self.next_index(staged);
+        let record_id = envelope.record_id();
+        staged
+            .batch
+            .records
+            .push(stored(log_id, &envelope, RecordState::Sequenced { index }));
+        staged.leaves.push(LogLeaf { log_id, record_id });
+        staged.attestations.insert(log_id, next);
+        Ok(Attested {
+            log_id,
+            record_id,
+            index,
+        })
     }
 
     fn stage_define(

@@ -17,7 +17,8 @@ mod storage;
 
 pub use content::{check_wasm, Upload, UploadError};
 pub use engine::{
-    Config, FetchRequest, FetchResponse, OpenError, QueryError, RecordStatus, Registry, SubmitError,
+    Attested, Config, FetchRequest, FetchResponse, OpenError, QueryError, RecordStatus, Registry,
+    SubmitError,
 };
 pub use storage::{
     AdminRequest, Batch, ContentLocation, ContentStore, Loaded, MetaStore, PendingContent,

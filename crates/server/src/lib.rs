@@ -97,6 +97,7 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         .route("/v1/verify/checkpoint", post(warg::verify_checkpoint))
         .route("/v1/ledger", get(warg::ledger_sources))
         .route("/v1/ledger/records/{start}", get(warg::ledger_records))
+        .route("/v1/attestations/{package}", get(warg::attestations))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::warg_pull_gate,

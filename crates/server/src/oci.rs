@@ -447,6 +447,16 @@ async fn put_manifest(
     if let Some(subject) = &pushed.subject {
         builder = builder.header("OCI-Subject", header_value(&subject.to_string()));
     }
+    // Where the push landed in the transparency log.
+    if let Some(record) = &pushed.released {
+        builder = builder.header("Cairn-Release-Record", header_value(&record.to_string()));
+    }
+    if let Some(attested) = &pushed.attested {
+        builder = builder.header(
+            "Cairn-Attestation-Record",
+            header_value(&format!("{}/{}", attested.log_id, attested.record_id)),
+        );
+    }
     builder
         .body(Body::empty())
         .map_err(|e| error(ErrorCode::Internal, e.to_string()))

@@ -530,3 +530,45 @@ pub async fn well_known(State(app): State<AppState>, headers: HeaderMap) -> Json
         "warg": { "url": base },
     }))
 }
+
+/// `GET /v1/attestations/{package}` (Cairn's own): the package's
+/// attestation log, every artifact ever attached to one of its manifests,
+/// oldest first. Each record comes with its signed bytes, so a client can
+/// check the operator's signature, recompute the record id and ask
+/// `/v1/proof/inclusion` for the leaf `(logId, recordId)`.
+pub async fn attestations(
+    State(app): State<AppState>,
+    Path(package): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name: PackageName = parse("package name", &package)?;
+    let registry = app.registry.clone();
+    let lookup = name.clone();
+    let records = blocking(move || Ok(registry.attestations(&lookup)?)).await?;
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(index, envelope)| {
+            let record = envelope.contents();
+            let a = &record.attestation;
+            json!({
+                "index": index,
+                "recordId": envelope.record_id().to_string(),
+                "prev": record.prev.map(|p| p.to_string()),
+                "timestamp": cairn_registry::oci::rfc3339(&record.timestamp),
+                "subject": a.subject,
+                "referrer": a.referrer,
+                "artifactType": a.artifact_type,
+                "mediaType": a.media_type,
+                "size": a.size,
+                "account": a.account,
+                "contentBytes": STANDARD.encode(envelope.content_bytes()),
+                "keyId": envelope.key_id().to_string(),
+                "signature": envelope.signature().to_string(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "package": name.as_str(),
+        "logId": LogId::attestations(&name).to_string(),
+        "records": records,
+    })))
+}

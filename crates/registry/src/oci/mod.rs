@@ -28,8 +28,9 @@ pub use manifest::{
     WASM_CONFIG, WASM_LAYER,
 };
 
-use crate::engine::{RecordStatus, Registry, SubmitError};
+use crate::engine::{Attested, RecordStatus, Registry, SubmitError};
 use crate::storage::{ContentLocation, StoreError};
+use cairn_protocol::attestation::Attestation;
 
 /// A stored manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -345,6 +346,23 @@ pub fn repository_of(name: &PackageName) -> String {
     format!("{}/{}", name.namespace(), name.name())
 }
 
+/// In a package's repository, version tags are its releases: a manifest
+/// that is not a Wasm release may not take one (wkg would read it as a
+/// version it cannot fetch).
+fn refuse_version_tag(repository: &str, tag: &str) -> Result<(), OciError> {
+    if package_of(repository).is_some() && tag.parse::<Version>().is_ok() {
+        return Err(OciError::new(
+            ErrorCode::ManifestInvalid,
+            format!(
+                "tag `{tag}` is a version, and versions of `{repository}` are Wasm releases \
+                 (one `application/wasm` layer, config `application/vnd.wasm.config.v0+json`); \
+                 push other artifacts by digest or to a tag that is not a version"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A manifest reference: a tag or a digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reference {
@@ -396,6 +414,8 @@ pub struct Pushed {
     /// The record that released the version, for a Wasm push to a new
     /// version.
     pub released: Option<RecordId>,
+    /// Where a referrer was recorded in its package's attestation log.
+    pub attested: Option<Attested>,
 }
 
 fn now_seconds() -> u64 {
@@ -855,7 +875,58 @@ impl Oci {
             digest: digest.clone(),
             subject: stored.subject.clone(),
             released,
+            attested: None,
         };
+        // An artifact that refers to another (a signature, an SBOM) is
+        // recorded in the package's attestation log.
+        if let (Some(subject), false) = (&parsed.subject, parsed.is_wasm()) {
+            let tag = match reference {
+                Reference::Tag(tag) => Some(tag.as_str()),
+                Reference::Digest(_) => None,
+            };
+            if let Some(tag) = tag {
+                check_tag(tag)?;
+                refuse_version_tag(repository, tag)?;
+            }
+            let existed = self.store.manifest(repository, &digest)?.is_some();
+            self.store.put_manifest(repository, &stored, tag)?;
+            // Recorded when it refers into a package that exists (other
+            // repositories are plain OCI storage).
+            let package = match package_of(repository) {
+                Some(name) if !existed => self
+                    .registry
+                    .published_package(&LogId::package(&name))?
+                    .map(|_| name),
+                _ => None,
+            };
+            let attested = match package {
+                Some(name) => {
+                    let attestation = Attestation {
+                        subject: subject.digest.to_string(),
+                        referrer: digest.to_string(),
+                        artifact_type: parsed
+                            .effective_artifact_type()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        media_type: parsed.media_type.clone(),
+                        size: bytes.len() as u64,
+                        account: account.map(|a| a.name.clone()).unwrap_or_default(),
+                    };
+                    match self.attest(name, attestation) {
+                        Ok(attested) => Some(attested),
+                        Err(e) => {
+                            self.store.delete_manifest(repository, &digest)?;
+                            return Err(e);
+                        }
+                    }
+                }
+                _ => None,
+            };
+            return Ok(Pushed {
+                attested,
+                ..pushed(None)
+            });
+        }
         let tag = match reference {
             Reference::Tag(tag) => tag,
             Reference::Digest(_) => {
@@ -882,6 +953,7 @@ impl Oci {
             }
         }
         if !parsed.is_wasm() {
+            refuse_version_tag(repository, tag)?;
             self.store.put_manifest(repository, &stored, Some(tag))?;
             return Ok(pushed(None));
         }
@@ -998,6 +1070,22 @@ impl Oci {
             return Err(e);
         }
         Ok(pushed(Some(record_id)))
+    }
+
+    /// Records an attestation and waits until it is durably sequenced.
+    fn attest(&self, name: PackageName, attestation: Attestation) -> Result<Attested, OciError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.registry.attest(name, attestation, move |result| {
+            let _ = tx.send(result);
+        });
+        rx.recv()
+            .map_err(|_| OciError::new(ErrorCode::Internal, "the registry stopped"))?
+            .map_err(|e| {
+                OciError::new(
+                    ErrorCode::Internal,
+                    format!("cannot record the referrer: {e}"),
+                )
+            })
     }
 
     /// Submits a custodial record and waits until a checkpoint covers it.
