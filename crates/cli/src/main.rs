@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Largest content upload accepted, in bytes.
     #[arg(long, env = "CAIRN_MAX_CONTENT_BYTES", default_value_t = 100 * 1024 * 1024)]
     max_content_bytes: u64,
+    /// Largest OCI blob accepted (any artifact), in bytes
+    #[arg(long, env = "CAIRN_MAX_BLOB_BYTES", default_value_t = 1 << 30)]
+    max_blob_bytes: u64,
     /// Seconds a record may wait for its content before it is rejected.
     #[arg(long, env = "CAIRN_CONTENT_TIMEOUT", default_value_t = 600)]
     content_timeout: u64,
@@ -291,7 +294,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         registry.clone(),
         meta,
         content,
-        OciConfig::default(),
+        OciConfig {
+            max_blob_bytes: args.max_blob_bytes,
+            ..OciConfig::default()
+        },
     ));
     let services = Services {
         registry: registry.clone(),

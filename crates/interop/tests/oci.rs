@@ -1146,3 +1146,52 @@ fn referrers_of_a_release_are_recorded_in_the_transparency_log() {
     let bad = f.get("/v1/attestations/not-a-name");
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn blobs_over_the_size_limit_are_refused_and_not_kept() {
+    let f = Fixture::with(OciConfig {
+        max_blob_bytes: 1000,
+        ..OciConfig::default()
+    });
+    let repo = "misc/limited";
+    let big = vec![7u8; 1001];
+    let digest = Digest::of(Algorithm::Sha256, &big);
+    // Monolithic.
+    f.send(
+        Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+        &[],
+        big.clone(),
+    )
+    .error(413, "SIZE_INVALID", "limit of 1000 bytes");
+    // Chunked: the chunk that crosses the limit ends the session.
+    let started = f.send(
+        Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Vec::new(),
+    );
+    let location = started.header("location");
+    let first = f.send(
+        Method::PATCH,
+        &location,
+        &[("content-range", "0-599")],
+        big[..600].to_vec(),
+    );
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    f.send(
+        Method::PATCH,
+        &location,
+        &[("content-range", "600-1000")],
+        big[600..].to_vec(),
+    )
+    .error(413, "SIZE_INVALID", "--max-blob-bytes");
+    f.get(&location).error(404, "BLOB_UPLOAD_UNKNOWN", "not known");
+    f.get(&format!("/v2/{repo}/blobs/{digest}"))
+        .error(404, "BLOB_UNKNOWN", "");
+    // At the limit is fine.
+    f.push_blob(repo, &big[..1000]);
+    let uploads = f.server.data_dir.join("content/uploads");
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no upload bytes left behind in {}", uploads.display());
+}

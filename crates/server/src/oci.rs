@@ -536,11 +536,16 @@ fn created_blob(repo: &str, digest: &Digest) -> Response {
 
 /// Appends a request body to a session, in pieces written off the async
 /// workers; returns the session's size.
+/// Streams `body` into an upload session that holds `held` bytes; refuses
+/// (413) a blob that would grow beyond `limit` bytes.
 async fn write_body(
     mut writer: Box<dyn SessionWriter>,
     body: Body,
+    held: u64,
+    limit: u64,
 ) -> Result<u64, OciResponseError> {
     let mut stream = body.into_data_stream();
+    let mut total = held;
     let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
     let flush = |mut writer: Box<dyn SessionWriter>, buffer: Vec<u8>| async move {
         tokio::task::spawn_blocking(move || {
@@ -558,6 +563,16 @@ async fn write_body(
                 format!("upload interrupted: {e}"),
             )
         })?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(error(
+                ErrorCode::TooLarge,
+                format!(
+                    "the blob is larger than this registry's limit of {limit} bytes \
+                     (`cairn serve --max-blob-bytes`)"
+                ),
+            ));
+        }
         buffer.extend_from_slice(&chunk);
         if buffer.len() >= WRITE_CHUNK {
             let (w, mut b) = flush(writer, buffer).await?;
@@ -571,6 +586,27 @@ async fn write_body(
         .await
         .map_err(|e| error(ErrorCode::Internal, format!("task failed: {e}")))?
         .map_err(OciResponseError)
+}
+
+/// Appends `body` to upload session `id` (at `start`, if the client said
+/// where). A blob over the size limit ends the session and its bytes.
+async fn write_chunk(
+    oci: &Arc<Oci>,
+    repo: &str,
+    id: &str,
+    start: Option<u64>,
+    body: Body,
+) -> Result<u64, OciResponseError> {
+    let (o, r, i) = (oci.clone(), repo.to_owned(), id.to_owned());
+    let (writer, held) = blocking(move || o.open_chunk(&r, &i, start)).await?;
+    match write_body(writer, body, held, oci.max_blob_bytes()).await {
+        Err(e) if e.0.code == ErrorCode::TooLarge => {
+            let (o, r, i) = (oci.clone(), repo.to_owned(), id.to_owned());
+            blocking(move || o.cancel_upload(&r, &i)).await?;
+            Err(e)
+        }
+        result => result,
+    }
 }
 
 async fn start_upload(
@@ -594,9 +630,7 @@ async fn start_upload(
         return Ok(accepted_upload(&repo, &id, 0));
     };
     // Monolithic: the whole blob in this request.
-    let (o, r, i) = (oci.clone(), repo.clone(), id.clone());
-    let (writer, _) = blocking(move || o.open_chunk(&r, &i, None)).await?;
-    write_body(writer, body).await?;
+    write_chunk(&oci, &repo, &id, None, body).await?;
     let (o, r, i, d) = (oci.clone(), repo.clone(), id.clone(), digest.clone());
     blocking(move || o.complete_upload(&r, &i, &d)).await?;
     Ok(created_blob(&repo, &digest))
@@ -641,9 +675,7 @@ async fn patch_upload(
 ) -> OciResult {
     let start = content_range_start(headers)?;
     let oci = oci(app);
-    let (o, r, i) = (oci.clone(), repo.clone(), id.clone());
-    let (writer, _) = blocking(move || o.open_chunk(&r, &i, start)).await?;
-    let size = write_body(writer, body).await?;
+    let size = write_chunk(&oci, &repo, &id, start, body).await?;
     let i = id.clone();
     blocking(move || oci.touch_upload(&i)).await?;
     Ok(accepted_upload(&repo, &id, size))
@@ -664,9 +696,7 @@ async fn finish_upload(
     };
     let digest = parse_digest(digest)?;
     let oci = oci(app);
-    let (o, r, i) = (oci.clone(), repo.clone(), id.clone());
-    let (writer, _) = blocking(move || o.open_chunk(&r, &i, None)).await?;
-    write_body(writer, body).await?;
+    write_chunk(&oci, &repo, &id, None, body).await?;
     let (r, i, d) = (repo.clone(), id.clone(), digest.clone());
     blocking(move || oci.complete_upload(&r, &i, &d)).await?;
     Ok(created_blob(&repo, &digest))

@@ -185,6 +185,8 @@ pub enum ErrorCode {
     NameUnknown,
     /// Content does not match its length.
     SizeInvalid,
+    /// Content larger than the registry accepts (413).
+    TooLarge,
     /// Authentication required.
     Unauthorized,
     /// Access denied.
@@ -212,7 +214,7 @@ impl ErrorCode {
             ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
             ErrorCode::NameInvalid => "NAME_INVALID",
             ErrorCode::NameUnknown => "NAME_UNKNOWN",
-            ErrorCode::SizeInvalid => "SIZE_INVALID",
+            ErrorCode::SizeInvalid | ErrorCode::TooLarge => "SIZE_INVALID",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Denied => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
@@ -239,6 +241,7 @@ impl ErrorCode {
             ErrorCode::Denied => 403,
             ErrorCode::Unsupported => 405,
             ErrorCode::RangeInvalid => 416,
+            ErrorCode::TooLarge => 413,
             ErrorCode::Conflict => 409,
             ErrorCode::Internal => 500,
         }
@@ -393,6 +396,8 @@ pub struct OciConfig {
     pub upload_expiry: Duration,
     /// How long a push waits for its release to be published.
     pub publish_wait: Duration,
+    /// The largest blob accepted, in bytes.
+    pub max_blob_bytes: u64,
 }
 
 impl Default for OciConfig {
@@ -400,6 +405,7 @@ impl Default for OciConfig {
         OciConfig {
             upload_expiry: Duration::from_secs(3600),
             publish_wait: Duration::from_secs(30),
+            max_blob_bytes: 1 << 30,
         }
     }
 }
@@ -583,6 +589,11 @@ impl Oci {
             }
         }
         Ok((self.blobs.append_session(id)?, size))
+    }
+
+    /// The largest blob accepted, in bytes.
+    pub fn max_blob_bytes(&self) -> u64 {
+        self.config.max_blob_bytes
     }
 
     /// Notes that a session was written to.
