@@ -1186,12 +1186,18 @@ fn blobs_over_the_size_limit_are_refused_and_not_kept() {
         big[600..].to_vec(),
     )
     .error(413, "SIZE_INVALID", "--max-blob-bytes");
-    f.get(&location).error(404, "BLOB_UPLOAD_UNKNOWN", "not known");
+    f.get(&location)
+        .error(404, "BLOB_UPLOAD_UNKNOWN", "not known");
     f.get(&format!("/v2/{repo}/blobs/{digest}"))
         .error(404, "BLOB_UNKNOWN", "");
     // At the limit is fine.
     f.push_blob(repo, &big[..1000]);
     let uploads = f.server.data_dir.join("content/uploads");
     let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(left, 0, "no upload bytes left behind in {}", uploads.display());
+    assert_eq!(
+        left,
+        0,
+        "no upload bytes left behind in {}",
+        uploads.display()
+    );
 }

@@ -486,6 +486,22 @@ fn a_warg_client_release_is_pulled_by_wkg_and_copied_by_skopeo() {
     let source = format!("docker://{host}/acme/hello:1.0.0");
     let (served, digest, served_bytes) = manifest(&http, "acme/hello", "1.0.0");
     assert_eq!(served["layers"][0]["digest"], sha256(&bytes));
+    // The manifest Cairn built carries the metadata wkg wrote into the
+    // component, as wkg's own publish would.
+    let annotations = &served["annotations"];
+    assert_eq!(
+        annotations["org.opencontainers.image.description"],
+        "Test greeter interface"
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.licenses"],
+        "Apache-2.0"
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.url"],
+        "https://acme.test/greeter"
+    );
+    assert_eq!(annotations["org.opencontainers.image.version"], "1.0.0");
     let raw = skopeo_run(&["inspect", "--raw", "--tls-verify=false", &source]);
     assert!(raw.status.success(), "inspect: {}", text(&raw));
     assert_eq!(raw.stdout, served_bytes, "inspect --raw gives the bytes");

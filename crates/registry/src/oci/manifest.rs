@@ -300,6 +300,46 @@ pub struct ReleaseArtifact<'a> {
     pub created: &'a Timestamp,
     /// Whether the content is a component (else a core module).
     pub component: bool,
+    /// Annotations read from the content's metadata sections
+    /// ([`metadata_annotations`]).
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+/// The OCI annotations the top-level metadata custom sections of Wasm
+/// bytes stand for, as `wkg publish` writes them: `authors`,
+/// `description`, `licenses`, `source` and `homepage` (as
+/// `org.opencontainers.image.url`). Sections of nested modules and
+/// components, and payloads that are not UTF-8, are ignored.
+pub fn metadata_annotations(wasm: &[u8]) -> BTreeMap<String, String> {
+    const FIELDS: [(&str, &str); 5] = [
+        ("authors", "org.opencontainers.image.authors"),
+        ("description", "org.opencontainers.image.description"),
+        ("licenses", "org.opencontainers.image.licenses"),
+        ("source", "org.opencontainers.image.source"),
+        ("homepage", "org.opencontainers.image.url"),
+    ];
+    let mut annotations = BTreeMap::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        let Ok(payload) = payload else { break };
+        match payload {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::CustomSection(section) if depth == 1 => {
+                let annotation = FIELDS
+                    .iter()
+                    .find(|(name, _)| *name == section.name())
+                    .map(|(_, key)| *key);
+                if let (Some(key), Ok(text)) = (annotation, std::str::from_utf8(section.data())) {
+                    if !text.trim().is_empty() {
+                        annotations.insert(key.to_owned(), text.trim().to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    annotations
 }
 
 /// A built artifact: manifest and config bytes.
@@ -336,6 +376,15 @@ impl ReleaseArtifact<'_> {
         let config = serde_json::to_vec(&config).unwrap_or_default();
         let config_digest = Digest::of(Algorithm::Sha256, &config);
         let title = format!("{}.wasm", self.name.name());
+        let mut annotations = self.annotations.clone();
+        annotations.insert(
+            "org.opencontainers.image.version".into(),
+            self.version.to_string(),
+        );
+        annotations.insert(
+            "org.opencontainers.image.created".into(),
+            rfc3339(self.created),
+        );
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": IMAGE_MANIFEST,
@@ -350,10 +399,7 @@ impl ReleaseArtifact<'_> {
                 "size": self.size,
                 "annotations": { "org.opencontainers.image.title": title },
             }],
-            "annotations": {
-                "org.opencontainers.image.version": self.version.to_string(),
-                "org.opencontainers.image.created": rfc3339(self.created),
-            },
+            "annotations": annotations,
         });
         let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
         BuiltArtifact { manifest, config }
@@ -430,6 +476,44 @@ mod tests {
     }
 
     #[test]
+    fn metadata_sections_become_annotations() {
+        fn custom(name: &str, data: &[u8]) -> Vec<u8> {
+            let mut payload = vec![name.len() as u8];
+            payload.extend_from_slice(name.as_bytes());
+            payload.extend_from_slice(data);
+            let mut section = vec![0, payload.len() as u8];
+            section.extend(payload);
+            section
+        }
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        wasm.extend(custom("description", b"A greeter"));
+        wasm.extend(custom("licenses", b"Apache-2.0"));
+        wasm.extend(custom("homepage", b"https://acme.test"));
+        wasm.extend(custom("revision", b"abc123"));
+        wasm.extend(custom("authors", b"\xff\xfe"));
+        let annotations = metadata_annotations(&wasm);
+        assert_eq!(
+            annotations,
+            BTreeMap::from([
+                (
+                    "org.opencontainers.image.description".to_owned(),
+                    "A greeter".to_owned()
+                ),
+                (
+                    "org.opencontainers.image.licenses".to_owned(),
+                    "Apache-2.0".to_owned()
+                ),
+                (
+                    "org.opencontainers.image.url".to_owned(),
+                    "https://acme.test".to_owned()
+                ),
+            ]),
+            "revision is not mapped and non-UTF-8 is skipped"
+        );
+        assert!(metadata_annotations(b"not wasm").is_empty());
+    }
+
+    #[test]
     fn release_artifacts_are_deterministic_and_in_wkg_layout() {
         let name: PackageName = "acme:greeter".parse().expect("name");
         let version: Version = "1.2.3".parse().expect("version");
@@ -442,6 +526,7 @@ mod tests {
             size: 8,
             created: &created,
             component: false,
+            annotations: &BTreeMap::new(),
         };
         let built = artifact.build();
         assert_eq!(built, artifact.build());

@@ -23,9 +23,9 @@ use serde_json::json;
 
 pub use digest::{Algorithm, Digest, DigestError, Digester};
 pub use manifest::{
-    rfc3339, BuiltArtifact, Descriptor, Kind, Manifest, ManifestError, ReleaseArtifact,
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, IMAGE_INDEX, IMAGE_MANIFEST, MAX_MANIFEST_BYTES,
-    WASM_CONFIG, WASM_LAYER,
+    metadata_annotations, rfc3339, BuiltArtifact, Descriptor, Kind, Manifest, ManifestError,
+    ReleaseArtifact, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, IMAGE_INDEX, IMAGE_MANIFEST,
+    MAX_MANIFEST_BYTES, WASM_CONFIG, WASM_LAYER,
 };
 
 use crate::engine::{Attested, RecordStatus, Registry, SubmitError};
@@ -668,7 +668,7 @@ impl Oci {
             let Some(location) = self.blobs.locate(&content)? else {
                 continue;
             };
-            let component = wasm_is_component(&location);
+            let (component, annotations) = wasm_facts(&location);
             let built = ReleaseArtifact {
                 name: &name,
                 version: &release.version,
@@ -676,6 +676,7 @@ impl Oci {
                 size: location.size(),
                 created: &release.timestamp,
                 component,
+                annotations: &annotations,
             }
             .build();
             let config_digest = Digest::of(Algorithm::Sha256, &built.config);
@@ -1207,14 +1208,18 @@ impl Oci {
     }
 }
 
-/// Whether stored Wasm is a component (layer 1) rather than a core module.
-fn wasm_is_component(location: &ContentLocation) -> bool {
+/// Whether stored Wasm is a component (layer 1) rather than a core module,
+/// and the annotations its metadata sections stand for. Unreadable content
+/// counts as a module without metadata.
+fn wasm_facts(location: &ContentLocation) -> (bool, BTreeMap<String, String>) {
     let ContentLocation::File { path, .. } = location;
-    let mut header = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
-        .map(|_| wasmparser::Parser::is_component(&header))
-        .unwrap_or(false)
+    match std::fs::read(path) {
+        Ok(bytes) => (
+            wasmparser::Parser::is_component(&bytes),
+            metadata_annotations(&bytes),
+        ),
+        Err(_) => (false, BTreeMap::new()),
+    }
 }
 
 /// A fresh upload session id: 128 random bits, hex.
