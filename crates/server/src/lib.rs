@@ -148,6 +148,13 @@ pub async fn serve(
         }
     });
     let app = router(services, options, listen);
+    // Small answers go out at once: without TCP_NODELAY, a response
+    // written in two segments waits for the client's delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
