@@ -1,5 +1,7 @@
 //! `cairn`: the Cairn registry server and its administration commands.
 
+mod client;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Show or change the client configuration (default and per-namespace
+    /// registries).
+    Config(client::ConfigArgs),
+    /// Manage signing keys (kept in a 0600 file, or CAIRN_SIGNING_KEY).
+    Key(client::KeyArgs),
 }
 
 #[derive(clap::Args)]
@@ -230,6 +237,8 @@ fn main() -> Result<()> {
                     data_dir,
                 },
         } => create_token(&account, scopes, &expires, &note, &data_dir),
+        Command::Config(args) => client::config(args),
+        Command::Key(args) => client::key(args),
     }
 }
 

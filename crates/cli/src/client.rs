@@ -1,0 +1,225 @@
+//! The client commands that need no registry: `cairn config` and
+//! `cairn key`. Nothing here prompts; `--json` gives machine output.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use cairn_client::config::{check_url, Config};
+use cairn_client::keys::{KeyFile, DEFAULT_KEY};
+use cairn_client::Paths;
+use clap::Subcommand;
+use serde_json::json;
+
+/// Where the client's files are: `--config`/`CAIRN_CONFIG` and
+/// `--keys-file`/`CAIRN_KEYS_FILE`, else under the XDG config directory.
+#[derive(clap::Args, Clone)]
+pub struct FileArgs {
+    /// The client configuration file [default: $XDG_CONFIG_HOME/cairn/config.toml].
+    #[arg(long, env = "CAIRN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// The signing keys file (mode 0600) [default: $XDG_CONFIG_HOME/cairn/keys.toml].
+    #[arg(long, env = "CAIRN_KEYS_FILE", global = true)]
+    pub keys_file: Option<PathBuf>,
+}
+
+impl FileArgs {
+    fn paths(&self) -> Result<Paths> {
+        let xdg = Paths::xdg(
+            std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        );
+        let pick = |given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str| {
+            given
+                .clone()
+                .or(default)
+                .with_context(|| format!("neither HOME nor XDG_CONFIG_HOME is set: pass {flag}"))
+        };
+        Ok(Paths {
+            config: pick(
+                &self.config,
+                xdg.as_ref().map(|p| p.config.clone()),
+                "--config",
+            )?,
+            keys: pick(&self.keys_file, xdg.map(|p| p.keys), "--keys-file")?,
+        })
+    }
+}
+
+/// `cairn config`.
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    files: FileArgs,
+    /// Set the default registry (http:// or https:// URL).
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// Send a namespace to another registry (repeatable): `NS=URL`.
+    #[arg(long, value_name = "NS=URL")]
+    namespace_registry: Vec<String>,
+    /// Remove a namespace's mapping (repeatable).
+    #[arg(long, value_name = "NS")]
+    unmap: Vec<String>,
+    /// Print the configuration as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `cairn config`: changes what is asked, then prints the configuration.
+pub fn config(args: ConfigArgs) -> Result<()> {
+    let paths = args.files.paths()?;
+    let mut config = Config::load(&paths.config)?;
+    let changing =
+        args.registry.is_some() || !args.namespace_registry.is_empty() || !args.unmap.is_empty();
+    if let Some(url) = &args.registry {
+        config.registry = Some(check_url(url)?);
+    }
+    for mapping in &args.namespace_registry {
+        let Some((ns, url)) = mapping.split_once('=') else {
+            bail!("`{mapping}` is not NS=URL (for example `wasi=https://registry.example`)");
+        };
+        cairn_protocol::validate_namespace(ns)
+            .with_context(|| format!("`{ns}` is not a valid namespace"))?;
+        config
+            .namespace_registries
+            .insert(ns.to_owned(), check_url(url)?);
+    }
+    for ns in &args.unmap {
+        if config.namespace_registries.remove(ns).is_none() {
+            bail!("namespace `{ns}` has no mapping to remove");
+        }
+    }
+    if changing {
+        config.save(&paths.config)?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "file": paths.config.display().to_string(),
+                "registry": config.registry,
+                "namespaceRegistries": config.namespace_registries,
+            })
+        );
+    } else {
+        println!("# {}", paths.config.display());
+        match &config.registry {
+            Some(url) => println!("registry = {url}"),
+            None => println!("registry is not set (cairn config --registry <url>)"),
+        }
+        for (ns, url) in &config.namespace_registries {
+            println!("namespace {ns} -> {url}");
+        }
+    }
+    Ok(())
+}
+
+/// `cairn key ...`.
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Make a new signing key (ECDSA P-256) and store it in the keys file.
+    New {
+        /// Its name.
+        #[arg(long, default_value = DEFAULT_KEY)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the stored keys: names, key ids and public keys.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key's id and public key.
+    Show {
+        /// Its name.
+        #[arg(default_value = DEFAULT_KEY)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a private key (for CAIRN_SIGNING_KEY in CI). Refuses to print
+    /// to a terminal without --yes.
+    Export {
+        /// Its name.
+        #[arg(default_value = DEFAULT_KEY)]
+        name: String,
+        /// Print it even to a terminal.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `cairn key`.
+#[derive(clap::Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    files: FileArgs,
+    #[command(subcommand)]
+    command: KeyCommand,
+}
+
+fn key_json(name: &str, key: &cairn_protocol::PrivateKey) -> serde_json::Value {
+    json!({
+        "name": name,
+        "keyId": key.public_key().id().to_string(),
+        "publicKey": key.public_key().to_string(),
+    })
+}
+
+/// `cairn key ...`.
+pub fn key(args: KeyArgs) -> Result<()> {
+    let paths = args.files.paths()?;
+    let mut file = KeyFile::load(&paths.keys)?;
+    match args.command {
+        KeyCommand::New { name, json } => {
+            let key = file.generate(&name)?.clone();
+            file.save(&paths.keys)?;
+            if json {
+                println!("{}", key_json(&name, &key));
+            } else {
+                println!("made key `{name}` in {}", paths.keys.display());
+                println!("key id:     {}", key.public_key().id());
+                println!("public key: {}", key.public_key());
+            }
+        }
+        KeyCommand::List { json } => {
+            if json {
+                let keys: Vec<_> = file.keys().map(|(n, k)| key_json(n, k)).collect();
+                println!("{}", serde_json::Value::Array(keys));
+            } else if file.keys().next().is_none() {
+                println!(
+                    "no keys in {} (make one with `cairn key new`)",
+                    paths.keys.display()
+                );
+            } else {
+                for (name, key) in file.keys() {
+                    println!("{name}\t{}\t{}", key.public_key().id(), key.public_key());
+                }
+            }
+        }
+        KeyCommand::Show { name, json } => {
+            let key = file.get(&name)?;
+            if json {
+                println!("{}", key_json(&name, key));
+            } else {
+                println!("key id:     {}", key.public_key().id());
+                println!("public key: {}", key.public_key());
+            }
+        }
+        KeyCommand::Export { name, yes } => {
+            let key = file.get(&name)?;
+            if std::io::stdout().is_terminal() && !yes {
+                bail!(
+                    "refusing to print private key `{name}` to a terminal: redirect it \
+                     (cairn key export {name} > key.txt) or pass --yes"
+                );
+            }
+            println!("{}", key.encode());
+        }
+    }
+    Ok(())
+}

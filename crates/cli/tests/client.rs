@@ -1,0 +1,169 @@
+//! `cairn config` and `cairn key` as a user (or a CI job) runs them: no
+//! prompts, files under XDG_CONFIG_HOME, keys in a 0600 file, JSON output,
+//! and errors that name the fix.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::cairn;
+use serde_json::Value;
+
+/// Runs `cairn <args>` with `home` as HOME and XDG_CONFIG_HOME under it.
+fn run(home: &Path, args: &[&str]) -> Output {
+    cairn()
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run cairn")
+}
+
+#[track_caller]
+fn ok(home: &Path, args: &[&str]) -> String {
+    let output = run(home, args);
+    assert!(
+        output.status.success(),
+        "cairn {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[track_caller]
+fn fails(home: &Path, args: &[&str], needle: &str) {
+    let output = run(home, args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "cairn {} succeeded",
+        args.join(" ")
+    );
+    assert!(
+        stderr.contains(needle),
+        "stderr should mention `{needle}`: {stderr}"
+    );
+}
+
+#[test]
+fn config_sets_registries_without_prompts() {
+    let home = tempfile::tempdir().expect("home");
+    let home = home.path();
+    let shown = ok(home, &["config"]);
+    assert!(shown.contains("cairn config --registry"), "{shown}");
+    ok(
+        home,
+        &[
+            "config",
+            "--registry",
+            "http://127.0.0.1:8090/",
+            "--namespace-registry",
+            "wasi=https://wasi.example",
+        ],
+    );
+    let file = home.join("config/cairn/config.toml");
+    assert!(file.is_file(), "the config lives under XDG_CONFIG_HOME");
+    let json: Value = serde_json::from_str(&ok(home, &["config", "--json"])).expect("JSON");
+    assert_eq!(json["registry"], "http://127.0.0.1:8090");
+    assert_eq!(json["namespaceRegistries"]["wasi"], "https://wasi.example");
+    ok(home, &["config", "--unmap", "wasi"]);
+    let json: Value = serde_json::from_str(&ok(home, &["config", "--json"])).expect("JSON");
+    assert_eq!(json["namespaceRegistries"], serde_json::json!({}));
+    // Bad input is refused and not stored.
+    fails(
+        home,
+        &["config", "--registry", "127.0.0.1:8090"],
+        "http://host",
+    );
+    fails(home, &["config", "--namespace-registry", "wasi"], "NS=URL");
+    fails(
+        home,
+        &["config", "--namespace-registry", "Bad=http://x"],
+        "not a valid namespace",
+    );
+    fails(home, &["config", "--unmap", "nope"], "no mapping");
+    let json: Value = serde_json::from_str(&ok(home, &["config", "--json"])).expect("JSON");
+    assert_eq!(json["registry"], "http://127.0.0.1:8090");
+    // --config points elsewhere.
+    let other = home.join("other.toml");
+    ok(
+        home,
+        &[
+            "config",
+            "--config",
+            other.to_str().expect("path"),
+            "--registry",
+            "https://r.example",
+        ],
+    );
+    assert!(std::fs::read_to_string(&other)
+        .expect("other")
+        .contains("https://r.example"));
+}
+
+#[test]
+fn keys_are_made_listed_shown_and_exported() {
+    let home = tempfile::tempdir().expect("home");
+    let home = home.path();
+    let made: Value = serde_json::from_str(&ok(home, &["key", "new", "--json"])).expect("JSON");
+    let key_id = made["keyId"].as_str().expect("key id").to_owned();
+    assert!(key_id.starts_with("sha256:"), "{made}");
+    assert!(made["publicKey"]
+        .as_str()
+        .expect("public")
+        .starts_with("ecdsa-p256:"));
+    let file = home.join("config/cairn/keys.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file)
+            .expect("keys file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the keys file is private");
+    }
+    fails(home, &["key", "new"], "exists already");
+    ok(home, &["key", "new", "--name", "release"]);
+    let list: Value = serde_json::from_str(&ok(home, &["key", "list", "--json"])).expect("JSON");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default", "release"]);
+    let shown = ok(home, &["key", "show"]);
+    assert!(shown.contains(&key_id), "{shown}");
+    fails(home, &["key", "show", "ci"], "cairn key new --name ci");
+    // Export (stdout is a pipe here) gives the private key, which parses.
+    let exported = ok(home, &["key", "export"]);
+    let key = cairn_protocol::PrivateKey::decode(exported.trim()).expect("private key text");
+    assert_eq!(key.public_key().id().to_string(), key_id);
+    // A keys file others can read is refused, with the fix.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        fails(home, &["key", "list"], "chmod 600");
+    }
+}
+
+#[test]
+fn every_client_command_has_help() {
+    let home = tempfile::tempdir().expect("home");
+    for args in [
+        &["config", "--help"][..],
+        &["key", "--help"],
+        &["key", "new", "--help"],
+        &["key", "list", "--help"],
+        &["key", "show", "--help"],
+        &["key", "export", "--help"],
+    ] {
+        let text = ok(home.path(), args);
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+    }
+}
