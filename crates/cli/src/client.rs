@@ -21,6 +21,9 @@ pub struct FileArgs {
     /// The signing keys file (mode 0600) [default: $XDG_CONFIG_HOME/cairn/keys.toml].
     #[arg(long, env = "CAIRN_KEYS_FILE", global = true)]
     pub keys_file: Option<PathBuf>,
+    /// The API tokens file (mode 0600) [default: $XDG_CONFIG_HOME/cairn/credentials.toml].
+    #[arg(long, env = "CAIRN_CREDENTIALS_FILE", global = true)]
+    pub credentials_file: Option<PathBuf>,
 }
 
 impl FileArgs {
@@ -41,7 +44,16 @@ impl FileArgs {
                 xdg.as_ref().map(|p| p.config.clone()),
                 "--config",
             )?,
-            keys: pick(&self.keys_file, xdg.map(|p| p.keys), "--keys-file")?,
+            keys: pick(
+                &self.keys_file,
+                xdg.as_ref().map(|p| p.keys.clone()),
+                "--keys-file",
+            )?,
+            credentials: pick(
+                &self.credentials_file,
+                xdg.map(|p| p.credentials),
+                "--credentials-file",
+            )?,
         })
     }
 }
@@ -220,6 +232,68 @@ pub fn key(args: KeyArgs) -> Result<()> {
             }
             println!("{}", key.encode());
         }
+    }
+    Ok(())
+}
+
+/// `cairn login` and `cairn logout`.
+#[derive(clap::Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    files: FileArgs,
+    /// The registry (default: the configured default registry).
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// Read the token from standard input (as `cairn token create` printed it).
+    #[arg(long)]
+    token_stdin: bool,
+}
+
+fn login_registry(args: &LoginArgs, paths: &Paths) -> Result<String> {
+    match &args.registry {
+        Some(url) => Ok(check_url(url)?),
+        None => Config::load(&paths.config)?.registry.with_context(|| {
+            "no registry given and no default configured: pass --registry <url> \
+             or run `cairn config --registry <url>`"
+                .to_owned()
+        }),
+    }
+}
+
+/// `cairn login`: stores a token for a registry, from stdin or `CAIRN_TOKEN`.
+pub fn login(args: LoginArgs) -> Result<()> {
+    let paths = args.files.paths()?;
+    let registry = login_registry(&args, &paths)?;
+    let token = if args.token_stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read the token from standard input")?;
+        text
+    } else if let Some(token) = std::env::var("CAIRN_TOKEN").ok().filter(|t| !t.is_empty()) {
+        token
+    } else {
+        bail!(
+            "no token given: pipe it in with `--token-stdin` (e.g. `cairn login --token-stdin \
+             < token.txt`) or set CAIRN_TOKEN; a registry operator makes one with \
+             `cairn token create`"
+        );
+    };
+    cairn_client::credentials::store(&paths.credentials, &registry, &token)?;
+    println!(
+        "stored the token for {registry} in {}",
+        paths.credentials.display()
+    );
+    Ok(())
+}
+
+/// `cairn logout`: forgets the token of a registry.
+pub fn logout(args: LoginArgs) -> Result<()> {
+    let paths = args.files.paths()?;
+    let registry = login_registry(&args, &paths)?;
+    if cairn_client::credentials::forget(&paths.credentials, &registry)? {
+        println!("forgot the token for {registry}");
+    } else {
+        println!("no token was stored for {registry}");
     }
     Ok(())
 }

@@ -45,6 +45,10 @@ enum Command {
     Config(client::ConfigArgs),
     /// Manage signing keys (kept in a 0600 file, or CAIRN_SIGNING_KEY).
     Key(client::KeyArgs),
+    /// Store an API token for a registry (from --token-stdin or CAIRN_TOKEN).
+    Login(client::LoginArgs),
+    /// Forget the API token of a registry.
+    Logout(client::LoginArgs),
 }
 
 #[derive(clap::Args)]
@@ -239,6 +243,8 @@ fn main() -> Result<()> {
         } => create_token(&account, scopes, &expires, &note, &data_dir),
         Command::Config(args) => client::config(args),
         Command::Key(args) => client::key(args),
+        Command::Login(args) => client::login(args),
+        Command::Logout(args) => client::logout(args),
     }
 }
 

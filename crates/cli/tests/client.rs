@@ -167,3 +167,84 @@ fn every_client_command_has_help() {
         assert!(text.contains("Usage:"), "{args:?}: {text}");
     }
 }
+
+/// Runs `cairn <args>` with `stdin` piped in and extra env.
+fn run_with(home: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let mut command = cairn();
+    command
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("spawn cairn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("cairn")
+}
+
+#[test]
+fn login_stores_a_token_per_registry_without_prompting() {
+    let home = tempfile::tempdir().expect("home");
+    let home = home.path();
+    // No registry, no token: both errors name the fix.
+    fails(home, &["login", "--token-stdin"], "cairn config --registry");
+    ok(home, &["config", "--registry", "http://127.0.0.1:8090"]);
+    fails(home, &["login"], "--token-stdin");
+    let stored = run_with(home, &["login", "--token-stdin"], b"cairn_abc\n", &[]);
+    assert!(
+        stored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stored.stderr)
+    );
+    let file = home.join("config/cairn/credentials.toml");
+    let text = std::fs::read_to_string(&file).expect("credentials");
+    assert!(
+        text.contains("\"http://127.0.0.1:8090\" = \"cairn_abc\""),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // From the environment, for another registry.
+    let stored = run_with(
+        home,
+        &["login", "--registry", "https://r.example"],
+        b"",
+        &[("CAIRN_TOKEN", "cairn_env")],
+    );
+    assert!(
+        stored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stored.stderr)
+    );
+    let text = std::fs::read_to_string(&file).expect("credentials");
+    assert!(
+        text.contains("\"https://r.example\" = \"cairn_env\""),
+        "{text}"
+    );
+    // A malformed token is refused and nothing changes.
+    let refused = run_with(home, &["login", "--token-stdin"], b"two words", &[]);
+    assert!(!refused.status.success());
+    assert_eq!(std::fs::read_to_string(&file).expect("credentials"), text);
+    let out = ok(home, &["logout"]);
+    assert!(out.contains("forgot"), "{out}");
+    let text = std::fs::read_to_string(&file).expect("credentials");
+    assert!(!text.contains("cairn_abc"), "{text}");
+    for args in [&["login", "--help"][..], &["logout", "--help"]] {
+        assert!(ok(home, args).contains("Usage:"));
+    }
+}

@@ -8,6 +8,8 @@ use std::path::Path;
 use cairn_protocol::PrivateKey;
 use thiserror::Error;
 
+use crate::secret_file::{self, SecretFileError};
+
 /// The name of the key commands use when none is given.
 pub const DEFAULT_KEY: &str = "default";
 
@@ -15,21 +17,8 @@ pub const DEFAULT_KEY: &str = "default";
 #[derive(Debug, Error)]
 pub enum KeyError {
     /// The keys file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// The keys file is malformed.
-    #[error("{path} is not a valid keys file: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    File(#[from] SecretFileError),
     /// No key of that name.
     #[error(
         "there is no key `{0}`: make one with `cairn key new --name {0}`, or set CAIRN_SIGNING_KEY"
@@ -45,14 +34,6 @@ pub enum KeyError {
         context: String,
         /// Why it does not parse.
         message: String,
-    },
-    /// The keys file can be read by others.
-    #[error("{path} can be read by other users (mode {mode:o}): run `chmod 600 {path}`")]
-    Exposed {
-        /// The file.
-        path: String,
-        /// Its mode.
-        mode: u32,
     },
 }
 
@@ -81,41 +62,10 @@ impl KeyFile {
     /// Reads `path`; a missing file has no keys. Refuses a file others
     /// can read.
     pub fn load(path: &Path) -> Result<KeyFile, KeyError> {
-        let shown = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeyFile::default()),
-            Err(source) => {
-                return Err(KeyError::Io {
-                    path: shown,
-                    source,
-                })
-            }
-        };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|source| KeyError::Io {
-                    path: shown.clone(),
-                    source,
-                })?
-                .permissions()
-                .mode()
-                & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyError::Exposed { path: shown, mode });
-            }
-        }
-        let raw: BTreeMap<String, String> =
-            toml::from_str(&text).map_err(|e| KeyError::Invalid {
-                path: shown.clone(),
-                message: e.message().to_owned(),
-            })?;
         let mut keys = BTreeMap::new();
-        for (name, text) in raw {
+        for (name, text) in secret_file::load(path)? {
             let key = PrivateKey::decode(&text).map_err(|e| KeyError::BadKey {
-                context: format!(" `{name}` in {shown}"),
+                context: format!(" `{name}` in {}", path.display()),
                 message: e.to_string(),
             })?;
             keys.insert(name, key);
@@ -125,19 +75,12 @@ impl KeyFile {
 
     /// Writes the file with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let raw: BTreeMap<&str, String> = self
+        let raw = self
             .keys
             .iter()
-            .map(|(name, key)| (name.as_str(), key.encode()))
+            .map(|(name, key)| (name.clone(), key.encode()))
             .collect();
-        let text = toml::to_string(&raw).map_err(|e| KeyError::Invalid {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        crate::write_atomically(path, &text, true).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        Ok(secret_file::save(path, &raw)?)
     }
 
     /// Adds a fresh key named `name`.

@@ -6,7 +6,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod credentials;
 pub mod keys;
+pub mod secret_file;
 
 use std::path::PathBuf;
 
@@ -17,11 +19,13 @@ pub struct Paths {
     pub config: PathBuf,
     /// The signing keys file (TOML, mode 0600).
     pub keys: PathBuf,
+    /// API tokens per registry (TOML, mode 0600).
+    pub credentials: PathBuf,
 }
 
 impl Paths {
     /// The default locations under the XDG base directories:
-    /// `<config home>/cairn/config.toml` and `<config home>/cairn/keys.toml`,
+    /// `config.toml`, `keys.toml` and `credentials.toml` in `<config home>/cairn/`,
     /// where the config home is `$XDG_CONFIG_HOME` or `$HOME/.config`.
     /// `None` when neither variable is set.
     pub fn xdg(xdg_config_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<Paths> {
@@ -32,6 +36,7 @@ impl Paths {
         Some(Paths {
             config: base.join("config.toml"),
             keys: base.join("keys.toml"),
+            credentials: base.join("credentials.toml"),
         })
     }
 }
