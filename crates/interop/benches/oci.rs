@@ -133,6 +133,48 @@ impl Side {
             .to_owned()
     }
 
+    /// `POST /v2/<repo>/blobs/uploads/`: the new session's location.
+    async fn start_upload(&self, client: &reqwest::Client, repo: &str) -> String {
+        let started = self
+            .request(
+                client,
+                reqwest::Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+            )
+            .header("content-length", "0")
+            .send()
+            .await
+            .expect("start upload");
+        Self::location(
+            &self
+                .expect("POST upload", started, StatusCode::ACCEPTED)
+                .await,
+        )
+    }
+
+    /// `PUT <location>?digest=` with the last bytes (none after chunks).
+    async fn finish_upload(
+        &self,
+        client: &reqwest::Client,
+        location: &str,
+        digest: &str,
+        body: Vec<u8>,
+    ) {
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let done = self
+            .request(
+                client,
+                reqwest::Method::PUT,
+                &format!("{location}{separator}digest={digest}"),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .expect("PUT ?digest");
+        self.expect("PUT ?digest", done, StatusCode::CREATED).await;
+    }
+
     /// Pushes the blob in chunks; returns the time taken.
     async fn push_chunked(
         &self,
@@ -144,21 +186,7 @@ impl Side {
         digest: &str,
     ) -> Duration {
         let start = Instant::now();
-        let started = self
-            .request(
-                client,
-                reqwest::Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-            )
-            .header("content-length", "0")
-            .send()
-            .await
-            .expect("start upload");
-        let mut location = Self::location(
-            &self
-                .expect("POST upload", started, StatusCode::ACCEPTED)
-                .await,
-        );
+        let mut location = self.start_upload(client, repo).await;
         for (i, len) in chunks(size, sizes.chunk) {
             let first = i * sizes.chunk;
             let body = chunk_bytes(seed, i, len);
@@ -175,18 +203,8 @@ impl Side {
                 .expect("PATCH chunk");
             location = Self::location(&self.expect("PATCH", answer, StatusCode::ACCEPTED).await);
         }
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let done = self
-            .request(
-                client,
-                reqwest::Method::PUT,
-                &format!("{location}{separator}digest={digest}"),
-            )
-            .header("content-length", "0")
-            .send()
-            .await
-            .expect("PUT digest");
-        self.expect("PUT ?digest", done, StatusCode::CREATED).await;
+        self.finish_upload(client, &location, digest, Vec::new())
+            .await;
         start.elapsed()
     }
 
@@ -222,34 +240,9 @@ impl Side {
     /// (the monolithic form both registries take).
     async fn push_small(&self, client: &reqwest::Client, repo: &str, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        let started = self
-            .request(
-                client,
-                reqwest::Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-            )
-            .header("content-length", "0")
-            .send()
-            .await
-            .expect("start upload");
-        let location = Self::location(
-            &self
-                .expect("POST upload", started, StatusCode::ACCEPTED)
-                .await,
-        );
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let answer = self
-            .request(
-                client,
-                reqwest::Method::PUT,
-                &format!("{location}{separator}digest={digest}"),
-            )
-            .header("content-type", "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .expect("monolithic upload");
-        self.expect("PUT upload", answer, StatusCode::CREATED).await;
+        let location = self.start_upload(client, repo).await;
+        self.finish_upload(client, &location, &digest, bytes.to_vec())
+            .await;
         digest
     }
 

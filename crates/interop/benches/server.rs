@@ -411,12 +411,12 @@ fn scratch_dir(prefix: &str) -> tempfile::TempDir {
 }
 
 fn warg_server_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CAIRN_WARG_SERVER") {
-        return Some(PathBuf::from(path)).filter(|p| p.is_file());
-    }
-    let home = std::env::var_os("HOME")?;
-    Some(Path::new(&home).join(".cache/cairn-ci/warg-server-0.10.0/bin/warg-server"))
-        .filter(|p| p.is_file())
+    cairn_interop::tools::find(
+        "CAIRN_WARG_SERVER",
+        "warg-server-0.10.0/bin/warg-server",
+        "",
+    )
+    .filter(|p| p.is_file())
 }
 
 /// A `warg-server` subprocess, killed on drop.

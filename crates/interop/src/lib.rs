@@ -8,6 +8,7 @@
 pub mod http;
 pub mod report;
 pub mod server;
+pub mod tools;
 
 use cairn_protocol::{Hash, PrivateKey};
 use warg_crypto::hash::{AnyHash, HashAlgorithm, Sha256};

@@ -114,6 +114,22 @@ impl Fixture {
         digest
     }
 
+    /// Pushes the blobs of a minimal Wasm artifact (an empty core module
+    /// and its config) to `repo`; returns its manifest and layer digest.
+    fn push_wasm_artifact(&self, repo: &str) -> (Value, Digest) {
+        let wasm = b"\0asm\x01\0\0\0";
+        let config = br#"{"created":"2026-11-25T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#;
+        let config_digest = self.push_blob(repo, config);
+        let layer = self.push_blob(repo, wasm);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": descriptor("application/vnd.wasm.config.v0+json", &config_digest, config.len()),
+            "layers": [descriptor("application/wasm", &layer, wasm.len())],
+        });
+        (manifest, layer)
+    }
+
     fn push_manifest(&self, repo: &str, reference: &str, manifest: &Value) -> Answer {
         self.send(
             Method::PUT,
@@ -697,16 +713,7 @@ fn warg_releases_are_oci_artifacts_in_the_wkg_layout() {
 fn wasm_pushes_need_a_version_tag_and_a_token_and_publish() {
     let f = Fixture::new();
     let repo = "acme/pushed";
-    let wasm = b"\0asm\x01\0\0\0".to_vec();
-    let config = br#"{"created":"2026-11-25T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#;
-    let config_digest = f.push_blob(repo, config);
-    let layer = f.push_blob(repo, &wasm);
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": descriptor("application/vnd.wasm.config.v0+json", &config_digest, config.len()),
-        "layers": [descriptor("application/wasm", &layer, wasm.len())],
-    });
+    let (manifest, layer) = f.push_wasm_artifact(repo);
     f.push_manifest(repo, "latest", &manifest)
         .error(400, "MANIFEST_INVALID", "wasm-pkg-tools#69");
     let bytes = serde_json::to_vec(&manifest).expect("json");
@@ -783,14 +790,7 @@ fn wasm_pushes_need_a_version_tag_and_a_token_and_publish() {
     );
     // A namespace that is not defined.
     let other = "elsewhere/pkg";
-    let c = f.push_blob(other, config);
-    let l = f.push_blob(other, &wasm);
-    let m = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": descriptor("application/vnd.wasm.config.v0+json", &c, config.len()),
-        "layers": [descriptor("application/wasm", &l, wasm.len())],
-    });
+    let (m, _) = f.push_wasm_artifact(other);
     f.push_manifest(other, "1.0.0", &m).error(
         404,
         "NAME_UNKNOWN",
@@ -1016,16 +1016,7 @@ fn referrers_of_a_release_are_recorded_in_the_transparency_log() {
 
     let f = Fixture::new();
     let repo = "acme/signed";
-    let wasm = b"\0asm\x01\0\0\0".to_vec();
-    let config = br#"{"created":"2026-11-25T00:00:00Z","architecture":"wasm","os":"wasip1","layerDigests":[]}"#;
-    let config_digest = f.push_blob(repo, config);
-    let layer = f.push_blob(repo, &wasm);
-    let release = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": descriptor("application/vnd.wasm.config.v0+json", &config_digest, config.len()),
-        "layers": [descriptor("application/wasm", &layer, wasm.len())],
-    });
+    let (release, _) = f.push_wasm_artifact(repo);
     let release_bytes = serde_json::to_vec(&release).expect("json");
     assert_eq!(
         f.push_manifest(repo, "1.0.0", &release).status,

@@ -26,6 +26,7 @@ use std::process::{Command, Output};
 
 use cairn_interop::http::Http;
 use cairn_interop::server::TestServer;
+use cairn_interop::tools::{self, output_text as text};
 use cairn_protocol::{Hash, LogId, PackageName as CairnName};
 use cairn_registry::oci::OciConfig;
 use cairn_registry::Config;
@@ -41,30 +42,16 @@ fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// A tool from `env`, else from `cached` under `$HOME/.cache/cairn-ci`,
-/// else from `system`.
-fn tool(env: &str, cached: &str, system: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(env) {
-        return Some(PathBuf::from(path));
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let cached = home.map(|h| h.join(".cache/cairn-ci").join(cached));
-    cached
-        .into_iter()
-        .chain((!system.is_empty()).then(|| PathBuf::from(system)))
-        .find(|p| p.is_file())
-}
-
 fn wkg_binary() -> Option<PathBuf> {
-    tool("CAIRN_WKG", "wkg-0.16.1/bin/wkg", "")
+    tools::find("CAIRN_WKG", "wkg-0.16.1/bin/wkg", "")
 }
 
 fn skopeo_binary() -> Option<PathBuf> {
-    tool("CAIRN_SKOPEO", "", "/usr/bin/skopeo")
+    tools::find("CAIRN_SKOPEO", "", "/usr/bin/skopeo")
 }
 
 fn oras_python() -> Option<PathBuf> {
-    tool("CAIRN_ORAS_PYTHON", "oras-0.2.43/bin/python", "")
+    tools::find("CAIRN_ORAS_PYTHON", "oras-0.2.43/bin/python", "")
 }
 
 fn skipped(test: &str, what: &str) {
@@ -72,14 +59,6 @@ fn skipped(test: &str, what: &str) {
         "\n*** SKIPPED {test}: {what} is not installed (run .ci/run, which installs it \
          into ~/.cache/cairn-ci, or set its CAIRN_* variable) ***\n"
     );
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[track_caller]
@@ -126,16 +105,10 @@ impl Wkg {
     /// Runs `wkg <args> --config <config>` in `dir`, with `env` set.
     fn run(&self, dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
         let mut command = Command::new(&self.binary);
-        command
+        tools::isolate(&mut command, &self.home)
             .args(args)
             .arg("--config")
             .arg(&self.config)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join("config"))
-            .env("XDG_CACHE_HOME", self.home.join("cache"))
-            .env("XDG_DATA_HOME", self.home.join("data"))
             .env("RUST_BACKTRACE", "0")
             .env("NO_COLOR", "1")
             .current_dir(dir);

@@ -9,19 +9,15 @@
 //! SKIPPED loudly and passes (`.ci/run` always installs it).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use cairn_interop::server::TestServer;
+use cairn_interop::tools::{self, output_text as text};
 
 fn warg_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CAIRN_WARG_CLI") {
-        return Some(PathBuf::from(path));
-    }
-    let home = std::env::var_os("HOME")?;
-    let path = Path::new(&home).join(".cache/cairn-ci/warg-cli-0.10.0/bin/warg");
-    path.exists().then_some(path)
+    tools::find("CAIRN_WARG_CLI", "warg-cli-0.10.0/bin/warg", "")
 }
 
 /// A `warg` user with its own home, config, cache and data directories.
@@ -33,15 +29,8 @@ struct Warg {
 impl Warg {
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.binary);
-        command
+        tools::isolate(&mut command, &self.home)
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join("config"))
-            .env("XDG_CACHE_HOME", self.home.join("cache"))
-            .env("XDG_DATA_HOME", self.home.join("data"))
-            .current_dir(&self.home)
             .stdin(Stdio::null());
         command
     }
@@ -70,20 +59,13 @@ impl Warg {
     /// terminal.
     fn on_terminal(&self, args: &str, answer: &[u8]) -> Output {
         let mut command = Command::new("script");
-        command
+        tools::isolate(&mut command, &self.home)
             .args([
                 "-qec",
                 &format!("{} {args}", self.binary.display()),
                 "/dev/null",
             ])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join("config"))
-            .env("XDG_CACHE_HOME", self.home.join("cache"))
-            .env("XDG_DATA_HOME", self.home.join("data"))
             .env("TERM", "dumb")
-            .current_dir(&self.home)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -104,14 +86,6 @@ impl Warg {
         drop(stdin);
         child.wait_with_output().expect("script")
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// A valid Wasm module, distinct per `tag`.

@@ -98,6 +98,15 @@ impl TokenInfo {
         self.scopes.iter().any(|s| s.allows_push(repository))
     }
 
+    /// Its scopes as text, for messages: `pull, publish:acme/*`.
+    pub fn scope_list(&self) -> String {
+        self.scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether it may pull (every token may).
     pub fn allows_pull(&self) -> bool {
         !self.scopes.is_empty()
@@ -107,6 +116,12 @@ impl TokenInfo {
     pub fn is_admin(&self) -> bool {
         self.scopes.contains(&Scope::Admin)
     }
+}
+
+/// How to get a token that may push to `repository` (`<ns>/<name>`).
+pub fn publish_scope_hint(repository: &str) -> String {
+    let namespace = repository.split('/').next().unwrap_or(repository);
+    format!("create one with `cairn token create --scope publish:{namespace}/*`")
 }
 
 /// The hash under which a token is stored.

@@ -13,7 +13,7 @@ use cairn_protocol::attestation::{Attestation, AttestationLog, AttestationRecord
 use cairn_protocol::operator::{OperatorEntry, OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
 use cairn_protocol::{
-    Checkpoint, Envelope, Hash, HashAlgorithm, KeyId, LogId, LogLeaf, MapLeaf, PackageName,
+    Checkpoint, Envelope, Hash, HashAlgorithm, Head, KeyId, LogId, LogLeaf, MapLeaf, PackageName,
     PrivateKey, PublicKey, RecordId, SignatureChecked, SignedCheckpoint, Timestamp,
     TimestampedCheckpoint,
 };
@@ -959,6 +959,13 @@ fn stored<R: cairn_protocol::Record>(
     }
 }
 
+/// The timestamp of a record the registry signs after `head`: now, but
+/// never before the head (a log's timestamps do not go back).
+fn next_timestamp(head: Option<&Head>) -> Timestamp {
+    let now = Timestamp::from_system_time(SystemTime::now());
+    head.map_or(now, |h| now.max(h.timestamp))
+}
+
 struct Sourcing {
     missing: Vec<Hash>,
     since: u64,
@@ -1497,24 +1504,12 @@ impl Writer {
         state: &OperatorState,
         entries: Vec<OperatorEntry>,
     ) -> Envelope<OperatorRecord> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut timestamp = Timestamp::new(
-            i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
-            i32::try_from(now.subsec_nanos()).unwrap_or(0),
-        );
-        if let Some(head) = state.head() {
-            if head.timestamp > timestamp {
-                timestamp = head.timestamp;
-            }
-        }
         Envelope::sign(
             &self.key,
             OperatorRecord {
                 prev: state.head().map(|h| h.record_id),
                 version: 0,
-                timestamp,
+                timestamp: next_timestamp(state.head()),
                 entries,
             },
         )
@@ -1559,21 +1554,11 @@ impl Writer {
     ) -> Result<Attested, SubmitError> {
         let log_id = LogId::attestations(name);
         let log = self.attestation_log(staged, &log_id)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut timestamp = Timestamp::new(
-            i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
-            i32::try_from(now.subsec_nanos()).unwrap_or(0),
-        );
-        if let Some(head) = log.head() {
-            timestamp = timestamp.max(head.timestamp);
-        }
         let envelope = Envelope::sign(
             &self.key,
             AttestationRecord {
                 prev: log.head().map(|h| h.record_id),
-                timestamp,
+                timestamp: next_timestamp(log.head()),
                 attestation,
             },
         );

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use cairn_protocol::PackageName;
-use cairn_registry::auth::{new_token, token_hash, TokenInfo};
+use cairn_registry::auth::{new_token, publish_scope_hint, token_hash, TokenInfo};
 use cairn_registry::oci::{repository_of, ErrorCode, OciError};
 use serde_json::json;
 
@@ -84,13 +84,12 @@ pub async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Option<TokenI
     }
 }
 
-/// A 401 with the Bearer challenge that sends clients to the token endpoint.
-pub fn challenge(
+/// The `WWW-Authenticate` value that sends clients to the token endpoint.
+fn www_authenticate(
     app: &AppState,
     headers: &HeaderMap,
     scope: Option<&str>,
-    e: OciError,
-) -> Response {
+) -> Option<HeaderValue> {
     let base = crate::warg::base_url(app, headers);
     let service = base
         .split_once("://")
@@ -101,11 +100,32 @@ pub fn challenge(
     if let Some(scope) = scope {
         value.push_str(&format!(",scope=\"{scope}\""));
     }
-    let mut response = OciResponseError(e).into_response();
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    HeaderValue::from_str(&value).ok()
+}
+
+/// A 401 `response` with the Bearer challenge.
+fn with_challenge(
+    app: &AppState,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+    mut response: Response,
+) -> Response {
+    if let Some(value) = www_authenticate(app, headers, scope) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
+}
+
+/// An OCI 401 with the Bearer challenge.
+pub fn challenge(
+    app: &AppState,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+    e: OciError,
+) -> Response {
+    with_challenge(app, headers, scope, OciResponseError(e).into_response())
 }
 
 /// `GET /auth/token`: the OCI token endpoint. With Basic (or Bearer)
@@ -173,15 +193,8 @@ pub async fn token(
 /// A Warg-face 401: the reference clients read `message`; the challenge
 /// tells OCI-minded tools where tokens come from.
 fn warg_unauthorized(app: &AppState, headers: &HeaderMap, message: String) -> Response {
-    let mut response = challenge(
-        app,
-        headers,
-        None,
-        OciError::new(ErrorCode::Unauthorized, String::new()),
-    );
-    let body = ApiError::message(StatusCode::UNAUTHORIZED, message).into_response();
-    *response.body_mut() = body.into_body();
-    response
+    let response = ApiError::message(StatusCode::UNAUTHORIZED, message).into_response();
+    with_challenge(app, headers, None, response)
 }
 
 /// The Warg face's publish check: a record for `name` needs a token whose
@@ -194,9 +207,8 @@ pub async fn warg_publisher(
 ) -> Result<TokenInfo, Response> {
     let repository = repository_of(name);
     let hint = format!(
-        "create one with `cairn token create --scope publish:{}/*` and send it as \
-         `Authorization: Bearer <token>` (warg CLI: `warg login`)",
-        name.namespace()
+        "{} and send it as `Authorization: Bearer <token>` (warg CLI: `warg login`)",
+        publish_scope_hint(&repository)
     );
     match caller(app, headers).await {
         Err(e) => Err(warg_unauthorized(
@@ -214,12 +226,7 @@ pub async fn warg_publisher(
             format!(
                 "the token of account `{}` may not publish `{name}` (its scopes: {}): {hint}",
                 token.account,
-                token
-                    .scopes
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                token.scope_list()
             ),
         )
         .into_response()),

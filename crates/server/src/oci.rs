@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use cairn_registry::auth::publish_scope_hint;
 use cairn_registry::oci::{
     Account, Digest, ErrorCode, Oci, OciError, Reference, SessionWriter, IMAGE_INDEX,
     MAX_MANIFEST_BYTES,
@@ -224,9 +225,8 @@ pub async fn dispatch(
                         ErrorCode::Unauthorized,
                         format!(
                             "pushing to `{repo}` needs a token with a publish scope for it: \
-                             create one with `cairn token create --scope publish:{}/*` \
-                             (wkg reads it from WKG_REGISTRY_<HOST>_AUTH_BEARER)",
-                            repo.split('/').next().unwrap_or(repo)
+                             {} (wkg reads it from WKG_REGISTRY_<HOST>_AUTH_BEARER)",
+                            publish_scope_hint(repo)
                         ),
                     ),
                 ))
@@ -235,16 +235,10 @@ pub async fn dispatch(
                 return Err(error(
                     ErrorCode::Denied,
                     format!(
-                        "the token of account `{}` may not push to `{repo}` (its scopes: {}); \
-                         create one with `cairn token create --scope publish:{}/*`",
+                        "the token of account `{}` may not push to `{repo}` (its scopes: {}); {}",
                         token.account,
-                        token
-                            .scopes
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        repo.split('/').next().unwrap_or(repo)
+                        token.scope_list(),
+                        publish_scope_hint(repo)
                     ),
                 ))
             }

@@ -897,7 +897,6 @@ impl Oci {
                 Reference::Digest(_) => None,
             };
             if let Some(tag) = tag {
-                check_tag(tag)?;
                 refuse_version_tag(repository, tag)?;
             }
             let existed = self.store.manifest(repository, &digest)?.is_some();
