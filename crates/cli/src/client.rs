@@ -24,36 +24,34 @@ pub struct FileArgs {
     /// The API tokens file (mode 0600) [default: $XDG_CONFIG_HOME/cairn/credentials.toml].
     #[arg(long, env = "CAIRN_CREDENTIALS_FILE", global = true)]
     pub credentials_file: Option<PathBuf>,
+    /// Trusted registry state: checkpoints and verified logs [default: $XDG_DATA_HOME/cairn/state].
+    #[arg(long, env = "CAIRN_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Downloaded content, by digest [default: $XDG_CACHE_HOME/cairn/content].
+    #[arg(long, env = "CAIRN_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl FileArgs {
-    fn paths(&self) -> Result<Paths> {
-        let xdg = Paths::xdg(
-            std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from),
-            std::env::var_os("HOME").map(PathBuf::from),
-        );
-        let pick = |given: &Option<PathBuf>, default: Option<PathBuf>, flag: &str| {
+    pub(crate) fn paths(&self) -> Result<Paths> {
+        let xdg = Paths::xdg(|var| std::env::var_os(var).filter(|v| !v.is_empty()));
+        let pick = |given: &Option<PathBuf>, default: Option<&PathBuf>, flag: &str| {
             given
                 .clone()
-                .or(default)
-                .with_context(|| format!("neither HOME nor XDG_CONFIG_HOME is set: pass {flag}"))
+                .or(default.cloned())
+                .with_context(|| format!("HOME is not set: pass {flag} (or set HOME)"))
         };
+        let xdg = xdg.as_ref();
         Ok(Paths {
-            config: pick(
-                &self.config,
-                xdg.as_ref().map(|p| p.config.clone()),
-                "--config",
-            )?,
-            keys: pick(
-                &self.keys_file,
-                xdg.as_ref().map(|p| p.keys.clone()),
-                "--keys-file",
-            )?,
+            config: pick(&self.config, xdg.map(|p| &p.config), "--config")?,
+            keys: pick(&self.keys_file, xdg.map(|p| &p.keys), "--keys-file")?,
             credentials: pick(
                 &self.credentials_file,
-                xdg.map(|p| p.credentials),
+                xdg.map(|p| &p.credentials),
                 "--credentials-file",
             )?,
+            state: pick(&self.state_dir, xdg.map(|p| &p.state), "--state-dir")?,
+            cache: pick(&self.cache_dir, xdg.map(|p| &p.cache), "--cache-dir")?,
         })
     }
 }

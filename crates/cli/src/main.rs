@@ -1,6 +1,7 @@
 //! `cairn`: the Cairn registry server and its administration commands.
 
 mod client;
+mod packages;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,10 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cairn",
     version,
-    about = "A verifiable registry for WebAssembly components"
+    about = "A verifiable registry for WebAssembly components",
+    after_help = "Exit codes: 0 success, 1 error, 2 usage error, \
+                  3 verification failure (the registry served something its own \
+                  signatures and proofs contradict; the evidence file is named)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +53,24 @@ enum Command {
     Login(client::LoginArgs),
     /// Forget the API token of a registry.
     Logout(client::LoginArgs),
+    /// Release a version of a package (creating the package on first publish)
+    /// and wait until the registry's checkpoint contains it.
+    Publish(packages::PublishArgs),
+    /// Mark a release yanked: exact-version gets still work, requirements skip it.
+    Yank(packages::YankArgs),
+    /// Give a key permissions (release, yank) on a package.
+    Grant(packages::GrantArgs),
+    /// Take permissions (release, yank) away from a key.
+    Revoke(packages::GrantArgs),
+    /// Download a verified release: `ns:name`, `ns:name@1.2.3` or `ns:name@^1`.
+    Get(packages::GetArgs),
+    /// Show a package's releases, yanks, keys and content digests.
+    Info(packages::InfoArgs),
+    /// Re-verify everything trusted about a registry: consistency with the
+    /// trusted checkpoint, every known log and record.
+    Verify(packages::VerifyArgs),
+    /// Resolve packages and record version, digest and record in cairn.lock.
+    Lock(packages::LockArgs),
 }
 
 #[derive(clap::Args)]
@@ -205,7 +227,32 @@ fn operator_key_env() -> Option<String> {
         .filter(|k| !k.trim().is_empty())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// 3 for a verification failure, 2 for a usage mistake, else 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(client) = cause.downcast_ref::<cairn_client::Error>() {
+            if client.is_verification() {
+                return 3;
+            }
+        }
+        if cause.downcast_ref::<packages::UsageError>().is_some() {
+            return 2;
+        }
+    }
+    1
+}
+
+fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
@@ -245,6 +292,14 @@ fn main() -> Result<()> {
         Command::Key(args) => client::key(args),
         Command::Login(args) => client::login(args),
         Command::Logout(args) => client::logout(args),
+        Command::Publish(args) => packages::publish(args),
+        Command::Yank(args) => packages::yank(args),
+        Command::Grant(args) => packages::grant(args),
+        Command::Revoke(args) => packages::revoke(args),
+        Command::Get(args) => packages::get(args),
+        Command::Info(args) => packages::info(args),
+        Command::Verify(args) => packages::verify(args),
+        Command::Lock(args) => packages::lock(args),
     }
 }
 

@@ -1,14 +1,24 @@
-//! Cairn's client library: where the client's configuration and signing
-//! keys live and how they are read, with no prompts and no desktop keyring.
+//! Cairn's client library: where the client's configuration, signing keys
+//! and tokens live (no prompts, no desktop keyring), and a registry client
+//! that verifies every answer against what it trusts ([`Client`]).
 //! Every path is given by the caller ([`Paths`]), so nothing here reads the
 //! environment on its own.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+mod client;
 pub mod config;
 pub mod credentials;
+mod error;
 pub mod keys;
+pub mod lock;
 pub mod secret_file;
+pub mod state;
+pub mod verify;
+
+pub use client::{hash_file, permission_list, Client, Published, VerifyReport, Wanted};
+pub use error::{Error, Result, VerificationFailure};
 
 use std::path::PathBuf;
 
@@ -21,22 +31,36 @@ pub struct Paths {
     pub keys: PathBuf,
     /// API tokens per registry (TOML, mode 0600).
     pub credentials: PathBuf,
+    /// Trusted registry state (checkpoints and logs).
+    pub state: PathBuf,
+    /// Downloaded content, by digest.
+    pub cache: PathBuf,
 }
 
 impl Paths {
-    /// The default locations under the XDG base directories:
-    /// `config.toml`, `keys.toml` and `credentials.toml` in `<config home>/cairn/`,
-    /// where the config home is `$XDG_CONFIG_HOME` or `$HOME/.config`.
-    /// `None` when neither variable is set.
-    pub fn xdg(xdg_config_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<Paths> {
-        let base = xdg_config_home
-            .filter(|p| p.is_absolute())
-            .or_else(|| home.map(|h| h.join(".config")))?
-            .join("cairn");
+    /// The default locations under the XDG base directories, reading the
+    /// variables through `env`: `config.toml`, `keys.toml` and
+    /// `credentials.toml` in `$XDG_CONFIG_HOME/cairn/` (else
+    /// `~/.config/cairn/`), trusted state in `$XDG_DATA_HOME/cairn/state/`
+    /// (else `~/.local/share/cairn/state/`) and content in
+    /// `$XDG_CACHE_HOME/cairn/content/` (else `~/.cache/cairn/content/`).
+    /// `None` when HOME is unset and an XDG variable is missing.
+    pub fn xdg(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<Paths> {
+        let home = env("HOME").map(PathBuf::from);
+        let base = |var: &str, fallback: &str| {
+            env(var)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| home.as_ref().map(|h| h.join(fallback)))
+                .map(|p| p.join("cairn"))
+        };
+        let config = base("XDG_CONFIG_HOME", ".config")?;
         Some(Paths {
-            config: base.join("config.toml"),
-            keys: base.join("keys.toml"),
-            credentials: base.join("credentials.toml"),
+            keys: config.join("keys.toml"),
+            credentials: config.join("credentials.toml"),
+            config: config.join("config.toml"),
+            state: base("XDG_DATA_HOME", ".local/share")?.join("state"),
+            cache: base("XDG_CACHE_HOME", ".cache")?.join("content"),
         })
     }
 }
@@ -53,7 +77,7 @@ pub(crate) fn write_atomically(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -1,0 +1,887 @@
+//! The verifying registry client: every answer is checked against the
+//! trusted state before it is used or kept.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use cairn_protocol::operator::OperatorRecord;
+use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState, Permission, Release};
+use cairn_protocol::{
+    Envelope, Hash, HashAlgorithm, KeyId, LogId, PackageName, PrivateKey, PublicKey, RecordId,
+    SignatureChecked, SignedCheckpoint, Timestamp, Version, VersionReq,
+};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::api::{Api, CheckpointJson, Progress, PublishedRecord, RecordStatus};
+use crate::error::{Error, Result, VerificationFailure};
+use crate::state::{PackageLog, Trusted};
+use crate::verify::{self, Inclusion};
+
+/// Most leaves asked for in one inclusion proof.
+const INCLUSION_BATCH: usize = 1000;
+
+/// How long a publish waits for the registry to take the record into a
+/// checkpoint.
+const PUBLISH_WAIT: Duration = Duration::from_secs(120);
+
+/// Which release of a package is wanted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// Exactly this version, yanked or not.
+    Exact(Version),
+    /// The newest non-yanked version matching.
+    Matching(VersionReq),
+}
+
+impl Wanted {
+    /// Reads `1.2.3` (exact) or a semver requirement (`^1.2`, `>=1, <2`,
+    /// `=1.2.3`, `*`).
+    pub fn parse(text: &str) -> Result<Wanted, String> {
+        if let Ok(version) = Version::parse(text) {
+            return Ok(Wanted::Exact(version));
+        }
+        VersionReq::parse(text)
+            .map(Wanted::Matching)
+            .map_err(|e| format!("`{text}` is neither a version nor a version requirement: {e}"))
+    }
+}
+
+impl std::fmt::Display for Wanted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wanted::Exact(v) => write!(f, "{v}"),
+            Wanted::Matching(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// A record the registry took into its log.
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// The record.
+    pub record_id: RecordId,
+    /// Its registry index.
+    pub index: u64,
+    /// The verified checkpoint that contains it.
+    pub checkpoint: SignedCheckpoint,
+}
+
+/// What `verify` checked.
+#[derive(Clone, Debug)]
+pub struct VerifyReport {
+    /// The checkpoint everything was checked against.
+    pub checkpoint: SignedCheckpoint,
+    /// The checkpoint trusted before, if any.
+    pub previous: Option<SignedCheckpoint>,
+    /// Packages whose logs were re-validated.
+    pub packages: usize,
+    /// Records proven included (operator and package logs).
+    pub records: usize,
+}
+
+/// A client of one registry.
+pub struct Client {
+    api: Api,
+    trusted: Trusted,
+    cache_dir: PathBuf,
+    progress: Arc<dyn Progress>,
+}
+
+/// Records fetched for one update, not yet verified.
+#[derive(Default)]
+struct Fetched {
+    operator: Vec<PublishedRecord>,
+    packages: BTreeMap<LogId, Vec<PublishedRecord>>,
+    absent: Vec<LogId>,
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+impl Client {
+    /// A client of `registry` keeping trusted state under `state_dir` and
+    /// downloaded content under `cache_dir`.
+    pub fn open(
+        registry: &str,
+        token: Option<String>,
+        state_dir: &Path,
+        cache_dir: &Path,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Client> {
+        Ok(Client {
+            api: Api::new(registry, token)?,
+            trusted: Trusted::load(state_dir, registry)?,
+            cache_dir: cache_dir.to_owned(),
+            progress,
+        })
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &str {
+        self.api.base()
+    }
+
+    /// The verified checkpoint, if any.
+    pub fn checkpoint(&self) -> Option<&SignedCheckpoint> {
+        self.trusted.checkpoint.as_ref()
+    }
+
+    /// The verified log of `name`, as of the last update.
+    pub fn package(&mut self, name: &PackageName) -> Result<Option<&PackageLog>> {
+        self.trusted.package(name)
+    }
+
+    fn fail(&self, what: String, kind: &str, evidence: serde_json::Value) -> Error {
+        let evidence = self.trusted.keep_evidence(kind, &evidence);
+        Error::Verification(Box::new(VerificationFailure {
+            registry: self.api.base().to_owned(),
+            what,
+            evidence,
+        }))
+    }
+
+    /// Brings the trusted state up to the registry's latest checkpoint for
+    /// the packages named: the checkpoint is verified against the operator
+    /// log and the trusted checkpoint, new records against their logs'
+    /// rules, and each log's latest record against the checkpoint. With
+    /// `force`, the proofs are asked for even when nothing changed.
+    pub fn update(&mut self, names: &[PackageName], force: bool) -> Result<()> {
+        let (cp, cp_json) = self.api.checkpoint()?;
+        let mut known = Vec::with_capacity(names.len());
+        for name in names {
+            known.push(self.trusted.package(name)?.is_some());
+        }
+        let unchanged = self.trusted.checkpoint.as_ref() == Some(&cp);
+        if unchanged && !force && known.iter().all(|k| *k) {
+            return Ok(());
+        }
+        let length = cp.contents.checkpoint.log_length;
+        let mut asked = Vec::with_capacity(names.len());
+        for name in names {
+            let after = self.trusted.package(name)?.and_then(PackageLog::last_index);
+            asked.push((LogId::package(name), after));
+        }
+        let fetched = self.fetch_all(length, &asked)?;
+
+        // The operator log decides which keys may sign checkpoints.
+        let mut operator = self.trusted.operator.clone();
+        let mut operator_records = self.trusted.operator_records.clone();
+        for record in &fetched.operator {
+            let envelope: Envelope<OperatorRecord> = record.envelope().map_err(|e| {
+                self.fail(
+                    format!("served a malformed operator record: {e}"),
+                    "operator-record",
+                    json!({ "record": record }),
+                )
+            })?;
+            operator.apply(&envelope).map_err(|e| {
+                self.fail(
+                    format!("served an operator record that breaks the log's rules: {e}"),
+                    "operator-record",
+                    json!({ "record": record, "checkpoint": cp_json }),
+                )
+            })?;
+            operator_records.push(record.clone());
+        }
+        verify::checkpoint_signature(&operator, &cp).map_err(|e| {
+            self.fail(
+                e.to_string(),
+                "checkpoint-signature",
+                json!({ "checkpoint": cp_json }),
+            )
+        })?;
+        if let Some(old) = &self.trusted.checkpoint {
+            let old_length = old.contents.checkpoint.log_length;
+            let bundle = if length > old_length {
+                Some(self.api.prove_consistency(old_length, length)?)
+            } else {
+                None
+            };
+            verify::consistency(old, &cp, bundle.as_deref()).map_err(|e| {
+                self.fail(
+                    e.to_string(),
+                    "inconsistent-checkpoints",
+                    json!({
+                        "trustedCheckpoint": CheckpointJson::new(old),
+                        "servedCheckpoint": cp_json,
+                        "consistencyProof": bundle.as_ref().map(|b| {
+                            use base64::Engine;
+                            base64::engine::general_purpose::STANDARD.encode(b)
+                        }),
+                    }),
+                )
+            })?;
+        }
+
+        // New package records must extend their logs by the rules.
+        let mut updated = Vec::new();
+        for name in names {
+            let log_id = LogId::package(name);
+            if fetched.absent.contains(&log_id) {
+                continue;
+            }
+            let new = fetched.packages.get(&log_id).cloned().unwrap_or_default();
+            let log = match self.trusted.package(name)? {
+                Some(log) => log.clone(),
+                None => PackageLog {
+                    name: name.clone(),
+                    records: Vec::new(),
+                    envelopes: Vec::new(),
+                    state: PackageState::new(),
+                    checked_at: 0,
+                },
+            };
+            updated.push(self.extend(log, new, &cp_json)?);
+        }
+
+        // Every log's latest record is the one the checkpoint's map holds.
+        let mut proofs = Vec::new();
+        if let (Some(last), Some(head)) = (
+            operator_records.last(),
+            operator.head().map(|h| h.record_id),
+        ) {
+            proofs.push(Inclusion {
+                index: last.registry_index,
+                log_id: LogId::operator(),
+                record_id: head,
+                head,
+            });
+        }
+        for log in &updated {
+            if let (Some(last), Some(head)) = (log.records.last(), log.state.head()) {
+                proofs.push(Inclusion {
+                    index: last.registry_index,
+                    log_id: LogId::package(&log.name),
+                    record_id: head.record_id,
+                    head: head.record_id,
+                });
+            }
+        }
+        self.prove(&cp, &cp_json, &proofs)?;
+
+        self.trusted.checkpoint = Some(cp);
+        self.trusted.operator = operator;
+        self.trusted.operator_records = operator_records;
+        self.trusted.store_registry()?;
+        for mut log in updated {
+            log.checked_at = length;
+            self.trusted.store_package(log)?;
+        }
+        Ok(())
+    }
+
+    fn prove(
+        &self,
+        cp: &SignedCheckpoint,
+        cp_json: &CheckpointJson,
+        proofs: &[Inclusion],
+    ) -> Result<()> {
+        let length = cp.contents.checkpoint.log_length;
+        for batch in proofs.chunks(INCLUSION_BATCH) {
+            let leafs: Vec<u64> = batch.iter().map(|p| p.index).collect();
+            let (log, map) = self.api.prove_inclusion(length, &leafs)?;
+            verify::inclusion(cp, batch, &log, &map).map_err(|e| {
+                use base64::Engine;
+                let b64 = &base64::engine::general_purpose::STANDARD;
+                self.fail(
+                    e.to_string(),
+                    "not-included",
+                    json!({
+                        "checkpoint": cp_json,
+                        "records": batch.iter().map(|p| json!({
+                            "registryIndex": p.index,
+                            "logId": p.log_id.to_string(),
+                            "recordId": p.record_id.to_string(),
+                            "head": p.head.to_string(),
+                        })).collect::<Vec<_>>(),
+                        "logProof": b64.encode(&log),
+                        "mapProof": b64.encode(&map),
+                    }),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Validates `new` records on top of `log`; signatures are checked in
+    /// parallel first, then the rules in order.
+    fn extend(
+        &self,
+        mut log: PackageLog,
+        new: Vec<PublishedRecord>,
+        cp_json: &CheckpointJson,
+    ) -> Result<PackageLog> {
+        if new.is_empty() {
+            return Ok(log);
+        }
+        let mut envelopes = Vec::with_capacity(new.len());
+        for record in &new {
+            let envelope: Envelope<PackageRecord> = record.envelope().map_err(|e| {
+                self.fail(
+                    format!("served a malformed record of {}: {e}", log.name),
+                    "package-record",
+                    json!({ "package": log.name.as_str(), "record": record }),
+                )
+            })?;
+            envelopes.push(envelope);
+        }
+        // Every key the log could hold by the end, so signatures can be
+        // checked before the records are applied one by one.
+        let mut keys: BTreeMap<KeyId, PublicKey> = log
+            .state
+            .authorities()
+            .keys()
+            .map(|k| (k.id(), k.clone()))
+            .collect();
+        for envelope in &envelopes {
+            for entry in &envelope.contents().entries {
+                if let PackageEntry::Init { key, .. } | PackageEntry::Grant { key, .. } = entry {
+                    keys.insert(key.id(), key.clone());
+                }
+            }
+        }
+        let checked: Vec<Option<SignatureChecked>> = envelopes
+            .par_iter()
+            .map(|e| {
+                keys.get(e.key_id())
+                    .and_then(|key| e.check_signature(key).ok())
+            })
+            .collect();
+        let state = std::mem::take(&mut log.state)
+            .replay(envelopes.iter().zip(checked.iter().map(Option::as_ref)))
+            .map_err(|e| {
+                let bad = new
+                    .iter()
+                    .zip(&envelopes)
+                    .find(|(_, env)| env.record_id() == e.record_id)
+                    .map(|(r, _)| r.clone());
+                self.fail(
+                    format!(
+                        "served a record of {} that breaks the log's rules: {e}",
+                        log.name
+                    ),
+                    "package-record",
+                    json!({
+                        "package": log.name.as_str(),
+                        "checkpoint": cp_json,
+                        "record": bad,
+                        "trustedHead": log.state.head().map(|h| h.record_id.to_string()),
+                    }),
+                )
+            })?;
+        log.state = state;
+        log.records.extend(new);
+        log.envelopes.extend(envelopes);
+        Ok(log)
+    }
+
+    fn fetch_all(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
+        match self.fetch_pages(length, asked) {
+            Err(Error::Refused { status: 404, .. }) if asked.iter().any(|(_, a)| a.is_none()) => {
+                // Some never-seen log does not exist: find which, one by one.
+                let mut fetched = Fetched::default();
+                let (new, old): (Vec<_>, Vec<_>) =
+                    asked.iter().copied().partition(|(_, a)| a.is_none());
+                let first = self.fetch_pages(length, &old)?;
+                fetched.operator = first.operator;
+                fetched.packages = first.packages;
+                for one in new {
+                    match self.fetch_pages(length, std::slice::from_ref(&one)) {
+                        Ok(page) => {
+                            fetched.packages.extend(page.packages);
+                        }
+                        Err(Error::Refused { status: 404, .. }) => fetched.absent.push(one.0),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(fetched)
+            }
+            other => other,
+        }
+    }
+
+    fn fetch_pages(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
+        let mut fetched = Fetched::default();
+        let mut operator_after = self
+            .trusted
+            .operator_records
+            .last()
+            .map(|r| r.registry_index);
+        let mut after: Vec<(LogId, Option<u64>)> = asked.to_vec();
+        loop {
+            let page = self.api.fetch_logs(length, operator_after, &after)?;
+            let mut progressed = false;
+            let check = |previous: Option<u64>, record: &PublishedRecord| {
+                if record.registry_index >= length
+                    || previous.is_some_and(|p| record.registry_index <= p)
+                {
+                    Err(self.fail(
+                        format!(
+                            "served a record at registry index {} out of order (after {:?}, checkpoint length {length})",
+                            record.registry_index, previous
+                        ),
+                        "out-of-order",
+                        json!({ "record": record, "logLength": length }),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            for record in page.operator {
+                check(operator_after, &record)?;
+                operator_after = Some(record.registry_index);
+                fetched.operator.push(record);
+                progressed = true;
+            }
+            for (id, records) in page.packages {
+                let log_id: LogId = id.parse().map_err(|e| Error::Transport {
+                    url: format!("{}/v1/fetch/logs", self.api.base()),
+                    message: format!("malformed answer: log id `{id}`: {e}"),
+                })?;
+                let Some(slot) = after.iter_mut().find(|(l, _)| *l == log_id) else {
+                    continue;
+                };
+                for record in records {
+                    check(slot.1, &record)?;
+                    slot.1 = Some(record.registry_index);
+                    fetched.packages.entry(log_id).or_default().push(record);
+                    progressed = true;
+                }
+            }
+            if !page.more {
+                return Ok(fetched);
+            }
+            if !progressed {
+                return Err(Error::Transport {
+                    url: format!("{}/v1/fetch/logs", self.api.base()),
+                    message: "malformed answer: `more` is set but no records came".into(),
+                });
+            }
+        }
+    }
+
+    fn not_found(&self, name: &PackageName) -> Error {
+        let ns = name.namespace();
+        let hint = match self.trusted.operator.namespace(ns) {
+            Some(_) => format!("publish it with `cairn publish <file.wasm> --package {name} --version <v>`"),
+            None => format!(
+                "namespace `{ns}` is not defined there either; if it lives on another registry, map it: \
+                 `cairn config --namespace-registry {ns}=<URL>`"
+            ),
+        };
+        Error::Usage(format!(
+            "package `{name}` does not exist on {}; {hint}",
+            self.api.base()
+        ))
+    }
+
+    /// Updates `name` and returns its verified log.
+    pub fn fetch_package(&mut self, name: &PackageName) -> Result<PackageLog> {
+        self.update(std::slice::from_ref(name), false)?;
+        match self.trusted.package(name)? {
+            Some(log) => Ok(log.clone()),
+            None => Err(self.not_found(name)),
+        }
+    }
+
+    /// The release of `name` that `wanted` picks, from a freshly verified log.
+    pub fn resolve(&mut self, name: &PackageName, wanted: &Wanted) -> Result<Release> {
+        let log = self.fetch_package(name)?;
+        let found = match wanted {
+            Wanted::Exact(v) => log.state.release(v),
+            Wanted::Matching(req) => log.state.latest_matching(req),
+        };
+        found.cloned().ok_or_else(|| {
+            let available: Vec<String> = log
+                .state
+                .releases()
+                .map(|r| {
+                    if r.yanked.is_some() {
+                        format!("{} (yanked)", r.version)
+                    } else {
+                        r.version.to_string()
+                    }
+                })
+                .collect();
+            Error::Usage(format!(
+                "no release of `{name}` matches `{wanted}` (released: {}); run `cairn info {name}` to see them",
+                if available.is_empty() { "none".to_owned() } else { available.join(", ") }
+            ))
+        })
+    }
+
+    /// The locked release of a package, from a freshly verified log: the
+    /// version must still be released by the same record with the same
+    /// content, or the registry rewrote its history (a verification
+    /// failure, with the lock entry and what the registry now says kept
+    /// as evidence).
+    pub fn check_locked(&mut self, locked: &crate::lock::Locked) -> Result<Release> {
+        let name = locked.package()?;
+        let version = locked.version()?;
+        let (content, record) = (locked.content()?, locked.record()?);
+        let log = self.fetch_package(&name)?;
+        let release = log.state.release(&version).cloned();
+        let problem = match &release {
+            None => Some(format!("no longer has a release {version} of `{name}`")),
+            Some(r) if r.record_id != record => Some(format!(
+                "released `{name}` {version} in record {}, but the lock file says record {record}",
+                r.record_id
+            )),
+            Some(r) if r.content != content => Some(format!(
+                "released `{name}` {version} with content {}, but the lock file says {content}",
+                r.content
+            )),
+            Some(_) => None,
+        };
+        match (problem, release) {
+            (None, Some(release)) => Ok(release),
+            (problem, release) => Err(self.fail(
+                problem.unwrap_or_default(),
+                "lock-mismatch",
+                json!({
+                    "locked": locked,
+                    "served": release.map(|r| json!({
+                        "version": r.version.to_string(),
+                        "content": r.content.to_string(),
+                        "recordId": r.record_id.to_string(),
+                    })),
+                    "checkpoint": self.trusted.checkpoint.as_ref().map(CheckpointJson::new),
+                }),
+            )),
+        }
+    }
+
+    /// The content with `digest`, downloaded once into the cache and checked
+    /// against the digest every time it is used. `record` names the record
+    /// that released it (for the evidence).
+    pub fn content(&self, digest: &Hash, record: &RecordId) -> Result<PathBuf> {
+        let hex = digest.to_string();
+        let hex = hex
+            .split_once(':')
+            .map(|(_, h)| h)
+            .unwrap_or(&hex)
+            .to_owned();
+        let dir = self.cache_dir.join("sha256");
+        let path = dir.join(&hex);
+        if path.exists() {
+            if hash_file(&path)? == *digest {
+                return Ok(path);
+            }
+            // Damaged cache: fetch again.
+            let _ = std::fs::remove_file(&path);
+        }
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let url = self.api.content_url(digest)?;
+        let tmp = dir.join(format!(".{hex}.{}.part", std::process::id()));
+        let mut file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        let result = self.api.download(&url, &mut file, self.progress.as_ref());
+        drop(file);
+        let (got, size) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if got != *digest {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.fail(
+                format!(
+                    "served {size} bytes with digest {got} for content {digest} (released by record {record})"
+                ),
+                "wrong-content",
+                json!({
+                    "url": url,
+                    "recordId": record.to_string(),
+                    "expectedDigest": digest.to_string(),
+                    "servedDigest": got.to_string(),
+                    "servedSize": size,
+                }),
+            ));
+        }
+        std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+        Ok(path)
+    }
+
+    /// Signs `entries` as the next record of `name`'s log with `key`,
+    /// publishes it, uploads `content` if the registry asks for it, and
+    /// waits until a verified checkpoint contains it.
+    pub fn submit(
+        &mut self,
+        name: &PackageName,
+        key: &PrivateKey,
+        entries: Vec<PackageEntry>,
+        content: Option<(&Hash, &Path)>,
+    ) -> Result<Published> {
+        let log = self.trusted.package(name)?.cloned();
+        let state = log.as_ref().map(|l| l.state.clone()).unwrap_or_default();
+        let head = state.head().cloned();
+        let timestamp = match &head {
+            Some(h) if h.timestamp > now() => h.timestamp,
+            _ => now(),
+        };
+        let record = PackageRecord {
+            prev: head.map(|h| h.record_id),
+            version: cairn_protocol::package::PACKAGE_RECORD_VERSION,
+            timestamp,
+            entries,
+        };
+        let envelope = Envelope::sign(key, record);
+        state
+            .validate(&envelope)
+            .map_err(|e| Error::Usage(explain_rule(name, &state, key, &e)))?;
+        let record_id = envelope.record_id();
+        let log_id = LogId::package(name);
+        let mut status = self.api.publish(name, &envelope)?;
+        let deadline = Instant::now() + PUBLISH_WAIT;
+        let mut uploaded = false;
+        let mut pause = Duration::from_millis(10);
+        let index = loop {
+            match status {
+                RecordStatus::Published(index) => break index,
+                RecordStatus::Rejected(reason) => {
+                    return Err(Error::Usage(format!(
+                        "the registry rejected record {record_id}: {reason}"
+                    )))
+                }
+                RecordStatus::Sourcing(missing) if !uploaded => {
+                    for (digest, url) in &missing {
+                        let Some((ours, path)) = content.filter(|(d, _)| *d == digest) else {
+                            return Err(Error::Usage(format!(
+                                "the registry asks for content {digest}, which this record does not release"
+                            )));
+                        };
+                        let size = std::fs::metadata(path).map_err(Error::io(path))?.len();
+                        let _ = ours;
+                        self.api.upload(url, path, size, &self.progress)?;
+                    }
+                    uploaded = true;
+                }
+                _ => {
+                    if Instant::now() > deadline {
+                        return Err(Error::Usage(format!(
+                            "record {record_id} was accepted but not published within {}s; \
+                             check later with `cairn info {name}`",
+                            PUBLISH_WAIT.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+            }
+            status = self.api.record_status(&log_id, &record_id)?;
+        };
+        self.update(std::slice::from_ref(name), false)?;
+        let Some(log) = self.trusted.package(name)?.cloned() else {
+            return Err(self.not_found(name));
+        };
+        let holds = log
+            .records
+            .iter()
+            .zip(&log.envelopes)
+            .any(|(r, e)| r.registry_index == index && e.record_id() == record_id);
+        if !holds {
+            let cp = self.trusted.checkpoint.as_ref().map(CheckpointJson::new);
+            return Err(self.fail(
+                format!("said record {record_id} is published at index {index}, but its log does not hold it there"),
+                "missing-record",
+                json!({ "recordId": record_id.to_string(), "registryIndex": index, "checkpoint": cp }),
+            ));
+        }
+        let checkpoint = self
+            .trusted
+            .checkpoint
+            .clone()
+            .ok_or_else(|| Error::Usage("no checkpoint after publishing".into()))?;
+        Ok(Published {
+            record_id,
+            index,
+            checkpoint,
+        })
+    }
+
+    /// Releases `version` of `name` with the content at `file` (initialising
+    /// the log on first publish).
+    pub fn publish(
+        &mut self,
+        name: &PackageName,
+        version: Version,
+        file: &Path,
+        key: &PrivateKey,
+    ) -> Result<Published> {
+        let digest = hash_file(file)?;
+        let exists = match self.update(std::slice::from_ref(name), false) {
+            Ok(()) => self.trusted.package(name)?.is_some(),
+            Err(e) => return Err(e),
+        };
+        if !exists && self.trusted.operator.namespace(name.namespace()).is_none() {
+            return Err(Error::Usage(format!(
+                "namespace `{}` is not defined on {}; ask its operator to define it \
+                 (`cairn namespace define {}`), or map the namespace to its registry: \
+                 `cairn config --namespace-registry {}=<URL>`",
+                name.namespace(),
+                self.api.base(),
+                name.namespace(),
+                name.namespace()
+            )));
+        }
+        let mut entries = Vec::new();
+        if !exists {
+            entries.push(PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: key.public_key().clone(),
+            });
+        }
+        entries.push(PackageEntry::Release {
+            version,
+            content: digest,
+        });
+        self.submit(name, key, entries, Some((&digest, file)))
+    }
+
+    /// Re-verifies everything trusted about this registry: a consistency
+    /// proof from the trusted checkpoint to the latest, every stored log
+    /// validated again with signatures, and every known record proven
+    /// included in the latest checkpoint.
+    pub fn verify_all(&mut self) -> Result<VerifyReport> {
+        let previous = self.trusted.checkpoint.clone();
+        let names = self.trusted.known_packages()?;
+        self.update(&names, true)?;
+        let cp = self
+            .trusted
+            .checkpoint
+            .clone()
+            .ok_or_else(|| Error::Usage("the registry has no checkpoint".into()))?;
+        let cp_json = CheckpointJson::new(&cp);
+        let mut proofs = Vec::new();
+        let mut operator = cairn_protocol::operator::OperatorState::new();
+        for record in &self.trusted.operator_records.clone() {
+            let envelope: Envelope<OperatorRecord> = record
+                .envelope()
+                .map_err(|e| self.fail(e, "operator-record", json!({ "record": record })))?;
+            operator.apply(&envelope).map_err(|e| {
+                self.fail(
+                    format!("served an operator record that breaks the log's rules: {e}"),
+                    "operator-record",
+                    json!({ "record": record }),
+                )
+            })?;
+            let head = envelope.record_id();
+            proofs.push((LogId::operator(), record.registry_index, head));
+        }
+        let operator_head = operator.head().map(|h| h.record_id);
+        let mut inclusions: Vec<Inclusion> = proofs
+            .into_iter()
+            .filter_map(|(log_id, index, record_id)| {
+                Some(Inclusion {
+                    index,
+                    log_id,
+                    record_id,
+                    head: operator_head?,
+                })
+            })
+            .collect();
+        for name in &names {
+            let Some(log) = self.trusted.package(name)?.cloned() else {
+                continue;
+            };
+            let fresh = PackageLog {
+                name: log.name.clone(),
+                records: Vec::new(),
+                envelopes: Vec::new(),
+                state: PackageState::new(),
+                checked_at: 0,
+            };
+            let again = self.extend(fresh, log.records.clone(), &cp_json)?;
+            let Some(head) = again.state.head().map(|h| h.record_id) else {
+                continue;
+            };
+            for (record, envelope) in log.records.iter().zip(&log.envelopes) {
+                inclusions.push(Inclusion {
+                    index: record.registry_index,
+                    log_id: LogId::package(name),
+                    record_id: envelope.record_id(),
+                    head,
+                });
+            }
+        }
+        self.prove(&cp, &cp_json, &inclusions)?;
+        Ok(VerifyReport {
+            checkpoint: cp,
+            previous,
+            packages: names.len(),
+            records: inclusions.len(),
+        })
+    }
+}
+
+/// The SHA-256 of a file's bytes.
+pub fn hash_file(path: &Path) -> Result<Hash> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(Error::io(path))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(Error::io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let digest: [u8; 32] = hasher.finalize().into();
+    Ok(Hash::from_bytes(digest))
+}
+
+/// A validation error of the user's own record, with what to do about it.
+fn explain_rule(
+    name: &PackageName,
+    state: &PackageState,
+    key: &PrivateKey,
+    error: &cairn_protocol::ValidationError,
+) -> String {
+    use cairn_protocol::{AnyPermission, Rule};
+    let key_id = key.public_key().id();
+    match &error.rule {
+        Rule::MissingPermission {
+            permission: AnyPermission::Package(permission),
+            ..
+        } => {
+            let holders: Vec<String> = state
+                .authorities()
+                .keys()
+                .filter(|k| state.authorities().holds(&k.id(), *permission))
+                .map(|k| k.id().to_string())
+                .collect();
+            format!(
+                "key {key_id} may not {permission} in `{name}`; keys holding `{permission}`: {}. \
+                 Ask a holder to run `cairn grant {name} --key {} --permission {permission}`, \
+                 or sign with a key that holds it (`--key-name`)",
+                if holders.is_empty() { "none".into() } else { holders.join(", ") },
+                key.public_key()
+            )
+        }
+        Rule::UnknownKey { .. } => format!(
+            "key {key_id} holds no permission in `{name}`; ask an owner to run \
+             `cairn grant {name} --key {} --permission release`",
+            key.public_key()
+        ),
+        Rule::VersionAlreadyReleased { version } => format!(
+            "`{name}` {version} is already released, and versions are immutable; publish a new version"
+        ),
+        Rule::YankOfUnreleased { version } => {
+            format!("`{name}` has no release {version} to yank; run `cairn info {name}`")
+        }
+        Rule::YankOfYanked { version } => format!("`{name}` {version} is already yanked"),
+        _ => format!("this record would break the rules of `{name}`'s log: {error}"),
+    }
+}
+
+/// A key's permissions as text (`release, yank`).
+pub fn permission_list(state: &PackageState, key: &KeyId) -> Vec<Permission> {
+    state.authorities().permissions(key).collect()
+}
