@@ -159,41 +159,28 @@ impl Client {
         if unchanged && !force && known.iter().all(|k| *k) {
             return Ok(());
         }
-        let length = cp.contents.checkpoint.log_length;
         let mut asked = Vec::with_capacity(names.len());
         for name in names {
             let after = self.trusted.package(name)?.and_then(PackageLog::last_index);
             asked.push((LogId::package(name), after));
         }
-        let fetched = self.fetch_all(length, &asked)?;
-
-        // The operator log decides which keys may sign checkpoints.
-        let mut operator = self.trusted.operator.clone();
-        let mut operator_records = self.trusted.operator_records.clone();
-        for record in &fetched.operator {
-            let envelope: Envelope<OperatorRecord> = record.envelope().map_err(|e| {
+        let length = cp.contents.checkpoint.log_length;
+        // A checkpoint signed by a key the trusted operator log already
+        // allows is checked before anything else is asked, and so is its
+        // consistency with the trusted checkpoint: a forked registry is
+        // caught on its checkpoint, whatever it serves next.
+        let signature = |operator: &cairn_protocol::operator::OperatorState| {
+            verify::checkpoint_signature(operator, &cp).map_err(|e| {
                 self.fail(
-                    format!("served a malformed operator record: {e}"),
-                    "operator-record",
-                    json!({ "record": record }),
+                    e.to_string(),
+                    "checkpoint-signature",
+                    json!({ "checkpoint": cp_json }),
                 )
-            })?;
-            operator.apply(&envelope).map_err(|e| {
-                self.fail(
-                    format!("served an operator record that breaks the log's rules: {e}"),
-                    "operator-record",
-                    json!({ "record": record, "checkpoint": cp_json }),
-                )
-            })?;
-            operator_records.push(record.clone());
+            })
+        };
+        if self.trusted.operator.may_sign_checkpoints(&cp.key_id) {
+            signature(&self.trusted.operator)?;
         }
-        verify::checkpoint_signature(&operator, &cp).map_err(|e| {
-            self.fail(
-                e.to_string(),
-                "checkpoint-signature",
-                json!({ "checkpoint": cp_json }),
-            )
-        })?;
         if let Some(old) = &self.trusted.checkpoint {
             let old_length = old.contents.checkpoint.log_length;
             let bundle = if length > old_length {
@@ -216,6 +203,29 @@ impl Client {
                 )
             })?;
         }
+        let fetched = self.fetch_all(length, &asked)?;
+
+        // The operator log up to the checkpoint decides which keys may sign it.
+        let mut operator = self.trusted.operator.clone();
+        let mut operator_records = self.trusted.operator_records.clone();
+        for record in &fetched.operator {
+            let envelope: Envelope<OperatorRecord> = record.envelope().map_err(|e| {
+                self.fail(
+                    format!("served a malformed operator record: {e}"),
+                    "operator-record",
+                    json!({ "record": record }),
+                )
+            })?;
+            operator.apply(&envelope).map_err(|e| {
+                self.fail(
+                    format!("served an operator record that breaks the log's rules: {e}"),
+                    "operator-record",
+                    json!({ "record": record, "checkpoint": cp_json }),
+                )
+            })?;
+            operator_records.push(record.clone());
+        }
+        signature(&operator)?;
 
         // New package records must extend their logs by the rules.
         let mut updated = Vec::new();
