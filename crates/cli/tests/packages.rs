@@ -8,117 +8,16 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use cairn_interop::warg::wasm;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Hash, PrivateKey, Record};
-use common::{cairn, free_addr, http};
+use common::{cairn, free_addr, http, User};
 use serde_json::Value;
-
-/// A valid Wasm module, distinct per `tag`.
-fn wasm(tag: &str) -> Vec<u8> {
-    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
-    bytes.push(0);
-    bytes.push((1 + 4 + tag.len()) as u8);
-    bytes.push(4);
-    bytes.extend_from_slice(b"test");
-    bytes.extend_from_slice(tag.as_bytes());
-    bytes
-}
-
-/// Someone running `cairn` with their own HOME (config, keys, tokens,
-/// trusted state and cache all under it).
-struct User {
-    home: PathBuf,
-    registry: String,
-    token: Option<String>,
-}
-
-impl User {
-    fn new(root: &Path, name: &str, registry: &str, token: Option<&str>) -> User {
-        let home = root.join(name);
-        std::fs::create_dir_all(&home).expect("home");
-        User {
-            home,
-            registry: registry.to_owned(),
-            token: token.map(str::to_owned),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut command = cairn();
-        command
-            .args(args)
-            .current_dir(&self.home)
-            .env_clear()
-            .env("HOME", &self.home)
-            .env("CAIRN_REGISTRY", &self.registry)
-            .env("CAIRN_LOG", "warn")
-            .stdin(Stdio::null());
-        if let Some(token) = &self.token {
-            command.env("CAIRN_TOKEN", token);
-        }
-        command.output().expect("run cairn")
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "cairn {} failed ({}): {}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    #[track_caller]
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let out = self.ok(&all);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-    }
-
-    /// Runs, requires exit code `code`, and returns stderr.
-    #[track_caller]
-    fn fails(&self, args: &[&str], code: i32, needle: &str) -> String {
-        let output = self.run(args);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "cairn {}: {stderr}",
-            args.join(" ")
-        );
-        assert!(
-            stderr.contains(needle),
-            "stderr should say `{needle}`: {stderr}"
-        );
-        stderr
-    }
-
-    fn write(&self, file: &str, bytes: &[u8]) -> String {
-        std::fs::write(self.home.join(file), bytes).expect("write");
-        file.to_owned()
-    }
-
-    fn read(&self, file: &str) -> Vec<u8> {
-        std::fs::read(self.home.join(file)).expect("read output")
-    }
-
-    fn public_key(&self, name: &str) -> String {
-        self.json(&["key", "show", name])["publicKey"]
-            .as_str()
-            .expect("public key")
-            .to_owned()
-    }
-}
 
 /// `cairn serve` with `namespace` defined, optionally with a fixed
 /// operator key and a public URL; killed on drop.

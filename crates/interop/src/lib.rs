@@ -9,6 +9,7 @@ pub mod http;
 pub mod report;
 pub mod server;
 pub mod tools;
+pub mod warg;
 
 use cairn_protocol::{Hash, PrivateKey};
 use warg_crypto::hash::{AnyHash, HashAlgorithm, Sha256};

@@ -8,96 +8,9 @@
 //! `~/.cache/cairn-ci/warg-cli-0.10.0/bin/warg`. Without it the test says
 //! SKIPPED loudly and passes (`.ci/run` always installs it).
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
 use cairn_interop::server::TestServer;
-use cairn_interop::tools::{self, output_text as text};
-
-fn warg_binary() -> Option<PathBuf> {
-    tools::find("CAIRN_WARG_CLI", "warg-cli-0.10.0/bin/warg", "")
-}
-
-/// A `warg` user with its own home, config, cache and data directories.
-struct Warg {
-    binary: PathBuf,
-    home: PathBuf,
-}
-
-impl Warg {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.binary);
-        tools::isolate(&mut command, &self.home)
-            .args(args)
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run warg")
-    }
-
-    /// Runs and requires success; returns stdout and stderr together.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        let text = text(&output);
-        assert!(
-            output.status.success(),
-            "warg {} failed ({}):\n{text}",
-            args.join(" "),
-            output.status
-        );
-        text
-    }
-}
-
-impl Warg {
-    /// Runs `warg <args>` on a pseudo-terminal (`script`), typing `answer`
-    /// until it exits: the CLI reads confirmations and tokens only from a
-    /// terminal.
-    fn on_terminal(&self, args: &str, answer: &[u8]) -> Output {
-        let mut command = Command::new("script");
-        tools::isolate(&mut command, &self.home)
-            .args([
-                "-qec",
-                &format!("{} {args}", self.binary.display()),
-                "/dev/null",
-            ])
-            .env("TERM", "dumb")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn script");
-        let mut stdin = child.stdin.take().expect("stdin");
-        // A reply typed before the prompt switched the terminal mode may be
-        // discarded, so keep answering until it exits.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while child.try_wait().expect("wait").is_none() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "warg {args} did not finish"
-            );
-            let _ = stdin.write_all(answer);
-            let _ = stdin.flush();
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        drop(stdin);
-        child.wait_with_output().expect("script")
-    }
-}
-
-/// A valid Wasm module, distinct per `tag`.
-fn wasm(tag: &str) -> Vec<u8> {
-    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
-    bytes.push(0);
-    bytes.push((1 + 4 + tag.len()) as u8);
-    bytes.push(4);
-    bytes.extend_from_slice(b"test");
-    bytes.extend_from_slice(tag.as_bytes());
-    bytes
-}
+use cairn_interop::tools::output_text as text;
+use cairn_interop::warg::{binary as warg_binary, wasm, Warg};
 
 #[test]
 fn warg_cli_publishes_downloads_and_yanks() {
@@ -134,10 +47,6 @@ fn warg_cli_publishes_downloads_and_yanks() {
         text(&refused)
     );
     // `warg login` reads the token only from a terminal.
-    assert!(
-        which("script"),
-        "`script` (util-linux) is needed to type the token into `warg login`"
-    );
     let login = warg.on_terminal("login", format!("{}\r", server.admin_token).as_bytes());
     assert!(login.status.success(), "login: {}", text(&login));
 
@@ -237,10 +146,4 @@ fn warg_cli_publishes_downloads_and_yanks() {
         text(&pinned)
     );
     server.stop();
-}
-
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
 }

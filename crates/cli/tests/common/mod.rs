@@ -148,3 +148,94 @@ pub fn start(data: &Path, addr: SocketAddr, extra: &[&str], stderr: Stdio) -> Ch
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Someone running `cairn` with their own HOME (config, keys, tokens,
+/// trusted state and cache all under it).
+pub struct User {
+    pub home: std::path::PathBuf,
+    pub registry: String,
+    pub token: Option<String>,
+}
+
+impl User {
+    pub fn new(root: &Path, name: &str, registry: &str, token: Option<&str>) -> User {
+        let home = root.join(name);
+        std::fs::create_dir_all(&home).expect("home");
+        User {
+            home,
+            registry: registry.to_owned(),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut command = cairn();
+        command
+            .args(args)
+            .current_dir(&self.home)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("CAIRN_REGISTRY", &self.registry)
+            .env("CAIRN_LOG", "warn")
+            .stdin(Stdio::null());
+        if let Some(token) = &self.token {
+            command.env("CAIRN_TOKEN", token);
+        }
+        command.output().expect("run cairn")
+    }
+
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "cairn {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Runs, requires exit code `code`, and returns stderr.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str], code: i32, needle: &str) -> String {
+        let output = self.run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "cairn {}: {stderr}",
+            args.join(" ")
+        );
+        assert!(
+            stderr.contains(needle),
+            "stderr should say `{needle}`: {stderr}"
+        );
+        stderr
+    }
+
+    pub fn write(&self, file: &str, bytes: &[u8]) -> String {
+        std::fs::write(self.home.join(file), bytes).expect("write");
+        file.to_owned()
+    }
+
+    pub fn read(&self, file: &str) -> Vec<u8> {
+        std::fs::read(self.home.join(file)).expect("read output")
+    }
+
+    pub fn public_key(&self, name: &str) -> String {
+        self.json(&["key", "show", name])["publicKey"]
+            .as_str()
+            .expect("public key")
+            .to_owned()
+    }
+}
