@@ -132,7 +132,7 @@ fn fill(dir: &Path, sizes: &Sizes) -> Vec<u8> {
             .collect();
         let mut batch = Batch::default();
         for (offset, (name, envelope)) in records.into_iter().enumerate() {
-            if (start + offset as u64) % every == 0 {
+            if (start + offset as u64).is_multiple_of(every) {
                 if let Some(envelope) = chain.next() {
                     if batch.names.iter().all(|(_, n)| *n != big) {
                         batch.names.push((LogId::package(&big), big.clone()));
