@@ -115,19 +115,10 @@ fn fill(dir: &Path, sizes: &Sizes) -> Vec<u8> {
             .into_par_iter()
             .map(|i| {
                 let name: PackageName = format!("bench:p{i}").parse().expect("name");
-                let envelope = Envelope::sign(
-                    &key,
-                    PackageRecord {
-                        prev: None,
-                        version: 0,
-                        timestamp: Timestamp::new(1_700_000_000 + i as i64, 0),
-                        entries: vec![PackageEntry::Init {
-                            hash_algorithm: HashAlgorithm::Sha256,
-                            key: key.public_key().clone(),
-                        }],
-                    },
-                );
-                (name, envelope)
+                (
+                    name,
+                    init(&key, Timestamp::new(1_700_000_000 + i as i64, 0)),
+                )
             })
             .collect();
         let mut batch = Batch::default();
@@ -180,6 +171,22 @@ fn big_wasm(size: usize) -> Vec<u8> {
     wasm
 }
 
+/// A package's first record: `init` with `key` as owner.
+fn init(key: &PrivateKey, timestamp: Timestamp) -> Envelope<PackageRecord> {
+    Envelope::sign(
+        key,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp,
+            entries: vec![PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: key.public_key().clone(),
+            }],
+        },
+    )
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -210,17 +217,9 @@ fn cairn_get(home: &Path, url: &str) -> Command {
 fn move_on(server: &TestServer, n: u64) {
     let key = PrivateKey::generate();
     let name: PackageName = format!("bench:moved{n}").parse().expect("name");
-    let envelope = Envelope::sign(
+    let envelope = init(
         &key,
-        PackageRecord {
-            prev: None,
-            version: 0,
-            timestamp: Timestamp::from_system_time(std::time::SystemTime::now()),
-            entries: vec![PackageEntry::Init {
-                hash_algorithm: HashAlgorithm::Sha256,
-                key: key.public_key().clone(),
-            }],
-        },
+        Timestamp::from_system_time(std::time::SystemTime::now()),
     );
     let before = server.registry.log_length();
     let (tx, rx) = std::sync::mpsc::channel();

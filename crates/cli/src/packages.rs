@@ -254,6 +254,28 @@ pub fn publish(args: PublishArgs) -> Result<()> {
     Ok(())
 }
 
+/// Signs one entry as the next record of `name`'s freshly verified log
+/// and waits until it is published.
+fn submit_one(
+    session: &mut Session,
+    key: &PrivateKey,
+    name: &PackageName,
+    entry: PackageEntry,
+) -> Result<Published> {
+    let client = session.for_package(name)?;
+    client.fetch_package(name)?;
+    client
+        .submit(name, key, vec![entry], None)
+        .map_err(|e| with_token_hint(e, client.registry()))
+}
+
+fn permissions_json(key_id: &KeyId, permissions: &[Permission]) -> Value {
+    json!({
+        "keyId": key_id.to_string(),
+        "permissions": permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
 /// Adds how to store a token to a 401 from the registry.
 fn with_token_hint(e: cairn_client::Error, registry: &str) -> anyhow::Error {
     match e {
@@ -307,18 +329,10 @@ pub fn yank(args: YankArgs) -> Result<()> {
     }
     let mut session = Session::new(&args.common)?;
     let key = session.signing_key(&args.signer)?;
-    let client = session.for_package(&name)?;
-    client.fetch_package(&name)?;
-    let done = client
-        .submit(
-            &name,
-            &key,
-            vec![PackageEntry::Yank {
-                version: version.clone(),
-            }],
-            None,
-        )
-        .map_err(|e| with_token_hint(e, client.registry()))?;
+    let entry = PackageEntry::Yank {
+        version: version.clone(),
+    };
+    let done = submit_one(&mut session, &key, &name, entry)?;
     print_published(
         args.common.json,
         "yanked",
@@ -378,29 +392,13 @@ pub fn grant(args: GrantArgs) -> Result<()> {
     let mut session = Session::new(&args.common)?;
     let key = session.signing_key(&args.signer)?;
     let grantee = named_key(&session.paths, &args.key)?;
-    let client = session.for_package(&args.package)?;
-    client.fetch_package(&args.package)?;
-    let done = client
-        .submit(
-            &args.package,
-            &key,
-            vec![PackageEntry::Grant {
-                key: grantee.clone(),
-                permissions: args.permissions.clone(),
-            }],
-            None,
-        )
-        .map_err(|e| with_token_hint(e, client.registry()))?;
-    print_published(
-        args.common.json,
-        "granted",
-        &args.package,
-        &done,
-        json!({
-            "keyId": grantee.id().to_string(),
-            "permissions": args.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        }),
-    );
+    let entry = PackageEntry::Grant {
+        key: grantee.clone(),
+        permissions: args.permissions.clone(),
+    };
+    let done = submit_one(&mut session, &key, &args.package, entry)?;
+    let extra = permissions_json(&grantee.id(), &args.permissions);
+    print_published(args.common.json, "granted", &args.package, &done, extra);
     Ok(())
 }
 
@@ -412,29 +410,13 @@ pub fn revoke(args: GrantArgs) -> Result<()> {
         Ok(id) => id,
         Err(_) => named_key(&session.paths, &args.key)?.id(),
     };
-    let client = session.for_package(&args.package)?;
-    client.fetch_package(&args.package)?;
-    let done = client
-        .submit(
-            &args.package,
-            &key,
-            vec![PackageEntry::Revoke {
-                key_id,
-                permissions: args.permissions.clone(),
-            }],
-            None,
-        )
-        .map_err(|e| with_token_hint(e, client.registry()))?;
-    print_published(
-        args.common.json,
-        "revoked",
-        &args.package,
-        &done,
-        json!({
-            "keyId": key_id.to_string(),
-            "permissions": args.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        }),
-    );
+    let entry = PackageEntry::Revoke {
+        key_id,
+        permissions: args.permissions.clone(),
+    };
+    let done = submit_one(&mut session, &key, &args.package, entry)?;
+    let extra = permissions_json(&key_id, &args.permissions);
+    print_published(args.common.json, "revoked", &args.package, &done, extra);
     Ok(())
 }
 

@@ -124,14 +124,7 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
     // First publish: init and release in one record, in a checkpoint.
     let v1 = wasm("1.0.0");
     let file = alice.write("v1.wasm", &v1);
-    let published = alice.json(&[
-        "publish",
-        &file,
-        "--package",
-        "example:hello",
-        "--version",
-        "1.0.0",
-    ]);
+    let published = alice.publish(&file, "example:hello", "1.0.0");
     let index = published["registryIndex"].as_u64().expect("index");
     assert!(
         published["checkpoint"]["logLength"]
@@ -189,14 +182,7 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
         "--permission",
         "release",
     ]);
-    bob.json(&[
-        "publish",
-        "v11.wasm",
-        "--package",
-        "example:hello",
-        "--version",
-        "1.1.0",
-    ]);
+    bob.publish("v11.wasm", "example:hello", "1.1.0");
     // Releasing again is refused before anything is sent.
     bob.fails(
         &[
@@ -255,14 +241,7 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
     assert!(lock_text.contains(&published["recordId"].as_str().expect("id").to_string()));
     let v12 = wasm("1.2.0");
     let file = alice.write("v12.wasm", &v12);
-    alice.json(&[
-        "publish",
-        &file,
-        "--package",
-        "example:hello",
-        "--version",
-        "1.2.0",
-    ]);
+    alice.publish(&file, "example:hello", "1.2.0");
     let got = reader.json(&["get", "example:hello", "--locked", "-o", "locked.wasm"]);
     assert_eq!(got["version"], "1.0.0");
     assert_eq!(reader.read("locked.wasm"), v1);
@@ -573,14 +552,7 @@ fn a_lying_registry_is_caught_with_exit_code_3() {
     alice.ok(&["key", "new"]);
     let v1 = wasm("1.0.0");
     alice.write("v1.wasm", &v1);
-    alice.json(&[
-        "publish",
-        "v1.wasm",
-        "--package",
-        "example:hello",
-        "--version",
-        "1.0.0",
-    ]);
+    alice.publish("v1.wasm", "example:hello", "1.0.0");
 
     // Wrong bytes: the download fails, nothing is written, evidence kept.
     proxy.set(honest.addr, Lie::WrongBytes);
@@ -602,14 +574,7 @@ fn a_lying_registry_is_caught_with_exit_code_3() {
     // a new client's get and by a trusting client's verify.
     let v2 = wasm("1.1.0");
     alice.write("v2.wasm", &v2);
-    alice.json(&[
-        "publish",
-        "v2.wasm",
-        "--package",
-        "example:hello",
-        "--version",
-        "1.1.0",
-    ]);
+    alice.publish("v2.wasm", "example:hello", "1.1.0");
     proxy.set(honest.addr, Lie::RewriteRecord);
     let fresh = User::new(scratch.path(), "fresh", &proxy.url(), None);
     let stderr = fresh.fails(&["get", "example:hello"], 3, "breaks the log's rules");
@@ -646,14 +611,7 @@ fn a_lying_registry_is_caught_with_exit_code_3() {
     mallory.ok(&["key", "new"]);
     for (i, version) in ["1.0.0", "1.1.0", "1.2.0", "1.3.0"].iter().enumerate() {
         mallory.write(&format!("m{i}.wasm"), &wasm(&format!("evil {version}")));
-        mallory.json(&[
-            "publish",
-            &format!("m{i}.wasm"),
-            "--package",
-            "example:hello",
-            "--version",
-            version,
-        ]);
+        mallory.publish(&format!("m{i}.wasm"), "example:hello", version);
     }
     proxy.set(forked.addr, Lie::None);
     let stderr = reader.fails(&["get", "example:hello"], 3, "verification failed");

@@ -35,14 +35,7 @@ fn cairn_and_warg_read_what_the_other_published() {
     alice.write("v1.wasm", &v1);
     alice.write("v2.wasm", &v2);
     for (file, version) in [("v1.wasm", "1.0.0"), ("v2.wasm", "1.1.0")] {
-        alice.json(&[
-            "publish",
-            file,
-            "--package",
-            "example:from-cairn",
-            "--version",
-            version,
-        ]);
+        alice.publish(file, "example:from-cairn", version);
     }
     let reader_home = scratch.path().join("warg-reader");
     std::fs::create_dir_all(&reader_home).expect("home");

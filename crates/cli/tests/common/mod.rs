@@ -223,6 +223,12 @@ impl User {
         stderr
     }
 
+    /// `cairn publish <file> --package <package> --version <version> --json`.
+    #[track_caller]
+    pub fn publish(&self, file: &str, package: &str, version: &str) -> serde_json::Value {
+        self.json(&["publish", file, "--package", package, "--version", version])
+    }
+
     pub fn write(&self, file: &str, bytes: &[u8]) -> String {
         std::fs::write(self.home.join(file), bytes).expect("write");
         file.to_owned()
