@@ -216,3 +216,175 @@ pub fn inclusion(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_protocol::{Checkpoint, PrivateKey, TimestampedCheckpoint};
+    use cairn_transparency::log::{ConsistencyProof, VecLog};
+    use cairn_transparency::map::Map;
+
+    fn leaf(i: u64) -> LogLeaf {
+        LogLeaf {
+            log_id: LogId::package(&format!("ns:p{}", i % 3).parse().expect("name")),
+            record_id: RecordId::package_record(&i.to_be_bytes()),
+        }
+    }
+
+    /// A log of `n` leaves, its map (each log's last record), and a
+    /// checkpoint of both.
+    fn registry(n: u64, key: &PrivateKey) -> (VecLog, Map, SignedCheckpoint) {
+        let mut log = VecLog::new();
+        let mut map = Map::new();
+        for i in 0..n {
+            let l = leaf(i);
+            log.push(l.leaf_hash());
+            map = map.insert(
+                *l.log_id.digest(),
+                MapLeaf {
+                    record_id: l.record_id,
+                }
+                .leaf_hash(),
+            );
+        }
+        let cp = TimestampedCheckpoint {
+            checkpoint: Checkpoint {
+                log_root: log.root(),
+                log_length: n,
+                map_root: map.root(),
+            },
+            timestamp: n,
+        }
+        .sign(key);
+        (log, map, cp)
+    }
+
+    #[test]
+    fn consistency_accepts_extensions_and_catches_forks_and_rollbacks() {
+        let key = PrivateKey::generate();
+        let (_, _, old) = registry(5, &key);
+        let (log, _, new) = registry(9, &key);
+        let proof = LogProofBundle::bundle(
+            &[ConsistencyProof {
+                old_length: 5,
+                new_length: 9,
+            }],
+            &[],
+            &log,
+        )
+        .and_then(|b| b.encode())
+        .expect("bundle");
+        consistency(&old, &new, Some(&proof)).expect("an extension is consistent");
+        consistency(&old, &old, None).expect("the same checkpoint");
+        assert!(matches!(
+            consistency(&new, &old, None),
+            Err(ProofFailure::Rollback { old: 9, new: 5 })
+        ));
+        // Another history of the same length is a fork.
+        let mut other = registry(5, &key).2;
+        other.contents.checkpoint.log_root = Hash::of(b"other");
+        assert!(matches!(
+            consistency(&old, &other, None),
+            Err(ProofFailure::Fork { length: 5 })
+        ));
+        // A longer history that does not start with the trusted one.
+        let mut forked_old = old.clone();
+        forked_old.contents.checkpoint.log_root = Hash::of(b"other");
+        let e = consistency(&forked_old, &new, Some(&proof)).expect_err("fork");
+        assert!(e.to_string().contains("old root"), "{e}");
+        // No proof, or a proof for other lengths.
+        assert!(consistency(&old, &new, None).is_err());
+        let (log10, _, _) = registry(10, &key);
+        let wrong = LogProofBundle::bundle(
+            &[ConsistencyProof {
+                old_length: 4,
+                new_length: 10,
+            }],
+            &[],
+            &log10,
+        )
+        .and_then(|b| b.encode())
+        .expect("bundle");
+        assert!(consistency(&old, &new, Some(&wrong)).is_err());
+    }
+
+    #[test]
+    fn inclusion_checks_leaf_and_map_head() {
+        let key = PrivateKey::generate();
+        let (log, map, cp) = registry(9, &key);
+        // Leaf 8 is the head of its log; leaf 2 is not (8 came later, same log).
+        let indexes = [8u64, 2];
+        let log_bundle = LogProofBundle::bundle(
+            &[],
+            &indexes
+                .iter()
+                .map(|i| InclusionProof::for_leaf(*i, 9))
+                .collect::<Vec<_>>(),
+            &log,
+        )
+        .and_then(|b| b.encode())
+        .expect("bundle");
+        let map_bundle = MapProofBundle {
+            proofs: indexes
+                .iter()
+                .map(|i| map.prove(leaf(*i).log_id.digest()).expect("proof"))
+                .collect(),
+        }
+        .encode();
+        let head = leaf(8).record_id;
+        let records: Vec<Inclusion> = indexes
+            .iter()
+            .map(|i| Inclusion {
+                index: *i,
+                log_id: leaf(*i).log_id,
+                record_id: leaf(*i).record_id,
+                head,
+            })
+            .collect();
+        inclusion(&cp, &records, &log_bundle, &map_bundle).expect("included");
+
+        // A record that is not the leaf at its index.
+        let mut wrong = records.clone();
+        wrong[1].record_id = leaf(5).record_id;
+        let e = inclusion(&cp, &wrong, &log_bundle, &map_bundle).expect_err("wrong leaf");
+        assert!(e.to_string().contains("is not the leaf"), "{e}");
+        // A head the map does not hold (a hidden newer record).
+        let mut stale = records.clone();
+        stale[0].head = leaf(2).record_id;
+        let e = inclusion(&cp, &stale, &log_bundle, &map_bundle).expect_err("stale head");
+        assert!(e.to_string().contains("the map does not hold"), "{e}");
+        // Proofs for other leaves.
+        let e = inclusion(&cp, &records[..1], &log_bundle, &map_bundle).expect_err("count");
+        assert!(e.to_string().contains("other leaves"), "{e}");
+    }
+
+    #[test]
+    fn checkpoint_signatures_need_the_commit_permission() {
+        use cairn_protocol::operator::{OperatorEntry, OperatorRecord};
+        use cairn_protocol::{Envelope, HashAlgorithm, Timestamp};
+        let key = PrivateKey::generate();
+        let mut operator = OperatorState::new();
+        operator
+            .apply(&Envelope::sign(
+                &key,
+                OperatorRecord {
+                    prev: None,
+                    version: 0,
+                    timestamp: Timestamp::new(1, 0),
+                    entries: vec![OperatorEntry::Init {
+                        hash_algorithm: HashAlgorithm::Sha256,
+                        key: key.public_key().clone(),
+                    }],
+                },
+            ))
+            .expect("init");
+        let (_, _, cp) = registry(3, &key);
+        checkpoint_signature(&operator, &cp).expect("signed by the operator");
+        let (_, _, other) = registry(3, &PrivateKey::generate());
+        assert!(checkpoint_signature(&operator, &other).is_err());
+        let mut forged = cp.clone();
+        forged.contents.timestamp += 1;
+        let e = checkpoint_signature(&operator, &forged).expect_err("forged");
+        assert!(e.to_string().contains("does not verify"), "{e}");
+    }
+}

@@ -421,3 +421,55 @@ fn a_signature_check_done_ahead_is_only_good_for_its_envelope() {
         .validate_checked(&tampered, Some(&checked))
         .is_err());
 }
+
+#[test]
+fn replay_equals_record_by_record_and_restore_skips_only_signatures() {
+    let owner = PrivateKey::generate();
+    let mut log = Log::new();
+    let mut envelopes = Vec::new();
+    let mut entries = vec![init(&owner), release("1.0.0", 1)];
+    for n in 2..40u8 {
+        let envelope = Envelope::sign(&owner, log.record(std::mem::take(&mut entries)));
+        log.state.apply(&envelope).unwrap();
+        log.head = Some(envelope.record_id());
+        envelopes.push(envelope);
+        entries = vec![release(&format!("1.0.{n}"), n)];
+    }
+    let replayed = PackageState::new()
+        .replay(envelopes.iter().map(|e| (e, None)))
+        .unwrap();
+    assert_eq!(replayed, log.state);
+    // Signatures checked ahead (in parallel, say) are accepted as proof.
+    let checked: Vec<_> = envelopes
+        .iter()
+        .map(|e| e.check_signature(owner.public_key()).unwrap())
+        .collect();
+    let replayed = PackageState::new()
+        .replay(envelopes.iter().zip(checked.iter().map(Some)))
+        .unwrap();
+    assert_eq!(replayed, log.state);
+    assert_eq!(
+        PackageState::restore_trusted(&envelopes).unwrap(),
+        log.state
+    );
+
+    // A forged signature: replay refuses it, restore (trusted storage
+    // only) does not look; every other rule still applies to both.
+    let last = envelopes.pop().unwrap();
+    let other = Envelope::sign(&owner, log.record(vec![]));
+    let forged = Envelope::<PackageRecord>::from_parts(
+        last.content_bytes().to_vec(),
+        &last.key_id().to_string(),
+        &other.signature().to_string(),
+    )
+    .unwrap();
+    envelopes.push(forged);
+    let err = PackageState::new()
+        .replay(envelopes.iter().map(|e| (e, None)))
+        .unwrap_err();
+    assert!(matches!(err.rule, Rule::BadSignature { .. }), "{err}");
+    assert!(PackageState::restore_trusted(&envelopes).is_ok());
+    envelopes.swap(3, 4);
+    let err = PackageState::restore_trusted(&envelopes).unwrap_err();
+    assert!(matches!(err.rule, Rule::PrevMismatch { .. }), "{err}");
+}
