@@ -287,6 +287,26 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
     );
     // A second run from the trusted state is consistent too.
     reader.json(&["verify"]);
+
+    // A package proven at an older checkpoint is brought up to the
+    // trusted one: hello gets 1.4.0, then other moves the reader's
+    // checkpoint past it, and hello must still show 1.4.0.
+    assert_eq!(
+        reader.json(&["get", "example:hello", "-o", "a.wasm"])["version"],
+        "1.2.0"
+    );
+    alice.write("v14.wasm", &wasm("1.4.0"));
+    alice.publish("v14.wasm", "example:hello", "1.4.0");
+    alice.write("other.wasm", &wasm("other"));
+    alice.publish("other.wasm", "example:other", "1.0.0");
+    assert_eq!(
+        reader.json(&["get", "example:other", "-o", "o.wasm"])["version"],
+        "1.0.0"
+    );
+    assert_eq!(
+        reader.json(&["get", "example:hello", "-o", "b.wasm"])["version"],
+        "1.4.0"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -151,12 +151,18 @@ impl Client {
     /// `force`, the proofs are asked for even when nothing changed.
     pub fn update(&mut self, names: &[PackageName], force: bool) -> Result<()> {
         let (cp, cp_json) = self.api.checkpoint()?;
-        let mut known = Vec::with_capacity(names.len());
+        let length = cp.contents.checkpoint.log_length;
+        // Nothing to do when the checkpoint is the trusted one and every
+        // package was last proven at it (one proven at an older checkpoint
+        // may have records the trusted checkpoint covers).
+        let mut current = !force && self.trusted.checkpoint.as_ref() == Some(&cp);
         for name in names {
-            known.push(self.trusted.package(name)?.is_some());
+            current &= self
+                .trusted
+                .package(name)?
+                .is_some_and(|log| log.checked_at == length);
         }
-        let unchanged = self.trusted.checkpoint.as_ref() == Some(&cp);
-        if unchanged && !force && known.iter().all(|k| *k) {
+        if current {
             return Ok(());
         }
         let mut asked = Vec::with_capacity(names.len());
@@ -164,7 +170,6 @@ impl Client {
             let after = self.trusted.package(name)?.and_then(PackageLog::last_index);
             asked.push((LogId::package(name), after));
         }
-        let length = cp.contents.checkpoint.log_length;
         // A checkpoint signed by a key the trusted operator log already
         // allows is checked before anything else is asked, and so is its
         // consistency with the trusted checkpoint: a forked registry is
