@@ -245,6 +245,9 @@ pub struct LoginArgs {
     /// Read the token from standard input (as `cairn token create` printed it).
     #[arg(long)]
     token_stdin: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn login_registry(args: &LoginArgs, paths: &Paths) -> Result<String> {
@@ -277,10 +280,17 @@ pub fn login(args: LoginArgs) -> Result<()> {
         );
     };
     cairn_client::credentials::store(&paths.credentials, &registry, &token)?;
-    println!(
-        "stored the token for {registry} in {}",
-        paths.credentials.display()
-    );
+    if args.json {
+        println!(
+            "{}",
+            json!({ "registry": registry, "stored": true, "file": paths.credentials.display().to_string() })
+        );
+    } else {
+        println!(
+            "stored the token for {registry} in {}",
+            paths.credentials.display()
+        );
+    }
     Ok(())
 }
 
@@ -288,7 +298,10 @@ pub fn login(args: LoginArgs) -> Result<()> {
 pub fn logout(args: LoginArgs) -> Result<()> {
     let paths = args.files.paths()?;
     let registry = login_registry(&args, &paths)?;
-    if cairn_client::credentials::forget(&paths.credentials, &registry)? {
+    let forgot = cairn_client::credentials::forget(&paths.credentials, &registry)?;
+    if args.json {
+        println!("{}", json!({ "registry": registry, "forgotten": forgot }));
+    } else if forgot {
         println!("forgot the token for {registry}");
     } else {
         println!("no token was stored for {registry}");

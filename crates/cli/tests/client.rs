@@ -244,6 +244,8 @@ fn login_stores_a_token_per_registry_without_prompting() {
     assert!(out.contains("forgot"), "{out}");
     let text = std::fs::read_to_string(&file).expect("credentials");
     assert!(!text.contains("cairn_abc"), "{text}");
+    let out: Value = serde_json::from_str(&ok(home, &["logout", "--json"])).expect("JSON");
+    assert_eq!(out["forgotten"], false, "{out}");
     for args in [&["login", "--help"][..], &["logout", "--help"]] {
         assert!(ok(home, args).contains("Usage:"));
     }
