@@ -442,6 +442,12 @@ pub struct GetArgs {
 
 /// `cairn get`: resolves, verifies and downloads a release.
 pub fn get(args: GetArgs) -> Result<()> {
+    if args.common.json && args.output.as_deref() == Some(Path::new("-")) {
+        return Err(UsageError(
+            "`-o -` writes the bytes to stdout, where --json would write too: pick one".into(),
+        )
+        .into());
+    }
     let mut session = Session::new(&args.common)?;
     let name = args.package.name.clone();
     let client = session.for_package(&name)?;

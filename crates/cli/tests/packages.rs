@@ -214,6 +214,14 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
     let got = reader.json(&["get", "example:hello@1.1.0", "-o", "pinned.wasm"]);
     assert_eq!(got["yanked"], true);
     assert_eq!(reader.read("pinned.wasm"), v11);
+    let piped = reader.run(&["get", "example:hello@1.0.0", "-o", "-"]);
+    assert!(piped.status.success());
+    assert_eq!(piped.stdout, v1, "-o - writes the bytes to stdout");
+    reader.fails(
+        &["get", "example:hello", "-o", "-", "--json"],
+        2,
+        "pick one",
+    );
     reader.fails(&["get", "example:hello@^2"], 1, "1.1.0 (yanked)");
     reader.fails(&["get", "example:nope"], 1, "does not exist");
     reader.fails(&["get", "nowhere:nope"], 1, "--namespace-registry nowhere=");
