@@ -160,18 +160,15 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
     let v11 = wasm("1.1.0");
     bob.write("v11.wasm", &v11);
     let bob_key = bob.public_key("default");
-    let refused = bob.fails(
-        &[
-            "publish",
-            "v11.wasm",
-            "--package",
-            "example:hello",
-            "--version",
-            "1.1.0",
-        ],
-        1,
-        "cairn grant example:hello --key",
-    );
+    let publish_v11 = [
+        "publish",
+        "v11.wasm",
+        "--package",
+        "example:hello",
+        "--version",
+        "1.1.0",
+    ];
+    let refused = bob.fails(&publish_v11, 1, "cairn grant example:hello --key");
     assert!(refused.contains(&bob_key), "{refused}");
 
     alice.json(&[
@@ -184,18 +181,7 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
     ]);
     bob.publish("v11.wasm", "example:hello", "1.1.0");
     // Releasing again is refused before anything is sent.
-    bob.fails(
-        &[
-            "publish",
-            "v11.wasm",
-            "--package",
-            "example:hello",
-            "--version",
-            "1.1.0",
-        ],
-        1,
-        "already released",
-    );
+    bob.fails(&publish_v11, 1, "already released");
     // Bob may not yank; the message lists who may.
     let alice_id = alice.json(&["key", "show", "default"])["keyId"]
         .as_str()
