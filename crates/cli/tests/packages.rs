@@ -647,3 +647,68 @@ fn a_lying_registry_is_caught_with_exit_code_3() {
         "the lock file says",
     );
 }
+
+/// Runs `cairn <args>` as `user` on a pseudo-terminal (`script`), so
+/// stderr is a terminal; returns everything it wrote.
+fn on_terminal(user: &User, args: &str) -> String {
+    let output = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_cairn")),
+            "/dev/null",
+        ])
+        .current_dir(&user.home)
+        .env_clear()
+        .env("HOME", &user.home)
+        .env("TERM", "xterm")
+        .env("CAIRN_REGISTRY", &user.registry)
+        .env("CAIRN_TOKEN", user.token.as_deref().unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "cairn {args}: {text}");
+    text
+}
+
+#[test]
+fn transfers_show_progress_on_a_terminal() {
+    if !cairn_interop::warg::which("script") {
+        eprintln!(
+            "\n*** SKIPPED transfers_show_progress_on_a_terminal: no `script` (util-linux) ***\n"
+        );
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("scratch");
+    let server = Server::start(&scratch.path().join("data"), None, None);
+    let token = server.token("publish:example/*");
+    let user = User::new(scratch.path(), "user", &server.url(), Some(&token));
+    user.ok(&["key", "new"]);
+    // A 4 MiB module: one custom section, its length a 5-byte LEB128.
+    let size = 4usize << 20;
+    let len = size - 14;
+    let mut big = b"\0asm\x01\0\0\0\0".to_vec();
+    big.extend((0..5).map(|i| ((len >> (7 * i)) & 0x7f) as u8 | if i < 4 { 0x80 } else { 0 }));
+    big.extend_from_slice(b"\x04test");
+    big.resize(size, 0x2a);
+    user.write("big.wasm", &big);
+    let published = on_terminal(
+        &user,
+        "publish big.wasm --package example:big --version 1.0.0",
+    );
+    assert!(published.contains("uploading"), "{published}");
+    assert!(published.contains("published example:big"), "{published}");
+    let got = on_terminal(&user, "get example:big -o out.wasm");
+    assert!(got.contains("downloading"), "{got}");
+    assert_eq!(user.read("out.wasm"), big);
+    // Without a terminal (and with --json) there is no bar.
+    let quiet = user.run(&[
+        "get",
+        "example:big@1.0.0",
+        "-o",
+        "again.wasm",
+        "--cache-dir",
+        "fresh",
+    ]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("downloading"));
+}
