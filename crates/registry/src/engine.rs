@@ -705,11 +705,8 @@ impl Registry {
         if records.is_empty() && after.is_some() {
             return Ok(Some(state));
         }
-        for (index, record) in &records {
-            let envelope = decode_stored::<PackageRecord>(record)?;
-            state
-                .apply(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("stored package record: {e}")))?;
+        state = replay_stored(state, records.iter().map(|(_, r)| r))?;
+        if let Some((index, _)) = records.last() {
             after = Some(*index);
         }
         let Some(last) = after else {
@@ -942,6 +939,22 @@ fn operator_keys(state: &OperatorState) -> Vec<PublicKey> {
 fn decode_stored<R: cairn_protocol::Record>(rec: &StoredRecord) -> Result<Envelope<R>, StoreError> {
     Envelope::<R>::from_parts(rec.content_bytes.clone(), &rec.key_id, &rec.signature)
         .map_err(|e| StoreError::Corrupt(format!("stored record {}: {e}", rec.record_id)))
+}
+
+/// Validates stored package records on top of `state` in one pass
+/// ([`PackageState::replay`]: no copy of the state per record, which made
+/// loading a long log quadratic).
+fn replay_stored<'a>(
+    state: PackageState,
+    records: impl IntoIterator<Item = &'a StoredRecord>,
+) -> Result<PackageState, StoreError> {
+    let envelopes = records
+        .into_iter()
+        .map(decode_stored::<PackageRecord>)
+        .collect::<Result<Vec<_>, _>>()?;
+    state
+        .replay(envelopes.iter().map(|e| (e, None)))
+        .map_err(|e| StoreError::Corrupt(format!("stored package record: {e}")))
 }
 
 fn stored<R: cairn_protocol::Record>(
@@ -1333,17 +1346,11 @@ impl Writer {
         if let Some(state) = self.states.get(log_id) {
             return Ok(state.clone());
         }
-        let mut state = PackageState::new();
-        for (_, rec) in self
+        let records = self
             .shared
             .meta
-            .log_records(log_id, None, u64::MAX, usize::MAX)?
-        {
-            let envelope = decode_stored::<PackageRecord>(&rec)?;
-            state
-                .apply(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("stored package record: {e}")))?;
-        }
+            .log_records(log_id, None, u64::MAX, usize::MAX)?;
+        let state = replay_stored(PackageState::new(), records.iter().map(|(_, r)| r))?;
         self.remember_keys([&state]);
         self.states.insert(*log_id, state.clone());
         Ok(state)
