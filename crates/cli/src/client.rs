@@ -250,15 +250,26 @@ pub struct LoginArgs {
     json: bool,
 }
 
-fn login_registry(args: &LoginArgs, paths: &Paths) -> Result<String> {
-    match &args.registry {
+/// The registry a command that names no package talks to: `given`, else
+/// the configured default.
+pub(crate) fn default_registry(given: Option<&str>, config: &Config) -> Result<String> {
+    match given {
         Some(url) => Ok(check_url(url)?),
-        None => Config::load(&paths.config)?.registry.with_context(|| {
+        None => config.registry.clone().with_context(|| {
             "no registry given and no default configured: pass --registry <url> \
              or run `cairn config --registry <url>`"
                 .to_owned()
         }),
     }
+}
+
+fn login_registry(args: &LoginArgs, paths: &Paths) -> Result<String> {
+    // The config file is read only when it is needed.
+    let config = match args.registry {
+        Some(_) => Config::default(),
+        None => Config::load(&paths.config)?,
+    };
+    default_registry(args.registry.as_deref(), &config)
 }
 
 /// `cairn login`: stores a token for a registry, from stdin or `CAIRN_TOKEN`.

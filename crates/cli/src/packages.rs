@@ -243,13 +243,13 @@ pub fn publish(args: PublishArgs) -> Result<()> {
     let done = client
         .publish(&args.package, args.version.clone(), &args.file, &key)
         .map_err(|e| with_token_hint(e, client.registry()))?;
-    let digest = cairn_client::hash_file(&args.file)?;
+    let content = done.content.map(|d| d.to_string());
     print_published(
         args.common.json,
         "published",
         &args.package,
         &done,
-        json!({ "version": args.version.to_string(), "content": digest.to_string() }),
+        json!({ "version": args.version.to_string(), "content": content }),
     );
     Ok(())
 }
@@ -646,12 +646,7 @@ pub struct VerifyArgs {
 /// `cairn verify`: re-verifies everything trusted about the registry.
 pub fn verify(args: VerifyArgs) -> Result<()> {
     let mut session = Session::new(&args.common)?;
-    let registry = match &session.given {
-        Some(url) => url.clone(),
-        None => session.config.registry.clone().with_context(|| {
-            "no registry: pass --registry <url> or run `cairn config --registry <url>`".to_owned()
-        })?,
-    };
+    let registry = crate::client::default_registry(session.given.as_deref(), &session.config)?;
     let client = session.client(&registry)?;
     let report = client.verify_all()?;
     if args.common.json {

@@ -180,8 +180,13 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
         "release",
     ]);
     bob.publish("v11.wasm", "example:hello", "1.1.0");
-    // Releasing again is refused before anything is sent.
-    bob.fails(&publish_v11, 1, "already released");
+    // Releasing again is refused before anything is sent: the message is
+    // the client's own (the registry's would not name the fix).
+    bob.fails(
+        &publish_v11,
+        1,
+        "is already released, and versions are immutable; publish a new version",
+    );
     // Bob may not yank; the message lists who may.
     let alice_id = alice.json(&["key", "show", "default"])["keyId"]
         .as_str()

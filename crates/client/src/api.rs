@@ -198,11 +198,6 @@ impl Api {
         &self.base
     }
 
-    /// Whether a token is sent.
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
     fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
@@ -385,33 +380,52 @@ impl Api {
         out: &mut impl Write,
         progress: &dyn Progress,
     ) -> Result<(Hash, u64)> {
-        let mut response = self.send(self.http.get(url), url)?.0;
+        let response = self.send(self.http.get(url), url)?.0;
         progress.begin("downloading", response.content_length());
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        let result = loop {
-            let n = match response.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(malformed(url, format!("download interrupted: {e}"))),
-            };
-            hasher.update(&buf[..n]);
-            if let Err(e) = out.write_all(&buf[..n]) {
-                break Err(Error::Io {
-                    path: "download".into(),
-                    source: e,
-                });
-            }
-            total += n as u64;
-            progress.advance(n as u64);
-        };
+        let result = copy_hashing(response, out, progress);
         progress.end();
-        result?;
-        let digest: [u8; 32] = hasher.finalize().into();
-        Ok((Hash::from_bytes(digest), total))
+        result.map_err(|e| match e {
+            CopyError::Read(e) => malformed(url, format!("download interrupted: {e}")),
+            CopyError::Write(source) => Error::Io {
+                path: "download".into(),
+                source,
+            },
+        })
     }
+}
+
+/// Which side of [`copy_hashing`] failed.
+pub(crate) enum CopyError {
+    /// Reading the source.
+    Read(std::io::Error),
+    /// Writing the copy.
+    Write(std::io::Error),
+}
+
+/// Copies `from` into `to`, reporting progress, and returns the SHA-256
+/// of the bytes and their count.
+pub(crate) fn copy_hashing(
+    mut from: impl Read,
+    to: &mut impl Write,
+    progress: &dyn Progress,
+) -> Result<(Hash, u64), CopyError> {
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+        progress.advance(n as u64);
+    }
+    let digest: [u8; 32] = hasher.finalize().into();
+    Ok((Hash::from_bytes(digest), total))
 }
 
 struct Response(reqwest::blocking::Response);

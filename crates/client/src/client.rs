@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cairn_protocol::operator::OperatorRecord;
-use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState, Permission, Release};
+use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState, Release};
 use cairn_protocol::{
     Envelope, Hash, HashAlgorithm, KeyId, LogId, PackageName, PrivateKey, PublicKey, RecordId,
     SignatureChecked, SignedCheckpoint, Timestamp, Version, VersionReq,
@@ -67,6 +67,8 @@ pub struct Published {
     pub index: u64,
     /// The verified checkpoint that contains it.
     pub checkpoint: SignedCheckpoint,
+    /// The content it released, if any.
+    pub content: Option<Hash>,
 }
 
 /// What `verify` checked.
@@ -242,13 +244,7 @@ impl Client {
             let new = fetched.packages.get(&log_id).cloned().unwrap_or_default();
             let log = match self.trusted.package(name)? {
                 Some(log) => log.clone(),
-                None => PackageLog {
-                    name: name.clone(),
-                    records: Vec::new(),
-                    envelopes: Vec::new(),
-                    state: PackageState::new(),
-                    checked_at: 0,
-                },
+                None => PackageLog::empty(name),
             };
             updated.push(self.extend(log, new, &cp_json)?);
         }
@@ -665,13 +661,12 @@ impl Client {
                 }
                 RecordStatus::Sourcing(missing) if !uploaded => {
                     for (digest, url) in &missing {
-                        let Some((ours, path)) = content.filter(|(d, _)| *d == digest) else {
+                        let Some((_, path)) = content.filter(|(d, _)| *d == digest) else {
                             return Err(Error::Usage(format!(
                                 "the registry asks for content {digest}, which this record does not release"
                             )));
                         };
                         let size = std::fs::metadata(path).map_err(Error::io(path))?.len();
-                        let _ = ours;
                         self.api.upload(url, path, size, &self.progress)?;
                     }
                     uploaded = true;
@@ -716,6 +711,7 @@ impl Client {
             record_id,
             index,
             checkpoint,
+            content: content.map(|(digest, _)| *digest),
         })
     }
 
@@ -729,10 +725,8 @@ impl Client {
         key: &PrivateKey,
     ) -> Result<Published> {
         let digest = hash_file(file)?;
-        let exists = match self.update(std::slice::from_ref(name), false) {
-            Ok(()) => self.trusted.package(name)?.is_some(),
-            Err(e) => return Err(e),
-        };
+        self.update(std::slice::from_ref(name), false)?;
+        let exists = self.trusted.package(name)?.is_some();
         if !exists && self.trusted.operator.namespace(name.namespace()).is_none() {
             return Err(Error::Usage(format!(
                 "namespace `{}` is not defined on {}; ask its operator to define it \
@@ -772,46 +766,27 @@ impl Client {
             .clone()
             .ok_or_else(|| Error::Usage("the registry has no checkpoint".into()))?;
         let cp_json = CheckpointJson::new(&cp);
-        let mut proofs = Vec::new();
-        let mut operator = cairn_protocol::operator::OperatorState::new();
-        for record in &self.trusted.operator_records.clone() {
-            let envelope: Envelope<OperatorRecord> = record
-                .envelope()
-                .map_err(|e| self.fail(e, "operator-record", json!({ "record": record })))?;
-            operator.apply(&envelope).map_err(|e| {
-                self.fail(
-                    format!("served an operator record that breaks the log's rules: {e}"),
-                    "operator-record",
-                    json!({ "record": record }),
-                )
-            })?;
-            let head = envelope.record_id();
-            proofs.push((LogId::operator(), record.registry_index, head));
+        // The operator log was validated, signatures too, when this client
+        // loaded it and as it grew; here each record is proven.
+        let mut inclusions = Vec::new();
+        if let Some(head) = self.trusted.operator.head().map(|h| h.record_id) {
+            for record in &self.trusted.operator_records {
+                let envelope: Envelope<OperatorRecord> = record
+                    .envelope()
+                    .map_err(|e| self.fail(e, "operator-record", json!({ "record": record })))?;
+                inclusions.push(Inclusion {
+                    index: record.registry_index,
+                    log_id: LogId::operator(),
+                    record_id: envelope.record_id(),
+                    head,
+                });
+            }
         }
-        let operator_head = operator.head().map(|h| h.record_id);
-        let mut inclusions: Vec<Inclusion> = proofs
-            .into_iter()
-            .filter_map(|(log_id, index, record_id)| {
-                Some(Inclusion {
-                    index,
-                    log_id,
-                    record_id,
-                    head: operator_head?,
-                })
-            })
-            .collect();
         for name in &names {
             let Some(log) = self.trusted.package(name)?.cloned() else {
                 continue;
             };
-            let fresh = PackageLog {
-                name: log.name.clone(),
-                records: Vec::new(),
-                envelopes: Vec::new(),
-                state: PackageState::new(),
-                checked_at: 0,
-            };
-            let again = self.extend(fresh, log.records.clone(), &cp_json)?;
+            let again = self.extend(PackageLog::empty(name), log.records.clone(), &cp_json)?;
             let Some(head) = again.state.head().map(|h| h.record_id) else {
                 continue;
             };
@@ -836,20 +811,12 @@ impl Client {
 
 /// The SHA-256 of a file's bytes.
 pub fn hash_file(path: &Path) -> Result<Hash> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(Error::io(path))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(Error::io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest: [u8; 32] = hasher.finalize().into();
-    Ok(Hash::from_bytes(digest))
+    let file = std::fs::File::open(path).map_err(Error::io(path))?;
+    crate::api::copy_hashing(file, &mut std::io::sink(), &crate::api::NoProgress)
+        .map(|(digest, _)| digest)
+        .map_err(
+            |(crate::api::CopyError::Read(e) | crate::api::CopyError::Write(e))| Error::io(path)(e),
+        )
 }
 
 /// A validation error of the user's own record, with what to do about it.
@@ -894,9 +861,4 @@ fn explain_rule(
         Rule::YankOfYanked { version } => format!("`{name}` {version} is already yanked"),
         _ => format!("this record would break the rules of `{name}`'s log: {error}"),
     }
-}
-
-/// A key's permissions as text (`release, yank`).
-pub fn permission_list(state: &PackageState, key: &KeyId) -> Vec<Permission> {
-    state.authorities().permissions(key).collect()
 }

@@ -17,7 +17,7 @@ pub mod secret_file;
 pub mod state;
 pub mod verify;
 
-pub use client::{hash_file, permission_list, Client, Published, VerifyReport, Wanted};
+pub use client::{hash_file, Client, Published, VerifyReport, Wanted};
 pub use error::{Error, Result, VerificationFailure};
 
 use std::path::PathBuf;

@@ -42,6 +42,17 @@ pub struct PackageLog {
 }
 
 impl PackageLog {
+    /// A log with no records yet.
+    pub fn empty(name: &PackageName) -> PackageLog {
+        PackageLog {
+            name: name.clone(),
+            records: Vec::new(),
+            envelopes: Vec::new(),
+            state: PackageState::new(),
+            checked_at: 0,
+        }
+    }
+
     /// The registry index of the latest record.
     pub fn last_index(&self) -> Option<u64> {
         self.records.last().map(|r| r.registry_index)
@@ -153,11 +164,6 @@ impl Trusted {
         Ok(trusted)
     }
 
-    /// The registry.
-    pub fn registry(&self) -> &str {
-        &self.registry
-    }
-
     fn package_path(&self, log_id: &LogId) -> PathBuf {
         let hex = log_id.to_string();
         let hex = hex
@@ -168,41 +174,47 @@ impl Trusted {
         self.dir.join("packages").join(format!("{hex}.json"))
     }
 
+    /// Reads the package log file at `path` (`None` if absent) and keeps
+    /// it in memory.
+    fn load_package(&mut self, path: &Path) -> Result<Option<&PackageLog>> {
+        let Some(file) = read_json::<PackageFile>(path)? else {
+            return Ok(None);
+        };
+        let name: PackageName = file.name.parse().map_err(|e| corrupt(path, e))?;
+        let log_id = LogId::package(&name);
+        if self.package_path(&log_id) != path {
+            return Err(corrupt(path, format!("it holds `{name}`")));
+        }
+        let envelopes = file
+            .records
+            .iter()
+            .map(PublishedRecord::envelope)
+            .collect::<Result<Vec<Envelope<PackageRecord>>, _>>()
+            .map_err(|e| corrupt(path, e))?;
+        let state = PackageState::restore_trusted(&envelopes).map_err(|e| corrupt(path, e))?;
+        let log = PackageLog {
+            name,
+            records: file.records,
+            envelopes,
+            state,
+            checked_at: file.checked_at,
+        };
+        Ok(Some(self.packages.entry(log_id).or_insert(log)))
+    }
+
     /// The verified log of `name`, loaded from disk on first use; `None` if
     /// the client has never verified it.
     pub fn package(&mut self, name: &PackageName) -> Result<Option<&PackageLog>> {
         let log_id = LogId::package(name);
         if !self.packages.contains_key(&log_id) {
             let path = self.package_path(&log_id);
-            let Some(file) = read_json::<PackageFile>(&path)? else {
-                return Ok(None);
-            };
-            if file.name != name.as_str() {
-                return Err(corrupt(&path, format!("it holds `{}`", file.name)));
-            }
-            let envelopes = file
-                .records
-                .iter()
-                .map(PublishedRecord::envelope)
-                .collect::<Result<Vec<Envelope<PackageRecord>>, _>>()
-                .map_err(|e| corrupt(&path, e))?;
-            let state = PackageState::restore_trusted(&envelopes).map_err(|e| corrupt(&path, e))?;
-            self.packages.insert(
-                log_id,
-                PackageLog {
-                    name: name.clone(),
-                    records: file.records,
-                    envelopes,
-                    state,
-                    checked_at: file.checked_at,
-                },
-            );
+            return self.load_package(&path);
         }
         Ok(self.packages.get(&log_id))
     }
 
-    /// Every package whose log was ever verified, by name.
-    pub fn known_packages(&self) -> Result<Vec<PackageName>> {
+    /// Every package whose log was ever verified, by name (each loaded).
+    pub fn known_packages(&mut self) -> Result<Vec<PackageName>> {
         let dir = self.dir.join("packages");
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -213,8 +225,8 @@ impl Trusted {
         for entry in entries {
             let path = entry.map_err(Error::io(&dir))?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                if let Some(file) = read_json::<PackageFile>(&path)? {
-                    names.push(file.name.parse().map_err(|e| corrupt(&path, e))?);
+                if let Some(log) = self.load_package(&path)? {
+                    names.push(log.name.clone());
                 }
             }
         }
