@@ -208,15 +208,13 @@ impl Side {
         start.elapsed()
     }
 
-    /// Pulls a blob, counting its bytes; returns the time taken.
-    async fn pull(
+    /// `GET /v2/<repo>/blobs/<digest>`, required to answer 200.
+    async fn get_blob(
         &self,
         client: &reqwest::Client,
         repo: &str,
         digest: &str,
-        size: u64,
-    ) -> Duration {
-        let start = Instant::now();
+    ) -> reqwest::Response {
         let response = self
             .request(
                 client,
@@ -226,7 +224,19 @@ impl Side {
             .send()
             .await
             .expect("GET blob");
-        let response = self.expect("GET blob", response, StatusCode::OK).await;
+        self.expect("GET blob", response, StatusCode::OK).await
+    }
+
+    /// Pulls a blob, counting its bytes; returns the time taken.
+    async fn pull(
+        &self,
+        client: &reqwest::Client,
+        repo: &str,
+        digest: &str,
+        size: u64,
+    ) -> Duration {
+        let start = Instant::now();
+        let response = self.get_blob(client, repo, digest).await;
         let mut stream = response.bytes_stream();
         let mut got = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -306,16 +316,7 @@ impl Side {
             &manifest["layers"][0]["digest"],
         ] {
             let digest = digest.as_str().expect("digest");
-            let answer = self
-                .request(
-                    client,
-                    reqwest::Method::GET,
-                    &format!("/v2/{repo}/blobs/{digest}"),
-                )
-                .send()
-                .await
-                .expect("GET blob");
-            self.expect("GET blob", answer, StatusCode::OK)
+            self.get_blob(client, repo, digest)
                 .await
                 .bytes()
                 .await

@@ -96,6 +96,18 @@ impl Fixture {
         self.send(Method::GET, path, &[], Vec::new())
     }
 
+    /// Starts an upload session in `repo`; returns its location.
+    fn start_upload(&self, repo: &str) -> String {
+        let started = self.send(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[],
+            Vec::new(),
+        );
+        assert_eq!(started.status, StatusCode::ACCEPTED);
+        started.header("location")
+    }
+
     /// Pushes a blob in one request; returns its digest.
     fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
         let digest = Digest::of(Algorithm::Sha256, bytes);
@@ -211,14 +223,7 @@ fn monolithic_and_chunked_uploads_and_ranges() {
     // Chunked: POST, PATCH in order, an out-of-order PATCH refused, status,
     // PUT with the digest.
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let started = f.send(
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        Vec::new(),
-    );
-    assert_eq!(started.status, StatusCode::ACCEPTED);
-    let location = started.header("location");
+    let location = f.start_upload(repo);
     assert!(
         location.starts_with(&format!("/v2/{repo}/blobs/uploads/")),
         "{location}"
@@ -263,13 +268,7 @@ fn monolithic_and_chunked_uploads_and_ranges() {
         .error(404, "BLOB_UPLOAD_UNKNOWN", "is not known");
 
     // A wrong digest: refused, nothing stored, the session ends.
-    let started = f.send(
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        Vec::new(),
-    );
-    let location = started.header("location");
+    let location = f.start_upload(repo);
     let wrong = Digest::of(Algorithm::Sha256, b"something else");
     f.send(
         Method::PUT,
@@ -283,13 +282,7 @@ fn monolithic_and_chunked_uploads_and_ranges() {
     f.get(&location)
         .error(404, "BLOB_UPLOAD_UNKNOWN", "is not known");
     // A completion without a digest, and malformed digests.
-    let started = f.send(
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        Vec::new(),
-    );
-    let location = started.header("location");
+    let location = f.start_upload(repo);
     f.send(Method::PUT, &location, &[], Vec::new())
         .error(400, "DIGEST_INVALID", "?digest=");
     f.get(&format!("/v2/{repo}/blobs/sha256:abc")).error(
@@ -325,8 +318,7 @@ fn abandoned_uploads_expire_with_their_bytes() {
         upload_expiry: Duration::ZERO,
         ..OciConfig::default()
     });
-    let started = f.send(Method::POST, "/v2/misc/x/blobs/uploads/", &[], Vec::new());
-    let location = started.header("location");
+    let location = f.start_upload("misc/x");
     f.send(Method::PATCH, &location, &[], vec![1u8; 1000]);
     let uploads = f.server.data_dir.join("content").join("uploads");
     assert_eq!(std::fs::read_dir(&uploads).expect("uploads").count(), 1);
@@ -1156,13 +1148,7 @@ fn blobs_over_the_size_limit_are_refused_and_not_kept() {
     )
     .error(413, "SIZE_INVALID", "limit of 1000 bytes");
     // Chunked: the chunk that crosses the limit ends the session.
-    let started = f.send(
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
-        Vec::new(),
-    );
-    let location = started.header("location");
+    let location = f.start_upload(repo);
     let first = f.send(
         Method::PATCH,
         &location,
