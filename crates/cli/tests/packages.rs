@@ -10,13 +10,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use cairn_interop::warg::wasm;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Hash, PrivateKey, Record};
-use common::{cairn, free_addr, http, User};
+use common::{cairn, free_addr, User};
 use serde_json::Value;
 
 /// `cairn serve` with `namespace` defined, optionally with a fixed
@@ -47,17 +46,7 @@ impl Server {
             command.env("CAIRN_OPERATOR_KEY", key.encode());
         }
         let mut child = command.spawn().expect("spawn cairn serve");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !matches!(
-            http(addr, "GET", "/v1/fetch/checkpoint", None),
-            Ok((200, _))
-        ) {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("cairn serve did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_ready(&mut child, addr);
         Server {
             child,
             addr,

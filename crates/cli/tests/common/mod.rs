@@ -135,11 +135,18 @@ pub fn start(data: &Path, addr: SocketAddr, extra: &[&str], stderr: Stdio) -> Ch
         .stderr(stderr)
         .spawn()
         .expect("spawn cairn serve");
+    wait_ready(&mut child, addr);
+    child
+}
+
+/// Waits until the `cairn serve` in `child` answers on `addr`; kills it
+/// and fails the test if it does not within 30 s.
+pub fn wait_ready(child: &mut Child, addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((200, _)) = http(addr, "GET", "/v1/fetch/checkpoint", None) {
-            return child;
-        }
+    while !matches!(
+        http(addr, "GET", "/v1/fetch/checkpoint", None),
+        Ok((200, _))
+    ) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
