@@ -12,15 +12,16 @@
 //! Every figure is the wall time of the whole process, median of several
 //! runs. `cargo bench -p cairn-cli --bench get`; `CAIRN_BENCH_SMOKE=1`
 //! for 1,000 packages and 100 releases. The warg binary is found as in the
-//! interop tests; without it only Cairn is measured (said loudly).
+//! interop tests; without it the bench fails under `CAIRN_REQUIRE_TOOLS`
+//! (as `.ci/run` runs it) and otherwise measures only Cairn (said loudly).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_interop::server::TestServer;
-use cairn_interop::tools;
-use cairn_interop::warg::{self, Warg};
+use cairn_interop::tools::{self, Tool};
+use cairn_interop::warg::Warg;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{
     Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, RecordId, Timestamp, Version,
@@ -54,7 +55,8 @@ fn stored(name: &PackageName, envelope: &Envelope<PackageRecord>, index: u64) ->
 fn fill(dir: &Path, sizes: &Sizes) -> Vec<u8> {
     let data = DataDir::create(dir).expect("data dir");
     let (operator, _) = data.operator_key(None).expect("operator key");
-    let (meta, content) = data.open_stores().expect("stores");
+    let stores = data.open_stores().expect("stores");
+    let (meta, content) = (stores.meta, stores.content);
     let registry = Registry::open(
         meta.clone(),
         content.clone(),
@@ -222,13 +224,11 @@ fn move_on(server: &TestServer, n: u64) {
         Timestamp::from_system_time(std::time::SystemTime::now()),
     );
     let before = server.registry.log_length();
-    let (tx, rx) = std::sync::mpsc::channel();
     server
         .registry
-        .submit(name.clone(), LogId::package(&name), envelope, move |r| {
-            let _ = tx.send(r.is_ok());
-        });
-    assert!(rx.recv().expect("reply"), "submit");
+        .submit(name.clone(), LogId::package(&name), envelope)
+        .wait()
+        .expect("submit");
     let deadline = Instant::now() + Duration::from_secs(10);
     while server
         .registry
@@ -265,6 +265,8 @@ fn main() {
             warm_runs: 11,
         }
     };
+    // Looked up first: where the baseline is required, fail before measuring.
+    let warg_binary = tools::require("bench get: the warg download baseline", Tool::WARG_CLI);
     let scratch = tempfile::tempdir().expect("scratch");
     let data = scratch.path().join("data");
     let started = Instant::now();
@@ -309,7 +311,7 @@ fn main() {
     let cairn = (median(cold), median(warm), median(moved));
 
     // warg
-    let warg = warg::binary().map(|binary| {
+    let warg = warg_binary.map(|binary| {
         let mut cold = Vec::new();
         let mut last = None;
         for _ in 0..sizes.cold_runs {
@@ -368,9 +370,7 @@ fn main() {
         }
     }
     if warg.is_none() {
-        println!(
-            "*** warg download NOT MEASURED: no warg binary (set CAIRN_WARG_CLI or run .ci/run) ***"
-        );
+        println!("warg download NOT MEASURED: no warg binary");
     }
     println!(
         "goals: cold at least 3x faster than warg download; warm under 50 ms (cairn warm: {})",

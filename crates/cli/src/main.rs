@@ -84,7 +84,7 @@ struct ServeArgs {
     /// Define this namespace if it is not defined yet (repeatable).
     #[arg(long = "namespace", value_name = "NS")]
     namespaces: Vec<String>,
-    /// The URL clients use to reach this server (default: http://<Host header>).
+    /// The URL clients use to reach this server (default: `http://<Host header>`).
     #[arg(long, env = "CAIRN_PUBLIC_URL")]
     public_url: Option<String>,
     /// Largest content upload accepted, in bytes.
@@ -99,6 +99,9 @@ struct ServeArgs {
     /// Require a token for reads too (by default anyone may pull).
     #[arg(long, env = "CAIRN_NO_ANONYMOUS_PULL")]
     no_anonymous_pull: bool,
+    /// Async worker threads (default: one per core).
+    #[arg(long, env = "CAIRN_WORKERS", value_name = "N")]
+    workers: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -328,7 +331,8 @@ fn serve(args: ServeArgs) -> Result<()> {
             key.public_key().id()
         ),
     }
-    let (meta, content) = dir.open_stores()?;
+    let stores = dir.open_stores()?;
+    let (meta, content) = (stores.meta, stores.content);
     let config = Config {
         max_content_bytes: args.max_content_bytes,
         content_timeout: Duration::from_secs(args.content_timeout),
@@ -363,7 +367,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let oci = Arc::new(Oci::new(
         registry.clone(),
         meta,
-        content,
+        stores.blobs,
         OciConfig {
             max_blob_bytes: args.max_blob_bytes,
             ..OciConfig::default()
@@ -374,9 +378,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         oci,
         auth,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = server_runtime(args.workers)?;
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -391,6 +393,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let options = ServerOptions {
             public_url: args.public_url.clone(),
             anonymous_pull: !args.no_anonymous_pull,
+            ..ServerOptions::default()
         };
         cairn_server::serve(listener, services, options, shutdown_signal())
             .await
@@ -399,6 +402,27 @@ fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down");
     registry.shutdown();
     result
+}
+
+/// Most threads the server runs blocking work on (store reads, file
+/// pieces, OCI pushes): enough to keep every reader connection busy with
+/// room for file IO, and no more, so a burst of requests queues instead of
+/// parking hundreds of threads.
+fn max_blocking_threads() -> usize {
+    (cairn_store::default_readers() * 4).max(32)
+}
+
+/// The server's tokio runtime: `workers` async worker threads (default:
+/// one per core) and a bounded blocking pool.
+fn server_runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers.max(1));
+    }
+    Ok(builder
+        .max_blocking_threads(max_blocking_threads())
+        .enable_all()
+        .build()?)
 }
 
 async fn shutdown_signal() {
@@ -432,10 +456,10 @@ fn define_namespace(namespace: &str, data_dir: &std::path::Path) -> Result<()> {
     match dir.try_lock()? {
         Some(_lock) => {
             let (key, _) = dir.operator_key(operator_key_env().as_deref())?;
-            let (meta, content) = dir.open_stores()?;
+            let stores = dir.open_stores()?;
             let registry = Registry::open(
-                meta,
-                content,
+                stores.meta,
+                stores.content,
                 key,
                 &[namespace.to_owned()],
                 Config::default(),

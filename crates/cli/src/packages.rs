@@ -428,7 +428,7 @@ pub struct GetArgs {
     /// `namespace:name`, `namespace:name@1.2.3` (exact, even if yanked) or
     /// `namespace:name@^1.2` (newest non-yanked match; the default is `*`).
     package: PackageSpec,
-    /// Where to write the bytes (`-` for stdout) [default: ./<namespace>_<name>@<version>.wasm].
+    /// Where to write the bytes (`-` for stdout) (default: `./<namespace>_<name>@<version>.wasm`).
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
     /// Take the version from the lock file and check the registry still

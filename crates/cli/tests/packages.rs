@@ -12,6 +12,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use cairn_interop::tools::{self, Tool};
 use cairn_interop::warg::wasm;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Hash, PrivateKey, Record};
@@ -642,10 +643,10 @@ fn a_lying_registry_is_caught_with_exit_code_3() {
     );
 }
 
-/// Runs `cairn <args>` as `user` on a pseudo-terminal (`script`), so
-/// stderr is a terminal; returns everything it wrote.
-fn on_terminal(user: &User, args: &str) -> String {
-    let output = std::process::Command::new("script")
+/// Runs `cairn <args>` as `user` on a pseudo-terminal (`script`, the
+/// binary), so stderr is a terminal; returns everything it wrote.
+fn on_terminal(script: &Path, user: &User, args: &str) -> String {
+    let output = std::process::Command::new(script)
         .args([
             "-qec",
             &format!("{} {args}", env!("CARGO_BIN_EXE_cairn")),
@@ -667,12 +668,9 @@ fn on_terminal(user: &User, args: &str) -> String {
 
 #[test]
 fn transfers_show_progress_on_a_terminal() {
-    if !cairn_interop::warg::which("script") {
-        eprintln!(
-            "\n*** SKIPPED transfers_show_progress_on_a_terminal: no `script` (util-linux) ***\n"
-        );
+    let Some(script) = tools::require("transfers_show_progress_on_a_terminal", Tool::SCRIPT) else {
         return;
-    }
+    };
     let scratch = tempfile::tempdir().expect("scratch");
     let server = Server::start(&scratch.path().join("data"), None, None);
     let token = server.token("publish:example/*");
@@ -687,12 +685,13 @@ fn transfers_show_progress_on_a_terminal() {
     big.resize(size, 0x2a);
     user.write("big.wasm", &big);
     let published = on_terminal(
+        &script,
         &user,
         "publish big.wasm --package example:big --version 1.0.0",
     );
     assert!(published.contains("uploading"), "{published}");
     assert!(published.contains("published example:big"), "{published}");
-    let got = on_terminal(&user, "get example:big -o out.wasm");
+    let got = on_terminal(&script, &user, "get example:big -o out.wasm");
     assert!(got.contains("downloading"), "{got}");
     assert_eq!(user.read("out.wasm"), big);
     // Without a terminal (and with --json) there is no bar.

@@ -2,22 +2,25 @@
 //! publishes, the other downloads and verifies, byte for byte.
 //!
 //! The warg binary is `$CAIRN_WARG_CLI`, else the copy `.ci/run` installs
-//! into `~/.cache/cairn-ci/warg-cli-0.10.0/bin/warg`. Without it the test
-//! says SKIPPED loudly and passes (`.ci/run` always installs it).
+//! into `~/.cache/cairn-ci/warg-cli-0.10.0/bin/warg`; `script` is on PATH.
+//! Without them the test fails under `CAIRN_REQUIRE_TOOLS` (as `.ci/run`
+//! runs it) and skips with a banner otherwise
+//! (`cairn_interop::tools::require`).
 
 mod common;
 
 use cairn_interop::server::TestServer;
-use cairn_interop::warg::{self, wasm, Warg};
+use cairn_interop::tools::{self, Tool};
+use cairn_interop::warg::{wasm, Warg};
 use common::User;
 
 #[test]
 fn cairn_and_warg_read_what_the_other_published() {
-    let Some(binary) = warg::binary() else {
-        eprintln!(
-            "\n*** SKIPPED cairn_and_warg_read_what_the_other_published: no warg binary \
-             (set CAIRN_WARG_CLI or run .ci/run, which installs warg-cli 0.10.0) ***\n"
-        );
+    let test = "cairn_and_warg_read_what_the_other_published";
+    let (Some(binary), Some(_)) = (
+        tools::require(test, Tool::WARG_CLI),
+        tools::require(test, Tool::SCRIPT),
+    ) else {
         return;
     };
     let scratch = tempfile::tempdir().expect("scratch");

@@ -630,18 +630,7 @@ impl Client {
     ) -> Result<Published> {
         let log = self.trusted.package(name)?.cloned();
         let state = log.as_ref().map(|l| l.state.clone()).unwrap_or_default();
-        let head = state.head().cloned();
-        let timestamp = match &head {
-            Some(h) if h.timestamp > now() => h.timestamp,
-            _ => now(),
-        };
-        let record = PackageRecord {
-            prev: head.map(|h| h.record_id),
-            version: cairn_protocol::package::PACKAGE_RECORD_VERSION,
-            timestamp,
-            entries,
-        };
-        let envelope = Envelope::sign(key, record);
+        let envelope = Envelope::sign(key, state.next_record(now(), entries));
         state
             .validate(&envelope)
             .map_err(|e| Error::Usage(explain_rule(name, &state, key, &e)))?;

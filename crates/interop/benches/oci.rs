@@ -15,7 +15,9 @@
 //! `cargo bench -p cairn-interop --bench oci` uses a 100 MiB blob and 1,000
 //! cycles; `CAIRN_BENCH_SMOKE=1` or `--test` runs tiny sizes. The registry
 //! binary is `$CAIRN_DOCKER_REGISTRY` or `/usr/bin/docker-registry`; without
-//! it the bench says so loudly and reports Cairn only.
+//! it the bench fails under `CAIRN_REQUIRE_TOOLS` (as `.ci/run` runs it) and
+//! otherwise says so loudly and reports Cairn only
+//! ([`cairn_interop::tools::require`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use cairn_interop::report::{self, duration_text};
 use cairn_interop::server::TestServer;
+use cairn_interop::tools::{self, Tool};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -485,6 +488,11 @@ fn main() {
             clients: 4,
         }
     };
+    // Looked up first: where the baseline is required, fail before measuring.
+    let docker_registry = tools::require(
+        "bench oci: the docker-registry baseline",
+        Tool::DOCKER_REGISTRY,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -570,10 +578,7 @@ fn main() {
         .min()
         .expect("three runs");
 
-    let binary = std::env::var_os("CAIRN_DOCKER_REGISTRY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/docker-registry"));
-    let docker = if binary.is_file() {
+    let docker = docker_registry.map(|binary| {
         let dir = scratch();
         let registry = DockerRegistry::start(&binary, dir.path());
         let side = Side {
@@ -586,15 +591,8 @@ fn main() {
             measure(&side, sizes, seed, &digest).await
         });
         let peak = rss(&registry.child.id().to_string()).0;
-        Some((figures, peak))
-    } else {
-        eprintln!(
-            "\n*** docker-registry not found at {} (apt-get install docker-registry, or set \
-             CAIRN_DOCKER_REGISTRY): reporting Cairn only ***\n",
-            binary.display()
-        );
-        None
-    };
+        (figures, peak)
+    });
 
     let cell =
         |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));

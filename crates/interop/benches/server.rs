@@ -15,7 +15,9 @@
 //! target directory); `warg-server` runs as a subprocess on 127.0.0.1 with
 //! its memory data store, found at `$CAIRN_WARG_SERVER` or else at
 //! `$HOME/.cache/cairn-ci/warg-server-0.10.0/bin/warg-server`. Without it,
-//! the bench says so loudly and reports Cairn only.
+//! the bench fails under `CAIRN_REQUIRE_TOOLS` (as `.ci/run` runs it) and
+//! otherwise says so loudly and reports Cairn only
+//! ([`cairn_interop::tools::require`]).
 //!
 //! `cargo bench -p cairn-interop --bench server` loads 100,000 packages and
 //! sends 20,000 fetches (after an untimed warm-up); `CAIRN_BENCH_SMOKE=1` or `--test` runs tiny sizes.
@@ -36,6 +38,7 @@ use base64::Engine;
 use cairn_interop::keys;
 use cairn_interop::report::{self, duration_text, per_second, thousands};
 use cairn_interop::server::TestServer;
+use cairn_interop::tools::{self, Tool};
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use rayon::prelude::*;
@@ -410,15 +413,6 @@ fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .expect("scratch directory")
 }
 
-fn warg_server_binary() -> Option<PathBuf> {
-    cairn_interop::tools::find(
-        "CAIRN_WARG_SERVER",
-        "warg-server-0.10.0/bin/warg-server",
-        "",
-    )
-    .filter(|p| p.is_file())
-}
-
 /// A `warg-server` subprocess, killed on drop.
 struct WargServer {
     child: Child,
@@ -670,20 +664,9 @@ fn main() {
     let warg_binary = if only == Only::Cairn {
         None
     } else {
-        let found = warg_server_binary();
+        let found = tools::require("bench server: the warg-server baseline", Tool::WARG_SERVER);
         if found.is_none() {
-            let banner = "!".repeat(78);
-            for out in [
-                &mut std::io::stdout() as &mut dyn std::io::Write,
-                &mut std::io::stderr(),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "{banner}\n!!! warg-server 0.10.0 NOT FOUND: set CAIRN_WARG_SERVER or install it at\n\
-                     !!! $HOME/.cache/cairn-ci/warg-server-0.10.0/bin/warg-server.\n\
-                     !!! Reporting Cairn only; the goals cannot be checked.\n{banner}"
-                );
-            }
+            println!("warg-server 0.10.0 NOT FOUND: reporting Cairn only");
         }
         found
     };

@@ -92,7 +92,8 @@ impl TestServer {
             .expect("lock")
             .expect("data directory is free");
         let (key, _) = dir.operator_key(None).expect("operator key");
-        let (meta, content) = dir.open_stores().expect("stores");
+        let stores = dir.open_stores().expect("stores");
+        let (meta, content) = (stores.meta, stores.content);
         let namespaces: Vec<String> = namespaces.iter().map(|n| n.to_string()).collect();
         let admin_token = new_token();
         meta.ensure_account("admin").expect("admin account");
@@ -109,7 +110,7 @@ impl TestServer {
         let auth: Arc<dyn AuthStore> = meta.clone();
         let registry = Registry::open(meta.clone(), content.clone(), key, &namespaces, config)
             .expect("open registry");
-        let oci = Arc::new(Oci::new(registry.clone(), meta, content, oci_config));
+        let oci = Arc::new(Oci::new(registry.clone(), meta, stores.blobs, oci_config));
         let server_oci = oci.clone();
         let server_auth = auth.clone();
         let std_listener = std::net::TcpListener::bind(

@@ -7,20 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::tools::{self, output_text};
-
-/// The `warg` binary: `$CAIRN_WARG_CLI`, else the copy `.ci/run` installs
-/// into `~/.cache/cairn-ci/warg-cli-0.10.0/bin/warg`.
-pub fn binary() -> Option<PathBuf> {
-    tools::find("CAIRN_WARG_CLI", "warg-cli-0.10.0/bin/warg", "")
-}
-
-/// Whether `program` is on PATH.
-pub fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
-}
+use crate::tools::{self, output_text, Tool};
 
 /// A valid Wasm module (a custom section), distinct per `tag`.
 pub fn wasm(tag: &str) -> Vec<u8> {
@@ -74,11 +61,10 @@ impl Warg {
     /// until it exits: the CLI reads confirmations and tokens only from a
     /// terminal.
     pub fn on_terminal(&self, args: &str, answer: &[u8]) -> Output {
-        assert!(
-            which("script"),
-            "`script` (util-linux) is needed to answer the warg CLI's prompts"
-        );
-        let mut command = Command::new("script");
+        let script = Tool::SCRIPT
+            .find()
+            .expect("`script` (util-linux) answers the warg CLI's prompts: require Tool::SCRIPT");
+        let mut command = Command::new(script);
         tools::isolate(&mut command, &self.home)
             .args([
                 "-qec",

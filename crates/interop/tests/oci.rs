@@ -6,6 +6,7 @@
 //! layout wkg reads, its manifest digest stable, a yanked version leaves the
 //! tag list but stays fetchable.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_interop::http::{Http, Reply as Answer};
@@ -14,7 +15,7 @@ use cairn_interop::server::TestServer;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, RecordId, Timestamp};
 use cairn_registry::oci::{Algorithm, Digest, OciConfig};
-use cairn_registry::{Config, RecordStatus};
+use cairn_registry::{Config, ManualClock, RecordStatus};
 use cairn_server::ServerOptions;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -62,9 +63,12 @@ impl Fixture {
     }
 
     fn with_options(oci: OciConfig, options: ServerOptions) -> Fixture {
+        Fixture::with_all(Config::default(), oci, options)
+    }
+
+    fn with_all(config: Config, oci: OciConfig, options: ServerOptions) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server =
-            TestServer::start_full(dir.path(), &["acme"], Config::default(), oci, options, None);
+        let server = TestServer::start_full(dir.path(), &["acme"], config, oci, options, None);
         let http = Http::new(&server.url);
         Fixture {
             server,
@@ -314,15 +318,26 @@ fn monolithic_and_chunked_uploads_and_ranges() {
 
 #[test]
 fn abandoned_uploads_expire_with_their_bytes() {
-    let f = Fixture::with(OciConfig {
-        upload_expiry: Duration::ZERO,
-        ..OciConfig::default()
-    });
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let f = Fixture::with_all(
+        Config {
+            clock: clock.clone(),
+            ..Config::default()
+        },
+        OciConfig {
+            upload_expiry: Duration::from_secs(60),
+            ..OciConfig::default()
+        },
+        ServerOptions::default(),
+    );
     let location = f.start_upload("misc/x");
     f.send(Method::PATCH, &location, &[], vec![1u8; 1000]);
-    let uploads = f.server.data_dir.join("content").join("uploads");
+    let uploads = f.server.data_dir.join("blobs").join("uploads");
     assert_eq!(std::fs::read_dir(&uploads).expect("uploads").count(), 1);
-    std::thread::sleep(Duration::from_millis(1100));
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(f.server.oci.expire_uploads().expect("expire"), 0);
+    assert_eq!(std::fs::read_dir(&uploads).expect("uploads").count(), 1);
+    clock.advance(Duration::from_secs(2));
     assert_eq!(f.server.oci.expire_uploads().expect("expire"), 1);
     assert_eq!(std::fs::read_dir(&uploads).expect("uploads").count(), 0);
     f.get(&location)
@@ -528,13 +543,11 @@ fn manifests_tags_referrers_catalog_and_deletes() {
 
 fn submit(f: &Fixture, name: &PackageName, envelope: Envelope<PackageRecord>) -> RecordId {
     let id = envelope.record_id();
-    let (tx, rx) = std::sync::mpsc::channel();
     f.server
         .registry
-        .submit(name.clone(), LogId::package(name), envelope, move |r| {
-            let _ = tx.send(r);
-        });
-    rx.recv().expect("reply").expect("accepted");
+        .submit(name.clone(), LogId::package(name), envelope)
+        .wait()
+        .expect("accepted");
     id
 }
 
@@ -563,7 +576,12 @@ fn upload(f: &Fixture, name: &PackageName, id: &RecordId, bytes: &[u8]) {
         .begin_upload(&LogId::package(name), id, &digest)
         .expect("begin");
     upload.write(bytes).expect("write");
-    f.server.registry.finish_upload(upload).expect("finish");
+    f.server
+        .registry
+        .finish_upload(upload)
+        .expect("finish")
+        .wait()
+        .expect("sequenced");
 }
 
 #[test]

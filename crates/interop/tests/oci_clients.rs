@@ -16,7 +16,9 @@
 //!
 //! The tools come from `$CAIRN_WKG`, `$CAIRN_SKOPEO`, `$CAIRN_ORAS_PYTHON`,
 //! or where `.ci/run` installs them (`~/.cache/cairn-ci`, skopeo from
-//! Debian); a test whose tool is missing says so loudly and passes.
+//! Debian); a test whose tool is missing fails under `CAIRN_REQUIRE_TOOLS`
+//! (as `.ci/run` runs it) and skips with a banner otherwise
+//! ([`tools::require`]).
 
 mod common;
 
@@ -26,7 +28,7 @@ use std::process::{Command, Output};
 
 use cairn_interop::http::Http;
 use cairn_interop::server::TestServer;
-use cairn_interop::tools::{self, output_text as text};
+use cairn_interop::tools::{self, output_text as text, Tool};
 use cairn_protocol::{Hash, LogId, PackageName as CairnName};
 use cairn_registry::oci::OciConfig;
 use cairn_registry::Config;
@@ -40,25 +42,6 @@ use warg_protocol::registry::PackageName;
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-fn wkg_binary() -> Option<PathBuf> {
-    tools::find("CAIRN_WKG", "wkg-0.16.1/bin/wkg", "")
-}
-
-fn skopeo_binary() -> Option<PathBuf> {
-    tools::find("CAIRN_SKOPEO", "", "/usr/bin/skopeo")
-}
-
-fn oras_python() -> Option<PathBuf> {
-    tools::find("CAIRN_ORAS_PYTHON", "oras-0.2.43/bin/python", "")
-}
-
-fn skipped(test: &str, what: &str) {
-    eprintln!(
-        "\n*** SKIPPED {test}: {what} is not installed (run .ci/run, which installs it \
-         into ~/.cache/cairn-ci, or set its CAIRN_* variable) ***\n"
-    );
 }
 
 #[track_caller]
@@ -204,11 +187,9 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn wkg_publishes_gets_and_fetches_and_warg_client_verifies() {
-    let Some(binary) = wkg_binary() else {
-        return skipped(
-            "wkg_publishes_gets_and_fetches_and_warg_client_verifies",
-            "wkg 0.16.1",
-        );
+    let test = "wkg_publishes_gets_and_fetches_and_warg_client_verifies";
+    let Some(binary) = tools::require(test, Tool::WKG) else {
+        return;
     };
     let scratch = tempfile::tempdir().expect("scratch");
     // The server tells wkg, through its discovery document, to send OCI
@@ -390,8 +371,11 @@ fn wkg_publishes_gets_and_fetches_and_warg_client_verifies() {
 #[test]
 fn a_warg_client_release_is_pulled_by_wkg_and_copied_by_skopeo() {
     let test = "a_warg_client_release_is_pulled_by_wkg_and_copied_by_skopeo";
-    let (Some(wkg_binary), Some(skopeo)) = (wkg_binary(), skopeo_binary()) else {
-        return skipped(test, "wkg 0.16.1 or skopeo");
+    let (Some(wkg_binary), Some(skopeo)) = (
+        tools::require(test, Tool::WKG),
+        tools::require(test, Tool::SKOPEO),
+    ) else {
+        return;
     };
     let scratch = tempfile::tempdir().expect("scratch");
     let server = TestServer::start(&scratch.path().join("data"), &["acme"]);
@@ -586,11 +570,9 @@ print(json.dumps(out))
 
 #[test]
 fn oras_pushes_pulls_and_attaches_a_signature() {
-    let Some(python) = oras_python() else {
-        return skipped(
-            "oras_pushes_pulls_and_attaches_a_signature",
-            "oras-py 0.2.43",
-        );
+    let test = "oras_pushes_pulls_and_attaches_a_signature";
+    let Some(python) = tools::require(test, Tool::ORAS_PY) else {
+        return;
     };
     let scratch = tempfile::tempdir().expect("scratch");
     let server = TestServer::start(&scratch.path().join("data"), &["acme"]);

@@ -5,20 +5,21 @@
 //! TTY, given by `script`). Every client home is a scratch directory.
 //!
 //! The binary is `$CAIRN_WARG_CLI`, else the copy `.ci/run` installs into
-//! `~/.cache/cairn-ci/warg-cli-0.10.0/bin/warg`. Without it the test says
-//! SKIPPED loudly and passes (`.ci/run` always installs it).
+//! `~/.cache/cairn-ci/warg-cli-0.10.0/bin/warg`; `script` is on PATH.
+//! Without them the test fails under `CAIRN_REQUIRE_TOOLS` (as `.ci/run`
+//! runs it) and skips with a banner otherwise ([`tools::require`]).
 
 use cairn_interop::server::TestServer;
-use cairn_interop::tools::output_text as text;
-use cairn_interop::warg::{binary as warg_binary, wasm, Warg};
+use cairn_interop::tools::{self, output_text as text, Tool};
+use cairn_interop::warg::{wasm, Warg};
 
 #[test]
 fn warg_cli_publishes_downloads_and_yanks() {
-    let Some(binary) = warg_binary() else {
-        eprintln!(
-            "\n*** SKIPPED warg_cli_publishes_downloads_and_yanks: no warg binary \
-             (set CAIRN_WARG_CLI or run .ci/run, which installs warg-cli 0.10.0) ***\n"
-        );
+    let test = "warg_cli_publishes_downloads_and_yanks";
+    let (Some(binary), Some(_)) = (
+        tools::require(test, Tool::WARG_CLI),
+        tools::require(test, Tool::SCRIPT),
+    ) else {
         return;
     };
     let scratch = tempfile::tempdir().expect("scratch dir");

@@ -361,11 +361,33 @@ impl PackageState {
     pub fn restore_trusted<'a>(
         records: impl IntoIterator<Item = &'a Envelope<PackageRecord>>,
     ) -> Result<Self, ValidationError> {
-        let mut state = PackageState::new();
+        PackageState::new().replay_trusted(records)
+    }
+
+    /// Like [`PackageState::restore_trusted`], on top of this state: for
+    /// more records from the same trusted storage.
+    pub fn replay_trusted<'a>(
+        mut self,
+        records: impl IntoIterator<Item = &'a Envelope<PackageRecord>>,
+    ) -> Result<Self, ValidationError> {
         for envelope in records {
-            state.apply_in_place(envelope, Signature::Trusted)?;
+            self.apply_in_place(envelope, Signature::Trusted)?;
         }
-        Ok(state)
+        Ok(self)
+    }
+
+    /// The record that follows this log's head, made at `now` with
+    /// `entries`: `prev` is the head, the timestamp never goes back. Every
+    /// builder of package records (the client, the OCI face's custodial
+    /// records) uses this one function.
+    pub fn next_record(&self, now: Timestamp, entries: Vec<PackageEntry>) -> PackageRecord {
+        let (prev, timestamp) = Head::next(self.head(), now);
+        PackageRecord {
+            prev,
+            version: PACKAGE_RECORD_VERSION,
+            timestamp,
+            entries,
+        }
     }
 
     /// Like [`PackageState::apply`] but returns the new state.

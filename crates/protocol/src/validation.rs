@@ -155,6 +155,18 @@ pub struct Head {
     pub timestamp: Timestamp,
 }
 
+impl Head {
+    /// The `prev` and timestamp of the record that follows `head` in its
+    /// log, made at `now`: a log's timestamps never go back, so a clock
+    /// behind the head's gives the head's timestamp.
+    pub fn next(head: Option<&Head>, now: Timestamp) -> (Option<RecordId>, Timestamp) {
+        match head {
+            Some(h) => (Some(h.record_id), now.max(h.timestamp)),
+            None => (None, now),
+        }
+    }
+}
+
 /// Checks `prev`, protocol version and timestamp of a record against the head.
 pub(crate) fn check_chain(
     head: Option<&Head>,

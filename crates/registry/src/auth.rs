@@ -3,9 +3,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::cache::Generations;
+use crate::clock::Clock;
 use crate::oci::Account;
 use crate::storage::StoreError;
 
@@ -118,12 +121,6 @@ impl TokenInfo {
     }
 }
 
-/// How to get a token that may push to `repository` (`<ns>/<name>`).
-pub fn publish_scope_hint(repository: &str) -> String {
-    let namespace = repository.split('/').next().unwrap_or(repository);
-    format!("create one with `cairn token create --scope publish:{namespace}/*`")
-}
-
 /// The hash under which a token is stored.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -151,6 +148,56 @@ pub trait AuthStore: Send + Sync + 'static {
     fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError>;
     /// Removes tokens that expired before `now`; returns how many.
     fn purge_tokens(&self, now: u64) -> Result<usize, StoreError>;
+}
+
+/// How long a token found in the store is trusted from memory before it
+/// is looked up again, in seconds.
+const TOKEN_CACHE_SECONDS: u64 = 30;
+
+/// Token lookups with a bounded cache in front of the [`AuthStore`]: a
+/// token presented on every request costs a store read once per
+/// [`TOKEN_CACHE_SECONDS`], not per request. Unknown tokens are not cached.
+pub struct Tokens {
+    store: Arc<dyn AuthStore>,
+    clock: Arc<dyn Clock>,
+    cache: RwLock<Generations<[u8; 32], (TokenInfo, u64)>>,
+}
+
+impl Tokens {
+    /// Lookups in `store`, timed by `clock`, caching up to about twice
+    /// `generation` tokens.
+    pub fn new(store: Arc<dyn AuthStore>, clock: Arc<dyn Clock>, generation: usize) -> Tokens {
+        Tokens {
+            store,
+            clock,
+            cache: RwLock::new(Generations::new(generation)),
+        }
+    }
+
+    /// The token with this hash if it was found recently: no IO.
+    pub fn cached(&self, hash: &[u8; 32]) -> Option<TokenInfo> {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        let (info, found) = cache.peek(hash)?;
+        let fresh = self.clock.now_seconds().saturating_sub(*found) < TOKEN_CACHE_SECONDS;
+        fresh.then(|| info.clone())
+    }
+
+    /// The token with this hash, from the store (blocking); remembered.
+    pub fn lookup(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError> {
+        let found = self.store.token(hash)?;
+        if let Some(info) = &found {
+            self.cache
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(*hash, (info.clone(), self.clock.now_seconds()));
+        }
+        Ok(found)
+    }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &Arc<dyn AuthStore> {
+        &self.store
+    }
 }
 
 #[cfg(test)]

@@ -1,107 +1,117 @@
-//! Checking uploaded content: size limit, digest, and that it is Wasm.
+//! The content door: the one way bytes become release content. Whatever
+//! face they came from (a Warg upload, an OCI blob being released), they
+//! stream through an [`Admission`], which enforces the size limit, hashes
+//! them and validates them as WebAssembly as they pass, and commits them to
+//! the [`ContentStore`] only if all three hold. Nothing is read back: a
+//! 100 MiB upload never sits in memory.
+
+use std::io::Read;
 
 use cairn_protocol::Hash;
 use sha2::{Digest, Sha256};
-use thiserror::Error;
-use wasmparser::{Validator, WasmFeatures};
 
-use crate::storage::{PendingContent, StoreError};
+use crate::error::ContentError;
+use crate::storage::{ContentStore, PendingContent};
+use crate::wasm::WasmStream;
 
-/// Why an upload was refused. Nothing of a refused upload is kept.
-#[derive(Debug, Error)]
-pub enum UploadError {
-    /// No such record.
-    #[error("record `{0}` was not found")]
-    RecordNotFound(cairn_protocol::RecordId),
-    /// The record is not waiting for content.
-    #[error("record `{0}` is not waiting for content")]
-    NotSourcing(cairn_protocol::RecordId),
-    /// The record does not release content with this digest, or it is already here.
-    #[error("record `{record}` is not waiting for content `{digest}`")]
-    NotMissing {
-        /// The record.
-        record: cairn_protocol::RecordId,
-        /// The digest uploaded to.
-        digest: Hash,
-    },
-    /// More bytes than the configured limit.
-    #[error("upload is larger than the limit of {limit} bytes")]
-    TooLarge {
-        /// The limit.
-        limit: u64,
-    },
-    /// The bytes hash to another digest.
-    #[error("uploaded bytes have digest `{found}`, not `{expected}`")]
-    DigestMismatch {
-        /// The digest the record names.
+/// Bytes on their way to becoming the release content `expected`. Feed it
+/// with [`Admission::write`]; dropping it discards everything written.
+pub struct Admission {
+    expected: Hash,
+    limit: u64,
+    written: u64,
+    hasher: Sha256,
+    wasm: WasmStream,
+    pending: Box<dyn PendingContent>,
+}
+
+/// Bytes read from a source per write into an admission.
+const COPY_CHUNK: usize = 256 * 1024;
+
+impl Admission {
+    /// Starts admitting content that must hash to `expected` and be at most
+    /// `limit` bytes.
+    pub(crate) fn begin(
+        store: &dyn ContentStore,
         expected: Hash,
-        /// The digest of the bytes.
-        found: Hash,
-    },
-    /// The bytes are not a valid Wasm module or component.
-    #[error("uploaded content is not a valid WebAssembly module or component: {0}")]
-    NotWasm(String),
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+        limit: u64,
+    ) -> Result<Admission, ContentError> {
+        Ok(Admission {
+            expected,
+            limit,
+            written: 0,
+            hasher: Sha256::new(),
+            wasm: WasmStream::new(),
+            pending: store.begin()?,
+        })
+    }
 
-/// An upload of one digest for one sourcing record. Feed it with
-/// [`Upload::write`], then [`Upload::finish`]; dropping it discards the bytes.
-pub struct Upload {
-    pub(crate) log_id: cairn_protocol::LogId,
-    pub(crate) record_id: cairn_protocol::RecordId,
-    pub(crate) expected: Hash,
-    pub(crate) limit: u64,
-    pub(crate) written: u64,
-    pub(crate) hasher: Sha256,
-    pub(crate) pending: Box<dyn PendingContent>,
-}
-
-impl Upload {
-    /// Appends bytes; refuses once the limit is passed.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), UploadError> {
-        self.written += bytes.len() as u64;
+    /// Appends bytes; refuses as soon as the limit is passed or the bytes
+    /// cannot be the start of valid Wasm.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), ContentError> {
+        self.written = self.written.saturating_add(bytes.len() as u64);
         if self.written > self.limit {
-            return Err(UploadError::TooLarge { limit: self.limit });
+            return Err(ContentError::TooLarge { limit: self.limit });
         }
         self.hasher.update(bytes);
+        self.wasm.feed(bytes)?;
         self.pending.write(bytes)?;
         Ok(())
     }
 
-    /// The record this upload is for.
-    pub fn record_id(&self) -> &cairn_protocol::RecordId {
-        &self.record_id
+    /// Streams everything `source` holds into the admission.
+    pub(crate) fn copy_from(&mut self, source: &mut dyn Read) -> Result<(), ContentError> {
+        let mut buffer = vec![0u8; COPY_CHUNK];
+        loop {
+            let n = source.read(&mut buffer).map_err(|e| {
+                crate::StoreError::Backend(format!("cannot read content source: {e}"))
+            })?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.write(&buffer[..n])?;
+        }
     }
 
-    /// Checks digest and Wasm validity, then stores the bytes durably.
-    pub(crate) fn check_and_commit(mut self) -> Result<Hash, UploadError> {
+    /// How many bytes were written.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The digest the bytes must have.
+    pub fn expected(&self) -> &Hash {
+        &self.expected
+    }
+
+    /// Checks the digest and that the Wasm is complete, then stores the
+    /// bytes durably as release content.
+    pub(crate) fn finish(self) -> Result<Hash, ContentError> {
         let found = Hash::from_bytes(self.hasher.finalize().into());
         if found != self.expected {
-            return Err(UploadError::DigestMismatch {
+            return Err(ContentError::DigestMismatch {
                 expected: self.expected,
                 found,
             });
         }
-        let bytes = self.pending.read_back()?;
-        check_wasm(&bytes)?;
+        self.wasm.finish()?;
         self.pending.commit(&self.expected)?;
         Ok(self.expected)
     }
 }
 
-/// Accepts any valid core module or component, with every proposal wasmparser knows.
-pub fn check_wasm(bytes: &[u8]) -> Result<(), UploadError> {
-    Validator::new_with_features(WasmFeatures::all())
-        .validate_all(bytes)
-        .map(|_| ())
-        .map_err(|e| UploadError::NotWasm(e.to_string()))
+/// Accepts any valid core module or component, with every proposal
+/// wasmparser knows.
+pub fn check_wasm(bytes: &[u8]) -> Result<(), ContentError> {
+    let mut wasm = WasmStream::new();
+    wasm.feed(bytes)?;
+    wasm.finish()?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::MemoryContent;
 
     #[test]
     fn wasm_check() {
@@ -109,5 +119,33 @@ mod tests {
         assert!(check_wasm(b"\0asm\x0d\0\x01\0").is_ok());
         assert!(check_wasm(b"not wasm").is_err());
         assert!(check_wasm(b"").is_err());
+    }
+
+    #[test]
+    fn only_wasm_of_the_right_digest_within_the_limit_is_admitted() {
+        let store = MemoryContent::default();
+        let wasm = b"\0asm\x01\0\0\0";
+        let admit = |bytes: &[u8], expected: Hash, limit: u64| {
+            let mut admission = Admission::begin(&store, expected, limit)?;
+            for piece in bytes.chunks(3) {
+                admission.write(piece)?;
+            }
+            admission.finish()
+        };
+        assert!(matches!(
+            admit(wasm, Hash::of(wasm), 7),
+            Err(ContentError::TooLarge { limit: 7 })
+        ));
+        assert!(matches!(
+            admit(wasm, Hash::of(b"other"), 8),
+            Err(ContentError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            admit(b"not wasm at all", Hash::of(b"not wasm at all"), 100),
+            Err(ContentError::NotWasm(_))
+        ));
+        assert_eq!(store.size(&Hash::of(b"not wasm at all")).ok(), Some(None));
+        assert_eq!(admit(wasm, Hash::of(wasm), 8).ok(), Some(Hash::of(wasm)));
+        assert_eq!(store.size(&Hash::of(wasm)).ok(), Some(Some(8)));
     }
 }

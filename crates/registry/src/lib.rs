@@ -2,25 +2,51 @@
 //!
 //! [`Registry`] accepts package records, checks them against the package
 //! log's rules and the operator log's namespaces, waits for the content they
-//! release (checked against its digest and for being Wasm), sequences them in
-//! arrival order into the registry log and signs checkpoints. One writer
-//! thread does all of that; readers answer from memory and the store.
+//! release, sequences them in arrival order into the registry log and signs
+//! checkpoints. Every action has one door, whichever face it came from:
+//! [`Registry::submit`] (an [`Answer`] to await or wait for),
+//! [`Registry::checkpointed`] (wait until a record is published), the
+//! content door ([`Admission`]: size, digest and Wasm checked while the
+//! bytes stream), and [`oci::Oci::put_manifest`] for OCI pushes.
 //!
-//! Storage is behind [`MetaStore`] and [`ContentStore`]; `cairn-store` has
-//! the SQLite and filesystem implementations.
+//! Inside, the [`sequencer`](crate::sequencer) decides and the writer
+//! thread does the IO around it; readers answer from an in-memory view.
+//! Storage is behind [`MetaStore`] and [`ContentStore`] (and the OCI face's
+//! [`oci::OciStore`] and [`oci::BlobStore`]); `cairn-store` has the SQLite
+//! and filesystem implementations, [`memory`] in-memory ones for tests.
+//!
+//! Invariants: this crate never calls `std::fs` or reads the wall clock
+//! (time comes from the [`Clock`] in [`Config`]); the sequencer does no IO;
+//! errors are typed reasons, never HTTP statuses or CLI commands.
 
+mod answer;
 pub mod auth;
+mod cache;
+mod clock;
+mod codec;
+mod config;
 mod content;
-mod engine;
+mod error;
+pub mod memory;
 pub mod oci;
+mod registry;
+mod sequencer;
 mod storage;
+mod view;
+mod wasm;
+mod writer;
 
-pub use content::{check_wasm, Upload, UploadError};
-pub use engine::{
-    Attested, Config, FetchRequest, FetchResponse, OpenError, QueryError, RecordStatus, Registry,
-    SubmitError,
+pub use answer::{block_on, Answer};
+pub use cache::Generations;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use content::{check_wasm, Admission};
+pub use error::{ContentError, OpenError, QueryError, SubmitError};
+pub use registry::{
+    wait_until, Attested, FetchRequest, FetchResponse, RecordStatus, Registry, Upload,
 };
 pub use storage::{
-    AdminRequest, Batch, ContentLocation, ContentStore, Loaded, MetaStore, PendingContent,
-    RecordState, StoreError, StoredRecord,
+    AdminRequest, Batch, ByteReader, ContentStore, Loaded, MetaStore, PendingContent, RecordState,
+    StoreError, StoredRecord,
 };
+pub use wasm::{WasmError, WasmStream};

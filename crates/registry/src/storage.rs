@@ -1,11 +1,15 @@
-//! The storage the engine needs, as traits. `cairn-store` implements them
-//! on SQLite and the filesystem; PostgreSQL and S3 come later behind the
-//! same traits.
+//! The storage the engine needs, as traits, and what crosses them. Bytes
+//! cross as streams (readers and writers), never as file paths, so any
+//! backend (files, an object store) fits. `cairn-store` implements them on
+//! SQLite and the filesystem; [`crate::memory`] has in-memory ones for
+//! tests.
 
-use std::path::PathBuf;
+use std::io::Read;
 
 use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 use thiserror::Error;
+
+use crate::oci::ManifestWrite;
 
 /// A storage failure. The engine never retries: it reports the failure to the
 /// caller and keeps its in-memory state as it was before the failed commit.
@@ -82,6 +86,9 @@ pub struct Batch {
     pub still_missing: Vec<(LogId, RecordId, Vec<Hash>)>,
     /// Package names first seen in this batch.
     pub names: Vec<(LogId, PackageName)>,
+    /// OCI manifests (and tags) that appear with the records that carry
+    /// them: a Wasm push's release, a referrer's attestation.
+    pub manifests: Vec<ManifestWrite>,
     /// A new checkpoint.
     pub checkpoint: Option<SignedCheckpoint>,
 }
@@ -94,6 +101,7 @@ impl Batch {
             && self.rejected.is_empty()
             && self.still_missing.is_empty()
             && self.names.is_empty()
+            && self.manifests.is_empty()
             && self.checkpoint.is_none()
     }
 }
@@ -149,42 +157,25 @@ pub trait MetaStore: Send + Sync + 'static {
     fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }
 
-/// Where stored content can be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ContentLocation {
-    /// A local file.
-    File {
-        /// Its path.
-        path: PathBuf,
-        /// Its size in bytes.
-        size: u64,
-    },
-}
+/// A stream of stored bytes.
+pub type ByteReader = Box<dyn Read + Send>;
 
-impl ContentLocation {
-    /// The size in bytes.
-    pub fn size(&self) -> u64 {
-        match self {
-            ContentLocation::File { size, .. } => *size,
-        }
-    }
-}
-
-/// Content addressed by digest. Bytes become visible only through
+/// Release content: bytes that passed the content door ([`crate::Admission`]),
+/// by SHA-256 digest. Bytes become visible only through
 /// [`PendingContent::commit`]; an upload dropped before that leaves nothing.
 pub trait ContentStore: Send + Sync + 'static {
-    /// Starts an upload.
+    /// Starts writing new content.
     fn begin(&self) -> Result<Box<dyn PendingContent>, StoreError>;
-    /// Where the content with `digest` is, if stored.
-    fn locate(&self, digest: &Hash) -> Result<Option<ContentLocation>, StoreError>;
+    /// The size of the content with `digest`, if stored.
+    fn size(&self, digest: &Hash) -> Result<Option<u64>, StoreError>;
+    /// `len` bytes of the content from `start` (within its size), if stored.
+    fn read(&self, digest: &Hash, start: u64, len: u64) -> Result<Option<ByteReader>, StoreError>;
 }
 
-/// An upload in progress.
+/// Content being written.
 pub trait PendingContent: Send {
     /// Appends bytes.
     fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
-    /// Reads back everything written so far.
-    fn read_back(&mut self) -> Result<Vec<u8>, StoreError>;
     /// Makes the bytes durable and visible under `digest` (the caller has
     /// checked the digest).
     fn commit(self: Box<Self>, digest: &Hash) -> Result<(), StoreError>;

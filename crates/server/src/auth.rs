@@ -4,7 +4,6 @@
 //! realm=...` and `GET /auth/token`), which hands out short-lived tokens.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use cairn_protocol::PackageName;
-use cairn_registry::auth::{new_token, publish_scope_hint, token_hash, TokenInfo};
+use cairn_registry::auth::{new_token, token_hash, TokenInfo};
 use cairn_registry::oci::{repository_of, ErrorCode, OciError};
 use serde_json::json;
 
@@ -26,11 +25,10 @@ pub const ANONYMOUS: &str = "anonymous";
 /// Lifetime of tokens the token endpoint mints, in seconds.
 const MINTED_SECONDS: u64 = 300;
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// How to get a token that may push to `repository` (`<ns>/<name>`).
+pub fn publish_scope_hint(repository: &str) -> String {
+    let namespace = repository.split('/').next().unwrap_or(repository);
+    format!("create one with `cairn token create --scope publish:{namespace}/*`")
 }
 
 /// Whether the request carries the anonymous token.
@@ -66,13 +64,20 @@ pub async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Option<TokenI
     let Some(secret) = secret(headers) else {
         return Ok(None);
     };
-    let auth = app.auth.clone();
-    let found = tokio::task::spawn_blocking(move || auth.token(&token_hash(&secret)))
-        .await
-        .map_err(|e| OciError::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(OciError::from)?;
+    let hash = token_hash(&secret);
+    // A token seen recently is checked from memory, on this worker.
+    let found = match app.tokens.cached(&hash) {
+        Some(info) => Some(info),
+        None => {
+            let tokens = app.tokens.clone();
+            tokio::task::spawn_blocking(move || tokens.lookup(&hash))
+                .await
+                .map_err(|e| OciError::new(ErrorCode::Internal, e.to_string()))?
+                .map_err(OciError::from)?
+        }
+    };
     match found {
-        Some(info) if !info.expired(now()) => Ok(Some(info)),
+        Some(info) if !info.expired(app.clock.now_seconds()) => Ok(Some(info)),
         Some(_) => Err(OciError::new(
             ErrorCode::Unauthorized,
             "the token has expired: create a new one with `cairn token create`",
@@ -156,14 +161,15 @@ pub async fn token(
             )
         }
         Some(info) => {
-            let until = now() + MINTED_SECONDS;
+            let now = app.clock.now_seconds();
+            let until = now + MINTED_SECONDS;
             let expires = Some(info.expires.map_or(until, |e| e.min(until)));
             let minted = TokenInfo { expires, ..info };
             let token = new_token();
-            let auth = app.auth.clone();
+            let auth = app.tokens.store().clone();
             let hash = token_hash(&token);
             let stored = tokio::task::spawn_blocking(move || {
-                let _ = auth.purge_tokens(now());
+                let _ = auth.purge_tokens(now);
                 auth.add_token(&hash, &minted, "minted by /auth/token")
             })
             .await;
@@ -174,7 +180,9 @@ pub async fn token(
                 ))
                 .into_response();
             }
-            let left = expires.map_or(MINTED_SECONDS, |e| e.saturating_sub(now()));
+            let left = expires.map_or(MINTED_SECONDS, |e| {
+                e.saturating_sub(app.clock.now_seconds())
+            });
             (token, left)
         }
     };

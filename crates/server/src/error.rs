@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cairn_registry::{QueryError, SubmitError, UploadError};
+use cairn_registry::{ContentError, QueryError, SubmitError};
 use serde_json::{json, Value};
 
 /// An error answer.
@@ -76,7 +76,7 @@ impl From<QueryError> for ApiError {
                 json!(id.to_string()),
                 message,
             ),
-            QueryError::BadRequest(_) => ApiError::bad_request(message),
+            QueryError::Invalid(_) => ApiError::bad_request(message),
             QueryError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
@@ -106,27 +106,27 @@ impl From<SubmitError> for ApiError {
     }
 }
 
-impl From<UploadError> for ApiError {
-    fn from(e: UploadError) -> ApiError {
+impl From<ContentError> for ApiError {
+    fn from(e: ContentError) -> ApiError {
         let message = e.to_string();
         match e {
-            UploadError::RecordNotFound(id) => ApiError::entity(
+            ContentError::RecordNotFound(id) => ApiError::entity(
                 StatusCode::NOT_FOUND,
                 "record",
                 json!(id.to_string()),
                 message,
             ),
-            UploadError::NotSourcing(_) => {
+            ContentError::NotSourcing(_) => {
                 ApiError::message(StatusCode::METHOD_NOT_ALLOWED, message)
             }
-            UploadError::NotMissing { .. } => ApiError::message(StatusCode::CONFLICT, message),
-            UploadError::TooLarge { .. } => {
+            ContentError::NotMissing { .. } => ApiError::message(StatusCode::CONFLICT, message),
+            ContentError::TooLarge { .. } => {
                 ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, message)
             }
-            UploadError::DigestMismatch { .. } | UploadError::NotWasm(_) => {
+            ContentError::DigestMismatch { .. } | ContentError::NotWasm(_) => {
                 ApiError::bad_request(message)
             }
-            UploadError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
+            ContentError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
 }

@@ -11,12 +11,14 @@ mod warg;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{any, get, post};
 use axum::Router;
-use cairn_registry::auth::AuthStore;
+use cairn_registry::auth::{AuthStore, Tokens};
 use cairn_registry::oci::Oci;
-use cairn_registry::Registry;
+use cairn_registry::{Clock, Registry};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -26,10 +28,12 @@ pub use error::ApiError;
 pub struct AppState {
     registry: Arc<Registry>,
     oci: Arc<Oci>,
-    auth: Arc<dyn AuthStore>,
+    tokens: Arc<Tokens>,
+    clock: Arc<dyn Clock>,
     anonymous_pull: bool,
     public_url: Option<String>,
     listen: String,
+    publish_answer_wait: Duration,
 }
 
 /// Server options.
@@ -40,6 +44,11 @@ pub struct ServerOptions {
     pub public_url: Option<String>,
     /// Whether reads need no token (on by default).
     pub anonymous_pull: bool,
+    /// How long a Warg publish (`POST .../record`) may wait, after the
+    /// record is accepted, for a checkpoint to cover it, so that it can
+    /// answer `published` at once (sparing the client its polls); past
+    /// this it answers `processing`. Zero answers at once.
+    pub publish_answer_wait: Duration,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +56,7 @@ impl Default for ServerOptions {
         ServerOptions {
             public_url: None,
             anonymous_pull: true,
+            publish_answer_wait: Duration::from_secs(1),
         }
     }
 }
@@ -71,13 +81,21 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 
 /// The router of every endpoint.
 pub fn router(services: Services, options: ServerOptions, listen: String) -> Router {
+    let clock = services.registry.config().clock.clone();
+    let tokens = Arc::new(Tokens::new(
+        services.auth,
+        clock.clone(),
+        services.registry.config().cache_generation,
+    ));
     let state = AppState {
         registry: services.registry,
         oci: services.oci,
-        auth: services.auth,
+        tokens,
+        clock,
         anonymous_pull: options.anonymous_pull,
         public_url: options.public_url,
         listen,
+        publish_answer_wait: options.publish_answer_wait,
     };
     // Reads of the Warg face pass the pull gate; publishing checks its
     // token itself (it needs the package name), and uploads are bound to a

@@ -10,23 +10,20 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use cairn_registry::auth::publish_scope_hint;
 use cairn_registry::oci::{
-    Account, Digest, ErrorCode, Oci, OciError, Reference, SessionWriter, IMAGE_INDEX,
+    Account, Chunk, Digest, ErrorCode, Hint, Oci, OciError, PushStep, Reference, IMAGE_INDEX,
     MAX_MANIFEST_BYTES,
 };
-use cairn_registry::ContentLocation;
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::auth;
-use crate::files::serve_file;
+use crate::auth::publish_scope_hint;
+use crate::files::{serve_bytes, stream_into, Open, Streamed};
 use crate::AppState;
 
 const CONTENT_DIGEST: &str = "Docker-Content-Digest";
 const UPLOAD_UUID: &str = "Docker-Upload-UUID";
-/// Session bytes are written in pieces of this size.
-const WRITE_CHUNK: usize = 1 << 20;
 
 /// An error answer in the spec's shape: `{"errors": [{code, message, detail}]}`.
 pub struct OciResponseError(pub OciError);
@@ -37,16 +34,57 @@ impl From<OciError> for OciResponseError {
     }
 }
 
+/// The HTTP status of an error code.
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BlobUnknown
+        | ErrorCode::BlobUploadUnknown
+        | ErrorCode::ManifestUnknown
+        | ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
+        ErrorCode::BlobUploadInvalid
+        | ErrorCode::DigestInvalid
+        | ErrorCode::ManifestBlobUnknown
+        | ErrorCode::ManifestInvalid
+        | ErrorCode::NameInvalid
+        | ErrorCode::SizeInvalid => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Denied => StatusCode::FORBIDDEN,
+        ErrorCode::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Conflict | ErrorCode::Busy => StatusCode::CONFLICT,
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The message of an error, with its hint worded for OCI users.
+fn worded(e: &OciError) -> String {
+    let hint = match &e.hint {
+        None => return e.message.clone(),
+        Some(Hint::AllowOciCreate { namespace }) => format!(
+            "the operator can allow it with `cairn namespace policy {namespace} --oci-create true`"
+        ),
+        Some(Hint::GrantRelease { package, key_id }) => format!(
+            "an owner of `{package}` can grant that key release permission              (`cairn grant {package} --key {key_id} --permission release`, or warg publish grant)"
+        ),
+        Some(Hint::BlobLimit) => "the operator sets it with `cairn serve --max-blob-bytes`".into(),
+        Some(Hint::PublishToken { repository }) => auth::publish_scope_hint(repository),
+    };
+    format!("{}; {hint}", e.message)
+}
+
 impl IntoResponse for OciResponseError {
     fn into_response(self) -> Response {
         let e = self.0;
-        let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let status = status_of(e.code);
+        let message = worded(&e);
         if status.is_server_error() {
-            tracing::error!(code = e.code.as_str(), message = %e.message, "OCI request failed");
+            tracing::error!(code = e.code.as_str(), message = %message, "OCI request failed");
         }
         let body = json!({ "errors": [{
             "code": e.code.as_str(),
-            "message": e.message,
+            "message": message,
             "detail": {},
         }]});
         (
@@ -257,7 +295,7 @@ pub async fn dispatch(
     }
     let account = match (&caller, push) {
         (Some(token), true) => {
-            let auth = app.auth.clone();
+            let auth = app.tokens.store().clone();
             let name = token.account.clone();
             Some(blocking(move || Ok(auth.ensure_account(&name)?)).await?)
         }
@@ -420,7 +458,7 @@ async fn put_manifest(
         .map(str::to_owned);
     let oci = oci(app);
     let name = repo.clone();
-    let pushed = blocking(move || {
+    let step = blocking(move || {
         oci.put_manifest(
             &name,
             &reference,
@@ -430,6 +468,24 @@ async fn put_manifest(
         )
     })
     .await?;
+    let pushed = match step {
+        PushStep::Done(pushed) => pushed,
+        PushStep::Pending(pending) => {
+            let wait = app.oci.config().publish_wait;
+            tokio::time::timeout(wait, pending.finish())
+                .await
+                .map_err(|_| {
+                    error(
+                        ErrorCode::Timeout,
+                        format!(
+                            "the push was accepted but not published within {}s; its tag \
+                             appears once it is",
+                            wait.as_secs()
+                        ),
+                    )
+                })??
+        }
+    };
     let mut builder = Response::builder()
         .status(StatusCode::CREATED)
         .header(
@@ -471,14 +527,15 @@ async fn get_blob(
 ) -> OciResult {
     let oci = oci(app);
     let lookup = digest.clone();
-    let location = blocking(move || oci.blob(&repo, &lookup)).await?;
-    let ContentLocation::File { path, size } = location;
+    let blob = blocking(move || oci.blob(&repo, &lookup)).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let builder = Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(CONTENT_DIGEST, header_value(&digest.to_string()))
         .header(header::ETAG, header_value(&format!("\"{digest}\"")));
-    Ok(serve_file(builder, &path, size, range, head)
+    let size = blob.size;
+    let open: Open = Box::new(move |start, len| blob.read(start, len).map_err(|e| e.message));
+    Ok(serve_bytes(builder, size, range, head, open)
         .await
         .unwrap_or_else(|e| {
             e.into_response(|status, message| {
@@ -528,79 +585,27 @@ fn created_blob(repo: &str, digest: &Digest) -> Response {
     response
 }
 
-/// Appends a request body to a session, in pieces written off the async
-/// workers; returns the session's size.
-/// Streams `body` into an upload session that holds `held` bytes; refuses
-/// (413) a blob that would grow beyond `limit` bytes.
-async fn write_body(
-    mut writer: Box<dyn SessionWriter>,
-    body: Body,
-    held: u64,
-    limit: u64,
-) -> Result<u64, OciResponseError> {
-    let mut stream = body.into_data_stream();
-    let mut total = held;
-    let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
-    let flush = |mut writer: Box<dyn SessionWriter>, buffer: Vec<u8>| async move {
-        tokio::task::spawn_blocking(move || {
-            writer.write(&buffer).map_err(OciError::from)?;
-            Ok::<_, OciError>((writer, buffer))
-        })
-        .await
-        .map_err(|e| error(ErrorCode::Internal, format!("task failed: {e}")))?
-        .map_err(OciResponseError)
-    };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            error(
-                ErrorCode::BlobUploadInvalid,
-                format!("upload interrupted: {e}"),
-            )
-        })?;
-        total += chunk.len() as u64;
-        if total > limit {
-            return Err(error(
-                ErrorCode::TooLarge,
-                format!(
-                    "the blob is larger than this registry's limit of {limit} bytes \
-                     (`cairn serve --max-blob-bytes`)"
-                ),
-            ));
-        }
-        buffer.extend_from_slice(&chunk);
-        if buffer.len() >= WRITE_CHUNK {
-            let (w, mut b) = flush(writer, buffer).await?;
-            b.clear();
-            writer = w;
-            buffer = b;
-        }
-    }
-    let (mut writer, _) = flush(writer, buffer).await?;
-    tokio::task::spawn_blocking(move || writer.flush().map_err(OciError::from))
-        .await
-        .map_err(|e| error(ErrorCode::Internal, format!("task failed: {e}")))?
-        .map_err(OciResponseError)
-}
-
 /// Appends `body` to upload session `id` (at `start`, if the client said
-/// where). A blob over the size limit ends the session and its bytes.
+/// where), holding the session for this request; returns the chunk, to
+/// finish or complete. A blob over the size limit ends the session.
 async fn write_chunk(
     oci: &Arc<Oci>,
     repo: &str,
     id: &str,
     start: Option<u64>,
     body: Body,
-) -> Result<u64, OciResponseError> {
+) -> Result<Chunk, OciResponseError> {
     let (o, r, i) = (oci.clone(), repo.to_owned(), id.to_owned());
-    let (writer, held) = blocking(move || o.open_chunk(&r, &i, start)).await?;
-    match write_body(writer, body, held, oci.max_blob_bytes()).await {
-        Err(e) if e.0.code == ErrorCode::TooLarge => {
-            let (o, r, i) = (oci.clone(), repo.to_owned(), id.to_owned());
-            blocking(move || o.cancel_upload(&r, &i)).await?;
-            Err(e)
-        }
-        result => result,
-    }
+    let chunk = blocking(move || o.open_chunk(&r, &i, start)).await?;
+    stream_into(body, chunk, Chunk::write)
+        .await
+        .map_err(|e| match e {
+            Streamed::Refused(e) => OciResponseError(e),
+            Streamed::Broken(message) => error(
+                ErrorCode::BlobUploadInvalid,
+                format!("upload interrupted: {message}"),
+            ),
+        })
 }
 
 async fn start_upload(
@@ -624,9 +629,9 @@ async fn start_upload(
         return Ok(accepted_upload(&repo, &id, 0));
     };
     // Monolithic: the whole blob in this request.
-    write_chunk(&oci, &repo, &id, None, body).await?;
-    let (o, r, i, d) = (oci.clone(), repo.clone(), id.clone(), digest.clone());
-    blocking(move || o.complete_upload(&r, &i, &d)).await?;
+    let chunk = write_chunk(&oci, &repo, &id, None, body).await?;
+    let d = digest.clone();
+    blocking(move || chunk.complete(&d)).await?;
     Ok(created_blob(&repo, &digest))
 }
 
@@ -669,9 +674,8 @@ async fn patch_upload(
 ) -> OciResult {
     let start = content_range_start(headers)?;
     let oci = oci(app);
-    let size = write_chunk(&oci, &repo, &id, start, body).await?;
-    let i = id.clone();
-    blocking(move || oci.touch_upload(&i)).await?;
+    let chunk = write_chunk(&oci, &repo, &id, start, body).await?;
+    let size = blocking(move || chunk.finish()).await?;
     Ok(accepted_upload(&repo, &id, size))
 }
 
@@ -690,9 +694,9 @@ async fn finish_upload(
     };
     let digest = parse_digest(digest)?;
     let oci = oci(app);
-    write_chunk(&oci, &repo, &id, None, body).await?;
-    let (r, i, d) = (repo.clone(), id.clone(), digest.clone());
-    blocking(move || oci.complete_upload(&r, &i, &d)).await?;
+    let chunk = write_chunk(&oci, &repo, &id, None, body).await?;
+    let d = digest.clone();
+    blocking(move || chunk.complete(&d)).await?;
     Ok(created_blob(&repo, &digest))
 }
 

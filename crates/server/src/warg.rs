@@ -10,15 +10,14 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use cairn_protocol::package::PackageRecord;
 use cairn_protocol::{Envelope, Hash, LogId, PackageName, RecordId, SignedCheckpoint};
-use cairn_registry::{ContentLocation, FetchRequest, RecordStatus, StoredRecord};
-use futures_util::StreamExt;
+use cairn_registry::{FetchRequest, RecordStatus, StoredRecord, Upload};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 use crate::error::ApiError;
-use crate::files::serve_file;
+use crate::files::{serve_bytes, stream_into, Open, Streamed};
 use crate::AppState;
 
 /// Most leaves per ledger source.
@@ -94,7 +93,7 @@ fn status_json(log_id: &LogId, record_id: &RecordId, status: &RecordStatus) -> V
             }
             json!({ "recordId": record_id.to_string(), "state": "sourcing", "missingContent": content })
         }
-        RecordStatus::Processing => {
+        RecordStatus::Processing { .. } => {
             json!({ "recordId": record_id.to_string(), "state": "processing" })
         }
         RecordStatus::Published { index } => json!({
@@ -266,13 +265,16 @@ pub async fn publish_record(
     )
     .map_err(|e| ApiError::bad_request(format!("invalid package record: {e}")))?;
     let record_id = envelope.record_id();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    app.registry.submit(name, log_id, envelope, move |result| {
-        let _ = tx.send(result);
-    });
-    let status = rx.await.map_err(|_| {
-        ApiError::message(StatusCode::SERVICE_UNAVAILABLE, "the registry stopped")
-    })??;
+    let mut status = app.registry.submit(name, log_id, envelope).await?;
+    // Accepted and sequenced: a checkpoint usually follows within
+    // milliseconds, so wait for it (briefly) and answer `published`,
+    // sparing the client its polls.
+    if let RecordStatus::Processing { index } = status {
+        let published = app.registry.checkpointed(index);
+        if let Ok(true) = tokio::time::timeout(app.publish_answer_wait, published).await {
+            status = RecordStatus::Published { index };
+        }
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(status_json(&log_id, &record_id, &status)),
@@ -287,8 +289,14 @@ pub async fn get_record(
 ) -> Result<Json<Value>, ApiError> {
     let log_id: LogId = parse("log id", &log_id)?;
     let record_id: RecordId = parse("record id", &record_id)?;
-    let registry = app.registry.clone();
-    let status = blocking(move || Ok(registry.record_status(&log_id, &record_id)?)).await?;
+    // Recent records are answered from memory, on this worker.
+    let status = match app.registry.remembered_status(&log_id, &record_id) {
+        Some(status) => status,
+        None => {
+            let registry = app.registry.clone();
+            blocking(move || Ok(registry.record_status(&log_id, &record_id)?)).await?
+        }
+    };
     Ok(Json(status_json(&log_id, &record_id, &status)))
 }
 
@@ -304,15 +312,21 @@ pub async fn upload_content(
     let record_id: RecordId = parse("record id", &record_id)?;
     let digest: Hash = parse("digest", &digest)?;
     let registry = app.registry.clone();
-    let mut upload =
-        blocking(move || Ok(registry.begin_upload(&log_id, &record_id, &digest)?)).await?;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-        upload.write(&chunk)?;
-    }
+    let upload = blocking(move || Ok(registry.begin_upload(&log_id, &record_id, &digest)?)).await?;
+    let upload = stream_into(body, upload, Upload::write)
+        .await
+        .map_err(|e| match e {
+            Streamed::Refused(e) => ApiError::from(e),
+            Streamed::Broken(message) => {
+                ApiError::bad_request(format!("upload interrupted: {message}"))
+            }
+        })?;
     let registry = app.registry.clone();
-    let digest = blocking(move || Ok(registry.finish_upload(upload)?)).await?;
+    let arrived = blocking(move || Ok(registry.finish_upload(upload)?)).await?;
+    // Answer once the record has moved on from `sourcing`, so a client
+    // that asks right after its upload (as the reference client does) sees
+    // `processing` or `published`.
+    arrived.await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "digest": digest.to_string() })),
@@ -344,8 +358,8 @@ pub async fn content_sources(
 ) -> Result<Json<Value>, ApiError> {
     let digest: Hash = parse("digest", &digest)?;
     let registry = app.registry.clone();
-    let location = blocking(move || Ok(registry.content(&digest)?)).await?;
-    let Some(location) = location else {
+    let size = blocking(move || Ok(registry.content_size(&digest)?)).await?;
+    let Some(size) = size else {
         return Err(ApiError::entity(
             StatusCode::NOT_FOUND,
             "contentDigest",
@@ -363,7 +377,7 @@ pub async fn content_sources(
             "type": "httpGet",
             "url": url,
             "acceptRanges": true,
-            "size": location.size(),
+            "size": size,
         }]
     }})))
 }
@@ -376,8 +390,8 @@ pub async fn download_content(
 ) -> Result<Response, ApiError> {
     let digest: Hash = parse("content name", &name.replacen('-', ":", 1))?;
     let registry = app.registry.clone();
-    let location = blocking(move || Ok(registry.content(&digest)?)).await?;
-    let Some(ContentLocation::File { path, size }) = location else {
+    let size = blocking(move || Ok(registry.content_size(&digest)?)).await?;
+    let Some(size) = size else {
         return Err(ApiError::entity(
             StatusCode::NOT_FOUND,
             "contentDigest",
@@ -389,7 +403,14 @@ pub async fn download_content(
     let builder = Response::builder()
         .header(header::CONTENT_TYPE, "application/wasm")
         .header(header::ETAG, format!("\"{digest}\""));
-    Ok(serve_file(builder, &path, size, range, false)
+    let registry = app.registry.clone();
+    let open: Open = Box::new(move |start, len| {
+        registry
+            .read_content(&digest, start, len)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("content {digest} is gone"))
+    });
+    Ok(serve_bytes(builder, size, range, false, open)
         .await
         .unwrap_or_else(|e| {
             e.into_response(|status, message| ApiError::message(status, message).into_response())

@@ -26,7 +26,8 @@ fn main() {
     let (operator, _) = data.operator_key(None).expect("operator key");
 
     // Operator log first (namespace `bench`), through the engine.
-    let (meta, content) = data.open_stores().expect("stores");
+    let stores = data.open_stores().expect("stores");
+    let (meta, content) = (stores.meta, stores.content);
     let registry = Registry::open(
         meta.clone(),
         content.clone(),
@@ -86,7 +87,8 @@ fn main() {
 
     // First open: checkpoints the records written behind its back.
     let open = || {
-        let (meta, content) = data.open_stores().expect("stores");
+        let stores = data.open_stores().expect("stores");
+        let (meta, content) = (stores.meta, stores.content);
         let t = Instant::now();
         let registry =
             Registry::open(meta, content, operator.clone(), &[], Config::default()).expect("open");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use cairn_protocol::PrivateKey;
 use cairn_registry::StoreError;
 
-use crate::{FsContentStore, SqliteStore};
+use crate::{FsBlobStore, FsContentStore, SqliteStore};
 
 /// Paths inside a data directory.
 #[derive(Clone, Debug)]
@@ -127,12 +127,32 @@ impl DataDir {
         Ok(path)
     }
 
-    /// Opens the metadata and content stores.
-    pub fn open_stores(&self) -> Result<(Arc<SqliteStore>, Arc<FsContentStore>), StoreError> {
+    /// Opens the metadata, release content and blob stores, first moving
+    /// a data directory of the earlier layout (one `content/` directory for
+    /// both kinds of bytes) to the current one.
+    pub fn open_stores(&self) -> Result<Stores, StoreError> {
         let meta = SqliteStore::open(&self.database())?;
-        let content = FsContentStore::open(&self.root.join("content"))?;
-        Ok((Arc::new(meta), Arc::new(content)))
+        let content_dir = self.root.join("content");
+        let blobs_dir = self.root.join("blobs");
+        crate::layout::migrate(&meta, &content_dir, &blobs_dir, &self.root.join("layout"))?;
+        let content = FsContentStore::open(&content_dir)?;
+        let blobs = FsBlobStore::open(&blobs_dir)?;
+        Ok(Stores {
+            meta: Arc::new(meta),
+            content: Arc::new(content),
+            blobs: Arc::new(blobs),
+        })
     }
+}
+
+/// The stores of a data directory.
+pub struct Stores {
+    /// Records, logs, checkpoints, OCI metadata, accounts and tokens.
+    pub meta: Arc<SqliteStore>,
+    /// Release content.
+    pub content: Arc<FsContentStore>,
+    /// OCI blobs and upload sessions.
+    pub blobs: Arc<FsBlobStore>,
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {

@@ -1,6 +1,9 @@
-//! Content files addressed by digest: `<root>/sha256/<hex>`. Uploads go to
-//! `<root>/tmp/` first and are renamed into place only after they were
-//! fsynced, so a partial upload never becomes visible content.
+//! Bytes on the local filesystem, addressed by digest, in two stores kept
+//! apart: release content (`content/sha256/<hex>`, only what passed the
+//! content door) and OCI blobs (`blobs/<algorithm>/<hex>`, any artifact's
+//! bytes, with upload sessions in `blobs/uploads/<id>`). New files are
+//! written in a `tmp/` directory, fsynced and renamed into place (then the
+//! directory is fsynced), so a partial write never becomes visible.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -8,62 +11,116 @@ use std::path::{Path, PathBuf};
 
 use cairn_protocol::Hash;
 use cairn_registry::oci::{BlobStore, Digest, Digester, Finished, SessionWriter};
-use cairn_registry::{ContentLocation, ContentStore, PendingContent, StoreError};
+use cairn_registry::{ByteReader, ContentStore, PendingContent, StoreError};
 
 fn io(what: &str, e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("{what}: {e}"))
 }
 
-/// Content on the local filesystem.
-pub struct FsContentStore {
+/// Files by digest under a root: `<root>/<algorithm>/<hex>`, new files in
+/// `<root>/tmp/` (cleared at open: leftovers of a crash).
+#[derive(Clone, Debug)]
+struct DigestFiles {
     root: PathBuf,
+}
+
+impl DigestFiles {
+    fn open(root: &Path) -> Result<DigestFiles, StoreError> {
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io("cannot clear the temporary directory", e))?;
+        }
+        fs::create_dir_all(&tmp).map_err(|e| io("cannot create the temporary directory", e))?;
+        Ok(DigestFiles {
+            root: root.to_owned(),
+        })
+    }
+
+    fn path(&self, algorithm: &str, hex: &str) -> PathBuf {
+        self.root.join(algorithm).join(hex)
+    }
+
+    fn temporary(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        tempfile::NamedTempFile::new_in(self.root.join("tmp"))
+            .map_err(|e| io("cannot create a temporary file", e))
+    }
+
+    /// Moves the fsynced file `from` into place as `<algorithm>/<hex>`,
+    /// then fsyncs the directory.
+    fn place(&self, from: &Path, algorithm: &str, hex: &str) -> Result<(), StoreError> {
+        let dir = self.root.join(algorithm);
+        fs::create_dir_all(&dir).map_err(|e| io("cannot create the content directory", e))?;
+        fs::rename(from, dir.join(hex)).map_err(|e| io("cannot move a file into place", e))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("cannot sync the content directory", e))
+    }
+
+    fn size(&self, path: &Path) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("cannot read file metadata", e)),
+        }
+    }
+
+    fn read(&self, path: &Path, start: u64, len: u64) -> Result<Option<ByteReader>, StoreError> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("cannot open a stored file", e)),
+        };
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| io("cannot seek a stored file", e))?;
+        }
+        Ok(Some(Box::new(file.take(len))))
+    }
+}
+
+/// Release content on the local filesystem.
+pub struct FsContentStore {
+    files: DigestFiles,
 }
 
 impl FsContentStore {
     /// Opens `root`, creating it, and removes upload leftovers of a crash.
     pub fn open(root: &Path) -> Result<FsContentStore, StoreError> {
-        let tmp = root.join("tmp");
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(|e| io("cannot clear upload directory", e))?;
-        }
-        fs::create_dir_all(&tmp).map_err(|e| io("cannot create upload directory", e))?;
+        let files = DigestFiles::open(root)?;
         fs::create_dir_all(root.join("sha256"))
             .map_err(|e| io("cannot create content directory", e))?;
-        Ok(FsContentStore {
-            root: root.to_owned(),
-        })
+        Ok(FsContentStore { files })
+    }
+
+    fn path(&self, digest: &Hash) -> PathBuf {
+        self.files.path("sha256", &hex_of(digest))
     }
 }
 
-/// Moves the fsynced file `from` into place as the blob `digest` under
-/// `root`, then fsyncs the directory.
-fn place(root: &Path, from: &Path, digest: &Digest) -> Result<(), StoreError> {
-    let dir = root.join(digest.algorithm().name());
-    fs::create_dir_all(&dir).map_err(|e| io("cannot create content directory", e))?;
-    fs::rename(from, dir.join(digest.hex())).map_err(|e| io("cannot move upload into place", e))?;
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("cannot sync content directory", e))
+fn hex_of(digest: &Hash) -> String {
+    Digest::from(digest).hex().to_owned()
 }
 
 impl ContentStore for FsContentStore {
     fn begin(&self) -> Result<Box<dyn PendingContent>, StoreError> {
-        let file = tempfile::NamedTempFile::new_in(self.root.join("tmp"))
-            .map_err(|e| io("cannot create upload file", e))?;
         Ok(Box::new(FsPending {
-            file,
-            root: self.root.clone(),
+            file: self.files.temporary()?,
+            files: self.files.clone(),
         }))
     }
 
-    fn locate(&self, digest: &Hash) -> Result<Option<ContentLocation>, StoreError> {
-        BlobStore::locate(self, &Digest::from(digest))
+    fn size(&self, digest: &Hash) -> Result<Option<u64>, StoreError> {
+        self.files.size(&self.path(digest))
+    }
+
+    fn read(&self, digest: &Hash, start: u64, len: u64) -> Result<Option<ByteReader>, StoreError> {
+        self.files.read(&self.path(digest), start, len)
     }
 }
 
 struct FsPending {
     file: tempfile::NamedTempFile,
-    root: PathBuf,
+    files: DigestFiles,
 }
 
 impl PendingContent for FsPending {
@@ -71,17 +128,6 @@ impl PendingContent for FsPending {
         self.file
             .write_all(bytes)
             .map_err(|e| io("cannot write upload", e))
-    }
-
-    fn read_back(&mut self) -> Result<Vec<u8>, StoreError> {
-        let file = self.file.as_file_mut();
-        file.flush().map_err(|e| io("cannot flush upload", e))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| io("cannot read upload", e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io("cannot read upload", e))?;
-        Ok(bytes)
     }
 
     fn commit(self: Box<Self>, digest: &Hash) -> Result<(), StoreError> {
@@ -93,22 +139,33 @@ impl PendingContent for FsPending {
             .file
             .keep()
             .map_err(|e| io("cannot keep upload", e.error))?;
-        place(&self.root, &path, &Digest::from(digest))
+        self.files.place(&path, "sha256", &hex_of(digest))
     }
 }
 
-/// Upload session bytes live in `<root>/uploads/<id>`; blobs of other
-/// algorithms in `<root>/<algorithm>/<hex>`.
-impl FsContentStore {
+/// OCI blobs and upload sessions on the local filesystem.
+pub struct FsBlobStore {
+    files: DigestFiles,
+}
+
+impl FsBlobStore {
+    /// Opens `root`, creating it, and removes leftovers of a crash.
+    pub fn open(root: &Path) -> Result<FsBlobStore, StoreError> {
+        let files = DigestFiles::open(root)?;
+        fs::create_dir_all(root.join("uploads"))
+            .map_err(|e| io("cannot create upload directory", e))?;
+        Ok(FsBlobStore { files })
+    }
+
     fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join(digest.algorithm().name()).join(digest.hex())
+        self.files.path(digest.algorithm().name(), digest.hex())
     }
 
     fn session_path(&self, id: &str) -> Result<PathBuf, StoreError> {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::Backend(format!("bad upload session id `{id}`")));
         }
-        Ok(self.root.join("uploads").join(id))
+        Ok(self.files.root.join("uploads").join(id))
     }
 }
 
@@ -134,49 +191,43 @@ impl SessionWriter for FsSession {
     }
 }
 
-impl BlobStore for FsContentStore {
-    fn locate(&self, digest: &Digest) -> Result<Option<ContentLocation>, StoreError> {
-        let path = self.blob_path(digest);
-        match fs::metadata(&path) {
-            Ok(meta) => Ok(Some(ContentLocation::File {
-                path,
-                size: meta.len(),
-            })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("cannot read blob metadata", e)),
-        }
+impl BlobStore for FsBlobStore {
+    fn size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        self.files.size(&self.blob_path(digest))
+    }
+
+    fn read(
+        &self,
+        digest: &Digest,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<ByteReader>, StoreError> {
+        self.files.read(&self.blob_path(digest), start, len)
     }
 
     fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
-        if BlobStore::locate(self, digest)?.is_some() {
+        if BlobStore::size(self, digest)?.is_some() {
             return Ok(());
         }
-        let mut file = tempfile::NamedTempFile::new_in(self.root.join("tmp"))
-            .map_err(|e| io("cannot create blob file", e))?;
+        let mut file = self.files.temporary()?;
         file.write_all(bytes)
             .and_then(|_| file.as_file().sync_all())
             .map_err(|e| io("cannot write blob", e))?;
         let (_, path) = file
             .keep()
             .map_err(|e| io("cannot keep blob file", e.error))?;
-        place(&self.root, &path, digest)
+        self.files
+            .place(&path, digest.algorithm().name(), digest.hex())
     }
 
     fn create_session(&self, id: &str) -> Result<(), StoreError> {
-        let path = self.session_path(id)?;
-        fs::create_dir_all(self.root.join("uploads"))
-            .map_err(|e| io("cannot create upload directory", e))?;
-        File::create(&path)
+        File::create(self.session_path(id)?)
             .map(|_| ())
             .map_err(|e| io("cannot create upload", e))
     }
 
     fn session_size(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        match fs::metadata(self.session_path(id)?) {
-            Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("cannot read upload size", e)),
-        }
+        self.files.size(&self.session_path(id)?)
     }
 
     fn append_session(&self, id: &str) -> Result<Box<dyn SessionWriter>, StoreError> {
@@ -207,11 +258,12 @@ impl BlobStore for FsContentStore {
         if &found != digest {
             return Ok(Finished::Mismatch { found });
         }
-        if BlobStore::locate(self, digest)?.is_some() {
+        if BlobStore::size(self, digest)?.is_some() {
             fs::remove_file(&path).map_err(|e| io("cannot remove upload", e))?;
         } else {
             file.sync_all().map_err(|e| io("cannot sync upload", e))?;
-            place(&self.root, &path, digest)?;
+            self.files
+                .place(&path, digest.algorithm().name(), digest.hex())?;
         }
         Ok(Finished::Stored { size })
     }

@@ -1,14 +1,16 @@
 //! Storage for the Cairn engine: [`SqliteStore`] (records, logs,
-//! checkpoints, indexes in SQLite, WAL mode) and [`FsContentStore`] (content
-//! files addressed by digest), plus the layout of the embedded default's
-//! data directory ([`DataDir`]).
+//! checkpoints, indexes, OCI metadata, accounts and tokens in SQLite, WAL
+//! mode), [`FsContentStore`] (release content files addressed by digest)
+//! and [`FsBlobStore`] (OCI blobs and upload sessions), plus the layout of
+//! the embedded default's data directory ([`DataDir`]).
 
 mod auth;
 mod datadir;
 mod files;
+mod layout;
 mod oci;
 mod sqlite;
 
-pub use datadir::{DataDir, DirLock, KeySource};
-pub use files::FsContentStore;
-pub use sqlite::SqliteStore;
+pub use datadir::{DataDir, DirLock, KeySource, Stores};
+pub use files::{FsBlobStore, FsContentStore};
+pub use sqlite::{default_readers, SqliteStore};

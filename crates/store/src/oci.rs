@@ -1,9 +1,9 @@
 //! The OCI face's metadata on SQLite: blob links, manifests, tags, upload
 //! sessions and namespace policy, in the same database as the logs.
 
-use cairn_registry::oci::{Digest, OciStore, StoredManifest, UploadSession};
+use cairn_registry::oci::{Digest, ManifestWrite, OciStore, StoredManifest, UploadSession};
 use cairn_registry::StoreError;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::sqlite::{backend, SqliteStore};
 
@@ -27,6 +27,46 @@ fn manifest_of(
 
 fn manifest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+/// Stores a manifest, points its tag at it and links its blobs, inside
+/// the caller's transaction (a record's commit, or its own).
+pub(crate) fn write_manifest(conn: &Connection, write: &ManifestWrite) -> Result<(), StoreError> {
+    let ManifestWrite {
+        repository,
+        manifest,
+        tag,
+        links,
+    } = write;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO oci_manifests (repo, digest, media_type, bytes, subject)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(backend)?
+    .execute(params![
+        repository,
+        manifest.digest.to_string(),
+        manifest.media_type,
+        manifest.bytes,
+        manifest.subject.as_ref().map(|s| s.to_string())
+    ])
+    .map_err(backend)?;
+    if let Some(tag) = tag {
+        conn.prepare_cached(
+            "INSERT INTO oci_tags (repo, tag, digest) VALUES (?1, ?2, ?3)
+             ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest",
+        )
+        .map_err(backend)?
+        .execute(params![repository, tag, manifest.digest.to_string()])
+        .map_err(backend)?;
+    }
+    for digest in links {
+        conn.prepare_cached("INSERT OR IGNORE INTO oci_blobs (repo, digest) VALUES (?1, ?2)")
+            .map_err(backend)?
+            .execute(params![repository, digest.to_string()])
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 impl OciStore for SqliteStore {
@@ -94,36 +134,10 @@ impl OciStore for SqliteStore {
         })
     }
 
-    fn put_manifest(
-        &self,
-        repository: &str,
-        manifest: &StoredManifest,
-        tag: Option<&str>,
-    ) -> Result<(), StoreError> {
+    fn put_manifest(&self, write: &ManifestWrite) -> Result<(), StoreError> {
         self.write(|conn| {
             let tx = conn.unchecked_transaction().map_err(backend)?;
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO oci_manifests (repo, digest, media_type, bytes, subject)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(backend)?
-            .execute(params![
-                repository,
-                manifest.digest.to_string(),
-                manifest.media_type,
-                manifest.bytes,
-                manifest.subject.as_ref().map(|s| s.to_string())
-            ])
-            .map_err(backend)?;
-            if let Some(tag) = tag {
-                tx.prepare_cached(
-                    "INSERT INTO oci_tags (repo, tag, digest) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest",
-                )
-                .map_err(backend)?
-                .execute(params![repository, tag, manifest.digest.to_string()])
-                .map_err(backend)?;
-            }
+            write_manifest(&tx, write)?;
             tx.commit().map_err(backend)
         })
     }

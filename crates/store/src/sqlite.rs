@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use cairn_protocol::{
     Checkpoint, Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint,
@@ -127,13 +127,22 @@ DROP TABLE packages;
 const SOURCING: i64 = 0;
 const SEQUENCED: i64 = 1;
 const REJECTED: i64 = 2;
-const READERS: usize = 4;
-
-/// SQLite metadata store.
+/// SQLite metadata store: one writer connection, and a fixed pool of
+/// reader connections. A read waits for a free reader rather than opening
+/// another connection, so the number of connections (and of threads
+/// inside SQLite) never grows with the load.
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    reader_free: Condvar,
     path: std::path::PathBuf,
+}
+
+/// The default number of reader connections: one per core, at least 4.
+pub fn default_readers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get())
+        .max(4)
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -223,17 +232,24 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, with
+    /// [`default_readers`] reader connections.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_readers(path, default_readers())
+    }
+
+    /// Opens the database at `path` with `readers` reader connections (at
+    /// least one).
+    pub fn open_with_readers(path: &Path, readers: usize) -> Result<SqliteStore, StoreError> {
         let mut writer = open_connection(path)?;
         prepare_schema(&mut writer)?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            readers.push(open_reader(path)?);
-        }
+        let pool = (0..readers.max(1))
+            .map(|_| open_reader(path))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(SqliteStore {
             writer: Mutex::new(writer),
-            readers: Mutex::new(readers),
+            readers: Mutex::new(pool),
+            reader_free: Condvar::new(),
             path: path.to_owned(),
         })
     }
@@ -270,6 +286,27 @@ impl SqliteStore {
         })
     }
 
+    /// The signed parts of every sequenced record of a package log (for
+    /// moving a data directory to a new layout).
+    pub(crate) fn sequenced_package_records(
+        &self,
+    ) -> Result<Vec<(Vec<u8>, String, String)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT content_bytes, key_id, signature FROM records WHERE state = 1
+                     AND log_id IN (SELECT log_id FROM records WHERE name IS NOT NULL)",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(rows)
+        })
+    }
+
     /// Runs `f` on the writer connection.
     pub(crate) fn write<T>(
         &self,
@@ -279,21 +316,42 @@ impl SqliteStore {
         f(&conn)
     }
 
+    /// Runs `f` on a reader connection, waiting for one to be free.
     pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => open_reader(&self.path)?,
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(conn) = pool.pop() {
+                    break conn;
+                }
+                pool = self
+                    .reader_free
+                    .wait(pool)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
         };
-        let result = f(&conn);
-        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < READERS {
-            pool.push(conn);
+        // Back in the pool even if `f` panics.
+        struct Return<'a>(&'a SqliteStore, Option<Connection>);
+        impl Drop for Return<'_> {
+            fn drop(&mut self) {
+                if let Some(conn) = self.1.take() {
+                    self.0
+                        .readers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(conn);
+                    self.0.reader_free.notify_one();
+                }
+            }
         }
-        result
+        let held = Return(self, Some(conn));
+        match &held.1 {
+            Some(conn) => f(conn),
+            None => Err(StoreError::Backend("no reader connection".into())),
+        }
     }
 }
 
@@ -577,6 +635,9 @@ impl MetaStore for SqliteStore {
                     package.as_str()
                 ])
                 .map_err(backend)?;
+            }
+            for write in &batch.manifests {
+                crate::oci::write_manifest(&tx, write)?;
             }
             if let Some(cp) = &batch.checkpoint {
                 let c = &cp.contents;

@@ -1,0 +1,122 @@
+//! Why the engine refused something. Typed reasons only: the faces map
+//! them to HTTP statuses and the CLI words them.
+
+use cairn_protocol::{Hash, LogId, PackageName, RecordId};
+use thiserror::Error;
+
+use crate::storage::StoreError;
+use crate::wasm::WasmError;
+
+/// Why a record was refused at submission. Nothing of it is stored.
+#[derive(Debug, Error)]
+pub enum SubmitError {
+    /// The package's namespace is not defined by the operator log.
+    #[error("namespace `{0}` is not defined on the registry")]
+    NamespaceNotDefined(String),
+    /// The namespace belongs to another registry.
+    #[error("namespace `{0}` is an imported namespace from another registry")]
+    NamespaceImported(String),
+    /// The log id given is not the package's.
+    #[error("log id `{found}` is not the log id of package `{name}` (expected `{expected}`)")]
+    LogIdMismatch {
+        /// The package.
+        name: PackageName,
+        /// Its log id.
+        expected: LogId,
+        /// The id given.
+        found: LogId,
+    },
+    /// Another record of the package is still waiting for content.
+    #[error("the package conflicts with pending publish of record `{0}`")]
+    ConflictPending(RecordId),
+    /// The log's rules refuse the record.
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage failed; nothing was accepted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The registry is shutting down.
+    #[error("the registry is shutting down")]
+    Stopped,
+}
+
+/// Why a read was refused.
+#[derive(Debug, Error)]
+pub enum QueryError {
+    /// No checkpoint at that length.
+    #[error("checkpoint log length `{0}` was not found")]
+    CheckpointNotFound(u64),
+    /// No leaf at that index.
+    #[error("log leaf `{0}` was not found")]
+    LeafNotFound(u64),
+    /// No such log.
+    #[error("log `{0}` was not found")]
+    LogNotFound(LogId),
+    /// No such record in that log.
+    #[error("record `{0}` was not found")]
+    RecordNotFound(RecordId),
+    /// The request makes no sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why the registry could not open.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// Storage failed or is inconsistent.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key given is not the operator key of this registry.
+    #[error("the operator key {given} is not the key that initialised this registry ({expected}); start with the original key")]
+    WrongOperatorKey {
+        /// The key that initialised the log.
+        expected: String,
+        /// The key given.
+        given: String,
+    },
+    /// A namespace to define is not a valid name, or a stored record is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why bytes were not admitted as release content. Nothing of them is kept.
+#[derive(Debug, Error)]
+pub enum ContentError {
+    /// No such record.
+    #[error("record `{0}` was not found")]
+    RecordNotFound(RecordId),
+    /// The record is not waiting for content.
+    #[error("record `{0}` is not waiting for content")]
+    NotSourcing(RecordId),
+    /// The record does not release content with this digest, or it is already here.
+    #[error("record `{record}` is not waiting for content `{digest}`")]
+    NotMissing {
+        /// The record.
+        record: RecordId,
+        /// The digest uploaded to.
+        digest: Hash,
+    },
+    /// More bytes than the configured limit.
+    #[error("content is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The bytes hash to another digest.
+    #[error("content bytes have digest `{found}`, not `{expected}`")]
+    DigestMismatch {
+        /// The digest expected.
+        expected: Hash,
+        /// The digest of the bytes.
+        found: Hash,
+    },
+    /// The bytes are not a valid Wasm module or component.
+    #[error("content is not a valid WebAssembly module or component: {0}")]
+    NotWasm(#[from] WasmError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

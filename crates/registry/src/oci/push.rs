@@ -1,0 +1,387 @@
+//! Pushing a manifest. A Wasm artifact pushed to a version tag is a
+//! publish, and one step: its layer passes the content door, the release
+//! record is signed with the account's custodial key and submitted together
+//! with the manifest and tag, which the sequencer commits with the record
+//! if, and only if, it accepts it. A referrer pushed into a package's
+//! repository is recorded in the package's attestation log the same way.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_protocol::attestation::Attestation;
+use cairn_protocol::package::{PackageEntry, PackageState};
+use cairn_protocol::{Envelope, HashAlgorithm, KeyId, LogId, PackageName, RecordId, Version};
+
+use super::digest::{Algorithm, Digest};
+use super::error::{ErrorCode, Hint, OciError};
+use super::manifest::Manifest;
+use super::names::{check_repository, package_of, refuse_version_tag, Reference};
+use super::releases::Releases;
+use super::store::{Account, ManifestWrite, StoredManifest};
+use super::Oci;
+use crate::answer::{self, Answer};
+use crate::error::SubmitError;
+use crate::registry::{Attested, RecordStatus, Registry};
+
+/// What a manifest push did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// Its subject, if any.
+    pub subject: Option<Digest>,
+    /// The record that released the version, for a Wasm push to a new
+    /// version.
+    pub released: Option<RecordId>,
+    /// Where a referrer was recorded in its package's attestation log.
+    pub attested: Option<Attested>,
+}
+
+/// Where a push stands once [`Oci::put_manifest`] returns.
+pub enum PushStep {
+    /// Stored; nothing to wait for.
+    Done(Pushed),
+    /// Handed to the sequencer: wait with [`PendingPush::finish`].
+    Pending(PendingPush),
+}
+
+/// A push whose record the sequencer is deciding.
+pub struct PendingPush {
+    registry: Arc<Registry>,
+    pushed: Pushed,
+    waiting: Waiting,
+}
+
+enum Waiting {
+    Release {
+        answer: Answer<RecordStatus>,
+        name: PackageName,
+        account: String,
+        key_id: KeyId,
+    },
+    Attestation(Answer<Attested>),
+}
+
+impl PendingPush {
+    /// Waits until the push is accepted and, for a release, published (a
+    /// checkpoint covers it). No IO and no timer: the caller bounds the wait.
+    pub async fn finish(self) -> Result<Pushed, OciError> {
+        let PendingPush {
+            registry,
+            mut pushed,
+            waiting,
+        } = self;
+        match waiting {
+            Waiting::Attestation(answer) => {
+                let attested = answer.await.map_err(|e| {
+                    OciError::new(
+                        ErrorCode::Internal,
+                        format!("cannot record the referrer: {e}"),
+                    )
+                })?;
+                pushed.attested = Some(attested);
+            }
+            Waiting::Release {
+                answer,
+                name,
+                account,
+                key_id,
+            } => {
+                let status = answer
+                    .await
+                    .map_err(|e| refused(e, &name, &account, &key_id))?;
+                let index = match status {
+                    RecordStatus::Processing { index } | RecordStatus::Published { index } => index,
+                    RecordStatus::Rejected { reason } => {
+                        return Err(OciError::new(ErrorCode::Denied, reason))
+                    }
+                    RecordStatus::Sourcing { missing } => {
+                        return Err(OciError::new(
+                            ErrorCode::Internal,
+                            format!("the release waits for content {missing:?}"),
+                        ))
+                    }
+                };
+                if !registry.checkpointed(index).await {
+                    return Err(OciError::new(ErrorCode::Internal, "the registry stopped"));
+                }
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// [`PendingPush::finish`] from a blocking thread, giving up at
+    /// `deadline` (the push may still complete).
+    pub fn wait(self, deadline: Instant) -> Result<Pushed, OciError> {
+        answer::block_on(self.finish(), Some(deadline)).unwrap_or_else(|| {
+            Err(OciError::new(
+                ErrorCode::Timeout,
+                "the push was not published in time",
+            ))
+        })
+    }
+}
+
+/// A refused custodial release record, as an OCI error.
+fn refused(e: SubmitError, name: &PackageName, account: &str, key_id: &KeyId) -> OciError {
+    match e {
+        SubmitError::NamespaceNotDefined(ns) => OciError::new(
+            ErrorCode::NameUnknown,
+            format!("namespace `{ns}` is not defined on this registry"),
+        ),
+        SubmitError::Invalid(reason) => OciError::new(
+            ErrorCode::Denied,
+            format!(
+                "the release record signed with account `{account}`'s custodial key {key_id} \
+                 was refused: {reason}"
+            ),
+        )
+        .with_hint(Hint::GrantRelease {
+            package: name.clone(),
+            key_id: *key_id,
+        }),
+        SubmitError::ConflictPending(id) => OciError::new(
+            ErrorCode::Conflict,
+            format!("another publish of `{name}` (record {id}) is waiting for content"),
+        ),
+        e => OciError::new(ErrorCode::Internal, e.to_string()),
+    }
+}
+
+impl Oci {
+    /// Stores a pushed manifest under `reference`. A Wasm artifact pushed
+    /// to a version tag publishes that version through `account`'s
+    /// custodial key; a referrer into a package's repository is recorded in
+    /// its attestation log. Blocking; what remains to wait for is returned.
+    pub fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: &[u8],
+        account: Option<&Account>,
+    ) -> Result<PushStep, OciError> {
+        check_repository(repository)?;
+        let parsed = Manifest::parse(content_type, bytes)
+            .map_err(|e| OciError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+        let digest = match reference {
+            Reference::Digest(given) => {
+                let actual = Digest::of(given.algorithm(), bytes);
+                if &actual != given {
+                    return Err(OciError::new(
+                        ErrorCode::DigestInvalid,
+                        format!("manifest bytes have digest `{actual}`, not `{given}`"),
+                    ));
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::of(Algorithm::Sha256, bytes),
+        };
+        // Everything the manifest lists must be here.
+        let mut blobs = BTreeMap::new();
+        for blob in parsed.config.iter().chain(&parsed.layers) {
+            let found = self.blob(repository, &blob.digest).map_err(|_| {
+                OciError::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!(
+                        "blob `{}` ({}) is not in repository `{repository}`: push it first",
+                        blob.digest, blob.media_type
+                    ),
+                )
+            })?;
+            blobs.insert(blob.digest.clone(), found);
+        }
+        for child in &parsed.manifests {
+            if self.store.manifest(repository, &child.digest)?.is_none() {
+                return Err(OciError::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!(
+                        "manifest `{}` listed by the index is not in repository `{repository}`: push it first",
+                        child.digest
+                    ),
+                ));
+            }
+        }
+        let stored = StoredManifest {
+            digest: digest.clone(),
+            media_type: parsed.media_type.clone(),
+            bytes: bytes.to_vec(),
+            subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
+        };
+        let write = |tag: Option<&str>| ManifestWrite {
+            repository: repository.to_owned(),
+            manifest: stored.clone(),
+            tag: tag.map(str::to_owned),
+            links: Vec::new(),
+        };
+        let pushed = Pushed {
+            digest: digest.clone(),
+            subject: stored.subject.clone(),
+            released: None,
+            attested: None,
+        };
+        // An artifact that refers to another (a signature, an SBOM) is
+        // recorded in the package's attestation log.
+        if let (Some(subject), false) = (&parsed.subject, parsed.is_wasm()) {
+            let tag = reference.tag();
+            if let Some(tag) = tag {
+                refuse_version_tag(repository, tag)?;
+            }
+            let existed = self.store.manifest(repository, &digest)?.is_some();
+            // Recorded when it refers into a package that exists (other
+            // repositories are plain OCI storage).
+            let package = match package_of(repository) {
+                Some(name) if !existed => self
+                    .registry
+                    .published_package(&LogId::package(&name))?
+                    .map(|_| name),
+                _ => None,
+            };
+            let Some(name) = package else {
+                self.store.put_manifest(&write(tag))?;
+                return Ok(PushStep::Done(pushed));
+            };
+            let attestation = Attestation {
+                subject: subject.digest.to_string(),
+                referrer: digest.to_string(),
+                artifact_type: parsed
+                    .effective_artifact_type()
+                    .unwrap_or_default()
+                    .to_owned(),
+                media_type: parsed.media_type.clone(),
+                size: bytes.len() as u64,
+                account: account.map(|a| a.name.clone()).unwrap_or_default(),
+            };
+            let answer = self
+                .registry
+                .attest_with(name, attestation, Some(write(tag)));
+            return Ok(PushStep::Pending(PendingPush {
+                registry: self.registry.clone(),
+                pushed,
+                waiting: Waiting::Attestation(answer),
+            }));
+        }
+        let Some(tag) = reference.tag() else {
+            self.store.put_manifest(&write(None))?;
+            return Ok(PushStep::Done(pushed));
+        };
+        let Releases { package, tags } = self.ensure_release_artifacts(repository)?;
+        let version: Option<Version> = tag.parse().ok();
+        // A version that exists keeps its manifest.
+        if let (Some((name, state)), Some(version)) = (&package, &version) {
+            if let Some(release) = state.release(version) {
+                if tags.get(tag) == Some(&digest) {
+                    return Ok(PushStep::Done(pushed));
+                }
+                return Err(OciError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "version {version} of `{name}` is already released (content `{}`); \
+                         versions are immutable: publish a new version",
+                        Digest::from(&release.content)
+                    ),
+                ));
+            }
+        }
+        if !parsed.is_wasm() {
+            refuse_version_tag(repository, tag)?;
+            self.store.put_manifest(&write(Some(tag)))?;
+            return Ok(PushStep::Done(pushed));
+        }
+        // A Wasm artifact: a publish.
+        let Some(version) = version else {
+            return Err(OciError::new(
+                ErrorCode::ManifestInvalid,
+                format!(
+                    "tag `{tag}` is not a semantic version: a Wasm package is published by version \
+                     (push to a tag such as `1.0.0`; see wasm-pkg-tools#69)"
+                ),
+            ));
+        };
+        let Some(name) = package_of(repository) else {
+            return Err(OciError::new(
+                ErrorCode::NameInvalid,
+                format!(
+                    "repository `{repository}` does not name a package: Wasm packages live at \
+                     `<namespace>/<name>` (kebab-case)"
+                ),
+            ));
+        };
+        let layer = parsed
+            .wasm_layer()
+            .map_err(|e| OciError::new(ErrorCode::ManifestInvalid, e))?;
+        let Some(content) = layer.digest.to_hash() else {
+            return Err(OciError::new(
+                ErrorCode::ManifestInvalid,
+                "the Wasm layer of a package release must have a sha256 digest",
+            ));
+        };
+        let blob = blobs
+            .remove(&layer.digest)
+            .ok_or_else(|| OciError::new(ErrorCode::Internal, "the layer was not located"))?;
+        if blob.size != layer.size {
+            return Err(OciError::new(
+                ErrorCode::ManifestInvalid,
+                format!(
+                    "the Wasm layer is {} bytes, but the manifest says {}",
+                    blob.size, layer.size
+                ),
+            ));
+        }
+        let Some(account) = account else {
+            return Err(OciError::new(
+                ErrorCode::Unauthorized,
+                "publishing a Wasm package needs an account: authenticate with a token",
+            ));
+        };
+        let key = &account.custodial_key;
+        let mut entries = Vec::new();
+        if package.is_none() {
+            if !self.store.oci_create_allowed(name.namespace())? {
+                return Err(OciError::new(
+                    ErrorCode::Denied,
+                    format!(
+                        "package `{name}` does not exist and namespace `{}` does not allow \
+                         creating packages by OCI push; create it with a Warg client first",
+                        name.namespace(),
+                    ),
+                )
+                .with_hint(Hint::AllowOciCreate {
+                    namespace: name.namespace().to_owned(),
+                }));
+            }
+            entries.push(PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: key.public_key().clone(),
+            });
+        }
+        entries.push(PackageEntry::Release { version, content });
+        // The layer becomes release content only through the content door.
+        let mut source = blob.read(0, blob.size)?;
+        self.registry.admit(&content, &mut source)?;
+        let state = package.map(|(_, s)| s).unwrap_or_else(PackageState::new);
+        let record = state.next_record(self.registry.config().clock.timestamp(), entries);
+        let envelope = Envelope::sign(key, record);
+        let record_id = envelope.record_id();
+        let answer = self.registry.submit_with(
+            name.clone(),
+            LogId::package(&name),
+            envelope,
+            Some(write(Some(tag))),
+        );
+        Ok(PushStep::Pending(PendingPush {
+            registry: self.registry.clone(),
+            pushed: Pushed {
+                released: Some(record_id),
+                ..pushed
+            },
+            waiting: Waiting::Release {
+                answer,
+                name,
+                account: account.name.clone(),
+                key_id: key.public_key().id(),
+            },
+        }))
+    }
+}

@@ -1,0 +1,154 @@
+//! The OCI face's storage, as traits: metadata (repositories, blob links,
+//! manifests, tags, upload sessions, namespace policy) and blob bytes.
+
+use cairn_protocol::PrivateKey;
+
+use super::digest::Digest;
+use crate::storage::{ByteReader, StoreError};
+
+/// A stored manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// Its digest (of `bytes`).
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// The bytes as pushed (or as built for a Warg release).
+    pub bytes: Vec<u8>,
+    /// The manifest it refers to.
+    pub subject: Option<Digest>,
+}
+
+/// A manifest to store together with the record that publishes it, in the
+/// same commit ([`crate::Batch::manifests`]): it appears (with its tag and
+/// blob links) exactly when the record is accepted, never before and never
+/// for a refused record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestWrite {
+    /// The repository.
+    pub repository: String,
+    /// The manifest.
+    pub manifest: StoredManifest,
+    /// The tag to point at it, if any.
+    pub tag: Option<String>,
+    /// Blobs to link into the repository.
+    pub links: Vec<Digest>,
+}
+
+/// An upload session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSession {
+    /// Its id.
+    pub id: String,
+    /// The repository it uploads to.
+    pub repository: String,
+    /// Seconds since the epoch of the last write.
+    pub updated: u64,
+}
+
+/// OCI metadata: repositories, blob links, manifests, tags, upload sessions.
+pub trait OciStore: Send + Sync + 'static {
+    /// Repositories after `last` (in order), at most `limit`.
+    fn repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Whether the repository has any blob, manifest or tag.
+    fn repository_exists(&self, repository: &str) -> Result<bool, StoreError>;
+    /// Makes a stored blob part of a repository.
+    fn link_blob(&self, repository: &str, digest: &Digest) -> Result<(), StoreError>;
+    /// Whether a blob is part of a repository.
+    fn blob_linked(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError>;
+    /// Removes a blob from a repository; whether it was there.
+    fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError>;
+    /// Stores a manifest and, if given, points its tag at it, and links its
+    /// blobs, atomically.
+    fn put_manifest(&self, write: &ManifestWrite) -> Result<(), StoreError>;
+    /// A manifest by digest.
+    fn manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>, StoreError>;
+    /// What a tag points at.
+    fn tag(&self, repository: &str, tag: &str) -> Result<Option<Digest>, StoreError>;
+    /// Every tag of a repository with its digest.
+    fn tags(&self, repository: &str) -> Result<Vec<(String, Digest)>, StoreError>;
+    /// Deletes a manifest and the tags pointing at it; whether it existed.
+    fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError>;
+    /// Deletes a tag; whether it existed.
+    fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError>;
+    /// Manifests whose subject is `subject`.
+    fn referrers(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Vec<StoredManifest>, StoreError>;
+    /// Records a new upload session.
+    fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError>;
+    /// An upload session by id.
+    fn upload(&self, id: &str) -> Result<Option<UploadSession>, StoreError>;
+    /// Marks a session written to at `now`.
+    fn touch_upload(&self, id: &str, now: u64) -> Result<(), StoreError>;
+    /// Forgets a session.
+    fn delete_upload(&self, id: &str) -> Result<(), StoreError>;
+    /// Sessions last written before `before`.
+    fn stale_uploads(&self, before: u64) -> Result<Vec<String>, StoreError>;
+    /// Whether packages may be created in `namespace` by an OCI push.
+    fn oci_create_allowed(&self, namespace: &str) -> Result<bool, StoreError>;
+}
+
+/// Appends to an upload session's bytes.
+pub trait SessionWriter: Send {
+    /// Appends bytes.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Makes what was written durable; returns the session's size.
+    fn flush(&mut self) -> Result<u64, StoreError>;
+}
+
+/// How finishing a session went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// The bytes have the digest and are stored under it.
+    Stored {
+        /// Their size.
+        size: u64,
+    },
+    /// The bytes have another digest; nothing was stored.
+    Mismatch {
+        /// The digest of the bytes.
+        found: Digest,
+    },
+}
+
+/// OCI blob bytes by digest, and the bytes of upload sessions. These are
+/// any artifact's bytes; release content lives apart, in the
+/// [`crate::ContentStore`], and a blob becomes release content only through
+/// the content door.
+pub trait BlobStore: Send + Sync + 'static {
+    /// The size of a blob, if stored.
+    fn size(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
+    /// `len` bytes of a blob from `start` (within its size), if stored.
+    fn read(&self, digest: &Digest, start: u64, len: u64)
+        -> Result<Option<ByteReader>, StoreError>;
+    /// Stores a small blob whose digest the caller computed.
+    fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Creates the (empty) bytes of a session.
+    fn create_session(&self, id: &str) -> Result<(), StoreError>;
+    /// The size of a session's bytes, if it has any.
+    fn session_size(&self, id: &str) -> Result<Option<u64>, StoreError>;
+    /// Opens a session for appending.
+    fn append_session(&self, id: &str) -> Result<Box<dyn SessionWriter>, StoreError>;
+    /// Hashes a session's bytes and, if they have `digest`, stores them as
+    /// that blob and removes the session's bytes.
+    fn finish_session(&self, id: &str, digest: &Digest) -> Result<Finished, StoreError>;
+    /// Removes a session's bytes.
+    fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// An account as the OCI face sees it: who pushes, and the custodial key
+/// that signs the records its pushes make.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Its name.
+    pub name: String,
+    /// The key the registry keeps for it.
+    pub custodial_key: PrivateKey,
+}

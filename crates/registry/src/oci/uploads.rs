@@ -1,0 +1,231 @@
+//! Upload sessions: a blob pushed in one request or in chunks. A session
+//! has one writer at a time (a second request on a busy session is refused
+//! at once), so its size limit holds against parallel requests and its
+//! bytes cannot change while they are hashed and stored.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use super::digest::Digest;
+use super::error::{ErrorCode, Hint, OciError};
+use super::names::check_repository;
+use super::store::{BlobStore, Finished, OciStore, SessionWriter, UploadSession};
+use super::Oci;
+
+/// The ids of sessions a request is writing to.
+#[derive(Default)]
+pub(crate) struct Busy(Arc<Mutex<HashSet<String>>>);
+
+/// A session held by one request; released when dropped.
+struct Held {
+    busy: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl Busy {
+    fn hold(&self, id: &str) -> Result<Held, OciError> {
+        let mut busy = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !busy.insert(id.to_owned()) {
+            return Err(OciError::new(
+                ErrorCode::Busy,
+                format!(
+                    "upload `{id}` is being written by another request; send its chunks one after \
+                     the other"
+                ),
+            ));
+        }
+        Ok(Held {
+            busy: self.0.clone(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// A request's turn at writing to an upload session: chunks are appended
+/// with [`Chunk::write`], which ends the session once the blob would pass
+/// the size limit; then [`Chunk::finish`] (a `PATCH`) or
+/// [`Chunk::complete`] (the final `PUT`).
+pub struct Chunk {
+    writer: Box<dyn SessionWriter>,
+    repository: String,
+    id: String,
+    size: u64,
+    limit: u64,
+    blobs: Arc<dyn BlobStore>,
+    store: Arc<dyn OciStore>,
+    now: u64,
+    _held: Held,
+}
+
+impl Chunk {
+    /// Appends bytes. A blob that would grow beyond the limit ends the
+    /// session: its bytes are removed and the error says so.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), OciError> {
+        self.size = self.size.saturating_add(bytes.len() as u64);
+        if self.size > self.limit {
+            let _ = self.blobs.delete_session(&self.id);
+            let _ = self.store.delete_upload(&self.id);
+            return Err(OciError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the blob is larger than this registry's limit of {} bytes; upload `{}` \
+                     was ended",
+                    self.limit, self.id
+                ),
+            )
+            .with_hint(Hint::BlobLimit));
+        }
+        self.writer.write(bytes)?;
+        Ok(())
+    }
+
+    /// Ends this request's turn: what it wrote is durable. Returns the
+    /// session's size.
+    pub fn finish(mut self) -> Result<u64, OciError> {
+        let size = self.writer.flush()?;
+        self.store.touch_upload(&self.id, self.now)?;
+        Ok(size)
+    }
+
+    /// Ends the session: its bytes must have `digest`; they become that blob
+    /// in the repository. The session ends either way.
+    pub fn complete(mut self, digest: &Digest) -> Result<u64, OciError> {
+        let flushed = self.writer.flush();
+        let finished = flushed.and_then(|_| self.blobs.finish_session(&self.id, digest));
+        let end = |e: OciError| {
+            let _ = self.blobs.delete_session(&self.id);
+            let _ = self.store.delete_upload(&self.id);
+            e
+        };
+        match finished.map_err(|e| end(e.into()))? {
+            Finished::Stored { size } => {
+                self.store.link_blob(&self.repository, digest)?;
+                self.store.delete_upload(&self.id)?;
+                Ok(size)
+            }
+            Finished::Mismatch { found } => Err(end(OciError::new(
+                ErrorCode::DigestInvalid,
+                format!("uploaded bytes have digest `{found}`, not `{digest}`"),
+            ))),
+        }
+    }
+}
+
+/// A fresh upload session id: 128 random bits, hex.
+fn new_session_id() -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl Oci {
+    /// Starts an upload session; returns its id.
+    pub fn start_upload(&self, repository: &str) -> Result<String, OciError> {
+        check_repository(repository)?;
+        let id = new_session_id();
+        self.blobs.create_session(&id)?;
+        self.store.create_upload(&UploadSession {
+            id: id.clone(),
+            repository: repository.to_owned(),
+            updated: self.now(),
+        })?;
+        Ok(id)
+    }
+
+    fn session(&self, repository: &str, id: &str) -> Result<UploadSession, OciError> {
+        match self.store.upload(id)? {
+            Some(s) if s.repository == repository => Ok(s),
+            _ => Err(OciError::new(
+                ErrorCode::BlobUploadUnknown,
+                format!(
+                    "upload `{id}` is not known in repository `{repository}` (it may have expired)"
+                ),
+            )),
+        }
+    }
+
+    /// The number of bytes an upload session holds.
+    pub fn upload_size(&self, repository: &str, id: &str) -> Result<u64, OciError> {
+        self.session(repository, id)?;
+        self.blobs.session_size(id)?.ok_or_else(|| {
+            OciError::new(
+                ErrorCode::BlobUploadUnknown,
+                format!("upload `{id}` has no data (it may have expired)"),
+            )
+        })
+    }
+
+    /// Takes the session for this request and opens it to append a chunk
+    /// starting at `start` (from `Content-Range`, if given): it must start
+    /// where the bytes end.
+    pub fn open_chunk(
+        &self,
+        repository: &str,
+        id: &str,
+        start: Option<u64>,
+    ) -> Result<Chunk, OciError> {
+        let held = self.busy.hold(id)?;
+        let size = self.upload_size(repository, id)?;
+        if let Some(start) = start {
+            if start != size {
+                return Err(OciError::new(
+                    ErrorCode::RangeInvalid,
+                    format!("chunk starts at byte {start}, but the upload holds {size} bytes"),
+                ));
+            }
+        }
+        Ok(Chunk {
+            writer: self.blobs.append_session(id)?,
+            repository: repository.to_owned(),
+            id: id.to_owned(),
+            size,
+            limit: self.config.max_blob_bytes,
+            blobs: self.blobs.clone(),
+            store: self.store.clone(),
+            now: self.now(),
+            _held: held,
+        })
+    }
+
+    /// The largest blob accepted, in bytes.
+    pub fn max_blob_bytes(&self) -> u64 {
+        self.config.max_blob_bytes
+    }
+
+    /// Cancels an upload session.
+    pub fn cancel_upload(&self, repository: &str, id: &str) -> Result<(), OciError> {
+        let _held = self.busy.hold(id)?;
+        self.session(repository, id)?;
+        self.blobs.delete_session(id)?;
+        self.store.delete_upload(id)?;
+        Ok(())
+    }
+
+    /// Removes sessions not written to within the expiry (and not being
+    /// written to now); returns how many.
+    pub fn expire_uploads(&self) -> Result<usize, OciError> {
+        let before = self
+            .now()
+            .saturating_sub(self.config.upload_expiry.as_secs());
+        let mut removed = 0;
+        for id in self.store.stale_uploads(before)? {
+            let Ok(_held) = self.busy.hold(&id) else {
+                continue;
+            };
+            self.blobs.delete_session(&id)?;
+            self.store.delete_upload(&id)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,832 @@
+//! [`Registry`]: the engine's doors. Writes go to the sequencer thread and
+//! come back as [`Answer`]s; reads are answered from the in-memory view,
+//! and from the store when the view does not hold the answer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use cairn_protocol::attestation::{Attestation, AttestationRecord};
+use cairn_protocol::operator::{OperatorRecord, OperatorState};
+use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
+use cairn_protocol::{
+    Envelope, Hash, KeyId, LogId, LogLeaf, MapLeaf, PackageName, PrivateKey, PublicKey, RecordId,
+    SignatureChecked, SignedCheckpoint,
+};
+use cairn_transparency::log::{ConsistencyProof, InclusionProof, LogProofBundle, VecLog};
+use cairn_transparency::map::{Map, MapProofBundle};
+use rayon::prelude::*;
+
+use crate::answer::{self, Answer};
+use crate::cache::Generations;
+use crate::codec;
+use crate::config::Config;
+use crate::content::Admission;
+use crate::error::{ContentError, OpenError, QueryError};
+use crate::oci::ManifestWrite;
+use crate::sequencer::{Attesting, Input, Sequencer, Settings, Sourcing, Submission};
+use crate::storage::{ByteReader, ContentStore, MetaStore, RecordState, StoreError, StoredRecord};
+use crate::view::{OperatorView, View};
+use crate::writer::{Command, Reply, Writer};
+
+/// Where a record stands, as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordStatus {
+    /// Waiting for the listed content.
+    Sourcing {
+        /// Digests to upload.
+        missing: Vec<Hash>,
+    },
+    /// In the log at `index`, not yet covered by a checkpoint.
+    Processing {
+        /// Its registry index.
+        index: u64,
+    },
+    /// Covered by a checkpoint.
+    Published {
+        /// Its registry index.
+        index: u64,
+    },
+    /// Refused after acceptance.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where an attestation was recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attested {
+    /// The attestation log's id.
+    pub log_id: LogId,
+    /// The record's id.
+    pub record_id: RecordId,
+    /// Its index in the registry log.
+    pub index: u64,
+}
+
+/// Logs to fetch: `None` means from the start; `Some(i)` means after index `i`.
+#[derive(Clone, Debug, Default)]
+pub struct FetchRequest {
+    /// The checkpoint's log length.
+    pub log_length: u64,
+    /// Records per log, at most.
+    pub limit: Option<usize>,
+    /// The operator log, if wanted.
+    pub operator: Option<Option<u64>>,
+    /// Package logs.
+    pub packages: Vec<(LogId, Option<u64>)>,
+}
+
+/// The answer to a [`FetchRequest`].
+#[derive(Clone, Debug, Default)]
+pub struct FetchResponse {
+    /// Whether some log has more records before the checkpoint.
+    pub more: bool,
+    /// Operator records.
+    pub operator: Vec<(u64, StoredRecord)>,
+    /// Package records, per log, in request order.
+    pub packages: Vec<(LogId, Vec<(u64, StoredRecord)>)>,
+}
+
+/// What readers and the writer share.
+pub(crate) struct Shared {
+    pub meta: Arc<dyn MetaStore>,
+    pub content: Arc<dyn ContentStore>,
+    pub config: Config,
+    pub view: View,
+    /// Keys seen in package logs, by id: lets a submitter check a record's
+    /// signature on its own thread, off the sequencer's. Key ids are
+    /// digests of the keys, so an entry is never wrong, only missing;
+    /// permissions are still checked by the sequencer.
+    pub keys: RwLock<Generations<KeyId, PublicKey>>,
+    /// Published package states for readers (the OCI face), each with the
+    /// registry index of the last record applied.
+    published: Mutex<Generations<LogId, (u64, PackageState)>>,
+}
+
+impl Shared {
+    /// Adds the keys of `states` to the key cache.
+    pub fn remember_keys<'a>(&self, states: impl IntoIterator<Item = &'a PackageState>) {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        for state in states {
+            for key in state.authorities().keys() {
+                if keys.peek(&key.id()).is_none() {
+                    keys.insert(key.id(), key.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A running registry.
+pub struct Registry {
+    shared: Arc<Shared>,
+    tx: Sender<Command>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// An upload of one digest for one sourcing record (the Warg face). Feed
+/// it with [`Upload::write`], then [`Registry::finish_upload`]; dropping it
+/// discards the bytes.
+pub struct Upload {
+    log_id: LogId,
+    record_id: RecordId,
+    admission: Admission,
+}
+
+impl Upload {
+    /// Appends bytes; refuses once the limit is passed or the bytes cannot
+    /// be Wasm.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), ContentError> {
+        self.admission.write(bytes)
+    }
+
+    /// The record this upload is for.
+    pub fn record_id(&self) -> &RecordId {
+        &self.record_id
+    }
+}
+
+/// The stored map snapshot if it is usable for a checkpoint at `length`: it
+/// must be at a checkpointed length not beyond `length`, and decode to that
+/// checkpoint's map root. Otherwise (none, stale, damaged) an empty map from 0.
+fn usable_snapshot(meta: &dyn MetaStore, length: u64) -> Result<(Map, u64), StoreError> {
+    let (at, bytes) = match meta.load_map_snapshot() {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok((Map::new(), 0)),
+        Err(e) => {
+            tracing::warn!("ignoring the map snapshot: {e}");
+            return Ok((Map::new(), 0));
+        }
+    };
+    let checkpoint = if at <= length {
+        meta.checkpoint(at)?
+    } else {
+        None
+    };
+    let Some(checkpoint) = checkpoint else {
+        tracing::warn!("ignoring the map snapshot at log length {at}: no such checkpoint");
+        return Ok((Map::new(), 0));
+    };
+    match Map::from_snapshot(&bytes) {
+        Ok(map) if map.root() == checkpoint.contents.checkpoint.map_root => Ok((map, at)),
+        Ok(_) => {
+            tracing::warn!("ignoring the map snapshot at log length {at}: its root differs from the checkpoint's");
+            Ok((Map::new(), 0))
+        }
+        Err(e) => {
+            tracing::warn!("ignoring the map snapshot at log length {at}: {e}");
+            Ok((Map::new(), 0))
+        }
+    }
+}
+
+/// The keys that may sign checkpoints.
+pub(crate) fn operator_keys(state: &OperatorState) -> Vec<PublicKey> {
+    state
+        .authorities()
+        .keys()
+        .filter(|k| state.may_sign_checkpoints(&k.id()))
+        .cloned()
+        .collect()
+}
+
+impl Registry {
+    /// Opens the registry on `meta` and `content`: loads the log, rebuilds
+    /// the map of the latest checkpoint (checking both roots against it),
+    /// initialises the operator log on first start and defines `namespaces`
+    /// that are not defined yet. Then starts the sequencer thread.
+    pub fn open(
+        meta: Arc<dyn MetaStore>,
+        content: Arc<dyn ContentStore>,
+        key: PrivateKey,
+        namespaces: &[String],
+        config: Config,
+    ) -> Result<Arc<Registry>, OpenError> {
+        for ns in namespaces {
+            cairn_protocol::validate_namespace(ns)
+                .map_err(|e| OpenError::Invalid(format!("namespace `{ns}`: {e}")))?;
+        }
+        let started = Instant::now();
+        let loaded = meta.load()?;
+        let loaded_in = started.elapsed();
+        let mut log = VecLog::new();
+        let hashes: Vec<Hash> = loaded.leaves.par_iter().map(LogLeaf::leaf_hash).collect();
+        for hash in hashes {
+            log.push(hash);
+        }
+        let (map, checkpointed, snapshot_length) = match &loaded.checkpoint {
+            None => (Map::new(), 0, 0),
+            Some(cp) => {
+                let length = cp.contents.checkpoint.log_length;
+                let len = usize::try_from(length)
+                    .ok()
+                    .filter(|l| *l <= loaded.leaves.len())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "checkpoint at length {length} but the log has {} leaves",
+                            loaded.leaves.len()
+                        ))
+                    })?;
+                let (base, from) = usable_snapshot(meta.as_ref(), length)?;
+                let mut latest: HashMap<LogId, RecordId> = HashMap::new();
+                for leaf in &loaded.leaves[from as usize..len] {
+                    latest.insert(leaf.log_id, leaf.record_id);
+                }
+                let map = base.apply(
+                    latest
+                        .into_iter()
+                        .map(|(l, r)| (*l.digest(), MapLeaf { record_id: r }.leaf_hash())),
+                );
+                if log.root_at(length) != Some(cp.contents.checkpoint.log_root)
+                    || map.root() != cp.contents.checkpoint.map_root
+                {
+                    return Err(StoreError::Corrupt(format!(
+                        "the stored log does not reproduce the roots of checkpoint {length}"
+                    ))
+                    .into());
+                }
+                (map, len, from)
+            }
+        };
+        tracing::info!(
+            leaves = loaded.leaves.len(),
+            keys = map.len(),
+            from_snapshot = snapshot_length,
+            "loaded the log in {loaded_in:.2?}, log and map rebuilt and checked in {:.2?}",
+            started.elapsed() - loaded_in
+        );
+        let log_length = loaded.leaves.len() as u64;
+        let uncheckpointed = loaded.leaves[checkpointed..].to_vec();
+
+        // The operator log, replayed (it is short).
+        let mut operator = OperatorState::new();
+        let operator_records = meta.log_records(&LogId::operator(), None, u64::MAX, usize::MAX)?;
+        for (_, rec) in &operator_records {
+            let envelope = codec::decode::<OperatorRecord>(rec)?;
+            operator
+                .apply(&envelope)
+                .map_err(|e| StoreError::Corrupt(format!("stored operator record: {e}")))?;
+        }
+        if operator.head().is_some() {
+            let holds = operator.authorities().holds(
+                &key.public_key().id(),
+                cairn_protocol::operator::Permission::Commit,
+            );
+            if !holds {
+                let expected = operator
+                    .authorities()
+                    .keys()
+                    .next()
+                    .map(|k| k.id().to_string())
+                    .unwrap_or_default();
+                return Err(OpenError::WrongOperatorKey {
+                    expected,
+                    given: key.public_key().id().to_string(),
+                });
+            }
+        }
+        let mut sourcing = HashMap::new();
+        for rec in loaded.sourcing {
+            if let RecordState::Sourcing { missing, since } = &rec.state {
+                let envelope = codec::decode::<PackageRecord>(&rec)?;
+                sourcing.insert(
+                    (rec.log_id, rec.record_id),
+                    Sourcing {
+                        missing: missing.clone(),
+                        since: *since,
+                        envelope,
+                    },
+                );
+            }
+        }
+        let generation = config.cache_generation;
+        let view = View::new(
+            log,
+            loaded.checkpoint.clone().map(|cp| (cp, map.clone())),
+            OperatorView {
+                keys: operator_keys(&operator),
+                records: operator_records,
+            },
+            generation,
+        );
+        let sequencer = Sequencer::new(
+            key,
+            Settings {
+                checkpoint_every: config.checkpoint_every,
+                checkpoint_max_delay: config.checkpoint_max_delay,
+                content_timeout: config.content_timeout,
+                cache_generation: generation,
+            },
+            operator,
+            loaded.checkpoint,
+            map,
+            log_length,
+            uncheckpointed,
+            sourcing,
+        );
+        let shared = Arc::new(Shared {
+            meta,
+            content,
+            view,
+            config,
+            keys: RwLock::new(Generations::new(generation)),
+            published: Mutex::new(Generations::new(generation)),
+        });
+        let mut writer = Writer {
+            shared: shared.clone(),
+            sequencer,
+            snapshot_length,
+            snapshot_busy: Arc::new(AtomicBool::new(false)),
+        };
+        let to_define: Vec<String> = namespaces
+            .iter()
+            .filter(|ns| writer.sequencer.operator().namespace(ns).is_none())
+            .cloned()
+            .collect();
+        if writer.sequencer.operator().head().is_none() || !to_define.is_empty() {
+            writer
+                .define_now(to_define)
+                .map_err(|e| OpenError::Invalid(e.to_string()))?;
+        }
+        writer.checkpoint_logged();
+        writer.maybe_snapshot();
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("cairn-sequencer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the sequencer: {e}")))?;
+        Ok(Arc::new(Registry {
+            shared,
+            tx,
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    fn send<T>(&self, command: impl FnOnce(crate::answer::Reply<T>) -> Command) -> Answer<T> {
+        let (reply, answer) = Answer::new();
+        // A send fails only once the sequencer stopped; the reply inside
+        // is dropped with the command, and the answer says so.
+        let _ = self.tx.send(command(reply));
+        answer
+    }
+
+    /// Submits a package record. The answer comes once the record is
+    /// durably accepted (sequenced, or waiting for content) or refused.
+    pub fn submit(
+        &self,
+        name: PackageName,
+        log_id: LogId,
+        envelope: Envelope<PackageRecord>,
+    ) -> Answer<RecordStatus> {
+        self.submit_with(name, log_id, envelope, None)
+    }
+
+    /// Submits a package record that carries an OCI manifest to store with
+    /// it, in the same commit, if and only if the record is sequenced.
+    pub(crate) fn submit_with(
+        &self,
+        name: PackageName,
+        log_id: LogId,
+        envelope: Envelope<PackageRecord>,
+        manifest: Option<ManifestWrite>,
+    ) -> Answer<RecordStatus> {
+        let checked = self.check_signature(&envelope);
+        let record_id = envelope.record_id();
+        let input = Input::Submit(Box::new(Submission {
+            name,
+            log_id,
+            envelope,
+            record_id,
+            checked,
+            manifest,
+        }));
+        self.send(|reply| Command::Input(input, Reply::Record(reply)))
+    }
+
+    /// Checks the signature here, on the caller's thread, when the signing
+    /// key is known: the key of an init entry in the record itself, or one
+    /// seen before. The sequencer then skips the check.
+    fn check_signature(&self, envelope: &Envelope<PackageRecord>) -> Option<SignatureChecked> {
+        let signer = envelope.key_id();
+        let own = envelope.contents().entries.iter().find_map(|e| match e {
+            PackageEntry::Init { key, .. } if key.id() == *signer => Some(key.clone()),
+            _ => None,
+        });
+        let key = own.or_else(|| {
+            self.shared
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .peek(signer)
+                .cloned()
+        })?;
+        envelope.check_signature(&key).ok()
+    }
+
+    /// Records in `name`'s attestation log that `attestation` was attached
+    /// to one of its manifests, storing `manifest` in the same commit. The
+    /// answer comes once the record is durably sequenced.
+    pub(crate) fn attest_with(
+        &self,
+        name: PackageName,
+        attestation: Attestation,
+        manifest: Option<ManifestWrite>,
+    ) -> Answer<Attested> {
+        let input = Input::Attest(Box::new(Attesting {
+            name,
+            attestation,
+            manifest,
+        }));
+        self.send(|reply| Command::Input(input, Reply::Attested(reply)))
+    }
+
+    /// Records in `name`'s attestation log that `attestation` was attached
+    /// to one of its manifests.
+    pub fn attest(&self, name: PackageName, attestation: Attestation) -> Answer<Attested> {
+        self.attest_with(name, attestation, None)
+    }
+
+    /// Defines namespaces through a new operator record; answers with those
+    /// that were newly defined.
+    pub fn define_namespaces(&self, namespaces: Vec<String>) -> Answer<Vec<String>> {
+        self.send(|reply| Command::Input(Input::Define(namespaces), Reply::Defined(reply)))
+    }
+
+    /// Rejects records whose content is overdue and runs waiting admin
+    /// requests now, rather than at the next periodic run.
+    pub fn housekeeping(&self) -> Answer<()> {
+        self.send(Command::Housekeeping)
+    }
+
+    /// Waits until a checkpoint covers the record at `index` (it is
+    /// published). Resolves to `false` if the registry stops first.
+    pub fn checkpointed(&self, index: u64) -> impl Future<Output = bool> + Send + 'static {
+        answer::checkpointed(self.shared.view.watch_checkpointed(), index)
+    }
+
+    /// Stops the sequencer after it made a checkpoint of everything sequenced.
+    pub fn shutdown(&self) {
+        let stopped = self.send(Command::Stop);
+        let _ = stopped.wait();
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+
+    fn view(&self) -> &View {
+        &self.shared.view
+    }
+
+    /// The keys the operator log holds (the first signs checkpoints).
+    pub fn operator_keys(&self) -> Vec<PublicKey> {
+        self.view().operator().keys.clone()
+    }
+
+    /// The latest checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.view().latest()
+    }
+
+    /// The checkpoint at `log_length`.
+    pub fn checkpoint_at(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, QueryError> {
+        if let Some(found) = self
+            .view()
+            .recent()
+            .iter()
+            .find(|(cp, _)| cp.contents.checkpoint.log_length == log_length)
+        {
+            return Ok(Some(found.0.clone()));
+        }
+        Ok(self.shared.meta.checkpoint(log_length)?)
+    }
+
+    /// The log length of the latest checkpoint.
+    pub fn log_length(&self) -> u64 {
+        self.view().checkpointed_length()
+    }
+
+    /// Where a record stands, if the engine remembers it: no IO. A record
+    /// decided since the start is usually remembered; `None` means ask
+    /// [`Registry::record_status`].
+    pub fn remembered_status(&self, log_id: &LogId, record_id: &RecordId) -> Option<RecordStatus> {
+        self.view().status(&(*log_id, *record_id))
+    }
+
+    /// Where a record of `log_id` stands.
+    pub fn record_status(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+    ) -> Result<RecordStatus, QueryError> {
+        if let Some(status) = self.remembered_status(log_id, record_id) {
+            return Ok(status);
+        }
+        let record = self
+            .shared
+            .meta
+            .record(log_id, record_id)?
+            .ok_or(QueryError::RecordNotFound(*record_id))?;
+        Ok(self.view().published(RecordStatus::of(&record.state)))
+    }
+
+    /// Records of the requested logs up to the checkpoint `log_length`.
+    pub fn fetch_logs(&self, request: &FetchRequest) -> Result<FetchResponse, QueryError> {
+        let length = request.log_length;
+        if self.checkpoint_at(length)?.is_none() {
+            return Err(QueryError::CheckpointNotFound(length));
+        }
+        let max = self.shared.config.fetch_limit_max;
+        let limit = request.limit.unwrap_or(max).clamp(1, max);
+        let mut response = FetchResponse::default();
+        if let Some(after) = request.operator {
+            let mut records: Vec<(u64, StoredRecord)> = self
+                .view()
+                .operator()
+                .records
+                .iter()
+                .filter(|(i, _)| after.is_none_or(|a| *i > a) && *i < length)
+                .take(limit + 1)
+                .cloned()
+                .collect();
+            if records.len() > limit {
+                records.truncate(limit);
+                response.more = true;
+            }
+            response.operator = records;
+        }
+        let mut packages = Vec::with_capacity(request.packages.len());
+        for (log_id, after) in &request.packages {
+            let mut records = self
+                .shared
+                .meta
+                .log_records(log_id, *after, length, limit + 1)?;
+            if records.len() > limit {
+                records.truncate(limit);
+                response.more = true;
+            }
+            if records.is_empty() && after.is_none() {
+                return Err(QueryError::LogNotFound(*log_id));
+            }
+            packages.push((*log_id, records));
+        }
+        response.packages = packages;
+        Ok(response)
+    }
+
+    /// The state of a package log as published (every record a checkpoint
+    /// covers), or `None` if it has none. Records are replayed once and
+    /// cached; later calls apply only newer records.
+    pub fn published_package(&self, log_id: &LogId) -> Result<Option<PackageState>, QueryError> {
+        let published = self.log_length();
+        let cached = self
+            .shared
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(log_id)
+            .cloned();
+        let (mut after, mut state) = match cached {
+            Some((last, state)) if last < published => (Some(last), state),
+            // Cached past what this reader may see (cannot happen unless
+            // checkpoints went backwards): start over.
+            _ => (None, PackageState::new()),
+        };
+        let records = self
+            .shared
+            .meta
+            .log_records(log_id, after, published, usize::MAX)?;
+        if records.is_empty() && after.is_some() {
+            return Ok(Some(state));
+        }
+        state = codec::extend_package_state(state, records.iter().map(|(_, r)| r))?;
+        if let Some((index, _)) = records.last() {
+            after = Some(*index);
+        }
+        let Some(last) = after else {
+            return Ok(None);
+        };
+        self.shared
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*log_id, (last, state.clone()));
+        Ok(Some(state))
+    }
+
+    /// `name`'s attestation log, oldest first, with registry log indexes.
+    pub fn attestations(
+        &self,
+        name: &PackageName,
+    ) -> Result<Vec<(u64, Envelope<AttestationRecord>)>, QueryError> {
+        let records =
+            self.shared
+                .meta
+                .log_records(&LogId::attestations(name), None, u64::MAX, usize::MAX)?;
+        records
+            .iter()
+            .map(|(index, rec)| Ok((*index, codec::decode::<AttestationRecord>(rec)?)))
+            .collect()
+    }
+
+    /// The names of every package, in name order.
+    pub fn package_list(&self) -> Result<Vec<PackageName>, QueryError> {
+        Ok(self.shared.meta.package_list()?)
+    }
+
+    /// The names of package logs (`None` for unknown ones).
+    pub fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, QueryError> {
+        Ok(self.shared.meta.package_names(log_ids)?)
+    }
+
+    /// Log inclusion proofs of the leaves at `indexes` and map proofs of
+    /// their logs, both against the checkpoint at `log_length`; encoded as
+    /// Warg `LogProofBundle` and `MapProofBundle`.
+    pub fn prove_inclusion(
+        &self,
+        log_length: u64,
+        indexes: &[u64],
+    ) -> Result<(Vec<u8>, Vec<u8>), QueryError> {
+        let map = self
+            .view()
+            .recent()
+            .iter()
+            .find(|(cp, _)| cp.contents.checkpoint.log_length == log_length)
+            .map(|(_, map)| map.clone());
+        let map = map.ok_or(QueryError::CheckpointNotFound(log_length))?;
+        if let Some(bad) = indexes.iter().find(|i| **i >= log_length) {
+            return Err(QueryError::LeafNotFound(*bad));
+        }
+        let leaves = self.shared.meta.leaves_at(indexes)?;
+        let mut map_proofs = Vec::with_capacity(indexes.len());
+        for (index, leaf) in indexes.iter().zip(&leaves) {
+            let leaf = leaf.ok_or(QueryError::LeafNotFound(*index))?;
+            let proof = map
+                .prove(leaf.log_id.digest())
+                .ok_or(QueryError::LeafNotFound(*index))?;
+            map_proofs.push(proof);
+        }
+        let inclusions: Vec<InclusionProof> = indexes
+            .iter()
+            .map(|i| InclusionProof::for_leaf(*i, log_length))
+            .collect();
+        let bundle = LogProofBundle::bundle(&[], &inclusions, &*self.view().log())
+            .and_then(|b| b.encode())
+            .map_err(|e| QueryError::Invalid(format!("cannot bundle proofs: {e}")))?;
+        let map_bundle = MapProofBundle { proofs: map_proofs }.encode();
+        Ok((bundle, map_bundle))
+    }
+
+    /// A consistency proof from `from` to `to`, as a Warg `LogProofBundle`.
+    pub fn prove_consistency(&self, from: u64, to: u64) -> Result<Vec<u8>, QueryError> {
+        if to > self.log_length() {
+            return Err(QueryError::CheckpointNotFound(to));
+        }
+        if from == 0 || from > to {
+            return Err(QueryError::Invalid(format!(
+                "cannot prove consistency from log length {from} to {to}: need 0 < from <= to"
+            )));
+        }
+        let proof = ConsistencyProof {
+            old_length: from,
+            new_length: to,
+        };
+        LogProofBundle::bundle(&[proof], &[], &*self.view().log())
+            .and_then(|b| b.encode())
+            .map_err(|e| QueryError::Invalid(format!("cannot bundle proofs: {e}")))
+    }
+
+    /// Whether `checkpoint` is one this registry made (same roots, length and
+    /// timestamp), and whether its signature verifies with an operator key.
+    pub fn verify_checkpoint(
+        &self,
+        checkpoint: &SignedCheckpoint,
+    ) -> Result<(bool, bool), QueryError> {
+        let ours = self.checkpoint_at(checkpoint.contents.checkpoint.log_length)?;
+        let same = ours.is_some_and(|c| c.contents == checkpoint.contents);
+        let signed = self
+            .view()
+            .operator()
+            .keys
+            .iter()
+            .any(|k| checkpoint.verify(k).is_ok());
+        Ok((same, signed))
+    }
+
+    /// The size of the release content with `digest`, if stored.
+    pub fn content_size(&self, digest: &Hash) -> Result<Option<u64>, QueryError> {
+        Ok(self.shared.content.size(digest)?)
+    }
+
+    /// `len` bytes of the release content with `digest` from `start`.
+    pub fn read_content(
+        &self,
+        digest: &Hash,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<ByteReader>, QueryError> {
+        Ok(self.shared.content.read(digest, start, len)?)
+    }
+
+    /// Starts an upload of `digest` for the sourcing record `record_id`
+    /// (the Warg face's content upload). Blocking.
+    pub fn begin_upload(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+        digest: &Hash,
+    ) -> Result<Upload, ContentError> {
+        let status = match self.record_status(log_id, record_id) {
+            Ok(status) => status,
+            Err(QueryError::RecordNotFound(_)) => {
+                return Err(ContentError::RecordNotFound(*record_id))
+            }
+            Err(QueryError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(StoreError::Backend(e.to_string()).into()),
+        };
+        let RecordStatus::Sourcing { missing } = status else {
+            return Err(ContentError::NotSourcing(*record_id));
+        };
+        if !missing.contains(digest) {
+            return Err(ContentError::NotMissing {
+                record: *record_id,
+                digest: *digest,
+            });
+        }
+        Ok(Upload {
+            log_id: *log_id,
+            record_id: *record_id,
+            admission: Admission::begin(
+                self.shared.content.as_ref(),
+                *digest,
+                self.shared.config.max_content_bytes,
+            )?,
+        })
+    }
+
+    /// Checks and stores an upload (blocking), then tells the sequencer;
+    /// the answer says where the record stands once it has moved on.
+    pub fn finish_upload(&self, upload: Upload) -> Result<Answer<RecordStatus>, ContentError> {
+        let Upload {
+            log_id,
+            record_id,
+            admission,
+        } = upload;
+        let digest = admission.finish()?;
+        let input = Input::ContentArrived {
+            log_id,
+            record_id,
+            digest,
+        };
+        Ok(self.send(|reply| Command::Input(input, Reply::Record(reply))))
+    }
+
+    /// Makes the bytes `source` yields the release content `digest`, through
+    /// the content door (size limit, digest, Wasm), unless it is release
+    /// content already. Blocking.
+    pub(crate) fn admit(&self, digest: &Hash, source: &mut dyn Read) -> Result<(), ContentError> {
+        if self.shared.content.size(digest)?.is_some() {
+            return Ok(());
+        }
+        let mut admission = Admission::begin(
+            self.shared.content.as_ref(),
+            *digest,
+            self.shared.config.max_content_bytes,
+        )?;
+        admission.copy_from(source)?;
+        admission.finish()?;
+        Ok(())
+    }
+
+    /// Up to `limit` log leaves from `start`.
+    pub fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, QueryError> {
+        let published = self.log_length();
+        if start >= published {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(usize::try_from(published - start).unwrap_or(usize::MAX));
+        Ok(self.shared.meta.leaves(start, limit)?)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Waits on `answer` from a blocking thread, giving up at `deadline`.
+pub fn wait_until<T>(answer: impl Future<Output = T>, deadline: Instant) -> Option<T> {
+    answer::block_on(answer, Some(deadline))
+}

@@ -1,0 +1,176 @@
+//! What readers see, kept in memory by the writer: the registry log's
+//! hashes, the recent checkpoints with their maps, the operator log, the
+//! status of recent records and the checkpointed length (which waiters
+//! watch). Readers take short read locks; nothing here does IO.
+
+use std::collections::VecDeque;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use cairn_protocol::{PublicKey, SignedCheckpoint};
+use cairn_transparency::log::VecLog;
+use cairn_transparency::map::Map;
+use tokio::sync::watch;
+
+use crate::cache::Generations;
+use crate::registry::RecordStatus;
+use crate::sequencer::RecordKey;
+use crate::storage::{Batch, StoredRecord};
+
+/// The operator log as readers need it.
+#[derive(Default)]
+pub(crate) struct OperatorView {
+    /// Keys that may sign checkpoints (the first signs them).
+    pub keys: Vec<PublicKey>,
+    /// The operator log's records with their registry indexes: short, and
+    /// part of nearly every fetch, so served from memory.
+    pub records: Vec<(u64, StoredRecord)>,
+}
+
+/// The readers' view.
+pub(crate) struct View {
+    log: RwLock<VecLog>,
+    /// Recent checkpoints with the map at each, oldest first.
+    recent: RwLock<VecDeque<(SignedCheckpoint, Map)>>,
+    operator: RwLock<OperatorView>,
+    /// Where recently decided records stand (`Processing` with its index
+    /// once sequenced; readers turn it into `Published` by the
+    /// checkpointed length). A miss means: ask the store.
+    statuses: RwLock<Generations<RecordKey, RecordStatus>>,
+    /// The log length of the latest checkpoint.
+    checkpointed: watch::Sender<u64>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl View {
+    /// A view of `log`, the latest checkpoint (if any) with its map, and the
+    /// operator log.
+    pub fn new(
+        log: VecLog,
+        latest: Option<(SignedCheckpoint, Map)>,
+        operator: OperatorView,
+        status_generation: usize,
+    ) -> View {
+        let length = latest
+            .as_ref()
+            .map_or(0, |(cp, _)| cp.contents.checkpoint.log_length);
+        View {
+            log: RwLock::new(log),
+            recent: RwLock::new(latest.into_iter().collect()),
+            operator: RwLock::new(operator),
+            statuses: RwLock::new(Generations::new(status_generation)),
+            checkpointed: watch::Sender::new(length),
+        }
+    }
+
+    /// The registry log (hashes).
+    pub fn log(&self) -> RwLockReadGuard<'_, VecLog> {
+        read(&self.log)
+    }
+
+    /// The recent checkpoints, oldest first.
+    pub fn recent(&self) -> RwLockReadGuard<'_, VecDeque<(SignedCheckpoint, Map)>> {
+        read(&self.recent)
+    }
+
+    /// The operator log.
+    pub fn operator(&self) -> RwLockReadGuard<'_, OperatorView> {
+        read(&self.operator)
+    }
+
+    /// The latest checkpoint.
+    pub fn latest(&self) -> Option<SignedCheckpoint> {
+        self.recent().back().map(|(cp, _)| cp.clone())
+    }
+
+    /// The log length of the latest checkpoint.
+    pub fn checkpointed_length(&self) -> u64 {
+        *self.checkpointed.borrow()
+    }
+
+    /// A receiver of the checkpointed length, for waiters.
+    pub fn watch_checkpointed(&self) -> watch::Receiver<u64> {
+        self.checkpointed.subscribe()
+    }
+
+    /// Where a recently decided record stands, if the view knows it.
+    pub fn status(&self, key: &RecordKey) -> Option<RecordStatus> {
+        let status = read(&self.statuses).peek(key).cloned()?;
+        Some(self.published(status))
+    }
+
+    /// `status`, published if the latest checkpoint covers it.
+    pub fn published(&self, status: RecordStatus) -> RecordStatus {
+        match status {
+            RecordStatus::Processing { index } if index < self.checkpointed_length() => {
+                RecordStatus::Published { index }
+            }
+            other => other,
+        }
+    }
+
+    /// Appends committed leaves' hashes to the log.
+    pub fn push_leaves(&self, hashes: impl IntoIterator<Item = cairn_protocol::Hash>) {
+        let mut log = write(&self.log);
+        for hash in hashes {
+            log.push(hash);
+        }
+    }
+
+    /// Records where the records of a committed batch stand.
+    pub fn remember(&self, batch: &Batch) {
+        let mut statuses = write(&self.statuses);
+        for r in &batch.records {
+            statuses.insert((r.log_id, r.record_id), RecordStatus::of(&r.state));
+        }
+        for (log_id, record_id, index) in &batch.sequenced {
+            statuses.insert(
+                (*log_id, *record_id),
+                RecordStatus::Processing { index: *index },
+            );
+        }
+        for (log_id, record_id, reason) in &batch.rejected {
+            statuses.insert(
+                (*log_id, *record_id),
+                RecordStatus::Rejected {
+                    reason: reason.clone(),
+                },
+            );
+        }
+        for (log_id, record_id, missing) in &batch.still_missing {
+            statuses.insert(
+                (*log_id, *record_id),
+                RecordStatus::Sourcing {
+                    missing: missing.clone(),
+                },
+            );
+        }
+    }
+
+    /// Adds operator records to the operator view and sets its keys.
+    pub fn extend_operator(&self, keys: Vec<PublicKey>, records: Vec<(u64, StoredRecord)>) {
+        let mut operator = write(&self.operator);
+        operator.keys = keys;
+        operator.records.extend(records);
+    }
+
+    /// Adds a committed checkpoint, keeping the `keep` most recent maps,
+    /// and wakes those waiting for it.
+    pub fn add_checkpoint(&self, checkpoint: SignedCheckpoint, map: Map, keep: usize) {
+        let length = checkpoint.contents.checkpoint.log_length;
+        {
+            let mut recent = write(&self.recent);
+            recent.push_back((checkpoint, map));
+            while recent.len() > keep.max(1) {
+                recent.pop_front();
+            }
+        }
+        self.checkpointed.send_replace(length);
+    }
+}

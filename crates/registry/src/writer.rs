@@ -1,0 +1,371 @@
+//! The sequencer thread: the one writer. It takes commands off a channel
+//! in batches, fetches the facts the [`Sequencer`] needs, hands them over
+//! with the time, commits the staged change in one transaction, applies it
+//! to the sequencer and the readers' view, and only then answers (group
+//! commit). It also makes checkpoints, map snapshots, and runs housekeeping.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_protocol::LogId;
+
+use crate::answer;
+use crate::codec;
+use crate::error::SubmitError;
+use crate::registry::{operator_keys, Attested, RecordStatus, Shared};
+use crate::sequencer::{Facts, Input, Needs, Outcome, Sequencer, Staged};
+use crate::storage::{RecordState, StoreError};
+
+/// Where the answer to an [`Input`] goes.
+pub(crate) enum Reply {
+    /// A record's status.
+    Record(answer::Reply<RecordStatus>),
+    /// Namespaces defined.
+    Defined(answer::Reply<Vec<String>>),
+    /// An attestation recorded.
+    Attested(answer::Reply<Attested>),
+}
+
+/// What the registry's handles send the sequencer thread.
+pub(crate) enum Command {
+    /// Something to decide, and where its answer goes.
+    Input(Input, Reply),
+    /// Run housekeeping now.
+    Housekeeping(answer::Reply<()>),
+    /// Checkpoint everything and stop.
+    Stop(answer::Reply<()>),
+}
+
+/// How often housekeeping runs, and how long the thread sleeps when idle.
+const TICK: Duration = Duration::from_millis(500);
+
+/// The sequencer thread's state.
+pub(crate) struct Writer {
+    pub shared: Arc<Shared>,
+    pub sequencer: Sequencer,
+    /// The log length of the last map snapshot saved (or being saved).
+    pub snapshot_length: u64,
+    pub snapshot_busy: Arc<AtomicBool>,
+}
+
+fn answer_with<T>(reply: answer::Reply<T>, result: Result<T, SubmitError>) {
+    let _ = reply.send(result);
+}
+
+impl Writer {
+    /// Runs until stopped.
+    pub fn run(mut self, rx: Receiver<Command>) {
+        let mut last_housekeeping = Instant::now();
+        loop {
+            let wait = if self.sequencer.has_uncheckpointed() {
+                self.shared.config.checkpoint_quiet
+            } else {
+                TICK
+            };
+            match rx.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut inputs = Vec::new();
+                    let mut replies = Vec::new();
+                    let mut stop = None;
+                    let mut housekeeping = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(command) = next.take() {
+                        match command {
+                            Command::Input(input, reply) => {
+                                inputs.push(input);
+                                replies.push(reply);
+                            }
+                            Command::Housekeeping(reply) => housekeeping.push(reply),
+                            Command::Stop(reply) => {
+                                stop = Some(reply);
+                                break;
+                            }
+                        }
+                        if inputs.len() < self.shared.config.batch_max {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    if !inputs.is_empty() {
+                        self.process(inputs, replies);
+                    }
+                    if self
+                        .sequencer
+                        .checkpoint_due(self.shared.config.clock.now())
+                    {
+                        self.checkpoint_logged();
+                    }
+                    if !housekeeping.is_empty() {
+                        self.housekeeping();
+                        last_housekeeping = Instant::now();
+                        for reply in housekeeping {
+                            answer_with(reply, Ok(()));
+                        }
+                    }
+                    if let Some(reply) = stop {
+                        self.stop();
+                        answer_with(reply, Ok(()));
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.checkpoint_logged(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stop();
+                    return;
+                }
+            }
+            if last_housekeeping.elapsed() >= TICK {
+                last_housekeeping = Instant::now();
+                self.housekeeping();
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        self.checkpoint_logged();
+        self.final_snapshot();
+    }
+
+    /// Decides and commits a batch, then answers every input.
+    fn process(&mut self, inputs: Vec<Input>, replies: Vec<Reply>) {
+        let needs = self.sequencer.needs(&inputs);
+        let facts = match self.fetch(&needs) {
+            Ok(facts) => facts,
+            Err(e) => {
+                tracing::error!("cannot read what a batch needs: {e}");
+                for reply in replies {
+                    fail(reply, &e);
+                }
+                return;
+            }
+        };
+        let now = self.shared.config.clock.now();
+        let (staged, outcomes) = self.sequencer.decide(inputs, facts, now);
+        let committed = self.commit(staged);
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            match (&committed, reply, outcome) {
+                (Err(e), reply, outcome) if outcome.is_ok() => fail(reply, e),
+                (_, Reply::Record(reply), Outcome::Record(result)) => {
+                    answer_with(reply, result.map(|s| self.shared.view.published(s)))
+                }
+                (_, Reply::Defined(reply), Outcome::Defined(result)) => answer_with(reply, result),
+                (_, Reply::Attested(reply), Outcome::Attested(result)) => {
+                    answer_with(reply, result)
+                }
+                // A reply of another kind than its input: cannot happen;
+                // dropping the reply answers `Stopped`.
+                _ => tracing::error!("a reply did not match its input"),
+            }
+        }
+    }
+
+    /// Reads what `needs` lists.
+    fn fetch(&self, needs: &Needs) -> Result<Facts, StoreError> {
+        let meta = &self.shared.meta;
+        let mut facts = Facts::default();
+        for (log_id, record_id) in &needs.records {
+            if let Some(record) = meta.record(log_id, record_id)? {
+                facts.records.insert((*log_id, *record_id), record.state);
+            }
+        }
+        for log_id in &needs.packages {
+            let records = meta.log_records(log_id, None, u64::MAX, usize::MAX)?;
+            let state = codec::package_state(records.iter().map(|(_, r)| r))?;
+            self.shared.remember_keys([&state]);
+            facts.packages.insert(*log_id, state);
+        }
+        let operator = self.shared.view.operator().keys.first().cloned();
+        for log_id in &needs.attestations {
+            let records = meta.log_records(log_id, None, u64::MAX, usize::MAX)?;
+            let operator = operator
+                .as_ref()
+                .ok_or_else(|| StoreError::Corrupt("the operator log has no key".into()))?;
+            let log = codec::attestation_log(records.iter().map(|(_, r)| r), operator)?;
+            facts.attestations.insert(*log_id, log);
+        }
+        for digest in &needs.content {
+            if self.shared.content.size(digest)?.is_some() {
+                facts.content.insert(*digest);
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Commits `staged`; on success applies it to the sequencer and the view.
+    fn commit(&mut self, staged: Staged) -> Result<(), StoreError> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.shared.meta.commit(&staged.batch) {
+            tracing::error!("commit failed, batch dropped: {e}");
+            return Err(e);
+        }
+        let view = &self.shared.view;
+        self.shared.remember_keys(staged.package_states());
+        if let Some(operator) = staged.operator() {
+            let operator_log = LogId::operator();
+            let records = staged
+                .batch
+                .records
+                .iter()
+                .filter_map(|r| match r.state {
+                    RecordState::Sequenced { index } if r.log_id == operator_log => {
+                        Some((index, r.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            view.extend_operator(operator_keys(operator), records);
+        }
+        view.push_leaves(staged.leaves.iter().map(|l| l.leaf_hash()));
+        view.remember(&staged.batch);
+        self.sequencer.apply(staged, self.shared.config.clock.now());
+        Ok(())
+    }
+
+    /// Defines namespaces outside a batch (at open and for admin requests).
+    pub fn define_now(&mut self, namespaces: Vec<String>) -> Result<Vec<String>, SubmitError> {
+        let now = self.shared.config.clock.now();
+        let (staged, mut outcomes) =
+            self.sequencer
+                .decide(vec![Input::Define(namespaces)], Facts::default(), now);
+        let defined = match outcomes.pop() {
+            Some(Outcome::Defined(result)) => result?,
+            _ => return Err(SubmitError::Invalid("no answer to a definition".into())),
+        };
+        self.commit(staged)?;
+        Ok(defined)
+    }
+
+    /// Makes a checkpoint of every committed leaf, if one is missing.
+    pub fn checkpoint_logged(&mut self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::error!("checkpoint failed: {e}");
+        }
+        self.maybe_snapshot();
+    }
+
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let length = self.sequencer.log_length();
+        let Some(root) = self.shared.view.log().root_at(length) else {
+            return Ok(());
+        };
+        let now = self.shared.config.clock.now();
+        let Some(staged) = self.sequencer.stage_checkpoint(root, now) else {
+            return Ok(());
+        };
+        self.shared.meta.commit(&crate::storage::Batch {
+            checkpoint: Some(staged.checkpoint.clone()),
+            ..Default::default()
+        })?;
+        self.shared.view.add_checkpoint(
+            staged.checkpoint.clone(),
+            staged.map.clone(),
+            self.shared.config.recent_checkpoints,
+        );
+        self.sequencer.checkpointed(staged);
+        Ok(())
+    }
+
+    /// Saves a map snapshot in the background once the log grew enough.
+    pub fn maybe_snapshot(&mut self) {
+        let length = self.shared.view.checkpointed_length();
+        if length < self.snapshot_length + self.shared.config.snapshot_every
+            || self.snapshot_busy.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.snapshot_length = length;
+        let (map, meta, busy) = (
+            self.sequencer.map().clone(),
+            self.shared.meta.clone(),
+            self.snapshot_busy.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("cairn-map-snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let bytes = map.snapshot();
+                match meta.save_map_snapshot(length, &bytes) {
+                    Ok(()) => tracing::info!(
+                        "saved a map snapshot at log length {length} ({} MB) in {:.2?}",
+                        bytes.len() / 1_000_000,
+                        started.elapsed()
+                    ),
+                    Err(e) => tracing::error!("cannot save a map snapshot: {e}"),
+                }
+                busy.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.snapshot_busy.store(false, Ordering::Release);
+        }
+    }
+
+    /// At shutdown: a snapshot of the final map, so the next start is quick.
+    fn final_snapshot(&mut self) {
+        while self.snapshot_busy.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let length = self.shared.view.checkpointed_length();
+        if length > self.snapshot_length {
+            if let Err(e) = self
+                .shared
+                .meta
+                .save_map_snapshot(length, &self.sequencer.map().snapshot())
+            {
+                tracing::error!("cannot save a map snapshot: {e}");
+            }
+            self.snapshot_length = length;
+        }
+    }
+
+    /// Rejects records whose content never came; runs admin requests.
+    fn housekeeping(&mut self) {
+        let expired = self.sequencer.expire(self.shared.config.clock.now());
+        if let Err(e) = self.commit(expired) {
+            tracing::error!("cannot reject expired records: {e}");
+        }
+        match self.shared.meta.admin_requests() {
+            Ok(requests) => {
+                let mut outcomes = HashMap::new();
+                for request in requests {
+                    let outcome = match self.define_now(vec![request.define_namespace.clone()]) {
+                        Ok(defined) if defined.is_empty() => "already defined".to_string(),
+                        Ok(_) => "defined".to_string(),
+                        Err(e) => format!("error: {e}"),
+                    };
+                    self.checkpoint_logged();
+                    outcomes.insert(request.id, outcome);
+                }
+                for (id, outcome) in outcomes {
+                    if let Err(e) = self.shared.meta.finish_admin_request(id, &outcome) {
+                        tracing::error!("cannot finish admin request: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("cannot read admin requests: {e}"),
+        }
+    }
+}
+
+impl Outcome {
+    fn is_ok(&self) -> bool {
+        match self {
+            Outcome::Record(r) => r.is_ok(),
+            Outcome::Defined(r) => r.is_ok(),
+            Outcome::Attested(r) => r.is_ok(),
+        }
+    }
+}
+
+/// Answers `reply` with a storage failure.
+fn fail(reply: Reply, e: &StoreError) {
+    let error = || SubmitError::Store(StoreError::Backend(e.to_string()));
+    match reply {
+        Reply::Record(r) => answer_with(r, Err(error())),
+        Reply::Defined(r) => answer_with(r, Err(error())),
+        Reply::Attested(r) => answer_with(r, Err(error())),
+    }
+}
