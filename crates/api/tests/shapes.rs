@@ -25,8 +25,8 @@ use cairn_api::{
 use cairn_protocol::attestation::{Attestation, AttestationRecord};
 use cairn_protocol::package::{PackageEntry, PackageRecord as Record, PACKAGE_RECORD_VERSION};
 use cairn_protocol::{
-    Checkpoint, Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, RecordId,
-    SignedCheckpoint, Timestamp, TimestampedCheckpoint,
+    Checkpoint, Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, RecordId, Timestamp,
+    TimestampedCheckpoint,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
