@@ -85,6 +85,8 @@ struct ServeArgs {
     #[arg(long = "namespace", value_name = "NS")]
     namespaces: Vec<String>,
     /// The URL clients use to reach this server (default: http://<Host header>).
+    // The line above is clap's help text, not Markdown.
+    #[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
     #[arg(long, env = "CAIRN_PUBLIC_URL")]
     public_url: Option<String>,
     /// Largest content upload accepted, in bytes.

@@ -429,6 +429,8 @@ pub struct GetArgs {
     /// `namespace:name@^1.2` (newest non-yanked match; the default is `*`).
     package: PackageSpec,
     /// Where to write the bytes (`-` for stdout) [default: ./<namespace>_<name>@<version>.wasm].
+    // The line above is clap's help text, not Markdown.
+    #[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
     /// Take the version from the lock file and check the registry still

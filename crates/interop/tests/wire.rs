@@ -91,7 +91,7 @@ fn envelope() -> Envelope<CairnRecord> {
 }
 
 fn log_id(n: u8) -> LogId {
-    Hash::of(&[n]).into()
+    Hash::of([n]).into()
 }
 
 fn record_id() -> RecordId {

@@ -47,7 +47,8 @@ pub enum UploadError {
 }
 
 /// An upload of one digest for one sourcing record. Feed it with
-/// [`Upload::write`], then [`Upload::finish`]; dropping it discards the bytes.
+/// [`Upload::write`], then [`Registry::finish_upload`](crate::Registry::finish_upload);
+/// dropping it discards the bytes.
 pub struct Upload {
     pub(crate) log_id: cairn_protocol::LogId,
     pub(crate) record_id: cairn_protocol::RecordId,

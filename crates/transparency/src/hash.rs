@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Hash([u8; 32]);
 
-/// Why a text or byte string is not a [`Hash`].
+/// Why a text or byte string is not a [`Hash`](struct@Hash).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HashParseError {
     /// The text does not start with `sha256:`.

@@ -1,6 +1,6 @@
 //! Warg v1 transparency structures, pure (no IO, no async, no clock):
 //!
-//! - [`Hash`]: SHA-256 digests and the leaf/branch hashes of Warg v1;
+//! - [`Hash`](struct@Hash): SHA-256 digests and the leaf/branch hashes of Warg v1;
 //! - [`log`]: the registry's append-only Merkle log, inclusion and
 //!   consistency proofs, and `LogProofBundle`s;
 //! - [`map`]: the sparse Merkle map from log id to latest record, inclusion
