@@ -15,7 +15,10 @@ use cairn_protocol::{
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::api::{Api, CheckpointJson, Progress, PublishedRecord, RecordStatus};
+use cairn_api::package::PackageRecordState;
+use cairn_api::{PublishedRecord, SignedCheckpointJson};
+
+use crate::api::{Api, Progress};
 use crate::error::{Error, Result, VerificationFailure};
 use crate::state::{PackageLog, Trusted};
 use crate::verify::{self, Inclusion};
@@ -200,7 +203,7 @@ impl Client {
                     e.to_string(),
                     "inconsistent-checkpoints",
                     json!({
-                        "trustedCheckpoint": CheckpointJson::new(old),
+                        "trustedCheckpoint": SignedCheckpointJson::from(old),
                         "servedCheckpoint": cp_json,
                         "consistencyProof": bundle.as_ref().map(|b| {
                             use base64::Engine;
@@ -288,7 +291,7 @@ impl Client {
     fn prove(
         &self,
         cp: &SignedCheckpoint,
-        cp_json: &CheckpointJson,
+        cp_json: &SignedCheckpointJson,
         proofs: &[Inclusion],
     ) -> Result<()> {
         let length = cp.contents.checkpoint.log_length;
@@ -324,7 +327,7 @@ impl Client {
         &self,
         mut log: PackageLog,
         new: Vec<PublishedRecord>,
-        cp_json: &CheckpointJson,
+        cp_json: &SignedCheckpointJson,
     ) -> Result<PackageLog> {
         if new.is_empty() {
             return Ok(log);
@@ -560,7 +563,7 @@ impl Client {
                         "content": r.content.to_string(),
                         "recordId": r.record_id.to_string(),
                     })),
-                    "checkpoint": self.trusted.checkpoint.as_ref().map(CheckpointJson::new),
+                    "checkpoint": self.trusted.checkpoint.as_ref().map(SignedCheckpointJson::from),
                 }),
             )),
         }
@@ -636,21 +639,24 @@ impl Client {
             .map_err(|e| Error::Usage(explain_rule(name, &state, key, &e)))?;
         let record_id = envelope.record_id();
         let log_id = LogId::package(name);
-        let mut status = self.api.publish(name, &envelope)?;
+        let mut answer = self.api.publish(name, &envelope)?;
         let deadline = Instant::now() + PUBLISH_WAIT;
         let mut uploaded = false;
         let mut pause = Duration::from_millis(10);
         let index = loop {
-            match status {
-                RecordStatus::Published(index) => break index,
-                RecordStatus::Rejected(reason) => {
+            match &answer.state {
+                PackageRecordState::Published { registry_index } => break *registry_index,
+                PackageRecordState::Rejected { reason } => {
                     return Err(Error::Usage(format!(
                         "the registry rejected record {record_id}: {reason}"
                     )))
                 }
-                RecordStatus::Sourcing(missing) if !uploaded => {
-                    for (digest, url) in &missing {
-                        let Some((_, path)) = content.filter(|(d, _)| *d == digest) else {
+                PackageRecordState::Sourcing { .. } if !uploaded => {
+                    let missing = answer.missing_content().map_err(|e| {
+                        crate::api::malformed(self.api.base(), format!("record {record_id}: {e}"))
+                    })?;
+                    for (digest, url) in missing {
+                        let Some((_, path)) = content.filter(|(d, _)| **d == digest) else {
                             return Err(Error::Usage(format!(
                                 "the registry asks for content {digest}, which this record does not release"
                             )));
@@ -672,7 +678,7 @@ impl Client {
                     pause = (pause * 2).min(Duration::from_millis(250));
                 }
             }
-            status = self.api.record_status(&log_id, &record_id)?;
+            answer = self.api.record_status(&log_id, &record_id)?;
         };
         self.update(std::slice::from_ref(name), false)?;
         let Some(log) = self.trusted.package(name)?.cloned() else {
@@ -684,7 +690,11 @@ impl Client {
             .zip(&log.envelopes)
             .any(|(r, e)| r.registry_index == index && e.record_id() == record_id);
         if !holds {
-            let cp = self.trusted.checkpoint.as_ref().map(CheckpointJson::new);
+            let cp = self
+                .trusted
+                .checkpoint
+                .as_ref()
+                .map(SignedCheckpointJson::from);
             return Err(self.fail(
                 format!("said record {record_id} is published at index {index}, but its log does not hold it there"),
                 "missing-record",
@@ -754,15 +764,19 @@ impl Client {
             .checkpoint
             .clone()
             .ok_or_else(|| Error::Usage("the registry has no checkpoint".into()))?;
-        let cp_json = CheckpointJson::new(&cp);
+        let cp_json = SignedCheckpointJson::from(&cp);
         // The operator log was validated, signatures too, when this client
         // loaded it and as it grew; here each record is proven.
         let mut inclusions = Vec::new();
         if let Some(head) = self.trusted.operator.head().map(|h| h.record_id) {
             for record in &self.trusted.operator_records {
-                let envelope: Envelope<OperatorRecord> = record
-                    .envelope()
-                    .map_err(|e| self.fail(e, "operator-record", json!({ "record": record })))?;
+                let envelope: Envelope<OperatorRecord> = record.envelope().map_err(|e| {
+                    self.fail(
+                        e.to_string(),
+                        "operator-record",
+                        json!({ "record": record }),
+                    )
+                })?;
                 inclusions.push(Inclusion {
                     index: record.registry_index,
                     log_id: LogId::operator(),

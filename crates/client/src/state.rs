@@ -17,12 +17,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cairn_api::{PublishedRecord, SignedCheckpointJson};
 use cairn_protocol::operator::{OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageRecord, PackageState};
 use cairn_protocol::{Envelope, LogId, PackageName, SignedCheckpoint};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{CheckpointJson, PublishedRecord};
 use crate::error::{Error, Result};
 
 /// A verified package log.
@@ -63,7 +63,7 @@ impl PackageLog {
 #[serde(rename_all = "camelCase")]
 struct RegistryFile {
     registry: String,
-    checkpoint: Option<CheckpointJson>,
+    checkpoint: Option<SignedCheckpointJson>,
     operator: Vec<PublishedRecord>,
 }
 
@@ -255,7 +255,7 @@ impl Trusted {
             &self.dir.join("registry.json"),
             &RegistryFile {
                 registry: self.registry.clone(),
-                checkpoint: self.checkpoint.as_ref().map(CheckpointJson::new),
+                checkpoint: self.checkpoint.as_ref().map(SignedCheckpointJson::from),
                 operator: self.operator_records.clone(),
             },
         )

@@ -156,7 +156,7 @@ const TOKEN_CACHE_SECONDS: u64 = 30;
 
 /// Token lookups with a bounded cache in front of the [`AuthStore`]: a
 /// token presented on every request costs a store read once per
-/// [`TOKEN_CACHE_SECONDS`], not per request. Unknown tokens are not cached.
+/// 30 seconds, not per request. Unknown tokens are not cached.
 pub struct Tokens {
     store: Arc<dyn AuthStore>,
     clock: Arc<dyn Clock>,

@@ -1,18 +1,19 @@
-//! JSON error bodies. Where the reference client parses an error, the body has
-//! the reference's shape (`status` plus `type`/`id`, or `status` plus
-//! `message`); every body also has a `message` a person can read.
+//! JSON error bodies ([`cairn_api::ErrorBody`]). Where the reference client
+//! parses an error, the body has the reference's shape (`status` plus
+//! `type`/`id`, or `status` plus `message`); every body also has a
+//! `message` a person can read.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cairn_api::{EntityId, EntityType, ErrorBody};
 use cairn_registry::{ContentError, QueryError, SubmitError};
-use serde_json::{json, Value};
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    body: Value,
+    body: ErrorBody,
 }
 
 impl ApiError {
@@ -20,20 +21,20 @@ impl ApiError {
     pub fn message(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            body: json!({ "status": status.as_u16(), "message": message.into() }),
+            body: ErrorBody::message(status.as_u16(), message),
         }
     }
 
     /// `{"status": N, "type": T, "id": I, "message": M}`.
-    pub fn entity(status: StatusCode, ty: &str, id: Value, message: impl Into<String>) -> ApiError {
+    pub fn entity(
+        status: StatusCode,
+        ty: EntityType,
+        id: impl Into<EntityId>,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
-            body: json!({
-                "status": status.as_u16(),
-                "type": ty,
-                "id": id,
-                "message": message.into(),
-            }),
+            body: ErrorBody::entity(status.as_u16(), ty, id, message),
         }
     }
 
@@ -51,7 +52,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), body = %self.body, "request failed");
+            tracing::error!(
+                status = self.status.as_u16(),
+                message = self.body.text(),
+                "request failed"
+            );
         }
         (self.status, Json(self.body)).into_response()
     }
@@ -62,18 +67,21 @@ impl From<QueryError> for ApiError {
         let message = e.to_string();
         match e {
             QueryError::CheckpointNotFound(len) => {
-                ApiError::entity(StatusCode::NOT_FOUND, "logLength", json!(len), message)
+                ApiError::entity(StatusCode::NOT_FOUND, EntityType::LogLength, len, message)
             }
             QueryError::LeafNotFound(index) => {
-                ApiError::entity(StatusCode::NOT_FOUND, "leaf", json!(index), message)
+                ApiError::entity(StatusCode::NOT_FOUND, EntityType::Leaf, index, message)
             }
-            QueryError::LogNotFound(id) => {
-                ApiError::entity(StatusCode::NOT_FOUND, "log", json!(id.to_string()), message)
-            }
+            QueryError::LogNotFound(id) => ApiError::entity(
+                StatusCode::NOT_FOUND,
+                EntityType::Log,
+                id.to_string(),
+                message,
+            ),
             QueryError::RecordNotFound(id) => ApiError::entity(
                 StatusCode::NOT_FOUND,
-                "record",
-                json!(id.to_string()),
+                EntityType::Record,
+                id.to_string(),
                 message,
             ),
             QueryError::Invalid(_) => ApiError::bad_request(message),
@@ -87,15 +95,18 @@ impl From<SubmitError> for ApiError {
         let message = e.to_string();
         match e {
             SubmitError::NamespaceNotDefined(ns) => {
-                ApiError::entity(StatusCode::NOT_FOUND, "namespace", json!(ns), message)
+                ApiError::entity(StatusCode::NOT_FOUND, EntityType::Namespace, ns, message)
             }
-            SubmitError::NamespaceImported(ns) => {
-                ApiError::entity(StatusCode::CONFLICT, "namespaceImport", json!(ns), message)
-            }
+            SubmitError::NamespaceImported(ns) => ApiError::entity(
+                StatusCode::CONFLICT,
+                EntityType::NamespaceImport,
+                ns,
+                message,
+            ),
             SubmitError::ConflictPending(id) => ApiError::entity(
                 StatusCode::CONFLICT,
-                "record",
-                json!(id.to_string()),
+                EntityType::Record,
+                id.to_string(),
                 message,
             ),
             SubmitError::LogIdMismatch { .. } => ApiError::bad_request(message),
@@ -112,8 +123,8 @@ impl From<ContentError> for ApiError {
         match e {
             ContentError::RecordNotFound(id) => ApiError::entity(
                 StatusCode::NOT_FOUND,
-                "record",
-                json!(id.to_string()),
+                EntityType::Record,
+                id.to_string(),
                 message,
             ),
             ContentError::NotSourcing(_) => {

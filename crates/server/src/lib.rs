@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{any, get, post};
 use axum::Router;
+use cairn_api::paths::{self, route};
 use cairn_registry::auth::{AuthStore, Tokens};
 use cairn_registry::oci::Oci;
 use cairn_registry::{Clock, Registry};
@@ -101,33 +102,27 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
     // token itself (it needs the package name), and uploads are bound to a
     // record already accepted and to its digest.
     let reads = Router::new()
-        .route("/v1/fetch/checkpoint", get(warg::fetch_checkpoint))
-        .route("/v1/fetch/logs", post(warg::fetch_logs))
-        .route("/v1/fetch/names", post(warg::fetch_names))
-        .route(
-            "/v1/package/{log_id}/record/{record_id}",
-            get(warg::get_record),
-        )
-        .route("/v1/content/{digest}", get(warg::content_sources))
-        .route("/content/{name}", get(warg::download_content))
-        .route("/v1/proof/consistency", post(warg::prove_consistency))
-        .route("/v1/proof/inclusion", post(warg::prove_inclusion))
-        .route("/v1/verify/checkpoint", post(warg::verify_checkpoint))
-        .route("/v1/ledger", get(warg::ledger_sources))
-        .route("/v1/ledger/records/{start}", get(warg::ledger_records))
-        .route("/v1/attestations/{package}", get(warg::attestations))
+        .route(paths::FETCH_CHECKPOINT, get(warg::fetch_checkpoint))
+        .route(paths::FETCH_LOGS, post(warg::fetch_logs))
+        .route(paths::FETCH_NAMES, post(warg::fetch_names))
+        .route(route::PACKAGE_RECORD, get(warg::get_record))
+        .route(route::CONTENT_SOURCES, get(warg::content_sources))
+        .route(route::CONTENT_FILE, get(warg::download_content))
+        .route(paths::PROVE_CONSISTENCY, post(warg::prove_consistency))
+        .route(paths::PROVE_INCLUSION, post(warg::prove_inclusion))
+        .route(paths::VERIFY_CHECKPOINT, post(warg::verify_checkpoint))
+        .route(paths::LEDGER_SOURCES, get(warg::ledger_sources))
+        .route(route::LEDGER_RECORDS, get(warg::ledger_records))
+        .route(route::ATTESTATIONS, get(warg::attestations))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::warg_pull_gate,
         ));
     Router::new()
         .merge(reads)
-        .route("/v1/package/{log_id}/record", post(warg::publish_record))
-        .route(
-            "/v1/package/{log_id}/record/{record_id}/content/{digest}",
-            post(warg::upload_content),
-        )
-        .route("/.well-known/wasm-pkg/registry.json", get(warg::well_known))
+        .route(route::PUBLISH_PACKAGE_RECORD, post(warg::publish_record))
+        .route(route::CONTENT_UPLOAD, post(warg::upload_content))
+        .route(paths::WELL_KNOWN, get(warg::well_known))
         .route("/v2", get(oci::base))
         .route("/v2/", get(oci::base))
         .route("/auth/token", get(auth::token))

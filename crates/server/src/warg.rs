@@ -1,20 +1,30 @@
-//! The Warg v1 face: paths, JSON shapes and status codes of the Warg v1 API
-//! (`warg-api` 0.10), over the engine.
+//! The Warg v1 face over the engine: each handler parses the request with
+//! the wire types of `cairn-api`, calls the engine, and answers with a wire
+//! type (the JSON shapes of `warg-api` 0.10; the paths are
+//! `cairn_api::paths`).
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use cairn_api::attestation::{AttestationsResponse, PublishedAttestation};
+use cairn_api::content::ContentSourcesResponse;
+use cairn_api::fetch::{
+    FetchLogsRequest, FetchLogsResponse, FetchPackageNamesRequest, FetchPackageNamesResponse,
+};
+use cairn_api::ledger::{LedgerSource, LedgerSourcesResponse};
+use cairn_api::monitor::{CheckpointVerificationResponse, VerificationState};
+use cairn_api::package::{self as wire, PublishRecordRequest, UploadedContent};
+use cairn_api::proof::{
+    ConsistencyRequest, ConsistencyResponse, InclusionRequest, InclusionResponse,
+};
+use cairn_api::well_known::RegistryMetadata;
+use cairn_api::{paths, EntityType, PublishedRecord, SignedCheckpointJson, WireError};
 use cairn_protocol::package::PackageRecord;
-use cairn_protocol::{Envelope, Hash, LogId, PackageName, RecordId, SignedCheckpoint};
+use cairn_protocol::{Hash, LogId, PackageName, RecordId};
 use cairn_registry::{FetchRequest, RecordStatus, StoredRecord, Upload};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 use crate::error::ApiError;
 use crate::files::{serve_bytes, stream_into, Open, Streamed};
@@ -49,63 +59,32 @@ where
         .map_err(|e| ApiError::bad_request(format!("invalid {what} `{text}`: {e}")))
 }
 
-fn checkpoint_json(cp: &SignedCheckpoint) -> Value {
-    let c = &cp.contents;
-    json!({
-        "contents": {
-            "logRoot": c.checkpoint.log_root.to_string(),
-            "logLength": c.checkpoint.log_length,
-            "mapRoot": c.checkpoint.map_root.to_string(),
-            "timestamp": c.timestamp,
-        },
-        "keyId": cp.key_id.to_string(),
-        "signature": cp.signature.to_string(),
-    })
+/// A field of a request body that does not parse: 400.
+fn bad_field(e: WireError) -> ApiError {
+    ApiError::bad_request(e.to_string())
 }
 
-fn published_json(index: u64, record: &StoredRecord) -> Value {
-    json!({
-        "contentBytes": STANDARD.encode(&record.content_bytes),
-        "keyId": record.key_id,
-        "signature": record.signature,
-        "registryIndex": index,
-        "fetchToken": index.to_string(),
-    })
+fn published(index: u64, record: &StoredRecord) -> PublishedRecord {
+    PublishedRecord::from_parts(
+        &record.content_bytes,
+        &record.key_id,
+        &record.signature,
+        index,
+    )
 }
 
-fn upload_path(log_id: &LogId, record_id: &RecordId, digest: &Hash) -> String {
-    format!("/v1/package/{log_id}/record/{record_id}/content/{digest}")
-}
-
-fn status_json(log_id: &LogId, record_id: &RecordId, status: &RecordStatus) -> Value {
+fn package_record(
+    log_id: &LogId,
+    record_id: &RecordId,
+    status: &RecordStatus,
+) -> wire::PackageRecord {
     match status {
         RecordStatus::Sourcing { missing } => {
-            let mut content = Map::new();
-            for digest in missing {
-                content.insert(
-                    digest.to_string(),
-                    json!({ "upload": [{
-                        "type": "http",
-                        "method": "POST",
-                        "url": upload_path(log_id, record_id, digest),
-                    }]}),
-                );
-            }
-            json!({ "recordId": record_id.to_string(), "state": "sourcing", "missingContent": content })
+            wire::PackageRecord::sourcing(log_id, record_id, missing)
         }
-        RecordStatus::Processing { .. } => {
-            json!({ "recordId": record_id.to_string(), "state": "processing" })
-        }
-        RecordStatus::Published { index } => json!({
-            "recordId": record_id.to_string(),
-            "state": "published",
-            "registryIndex": index,
-        }),
-        RecordStatus::Rejected { reason } => json!({
-            "recordId": record_id.to_string(),
-            "state": "rejected",
-            "reason": reason,
-        }),
+        RecordStatus::Processing { .. } => wire::PackageRecord::processing(record_id),
+        RecordStatus::Published { index } => wire::PackageRecord::published(record_id, *index),
+        RecordStatus::Rejected { reason } => wire::PackageRecord::rejected(record_id, reason),
     }
 }
 
@@ -124,34 +103,24 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /v1/fetch/checkpoint`
-pub async fn fetch_checkpoint(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn fetch_checkpoint(
+    State(app): State<AppState>,
+) -> Result<Json<SignedCheckpointJson>, ApiError> {
     let cp = app.registry.latest_checkpoint().ok_or_else(|| {
         ApiError::message(
             StatusCode::SERVICE_UNAVAILABLE,
             "the registry has no checkpoint yet",
         )
     })?;
-    Ok(Json(checkpoint_json(&cp)))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FetchLogsBody {
-    log_length: u64,
-    #[serde(default)]
-    limit: Option<u16>,
-    #[serde(default)]
-    operator: Option<String>,
-    #[serde(default)]
-    packages: BTreeMap<String, Option<String>>,
+    Ok(Json(SignedCheckpointJson::from(&cp)))
 }
 
 fn fetch_token(token: &str) -> Result<u64, ApiError> {
-    token.parse().map_err(|_| {
+    cairn_api::fetch::token_index(token).ok_or_else(|| {
         ApiError::entity(
             StatusCode::NOT_FOUND,
-            "fetchToken",
-            json!(token),
+            EntityType::FetchToken,
+            token,
             format!("fetch token `{token}` was not found"),
         )
     })
@@ -160,19 +129,18 @@ fn fetch_token(token: &str) -> Result<u64, ApiError> {
 /// `POST /v1/fetch/logs`
 pub async fn fetch_logs(
     State(app): State<AppState>,
-    ApiJson(body): ApiJson<FetchLogsBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<FetchLogsRequest>,
+) -> Result<Json<FetchLogsResponse>, ApiError> {
     let mut request = FetchRequest {
         log_length: body.log_length,
         limit: body.limit.map(usize::from),
         operator: Some(body.operator.as_deref().map(fetch_token).transpose()?),
         packages: Vec::with_capacity(body.packages.len()),
     };
-    for (id, token) in &body.packages {
-        let log_id: LogId = parse("log id", id)?;
+    for (log_id, token) in body.package_logs().map_err(bad_field)? {
         request
             .packages
-            .push((log_id, token.as_deref().map(fetch_token).transpose()?));
+            .push((log_id, token.map(fetch_token).transpose()?));
     }
     // A fetch of a few logs is a handful of indexed reads: answering it on
     // this worker costs less than handing it to the blocking pool.
@@ -182,65 +150,39 @@ pub async fn fetch_logs(
         let registry = app.registry.clone();
         blocking(move || Ok(registry.fetch_logs(&request)?)).await?
     };
-    let mut packages = Map::new();
-    for (log_id, records) in &response.packages {
-        packages.insert(
-            log_id.to_string(),
-            records.iter().map(|(i, r)| published_json(*i, r)).collect(),
-        );
-    }
-    let operator: Vec<Value> = response
+    let packages = response
+        .packages
+        .iter()
+        .map(|(log_id, records)| {
+            let records = records.iter().map(|(i, r)| published(*i, r)).collect();
+            (log_id.to_string(), records)
+        })
+        .collect();
+    let operator = response
         .operator
         .iter()
-        .map(|(i, r)| published_json(*i, r))
+        .map(|(i, r)| published(*i, r))
         .collect();
-    Ok(Json(
-        json!({ "more": response.more, "operator": operator, "packages": packages }),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FetchNamesBody {
-    packages: Vec<String>,
+    Ok(Json(FetchLogsResponse {
+        more: response.more,
+        operator,
+        packages,
+        warnings: Vec::new(),
+    }))
 }
 
 /// `POST /v1/fetch/names`
 pub async fn fetch_names(
     State(app): State<AppState>,
-    ApiJson(body): ApiJson<FetchNamesBody>,
-) -> Result<Json<Value>, ApiError> {
-    let ids = body
-        .packages
-        .iter()
-        .map(|id| parse::<LogId>("log id", id))
-        .collect::<Result<Vec<_>, _>>()?;
+    ApiJson(body): ApiJson<FetchPackageNamesRequest>,
+) -> Result<Json<FetchPackageNamesResponse>, ApiError> {
+    let ids = body.log_ids().map_err(bad_field)?;
     let registry = app.registry.clone();
     let lookup = ids.clone();
     let names = blocking(move || Ok(registry.package_names(&lookup)?)).await?;
-    let mut packages = Map::new();
-    for (id, name) in ids.iter().zip(names) {
-        packages.insert(id.to_string(), json!(name.map(|n| n.to_string())));
-    }
-    Ok(Json(json!({ "packages": packages })))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvelopeBody {
-    content_bytes: String,
-    key_id: String,
-    signature: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishBody {
-    package_name: String,
-    record: EnvelopeBody,
-    #[serde(default)]
-    #[allow(dead_code)]
-    content_sources: Option<Value>,
+    Ok(Json(FetchPackageNamesResponse::new(
+        ids.iter().zip(names.iter().map(Option::as_ref)),
+    )))
 }
 
 /// `POST /v1/package/{logId}/record`
@@ -248,22 +190,17 @@ pub async fn publish_record(
     State(app): State<AppState>,
     Path(log_id): Path<String>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<PublishBody>,
+    ApiJson(body): ApiJson<PublishRecordRequest>,
 ) -> Result<Response, ApiError> {
     let log_id: LogId = parse("log id", &log_id)?;
-    let name: PackageName = parse("package name", &body.package_name)?;
+    let name: PackageName = body.package_name().map_err(bad_field)?;
     if let Err(refused) = crate::auth::warg_publisher(&app, &headers, &name).await {
         return Ok(refused);
     }
-    let content_bytes = STANDARD
-        .decode(body.record.content_bytes.as_bytes())
-        .map_err(|e| ApiError::bad_request(format!("record contentBytes is not base64: {e}")))?;
-    let envelope = Envelope::<PackageRecord>::from_parts(
-        content_bytes,
-        &body.record.key_id,
-        &body.record.signature,
-    )
-    .map_err(|e| ApiError::bad_request(format!("invalid package record: {e}")))?;
+    let envelope = body
+        .record
+        .envelope::<PackageRecord>()
+        .map_err(|e| ApiError::bad_request(format!("invalid package record: {e}")))?;
     let record_id = envelope.record_id();
     let mut status = app.registry.submit(name, log_id, envelope).await?;
     // Accepted and sequenced: a checkpoint usually follows within
@@ -277,7 +214,7 @@ pub async fn publish_record(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(status_json(&log_id, &record_id, &status)),
+        Json(package_record(&log_id, &record_id, &status)),
     )
         .into_response())
 }
@@ -286,7 +223,7 @@ pub async fn publish_record(
 pub async fn get_record(
     State(app): State<AppState>,
     Path((log_id, record_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PackageRecord>, ApiError> {
     let log_id: LogId = parse("log id", &log_id)?;
     let record_id: RecordId = parse("record id", &record_id)?;
     // Recent records are answered from memory, on this worker.
@@ -297,7 +234,7 @@ pub async fn get_record(
             blocking(move || Ok(registry.record_status(&log_id, &record_id)?)).await?
         }
     };
-    Ok(Json(status_json(&log_id, &record_id, &status)))
+    Ok(Json(package_record(&log_id, &record_id, &status)))
 }
 
 /// `POST /v1/package/{logId}/record/{recordId}/content/{digest}`: the upload
@@ -327,11 +264,7 @@ pub async fn upload_content(
     // that asks right after its upload (as the reference client does) sees
     // `processing` or `published`.
     arrived.await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "digest": digest.to_string() })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(UploadedContent::new(&digest))).into_response())
 }
 
 pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
@@ -346,40 +279,29 @@ pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn content_file_name(digest: &Hash) -> String {
-    digest.to_string().replacen(':', "-", 1)
-}
-
 /// `GET /v1/content/{digest}`: where to download content.
 pub async fn content_sources(
     State(app): State<AppState>,
     Path(digest): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ContentSourcesResponse>, ApiError> {
     let digest: Hash = parse("digest", &digest)?;
     let registry = app.registry.clone();
     let size = blocking(move || Ok(registry.content_size(&digest)?)).await?;
     let Some(size) = size else {
         return Err(ApiError::entity(
             StatusCode::NOT_FOUND,
-            "contentDigest",
-            json!(digest.to_string()),
+            EntityType::ContentDigest,
+            digest.to_string(),
             format!("content digest `{digest}` was not found"),
         ));
     };
     let url = format!(
-        "{}/content/{}",
+        "{}{}",
         base_url(&app, &headers),
-        content_file_name(&digest)
+        paths::content_file(&digest)
     );
-    Ok(Json(json!({ "contentSources": {
-        digest.to_string(): [{
-            "type": "httpGet",
-            "url": url,
-            "acceptRanges": true,
-            "size": size,
-        }]
-    }})))
+    Ok(Json(ContentSourcesResponse::http_get(&digest, url, size)))
 }
 
 /// `GET /content/sha256-<hex>`: the bytes, with `Range` support.
@@ -388,14 +310,14 @@ pub async fn download_content(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let digest: Hash = parse("content name", &name.replacen('-', ":", 1))?;
+    let digest: Hash = parse("content name", &paths::content_file_digest(&name))?;
     let registry = app.registry.clone();
     let size = blocking(move || Ok(registry.content_size(&digest)?)).await?;
     let Some(size) = size else {
         return Err(ApiError::entity(
             StatusCode::NOT_FOUND,
-            "contentDigest",
-            json!(digest.to_string()),
+            EntityType::ContentDigest,
+            digest.to_string(),
             format!("content digest `{digest}` was not found"),
         ));
     };
@@ -417,101 +339,54 @@ pub async fn download_content(
         }))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConsistencyBody {
-    from: u64,
-    to: u64,
-}
-
 /// `POST /v1/proof/consistency`
 pub async fn prove_consistency(
     State(app): State<AppState>,
-    ApiJson(body): ApiJson<ConsistencyBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<ConsistencyRequest>,
+) -> Result<Json<ConsistencyResponse>, ApiError> {
     let registry = app.registry.clone();
     let proof = blocking(move || Ok(registry.prove_consistency(body.from, body.to)?)).await?;
-    Ok(Json(json!({ "proof": STANDARD.encode(proof) })))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InclusionBody {
-    log_length: u64,
-    leafs: Vec<u64>,
+    Ok(Json(ConsistencyResponse { proof }))
 }
 
 /// `POST /v1/proof/inclusion`
 pub async fn prove_inclusion(
     State(app): State<AppState>,
-    ApiJson(body): ApiJson<InclusionBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<InclusionRequest>,
+) -> Result<Json<InclusionResponse>, ApiError> {
     let registry = app.registry.clone();
     let (log, map) =
         blocking(move || Ok(registry.prove_inclusion(body.log_length, &body.leafs)?)).await?;
-    Ok(Json(
-        json!({ "log": STANDARD.encode(log), "map": STANDARD.encode(map) }),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CheckpointContents {
-    log_root: String,
-    log_length: u64,
-    map_root: String,
-    timestamp: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CheckpointBody {
-    contents: CheckpointContents,
-    key_id: String,
-    signature: String,
+    Ok(Json(InclusionResponse { log, map }))
 }
 
 /// `POST /v1/verify/checkpoint`: whether a checkpoint is one of ours and
 /// carries a valid operator signature.
 pub async fn verify_checkpoint(
     State(app): State<AppState>,
-    ApiJson(body): ApiJson<CheckpointBody>,
-) -> Result<Json<Value>, ApiError> {
-    let checkpoint = SignedCheckpoint {
-        contents: cairn_protocol::TimestampedCheckpoint {
-            checkpoint: cairn_protocol::Checkpoint {
-                log_root: parse("log root", &body.contents.log_root)?,
-                log_length: body.contents.log_length,
-                map_root: parse("map root", &body.contents.map_root)?,
-            },
-            timestamp: body.contents.timestamp,
-        },
-        key_id: parse("key id", &body.key_id)?,
-        signature: parse("signature", &body.signature)?,
-    };
+    ApiJson(body): ApiJson<SignedCheckpointJson>,
+) -> Result<Json<CheckpointVerificationResponse>, ApiError> {
+    let checkpoint = body.parse().map_err(bad_field)?;
     let registry = app.registry.clone();
     let (same, signed) = blocking(move || Ok(registry.verify_checkpoint(&checkpoint)?)).await?;
-    let state = |ok: bool| if ok { "verified" } else { "invalid" };
-    Ok(Json(
-        json!({ "checkpoint": state(same), "signature": state(signed) }),
-    ))
+    Ok(Json(CheckpointVerificationResponse {
+        checkpoint: VerificationState::of(same),
+        signature: VerificationState::of(signed),
+        retry_after: None,
+    }))
 }
 
 /// `GET /v1/ledger`: where the registry log's leaves can be read, in pages.
-pub async fn ledger_sources(State(app): State<AppState>) -> Json<Value> {
+pub async fn ledger_sources(State(app): State<AppState>) -> Json<LedgerSourcesResponse> {
     let length = app.registry.log_length();
-    let sources: Vec<Value> = (0..length)
+    let sources = (0..length)
         .step_by(LEDGER_PAGE as usize)
-        .map(|start| {
-            json!({
-                "firstRegistryIndex": start,
-                "lastRegistryIndex": (start + LEDGER_PAGE).min(length) - 1,
-                "url": format!("v1/ledger/records/{start}"),
-                "contentType": "application/vnd.warg.ledger.packed",
-            })
-        })
+        .map(|start| LedgerSource::packed(start, (start + LEDGER_PAGE).min(length) - 1))
         .collect();
-    Json(json!({ "hashAlgorithm": "sha256", "sources": sources }))
+    Json(LedgerSourcesResponse {
+        hash_algorithm: "sha256".to_owned(),
+        sources,
+    })
 }
 
 /// `GET /v1/ledger/records/{start}`: up to [`LEDGER_PAGE`] leaves, each as
@@ -528,28 +403,13 @@ pub async fn ledger_records(
         body.extend_from_slice(leaf.log_id.digest().as_bytes());
         body.extend_from_slice(leaf.record_id.digest().as_bytes());
     }
-    Ok((
-        [(header::CONTENT_TYPE, "application/vnd.warg.ledger.packed")],
-        body,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, cairn_api::ledger::PACKED)], body).into_response())
 }
 
 /// `GET /.well-known/wasm-pkg/registry.json`: the discovery document wkg
 /// reads (no `wargUrl` key: it breaks wkg 0.16, see ecosystem notes 1.3).
-pub async fn well_known(State(app): State<AppState>, headers: HeaderMap) -> Json<Value> {
-    let base = base_url(&app, &headers);
-    let host = base
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(&base)
-        .trim_end_matches('/')
-        .to_owned();
-    Json(json!({
-        "preferredProtocol": "oci",
-        "oci": { "registry": host, "namespacePrefix": "" },
-        "warg": { "url": base },
-    }))
+pub async fn well_known(State(app): State<AppState>, headers: HeaderMap) -> Json<RegistryMetadata> {
+    Json(RegistryMetadata::new(&base_url(&app, &headers)))
 }
 
 /// `GET /v1/attestations/{package}` (Cairn's own): the package's
@@ -560,36 +420,17 @@ pub async fn well_known(State(app): State<AppState>, headers: HeaderMap) -> Json
 pub async fn attestations(
     State(app): State<AppState>,
     Path(package): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttestationsResponse>, ApiError> {
     let name: PackageName = parse("package name", &package)?;
     let registry = app.registry.clone();
     let lookup = name.clone();
     let records = blocking(move || Ok(registry.attestations(&lookup)?)).await?;
-    let records: Vec<Value> = records
+    let records = records
         .iter()
         .map(|(index, envelope)| {
-            let record = envelope.contents();
-            let a = &record.attestation;
-            json!({
-                "index": index,
-                "recordId": envelope.record_id().to_string(),
-                "prev": record.prev.map(|p| p.to_string()),
-                "timestamp": cairn_registry::oci::rfc3339(&record.timestamp),
-                "subject": a.subject,
-                "referrer": a.referrer,
-                "artifactType": a.artifact_type,
-                "mediaType": a.media_type,
-                "size": a.size,
-                "account": a.account,
-                "contentBytes": STANDARD.encode(envelope.content_bytes()),
-                "keyId": envelope.key_id().to_string(),
-                "signature": envelope.signature().to_string(),
-            })
+            let timestamp = cairn_registry::oci::rfc3339(&envelope.contents().timestamp);
+            PublishedAttestation::new(*index, envelope, timestamp)
         })
         .collect();
-    Ok(Json(json!({
-        "package": name.as_str(),
-        "logId": LogId::attestations(&name).to_string(),
-        "records": records,
-    })))
+    Ok(Json(AttestationsResponse::new(&name, records)))
 }
