@@ -834,3 +834,377 @@ fn list(digests: &[Hash]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    //! The sequencer alone: facts in, decisions out, time passed in. No
+    //! store, no thread, no sleep.
+
+    use super::*;
+    use cairn_protocol::package::PackageRecord;
+
+    const T0: u64 = 1_800_000_000;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    fn sequencer() -> Sequencer {
+        let mut s = Sequencer::new(
+            PrivateKey::generate(),
+            Settings {
+                checkpoint_every: 3,
+                checkpoint_max_delay: Duration::from_millis(200),
+                content_timeout: Duration::from_secs(600),
+                cache_generation: 4,
+            },
+            OperatorState::new(),
+            None,
+            Map::new(),
+            0,
+            Vec::new(),
+            HashMap::new(),
+        );
+        let (staged, outcomes) = s.decide(
+            vec![Input::Define(vec!["acme".into()])],
+            Facts::default(),
+            at(T0),
+        );
+        assert!(matches!(&outcomes[..], [Outcome::Defined(Ok(d))] if d == &["acme"]));
+        s.apply(staged, at(T0));
+        s
+    }
+
+    fn name(text: &str) -> PackageName {
+        text.parse().expect("name")
+    }
+
+    fn submission(
+        package: &str,
+        key: &PrivateKey,
+        prev: Option<RecordId>,
+        entries: Vec<PackageEntry>,
+    ) -> Input {
+        let name = name(package);
+        let envelope = Envelope::sign(
+            key,
+            PackageRecord {
+                prev,
+                version: 0,
+                timestamp: Timestamp::new(T0 as i64, 0),
+                entries,
+            },
+        );
+        Input::Submit(Box::new(Submission {
+            log_id: LogId::package(&name),
+            record_id: envelope.record_id(),
+            name,
+            envelope,
+            checked: None,
+            manifest: None,
+        }))
+    }
+
+    fn init(key: &PrivateKey) -> PackageEntry {
+        PackageEntry::Init {
+            hash_algorithm: HashAlgorithm::Sha256,
+            key: key.public_key().clone(),
+        }
+    }
+
+    fn release(version: &str, content: Hash) -> PackageEntry {
+        PackageEntry::Release {
+            version: version.parse().expect("version"),
+            content,
+        }
+    }
+
+    fn record_of(input: &Input) -> RecordKey {
+        match input {
+            Input::Submit(s) => (s.log_id, s.record_id),
+            _ => unreachable!(),
+        }
+    }
+
+    fn status(outcome: &Outcome) -> &RecordStatus {
+        match outcome {
+            Outcome::Record(Ok(status)) => status,
+            other => panic!("not a record status: {other:?}"),
+        }
+    }
+
+    /// Decides `inputs` with the facts a perfect store would give for an
+    /// empty registry plus `content`, applies, and returns the outcomes.
+    fn run(s: &mut Sequencer, inputs: Vec<Input>, content: &[Hash], now: u64) -> Vec<Outcome> {
+        let needs = s.needs(&inputs);
+        let facts = Facts {
+            content: needs
+                .content
+                .iter()
+                .filter(|d| content.contains(d))
+                .copied()
+                .collect(),
+            ..Facts::default()
+        };
+        let (staged, outcomes) = s.decide(inputs, facts, at(now));
+        s.apply(staged, at(now));
+        outcomes
+    }
+
+    #[test]
+    fn a_new_package_needs_no_state_from_storage() {
+        let s = sequencer();
+        let key = PrivateKey::generate();
+        let content = Hash::of(b"wasm");
+        let input = submission(
+            "acme:new",
+            &key,
+            None,
+            vec![init(&key), release("1.0.0", content)],
+        );
+        let needs = s.needs(std::slice::from_ref(&input));
+        // The log is in neither the map nor the uncheckpointed leaves: its
+        // state is known to be empty. Only the record (sent again?) and the
+        // content's presence are asked for.
+        assert_eq!(
+            needs,
+            Needs {
+                records: vec![record_of(&input)],
+                packages: Vec::new(),
+                attestations: Vec::new(),
+                content: vec![content],
+            }
+        );
+    }
+
+    #[test]
+    fn records_are_sequenced_in_order_and_wait_for_content() {
+        let mut s = sequencer();
+        let key = PrivateKey::generate();
+        let wasm = Hash::of(b"wasm");
+        let first = submission("acme:a", &key, None, vec![init(&key)]);
+        let (log_a, id_a) = record_of(&first);
+        let second = submission(
+            "acme:b",
+            &key,
+            None,
+            vec![init(&key), release("1.0.0", wasm)],
+        );
+        let (log_b, id_b) = record_of(&second);
+        let outcomes = run(&mut s, vec![first, second], &[], T0);
+        assert_eq!(status(&outcomes[0]), &RecordStatus::Processing { index: 1 });
+        assert_eq!(
+            status(&outcomes[1]),
+            &RecordStatus::Sourcing {
+                missing: vec![wasm]
+            }
+        );
+        assert_eq!(s.log_length(), 2);
+        // Another record of `acme:b` conflicts while the first waits.
+        let next = submission("acme:b", &key, Some(id_b), vec![release("1.1.0", wasm)]);
+        let outcomes = run(&mut s, vec![next], &[], T0);
+        assert!(matches!(
+            &outcomes[0],
+            Outcome::Record(Err(SubmitError::ConflictPending(id))) if *id == id_b
+        ));
+        // The content arrives: the record is sequenced after the others.
+        let arrived = Input::ContentArrived {
+            log_id: log_b,
+            record_id: id_b,
+            digest: wasm,
+        };
+        let needs = s.needs(std::slice::from_ref(&arrived));
+        assert!(needs.records.is_empty() && needs.content.is_empty());
+        let outcomes = run(&mut s, vec![arrived], &[wasm], T0);
+        assert_eq!(status(&outcomes[0]), &RecordStatus::Processing { index: 2 });
+        // Sent again, a record reports where it stands (here: a fact the
+        // writer read from storage).
+        let again = submission("acme:a", &key, None, vec![init(&key)]);
+        let (staged, outcomes) = s.decide(
+            vec![again],
+            Facts {
+                records: HashMap::from([((log_a, id_a), RecordState::Sequenced { index: 1 })]),
+                ..Facts::default()
+            },
+            at(T0),
+        );
+        assert!(staged.is_empty());
+        assert_eq!(status(&outcomes[0]), &RecordStatus::Processing { index: 1 });
+    }
+
+    #[test]
+    fn refusals_stage_nothing() {
+        let mut s = sequencer();
+        let key = PrivateKey::generate();
+        let mut undefined = submission("other:x", &key, None, vec![init(&key)]);
+        let wrong_log = match submission("acme:x", &key, None, vec![init(&key)]) {
+            Input::Submit(mut sub) => {
+                sub.log_id = LogId::package(&name("acme:y"));
+                Input::Submit(sub)
+            }
+            _ => unreachable!(),
+        };
+        let bad_prev = submission("acme:z", &key, Some(RecordId::from(Hash::of(b"x"))), vec![]);
+        let (staged, outcomes) = s.decide(
+            vec![
+                std::mem::replace(&mut undefined, Input::Define(Vec::new())),
+                wrong_log,
+                bad_prev,
+            ],
+            Facts::default(),
+            at(T0),
+        );
+        assert!(staged.is_empty(), "nothing to write");
+        assert!(matches!(
+            &outcomes[0],
+            Outcome::Record(Err(SubmitError::NamespaceNotDefined(ns))) if ns == "other"
+        ));
+        assert!(matches!(
+            &outcomes[1],
+            Outcome::Record(Err(SubmitError::LogIdMismatch { .. }))
+        ));
+        assert!(matches!(
+            &outcomes[2],
+            Outcome::Record(Err(SubmitError::Invalid(_)))
+        ));
+        assert_eq!(s.log_length(), 1, "only the operator record");
+    }
+
+    #[test]
+    fn a_batch_that_is_not_committed_changes_nothing() {
+        let mut s = sequencer();
+        let key = PrivateKey::generate();
+        let input = submission("acme:a", &key, None, vec![init(&key)]);
+        let (staged, outcomes) = s.decide(vec![input], Facts::default(), at(T0));
+        assert_eq!(status(&outcomes[0]), &RecordStatus::Processing { index: 1 });
+        drop(staged); // the commit failed: never applied
+        assert_eq!(s.log_length(), 1);
+        // The same record decides the same way again.
+        let input = submission("acme:a", &key, None, vec![init(&key)]);
+        let outcomes = run(&mut s, vec![input], &[], T0);
+        assert_eq!(status(&outcomes[0]), &RecordStatus::Processing { index: 1 });
+    }
+
+    #[test]
+    fn checkpoints_are_due_by_count_or_age_and_time_never_goes_back() {
+        let mut s = sequencer();
+        let root = Hash::of(b"root");
+        assert!(!s.checkpoint_due(at(T0)), "one leaf, just now");
+        assert!(
+            s.checkpoint_due(at(T0 + 1)),
+            "the oldest leaf waited too long"
+        );
+        let first = s.stage_checkpoint(root, at(T0 + 5)).expect("a checkpoint");
+        assert_eq!(first.checkpoint.contents.checkpoint.log_length, 1);
+        assert_eq!(first.checkpoint.contents.timestamp, T0 + 5);
+        s.checkpointed(first);
+        assert!(!s.checkpoint_due(at(T0 + 100)));
+        assert!(
+            s.stage_checkpoint(root, at(T0 + 100)).is_none(),
+            "nothing new"
+        );
+        let key = PrivateKey::generate();
+        let inputs = (0..3)
+            .map(|i| submission(&format!("acme:p{i}"), &key, None, vec![init(&key)]))
+            .collect();
+        run(&mut s, inputs, &[], T0 + 6);
+        assert!(s.checkpoint_due(at(T0 + 6)), "three leaves wait");
+        // A clock that went back does not take the checkpoint's time back.
+        let second = s.stage_checkpoint(root, at(T0)).expect("a checkpoint");
+        assert_eq!(second.checkpoint.contents.timestamp, T0 + 5);
+        assert_eq!(second.checkpoint.contents.checkpoint.log_length, 4);
+        assert_eq!(second.map.len(), 4, "three packages and the operator log");
+    }
+
+    #[test]
+    fn overdue_content_is_rejected_by_the_time_given() {
+        let mut s = sequencer();
+        let key = PrivateKey::generate();
+        let wasm = Hash::of(b"late");
+        let input = submission(
+            "acme:late",
+            &key,
+            None,
+            vec![init(&key), release("1.0.0", wasm)],
+        );
+        let key_of = record_of(&input);
+        run(&mut s, vec![input], &[], T0);
+        assert!(s.expire(at(T0 + 599)).is_empty(), "not yet");
+        let expired = s.expire(at(T0 + 600));
+        assert_eq!(expired.batch.rejected.len(), 1);
+        assert_eq!(expired.batch.rejected[0].0, key_of.0);
+        assert!(expired.batch.rejected[0]
+            .2
+            .contains("was not uploaded within 600 seconds"));
+        s.apply(expired, at(T0 + 600));
+        assert!(s.expire(at(T0 + 10_000)).is_empty(), "rejected once");
+        // The package may start over now.
+        let again = submission("acme:late", &key, None, vec![init(&key)]);
+        let outcomes = run(&mut s, vec![again], &[], T0 + 601);
+        assert!(matches!(
+            status(&outcomes[0]),
+            RecordStatus::Processing { .. }
+        ));
+    }
+
+    #[test]
+    fn a_manifest_rides_only_with_a_sequenced_record() {
+        use crate::oci::{Algorithm, Digest, ManifestWrite, StoredManifest};
+        let mut s = sequencer();
+        let key = PrivateKey::generate();
+        let wasm = Hash::of(b"wasm");
+        let manifest = ManifestWrite {
+            repository: "acme/app".into(),
+            manifest: StoredManifest {
+                digest: Digest::of(Algorithm::Sha256, b"{}"),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                bytes: b"{}".to_vec(),
+                subject: None,
+            },
+            tag: Some("1.0.0".into()),
+            links: Vec::new(),
+        };
+        let with = |input: Input| match input {
+            Input::Submit(mut sub) => {
+                sub.manifest = Some(manifest.clone());
+                Input::Submit(sub)
+            }
+            other => other,
+        };
+        // Content missing: refused, and the manifest is not staged.
+        let missing = with(submission(
+            "acme:app",
+            &key,
+            None,
+            vec![init(&key), release("1.0.0", wasm)],
+        ));
+        let (staged, outcomes) = s.decide(vec![missing], Facts::default(), at(T0));
+        assert!(matches!(
+            &outcomes[0],
+            Outcome::Record(Err(SubmitError::Invalid(_)))
+        ));
+        assert!(staged.batch.manifests.is_empty() && staged.batch.records.is_empty());
+        // Refused by the log's rules (a second init): not staged either.
+        let bad = with(submission("acme:app", &key, None, vec![]));
+        let (staged, _) = s.decide(vec![bad], Facts::default(), at(T0));
+        assert!(staged.batch.manifests.is_empty());
+        // Accepted: the manifest is in the same batch as the record.
+        let good = with(submission(
+            "acme:app",
+            &key,
+            None,
+            vec![init(&key), release("1.0.0", wasm)],
+        ));
+        let facts = Facts {
+            content: HashSet::from([wasm]),
+            ..Facts::default()
+        };
+        let (staged, outcomes) = s.decide(vec![good], facts, at(T0));
+        assert!(matches!(
+            status(&outcomes[0]),
+            RecordStatus::Processing { .. }
+        ));
+        assert_eq!(staged.batch.manifests, vec![manifest.clone()]);
+        assert_eq!(staged.batch.records.len(), 1);
+    }
+}

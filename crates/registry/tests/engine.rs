@@ -1,0 +1,223 @@
+//! The engine over the in-memory stores, with a clock the tests move: no
+//! sleeps. Waiting is done with the engine's own primitives (answers, and
+//! `checkpointed`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_protocol::package::{PackageEntry, PackageRecord};
+use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
+use cairn_registry::memory::{MemoryContent, MemoryMeta};
+use cairn_registry::{
+    wait_until, Config, ContentError, ManualClock, RecordStatus, Registry, SubmitError,
+};
+
+const T0: u64 = 1_800_000_000;
+const WASM: &[u8] = b"\0asm\x01\0\0\0";
+
+struct Engine {
+    registry: Arc<Registry>,
+    meta: Arc<MemoryMeta>,
+    content: MemoryContent,
+    clock: Arc<ManualClock>,
+}
+
+fn engine() -> Engine {
+    let meta = Arc::new(MemoryMeta::default());
+    let content = MemoryContent::default();
+    let clock = Arc::new(ManualClock::at(T0));
+    let registry = Registry::open(
+        meta.clone(),
+        Arc::new(content.clone()),
+        PrivateKey::generate(),
+        &["acme".to_owned()],
+        Config {
+            clock: clock.clone(),
+            content_timeout: Duration::from_secs(600),
+            ..Config::default()
+        },
+    )
+    .expect("open");
+    Engine {
+        registry,
+        meta,
+        content,
+        clock,
+    }
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+fn record(key: &PrivateKey, entries: Vec<PackageEntry>) -> Envelope<PackageRecord> {
+    Envelope::sign(
+        key,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp: Timestamp::new(T0 as i64, 0),
+            entries,
+        },
+    )
+}
+
+fn init(key: &PrivateKey) -> PackageEntry {
+    PackageEntry::Init {
+        hash_algorithm: HashAlgorithm::Sha256,
+        key: key.public_key().clone(),
+    }
+}
+
+fn release(bytes: &[u8]) -> PackageEntry {
+    PackageEntry::Release {
+        version: "1.0.0".parse().expect("version"),
+        content: Hash::of(bytes),
+    }
+}
+
+fn submit(
+    e: &Engine,
+    name: &str,
+    envelope: Envelope<PackageRecord>,
+) -> Result<RecordStatus, SubmitError> {
+    let name: PackageName = name.parse().expect("name");
+    e.registry
+        .submit(name.clone(), LogId::package(&name), envelope)
+        .wait()
+}
+
+#[test]
+fn an_accepted_record_is_published_by_the_next_checkpoint() {
+    let e = engine();
+    let key = PrivateKey::generate();
+    let envelope = record(&key, vec![init(&key)]);
+    let id = envelope.record_id();
+    let RecordStatus::Processing { index } = submit(&e, "acme:a", envelope).expect("accepted")
+    else {
+        panic!("not sequenced")
+    };
+    assert!(wait_until(e.registry.checkpointed(index), deadline()).expect("in time"));
+    let log = LogId::package(&"acme:a".parse().expect("name"));
+    assert_eq!(
+        e.registry.record_status(&log, &id).expect("status"),
+        RecordStatus::Published { index }
+    );
+    // Remembered, so no store read is needed to answer.
+    assert_eq!(
+        e.registry.remembered_status(&log, &id),
+        Some(RecordStatus::Published { index })
+    );
+    let checkpoint = e.registry.latest_checkpoint().expect("checkpoint");
+    assert_eq!(
+        checkpoint.contents.timestamp, T0,
+        "the clock given, not the system's"
+    );
+}
+
+#[test]
+fn overdue_content_is_rejected_when_the_clock_says_so() {
+    let e = engine();
+    let key = PrivateKey::generate();
+    let envelope = record(&key, vec![init(&key), release(b"never uploaded")]);
+    let id = envelope.record_id();
+    let log = LogId::package(&"acme:late".parse().expect("name"));
+    assert!(matches!(
+        submit(&e, "acme:late", envelope).expect("accepted"),
+        RecordStatus::Sourcing { .. }
+    ));
+    e.clock.advance(Duration::from_secs(599));
+    e.registry.housekeeping().wait().expect("housekeeping");
+    assert!(matches!(
+        e.registry.record_status(&log, &id).expect("status"),
+        RecordStatus::Sourcing { .. }
+    ));
+    e.clock.advance(Duration::from_secs(1));
+    e.registry.housekeeping().wait().expect("housekeeping");
+    let RecordStatus::Rejected { reason } = e.registry.record_status(&log, &id).expect("status")
+    else {
+        panic!("not rejected")
+    };
+    assert!(
+        reason.contains("was not uploaded within 600 seconds"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_failed_commit_answers_an_error_and_leaves_no_trace() {
+    let e = engine();
+    let key = PrivateKey::generate();
+    let length = e.registry.log_length();
+    e.meta.fail_commits(true);
+    let refused = submit(&e, "acme:disk", record(&key, vec![init(&key)]));
+    assert!(matches!(refused, Err(SubmitError::Store(_))), "{refused:?}");
+    e.meta.fail_commits(false);
+    // The same record is accepted afterwards, at the index it would have had.
+    let accepted = submit(&e, "acme:disk", record(&key, vec![init(&key)])).expect("accepted");
+    assert_eq!(accepted, RecordStatus::Processing { index: length });
+}
+
+#[test]
+fn content_enters_only_through_the_door() {
+    let e = engine();
+    let key = PrivateKey::generate();
+    let not_wasm = b"hello, world";
+    let envelope = record(&key, vec![init(&key), release(not_wasm)]);
+    let id = envelope.record_id();
+    let log = LogId::package(&"acme:door".parse().expect("name"));
+    submit(&e, "acme:door", envelope).expect("accepted");
+    // Bytes that are not Wasm are refused as they stream.
+    let mut upload = e
+        .registry
+        .begin_upload(&log, &id, &Hash::of(not_wasm))
+        .expect("begin");
+    assert!(matches!(
+        upload.write(not_wasm),
+        Err(ContentError::NotWasm(_))
+    ));
+    drop(upload);
+    assert_eq!(e.content.size_of(&Hash::of(not_wasm)), None);
+
+    // Wasm of the right digest is admitted, and the record moves on.
+    let envelope = record(&key, vec![init(&key), release(WASM)]);
+    let id = envelope.record_id();
+    let log = LogId::package(&"acme:good".parse().expect("name"));
+    submit(&e, "acme:good", envelope).expect("accepted");
+    let wrong = e.registry.begin_upload(&log, &id, &Hash::of(b"other"));
+    assert!(matches!(wrong, Err(ContentError::NotMissing { .. })));
+    let mut upload = e
+        .registry
+        .begin_upload(&log, &id, &Hash::of(WASM))
+        .expect("begin");
+    for byte in WASM.chunks(1) {
+        upload.write(byte).expect("write");
+    }
+    let arrived = e.registry.finish_upload(upload).expect("admitted");
+    let RecordStatus::Processing { index } = arrived.wait().expect("sequenced") else {
+        panic!("not sequenced")
+    };
+    assert!(wait_until(e.registry.checkpointed(index), deadline()).expect("in time"));
+    assert_eq!(e.content.size_of(&Hash::of(WASM)), Some(WASM.len() as u64));
+}
+
+#[test]
+fn admin_requests_run_at_housekeeping() {
+    let e = engine();
+    let id = e.meta.request_define_namespace("later");
+    e.registry.housekeeping().wait().expect("housekeeping");
+    assert_eq!(e.meta.admin_outcome(id).as_deref(), Some("defined"));
+    let key = PrivateKey::generate();
+    submit(&e, "later:pkg", record(&key, vec![init(&key)])).expect("namespace defined");
+}
+
+#[test]
+fn a_stopped_registry_answers_stopped() {
+    let e = engine();
+    e.registry.shutdown();
+    let key = PrivateKey::generate();
+    assert!(matches!(
+        submit(&e, "acme:late", record(&key, vec![init(&key)])),
+        Err(SubmitError::Stopped)
+    ));
+}
