@@ -9,7 +9,9 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{
     Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, RecordId, Timestamp,
 };
-use cairn_registry::{Config, OpenError, RecordStatus, Registry, StoreError, SubmitError};
+use cairn_registry::{
+    wait_until, Config, ManualClock, OpenError, RecordStatus, Registry, StoreError, SubmitError,
+};
 use cairn_store::{DataDir, SqliteStore};
 
 const WASM: &[u8] = b"\0asm\x01\0\0\0";
@@ -54,23 +56,18 @@ fn record(
     )
 }
 
-fn wait_for(
-    registry: &Registry,
-    name: &PackageName,
-    id: &RecordId,
-    done: impl Fn(&RecordStatus) -> bool,
-) -> RecordStatus {
+/// Waits (with the engine's primitive, no polling) until a checkpoint
+/// covers the sequenced record `id`; returns its index.
+fn published(registry: &Registry, name: &PackageName, id: &RecordId) -> u64 {
+    let status = registry
+        .record_status(&LogId::package(name), id)
+        .expect("status");
+    let (RecordStatus::Processing { index } | RecordStatus::Published { index }) = status else {
+        panic!("{id} is not sequenced: {status:?}")
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = registry
-            .record_status(&LogId::package(name), id)
-            .expect("status");
-        if done(&status) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "still {status:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(wait_until(registry.checkpointed(index), deadline).expect("in time"));
+    index
 }
 
 fn upload(registry: &Registry, name: &PackageName, id: &RecordId, bytes: &[u8]) {
@@ -121,9 +118,7 @@ fn publish_two(registry: &Registry, key: &PrivateKey, name: &PackageName) -> (Re
         RecordStatus::Processing { .. } => {}
         other => panic!("expected sourcing, got {other:?}"),
     }
-    wait_for(registry, name, &release_id, |s| {
-        matches!(s, RecordStatus::Published { .. })
-    });
+    published(registry, name, &release_id);
     (init_id, release_id)
 }
 
@@ -172,9 +167,7 @@ fn state_survives_a_restart() {
     );
     let next_id = next.record_id();
     submit(&registry, &name, next).expect("yank");
-    wait_for(&registry, &name, &next_id, |s| {
-        matches!(s, RecordStatus::Published { index: 3 })
-    });
+    assert_eq!(published(&registry, &name, &next_id), 3);
     // Inclusion and consistency proofs across the restart.
     let length = registry.log_length();
     registry
@@ -188,8 +181,10 @@ fn content_that_never_arrives_is_rejected() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = PrivateKey::generate();
     let name: PackageName = "example:late".parse().expect("name");
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
     let config = Config {
-        content_timeout: Duration::from_secs(1),
+        clock: clock.clone(),
+        content_timeout: Duration::from_secs(60),
         ..Config::default()
     };
     let registry = open(dir.path(), config).expect("open");
@@ -213,18 +208,27 @@ fn content_that_never_arrives_is_rejected() {
         submit(&registry, &name, init).expect("accepted"),
         RecordStatus::Sourcing { .. }
     ));
-    let status = wait_for(&registry, &name, &id, |s| {
-        matches!(s, RecordStatus::Rejected { .. })
-    });
+    clock.advance(Duration::from_secs(60));
+    registry.housekeeping().wait().expect("housekeeping");
+    let status = registry
+        .record_status(&LogId::package(&name), &id)
+        .expect("status");
     let RecordStatus::Rejected { reason } = status else {
-        unreachable!()
+        panic!("not rejected: {status:?}")
     };
     assert!(
-        reason.contains("was not uploaded within 1 seconds"),
+        reason.contains("was not uploaded within 60 seconds"),
         "{reason}"
     );
-    // Nothing of it entered the log.
+    // Nothing of it entered the log, and the rejection is durable.
     assert_eq!(registry.log_length(), 1);
+    registry.shutdown();
+    drop(registry);
+    let registry = open(dir.path(), Config::default()).expect("reopen");
+    assert!(matches!(
+        registry.record_status(&LogId::package(&name), &id),
+        Ok(RecordStatus::Rejected { .. })
+    ));
 }
 
 #[test]
@@ -263,9 +267,7 @@ fn a_partial_upload_never_becomes_content() {
     assert_eq!(tmp.count(), 0, "upload leftovers");
     // A complete upload then publishes.
     upload(&registry, &name, &id, WASM);
-    wait_for(&registry, &name, &id, |s| {
-        matches!(s, RecordStatus::Published { .. })
-    });
+    published(&registry, &name, &id);
 }
 
 #[test]
@@ -470,4 +472,62 @@ fn a_database_of_a_newer_schema_is_refused() {
         .err()
         .expect("a newer schema is refused");
     assert!(error.to_string().contains("schema version 99"), "{error}");
+}
+
+#[test]
+fn a_data_directory_of_the_first_layout_is_moved_apart() {
+    use cairn_registry::oci::{Algorithm, BlobStore, Digest};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let name: PackageName = "example:moved".parse().expect("name");
+    let registry = open(dir.path(), Config::default()).expect("open");
+    publish_two(&registry, &key, &name);
+    registry.shutdown();
+    drop(registry);
+    // The first layout: every byte under content/, no blobs/ and no marker.
+    let content = dir.path().join("content");
+    let blob = b"an OCI blob, not Wasm";
+    let blob_digest = Digest::of(Algorithm::Sha256, blob);
+    let long = Digest::of(Algorithm::Sha512, b"long");
+    std::fs::remove_dir_all(dir.path().join("blobs")).expect("remove blobs");
+    std::fs::remove_file(dir.path().join("layout")).expect("remove marker");
+    std::fs::write(content.join("sha256").join(blob_digest.hex()), blob).expect("blob");
+    std::fs::create_dir_all(content.join("sha512")).expect("sha512");
+    std::fs::write(content.join("sha512").join(long.hex()), b"long").expect("sha512 blob");
+    std::fs::create_dir_all(content.join("uploads")).expect("uploads");
+    std::fs::write(content.join("uploads").join("abcd"), b"partial").expect("session");
+
+    let stores = DataDir::create(dir.path())
+        .expect("data dir")
+        .open_stores()
+        .expect("stores");
+    let wasm = Digest::of(Algorithm::Sha256, WASM);
+    // Release content stays release content; the blob is only a blob.
+    let release = Hash::of(WASM);
+    assert_eq!(
+        cairn_registry::ContentStore::size(stores.content.as_ref(), &release).expect("size"),
+        Some(WASM.len() as u64)
+    );
+    assert_eq!(
+        cairn_registry::ContentStore::size(stores.content.as_ref(), &Hash::of(blob)).expect("size"),
+        None
+    );
+    for (digest, size) in [(&wasm, WASM.len()), (&blob_digest, blob.len()), (&long, 4)] {
+        assert_eq!(
+            stores.blobs.size(digest).expect("size"),
+            Some(size as u64),
+            "{digest}"
+        );
+    }
+    assert_eq!(stores.blobs.session_size("abcd").expect("session"), Some(7));
+    assert!(!content.join("sha512").exists() && !content.join("uploads").exists());
+    assert!(dir.path().join("layout").exists());
+    // And the registry still opens on it.
+    drop(stores);
+    let registry = open(dir.path(), Config::default()).expect("reopen");
+    assert_eq!(
+        registry.content_size(&release).expect("size"),
+        Some(WASM.len() as u64)
+    );
+    assert_eq!(registry.content_size(&Hash::of(blob)).expect("size"), None);
 }
