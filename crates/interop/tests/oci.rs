@@ -15,7 +15,7 @@ use cairn_interop::server::TestServer;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, RecordId, Timestamp};
 use cairn_registry::oci::{Algorithm, Digest, OciConfig};
-use cairn_registry::{Config, ManualClock, RecordStatus};
+use cairn_registry::{wait_until, Config, ManualClock, RecordStatus};
 use cairn_server::ServerOptions;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -32,6 +32,8 @@ struct Fixture {
 trait OciAnswer {
     /// Asserts an OCI error with `code` and a message containing `needle`.
     fn error(&self, status: u16, code: &str, needle: &str);
+    /// Asserts a Warg-face error whose `message` contains `needle`.
+    fn error_json(&self, status: u16, needle: &str);
 }
 
 impl OciAnswer for Answer {
@@ -46,6 +48,22 @@ impl OciAnswer for Answer {
         let body = self.json();
         assert_eq!(body["errors"][0]["code"], code, "{body}");
         let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "message `{message}` should mention `{needle}`"
+        );
+    }
+
+    #[track_caller]
+    fn error_json(&self, status: u16, needle: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let body = self.json();
+        let message = body["message"].as_str().unwrap_or_default();
         assert!(
             message.contains(needle),
             "message `{message}` should mention `{needle}`"
@@ -551,21 +569,18 @@ fn submit(f: &Fixture, name: &PackageName, envelope: Envelope<PackageRecord>) ->
     id
 }
 
+/// Waits, with the engine's primitive, until a checkpoint covers the
+/// sequenced record `id`.
 fn wait_published(f: &Fixture, name: &PackageName, id: &RecordId) {
-    let start = Instant::now();
-    loop {
-        let status = f
-            .server
-            .registry
-            .record_status(&LogId::package(name), id)
-            .expect("status");
-        // Published means a checkpoint covers it.
-        if matches!(status, RecordStatus::Published { .. }) {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "{status:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let registry = &f.server.registry;
+    let status = registry
+        .record_status(&LogId::package(name), id)
+        .expect("status");
+    let (RecordStatus::Processing { index } | RecordStatus::Published { index }) = status else {
+        panic!("{id} is not sequenced: {status:?}")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(wait_until(registry.checkpointed(index), deadline).expect("in time"));
 }
 
 fn upload(f: &Fixture, name: &PackageName, id: &RecordId, bytes: &[u8]) {
@@ -1187,12 +1202,248 @@ fn blobs_over_the_size_limit_are_refused_and_not_kept() {
         .error(404, "BLOB_UNKNOWN", "");
     // At the limit is fine.
     f.push_blob(repo, &big[..1000]);
-    let uploads = f.server.data_dir.join("content/uploads");
-    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    let uploads = f.server.data_dir.join("blobs/uploads");
+    let left = std::fs::read_dir(&uploads).expect("uploads").count();
     assert_eq!(
         left,
         0,
         "no upload bytes left behind in {}",
         uploads.display()
+    );
+}
+
+// ---- One door for content and for pushes: regressions ----
+
+/// A Warg release naming the digest of a blob pushed through OCI is not
+/// release content until those bytes pass the content door; bytes that are
+/// not Wasm never do, and neither face serves them as content.
+#[test]
+fn a_warg_release_naming_an_oci_blob_of_non_wasm_bytes_is_refused() {
+    let f = Fixture::new();
+    let bytes = b"an OCI blob that is not Wasm".to_vec();
+    let digest = f.push_blob("misc/blobs", &bytes);
+    let hash = Hash::of(&bytes);
+    let key = &keys()[0];
+    let name: PackageName = "acme:borrowed".parse().expect("name");
+    let envelope = Envelope::sign(
+        key,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp: Timestamp::new(1_800_000_000, 0),
+            entries: vec![
+                PackageEntry::Init {
+                    hash_algorithm: HashAlgorithm::Sha256,
+                    key: key.public_key().clone(),
+                },
+                PackageEntry::Release {
+                    version: "1.0.0".parse().expect("version"),
+                    content: hash,
+                },
+            ],
+        },
+    );
+    let id = envelope.record_id();
+    let status = f
+        .server
+        .registry
+        .submit(name.clone(), LogId::package(&name), envelope)
+        .wait()
+        .expect("accepted");
+    // Not sequenced as if its content had been checked: it waits for it.
+    assert_eq!(
+        status,
+        RecordStatus::Sourcing {
+            missing: vec![hash]
+        }
+    );
+    // And the bytes are refused at the door.
+    let mut upload = f
+        .server
+        .registry
+        .begin_upload(&LogId::package(&name), &id, &hash)
+        .expect("begin");
+    let refused = upload.write(&bytes).err().map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("not a valid WebAssembly")),
+        "{refused:?}"
+    );
+    drop(upload);
+    f.get(&format!("/v1/content/{hash}"))
+        .error_json(404, "was not found");
+    let file = format!("/content/sha256-{}", digest.hex());
+    assert_eq!(f.get(&file).status, StatusCode::NOT_FOUND);
+    assert!(matches!(
+        f.server
+            .registry
+            .record_status(&LogId::package(&name), &id)
+            .expect("status"),
+        RecordStatus::Sourcing { .. }
+    ));
+}
+
+/// `/v1/content` serves release content only: a blob pushed through OCI,
+/// even valid Wasm, is served there only once a release made it content.
+#[test]
+fn the_warg_content_urls_never_serve_a_blob_that_is_not_release_content() {
+    let f = Fixture::new();
+    let repo = "acme/later";
+    let (manifest, layer) = f.push_wasm_artifact(repo);
+    let hash = layer.to_hash().expect("sha256");
+    f.get(&format!("/v1/content/{hash}"))
+        .error_json(404, "was not found");
+    let file = format!("/content/sha256-{}", layer.hex());
+    assert_eq!(f.get(&file).status, StatusCode::NOT_FOUND);
+    // Released through OCI: the layer passed the door and is content now.
+    let pushed = f.push_manifest(repo, "1.0.0", &manifest);
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    assert_eq!(f.get(&format!("/v1/content/{hash}")).status, StatusCode::OK);
+    assert_eq!(f.get(&file).body, b"\0asm\x01\0\0\0");
+}
+
+/// Parallel chunks to one upload session cannot pass the size limit
+/// together: the session has one writer at a time.
+#[test]
+fn parallel_patches_cannot_exceed_the_blob_limit() {
+    const LIMIT: u64 = 1 << 20;
+    let f = Fixture::with(OciConfig {
+        max_blob_bytes: LIMIT,
+        ..OciConfig::default()
+    });
+    let location = f.start_upload("misc/race");
+    let chunk = vec![9u8; (LIMIT * 9 / 10) as usize];
+    let start = std::sync::Barrier::new(4);
+    let statuses: Vec<StatusCode> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..4)
+            .map(|_| {
+                let (chunk, location, start) = (chunk.clone(), location.clone(), &start);
+                let (url, token) = (f.server.url.clone(), f.server.admin_token.clone());
+                scope.spawn(move || {
+                    let http = Http::new(&url);
+                    start.wait();
+                    let bearer = format!("Bearer {token}");
+                    http.send(
+                        Method::PATCH,
+                        &location,
+                        &[("authorization", &bearer)],
+                        chunk,
+                    )
+                    .status
+                })
+            })
+            .collect();
+        sent.into_iter()
+            .map(|s| s.join().expect("request"))
+            .collect()
+    });
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
+    assert!(accepted <= 1, "{statuses:?}");
+    for status in &statuses {
+        assert!(
+            [
+                StatusCode::ACCEPTED,
+                StatusCode::CONFLICT,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::NOT_FOUND
+            ]
+            .contains(status),
+            "{statuses:?}"
+        );
+    }
+    // Whatever the session holds (if it still exists) is within the limit.
+    let uploads = f.server.data_dir.join("blobs/uploads");
+    for entry in std::fs::read_dir(&uploads).expect("uploads") {
+        let size = entry.expect("entry").metadata().expect("metadata").len();
+        assert!(size <= LIMIT, "an upload holds {size} bytes");
+    }
+}
+
+/// A Wasm push that the log refuses leaves no tag and no manifest behind,
+/// at any moment: a reader polling all the while never sees them.
+#[test]
+fn a_push_refused_by_the_log_never_shows_a_tag() {
+    let f = Fixture::new();
+    let repo = "acme/owned";
+    // The package belongs to a Warg key; the OCI account's custodial key
+    // holds no permission on it.
+    let owner = &keys()[0];
+    let name: PackageName = "acme:owned".parse().expect("name");
+    let init = Envelope::sign(
+        owner,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp: Timestamp::new(1_800_000_000, 0),
+            entries: vec![PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: owner.public_key().clone(),
+            }],
+        },
+    );
+    let id = submit(&f, &name, init);
+    wait_published(&f, &name, &id);
+    let (manifest, _) = f.push_wasm_artifact(repo);
+    let digest = Digest::of(
+        Algorithm::Sha256,
+        &serde_json::to_vec(&manifest).expect("json"),
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let http = Http::new(&f.server.url);
+            let mut seen = Vec::new();
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads < 10 {
+                reads += 1;
+                let by_tag = http.send(
+                    Method::GET,
+                    &format!("/v2/{repo}/manifests/1.0.0"),
+                    &[],
+                    Vec::new(),
+                );
+                if by_tag.status != StatusCode::NOT_FOUND {
+                    seen.push(format!("manifest by tag: {}", by_tag.status));
+                }
+                let by_digest = http.send(
+                    Method::GET,
+                    &format!("/v2/{repo}/manifests/{digest}"),
+                    &[],
+                    Vec::new(),
+                );
+                if by_digest.status != StatusCode::NOT_FOUND {
+                    seen.push(format!("manifest by digest: {}", by_digest.status));
+                }
+                let tags = http.send(
+                    Method::GET,
+                    &format!("/v2/{repo}/tags/list"),
+                    &[],
+                    Vec::new(),
+                );
+                if tags.json()["tags"]
+                    .as_array()
+                    .is_some_and(|t| !t.is_empty())
+                {
+                    seen.push(format!("tags: {}", String::from_utf8_lossy(&tags.body)));
+                }
+            }
+            seen
+        });
+        for _ in 0..10 {
+            f.push_manifest(repo, "1.0.0", &manifest)
+                .error(403, "DENIED", "was refused");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().expect("reader")
+    });
+    let first: Vec<&String> = seen.iter().take(3).collect();
+    assert!(
+        seen.is_empty(),
+        "a refused push was visible {} times, first: {first:?}",
+        seen.len()
     );
 }
