@@ -182,10 +182,7 @@ fn create_token(
     let store = SqliteStore::open(&dir.database())?;
     store.ensure_account(account)?;
     let token = new_token();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = cairn_registry::Clock::now_seconds(&cairn_registry::SystemClock);
     store.add_token(
         &token_hash(&token),
         &TokenInfo {

@@ -7,7 +7,7 @@ use cairn_protocol::{
 };
 
 fn v(s: &str) -> Version {
-    s.parse().unwrap()
+    s.parse().expect("valid test input")
 }
 
 fn content(n: u8) -> Hash {
@@ -50,7 +50,10 @@ impl Log {
         match self.state.apply(&envelope) {
             Ok(()) => {
                 self.head = Some(envelope.record_id());
-                assert_eq!(self.state.head().unwrap().record_id, envelope.record_id());
+                assert_eq!(
+                    self.state.head().expect("a head").record_id,
+                    envelope.record_id()
+                );
                 Ok(())
             }
             Err(err) => {

@@ -1,20 +1,16 @@
 //! Accounts and hashed API tokens on SQLite.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use cairn_protocol::PrivateKey;
 use cairn_registry::auth::{AuthStore, Scope, TokenInfo};
 use cairn_registry::oci::Account;
-use cairn_registry::StoreError;
+use cairn_registry::{Clock, StoreError, SystemClock};
 use rusqlite::{params, OptionalExtension};
 
 use crate::sqlite::{backend, SqliteStore};
 
+/// When an account or token is created (kept for the operator's records).
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    i64::try_from(SystemClock.now_seconds()).unwrap_or(i64::MAX)
 }
 
 fn account_of(name: String, key: String) -> Result<Account, StoreError> {
