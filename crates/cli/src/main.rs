@@ -375,7 +375,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         oci,
         auth,
     };
-    let runtime = server_runtime(args.workers)?;
+    let runtime = cairn_server::runtime(args.workers)?;
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -399,27 +399,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down");
     registry.shutdown();
     result
-}
-
-/// Most threads the server runs blocking work on (store reads, file
-/// pieces, OCI pushes): enough to keep every reader connection busy with
-/// room for file IO, and no more, so a burst of requests queues instead of
-/// parking hundreds of threads.
-fn max_blocking_threads() -> usize {
-    (cairn_store::default_readers() * 4).max(32)
-}
-
-/// The server's tokio runtime: `workers` async worker threads (default:
-/// one per core) and a bounded blocking pool.
-fn server_runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        builder.worker_threads(workers.max(1));
-    }
-    Ok(builder
-        .max_blocking_threads(max_blocking_threads())
-        .enable_all()
-        .build()?)
 }
 
 async fn shutdown_signal() {

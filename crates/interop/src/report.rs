@@ -33,36 +33,49 @@ pub fn duration_text(elapsed: Duration) -> String {
 
 /// Prints a Markdown table: the first column left-aligned, the rest right.
 pub fn print_table(headers: [&str; 4], rows: &[[String; 4]]) {
-    let mut widths = headers.map(str::len);
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.to_vec()).collect();
+    print_grid(&headers, &rows);
+}
+
+/// [`print_table`] with any number of columns (a row may be shorter than
+/// the headers; the missing cells are empty).
+pub fn print_grid(headers: &[&str], rows: &[Vec<String>]) {
+    for line in grid_lines(headers, rows) {
+        println!("{line}");
+    }
+}
+
+fn grid_lines(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |c: [&str; 4]| {
-        println!(
-            "| {:<w0$} | {:>w1$} | {:>w2$} | {:>w3$} |",
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-        );
+    let line = |cells: &[&str]| {
+        let mut out = String::from("|");
+        for (i, w) in widths.iter().enumerate() {
+            let cell = cells.get(i).copied().unwrap_or("");
+            let pad = " ".repeat(w - cell.chars().count().min(*w));
+            if i == 0 {
+                out.push_str(&format!(" {cell}{pad} |"));
+            } else {
+                out.push_str(&format!(" {pad}{cell} |"));
+            }
+        }
+        out
     };
-    line(headers);
-    println!(
-        "|{}|{}|{}|{}|",
-        "-".repeat(widths[0] + 2),
-        "-".repeat(widths[1] + 2),
-        "-".repeat(widths[2] + 2),
-        "-".repeat(widths[3] + 2)
-    );
+    let mut lines = vec![line(headers)];
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("|{}", "-".repeat(w + 2)))
+        .collect();
+    lines.push(format!("{rule}|"));
     for row in rows {
-        line([&row[0], &row[1], &row[2], &row[3]]);
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        lines.push(line(&cells));
     }
+    lines
 }
 
 #[cfg(test)]
@@ -75,5 +88,22 @@ mod tests {
         assert_eq!(thousands(999.0), "999");
         assert_eq!(duration_text(Duration::from_millis(1500)), "1.50 s");
         assert_eq!(duration_text(Duration::from_micros(45_600)), "45.6 ms");
+    }
+
+    #[test]
+    fn grids_align() {
+        let rows = vec![
+            vec!["a".to_owned(), "1".to_owned(), "22".to_owned()],
+            vec!["bbb".to_owned(), "333".to_owned()],
+        ];
+        assert_eq!(
+            grid_lines(&["row", "x", "y"], &rows),
+            [
+                "| row |   x |  y |",
+                "|-----|-----|----|",
+                "| a   |   1 | 22 |",
+                "| bbb | 333 |    |",
+            ]
+        );
     }
 }

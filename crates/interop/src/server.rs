@@ -1,5 +1,8 @@
 //! A Cairn server on the embedded default storage, in-process on a random
 //! 127.0.0.1 port, for tests that drive it with real clients.
+//!
+//! It serves on a tokio runtime of its own with
+//! [`TestOptions::worker_threads`] workers (2 unless told).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,23 @@ use cairn_registry::{Config, Registry};
 use cairn_server::{ServerOptions, Services};
 use cairn_store::{DataDir, DirLock};
 use tokio::sync::oneshot;
+
+/// How to start a [`TestServer`]: [`TestOptions::default`] is what
+/// [`TestServer::start`] uses.
+#[derive(Clone, Default)]
+pub struct TestOptions {
+    /// The engine's configuration.
+    pub config: Config,
+    /// The OCI face's configuration.
+    pub oci: OciConfig,
+    /// The HTTP server's options.
+    pub server: ServerOptions,
+    /// Where to listen (to restart on the same port); a random 127.0.0.1
+    /// port if `None`.
+    pub addr: Option<SocketAddr>,
+    /// The server runtime's tokio worker threads; `None` is 2.
+    pub worker_threads: Option<usize>,
+}
 
 /// A running server. Stop it with [`TestServer::stop`] (also on drop).
 pub struct TestServer {
@@ -86,6 +106,28 @@ impl TestServer {
         options: ServerOptions,
         addr: Option<SocketAddr>,
     ) -> TestServer {
+        TestServer::start_options(
+            data_dir,
+            namespaces,
+            TestOptions {
+                config,
+                oci: oci_config,
+                server: options,
+                addr,
+                worker_threads: None,
+            },
+        )
+    }
+
+    /// Starts with `options`.
+    pub fn start_options(data_dir: &Path, namespaces: &[&str], options: TestOptions) -> TestServer {
+        let TestOptions {
+            config,
+            oci: oci_config,
+            server: server_options,
+            addr,
+            worker_threads,
+        } = options;
         let dir = DataDir::create(data_dir).expect("data directory");
         let lock = dir
             .try_lock()
@@ -122,11 +164,8 @@ impl TestServer {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server_registry = registry.clone();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let runtime =
+                cairn_server::runtime(Some(worker_threads.unwrap_or(2))).expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 let shutdown = async move {
@@ -137,7 +176,7 @@ impl TestServer {
                     oci: server_oci,
                     auth: server_auth,
                 };
-                cairn_server::serve(listener, services, options, shutdown)
+                cairn_server::serve(listener, services, server_options, shutdown)
                     .await
                     .expect("serve");
             });

@@ -137,6 +137,29 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         .with_state(state)
 }
 
+/// Most threads the server runs blocking work on (store reads, pieces of
+/// files, OCI pushes): enough to keep one reader connection per core busy
+/// with room for file IO, and no more, so a burst of requests queues
+/// instead of parking hundreds of threads.
+pub fn max_blocking_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+    (cores.max(4) * 4).max(32)
+}
+
+/// The server's tokio runtime: `workers` async worker threads (default:
+/// one per core) and a blocking pool of [`max_blocking_threads`].
+pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers.max(1));
+    }
+    builder
+        .max_blocking_threads(max_blocking_threads())
+        .thread_name("cairn-server")
+        .enable_all()
+        .build()
+}
+
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
