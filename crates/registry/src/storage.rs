@@ -137,6 +137,21 @@ pub trait MetaStore: Send + Sync + 'static {
         before: u64,
         limit: usize,
     ) -> Result<Vec<(u64, StoredRecord)>, StoreError>;
+    /// Records by key (`None` where absent), read for the sequencer thread:
+    /// a store may answer on its write connection, whose cache the
+    /// writer's own commits keep warm. By default, [`MetaStore::record`].
+    fn writer_records(
+        &self,
+        keys: &[(LogId, RecordId)],
+    ) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        keys.iter().map(|(l, r)| self.record(l, r)).collect()
+    }
+    /// Every sequenced record of `log_id`, read for the sequencer thread
+    /// (see [`MetaStore::writer_records`]). By default,
+    /// [`MetaStore::log_records`].
+    fn writer_log(&self, log_id: &LogId) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+        self.log_records(log_id, None, u64::MAX, usize::MAX)
+    }
     /// The checkpoint at `log_length`, if one was made.
     fn checkpoint(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, StoreError>;
     /// The names of the given package logs.

@@ -165,20 +165,24 @@ impl Writer {
     fn fetch(&self, needs: &Needs) -> Result<Facts, StoreError> {
         let meta = &self.shared.meta;
         let mut facts = Facts::default();
-        for (log_id, record_id) in &needs.records {
-            if let Some(record) = meta.record(log_id, record_id)? {
-                facts.records.insert((*log_id, *record_id), record.state);
+        for (key, record) in needs
+            .records
+            .iter()
+            .zip(meta.writer_records(&needs.records)?)
+        {
+            if let Some(record) = record {
+                facts.records.insert(*key, record.state);
             }
         }
         for log_id in &needs.packages {
-            let records = meta.log_records(log_id, None, u64::MAX, usize::MAX)?;
+            let records = meta.writer_log(log_id)?;
             let state = codec::package_state(records.iter().map(|(_, r)| r))?;
             self.shared.remember_keys([&state]);
             facts.packages.insert(*log_id, state);
         }
         let operator = self.shared.view.operator().keys.first().cloned();
         for log_id in &needs.attestations {
-            let records = meta.log_records(log_id, None, u64::MAX, usize::MAX)?;
+            let records = meta.writer_log(log_id)?;
             let operator = operator
                 .as_ref()
                 .ok_or_else(|| StoreError::Corrupt("the operator log has no key".into()))?;

@@ -464,6 +464,72 @@ fn to_checkpoint(
     })
 }
 
+/// A record of `log_id` by id.
+fn query_record(
+    conn: &Connection,
+    log_id: &LogId,
+    record_id: &RecordId,
+) -> Result<Option<StoredRecord>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE log_id = ?1 AND record_id = ?2"
+    ))
+    .map_err(backend)?
+    .query_row(
+        params![
+            log_id.digest().as_bytes().as_slice(),
+            record_id.digest().as_bytes().as_slice()
+        ],
+        record_from_row,
+    )
+    .optional()
+    .map_err(backend)?
+    .map(RawRecord::into_stored)
+    .transpose()
+}
+
+/// Sequenced records of `log_id` with `after < index < before`, at most
+/// `limit`.
+fn query_log(
+    conn: &Connection,
+    log_id: &LogId,
+    after: Option<u64>,
+    before: u64,
+    limit: usize,
+) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records
+             WHERE log_id = ?1 AND registry_index > ?2 AND registry_index < ?3
+             ORDER BY registry_index"
+        ))
+        .map_err(backend)?;
+    let after = after.map(sql_index).unwrap_or(-1);
+    // The limit is applied by stepping no further: a bound `LIMIT ?`
+    // makes SQLite re-prepare the statement on every run.
+    let raws = stmt
+        .query_map(
+            params![
+                log_id.digest().as_bytes().as_slice(),
+                after,
+                sql_index(before)
+            ],
+            record_from_row,
+        )
+        .map_err(backend)?
+        .take(limit)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    raws.into_iter()
+        .map(|raw| {
+            let stored = raw.into_stored()?;
+            match stored.state {
+                RecordState::Sequenced { index } => Ok((index, stored)),
+                _ => Err(StoreError::Corrupt("indexed record not sequenced".into())),
+            }
+        })
+        .collect()
+}
+
 impl MetaStore for SqliteStore {
     fn load(&self) -> Result<Loaded, StoreError> {
         self.read(|conn| {
@@ -664,23 +730,7 @@ impl MetaStore for SqliteStore {
         log_id: &LogId,
         record_id: &RecordId,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM records WHERE log_id = ?1 AND record_id = ?2"
-            ))
-            .map_err(backend)?
-            .query_row(
-                params![
-                    log_id.digest().as_bytes().as_slice(),
-                    record_id.digest().as_bytes().as_slice()
-                ],
-                record_from_row,
-            )
-            .optional()
-            .map_err(backend)?
-            .map(RawRecord::into_stored)
-            .transpose()
-        })
+        self.read(|conn| query_record(conn, log_id, record_id))
     }
 
     fn log_records(
@@ -690,40 +740,25 @@ impl MetaStore for SqliteStore {
         before: u64,
         limit: usize,
     ) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {RECORD_COLUMNS} FROM records
-                     WHERE log_id = ?1 AND registry_index > ?2 AND registry_index < ?3
-                     ORDER BY registry_index"
-                ))
-                .map_err(backend)?;
-            let after = after.map(sql_index).unwrap_or(-1);
-            // The limit is applied by stepping no further: a bound `LIMIT ?`
-            // makes SQLite re-prepare the statement on every run.
-            let raws = stmt
-                .query_map(
-                    params![
-                        log_id.digest().as_bytes().as_slice(),
-                        after,
-                        sql_index(before)
-                    ],
-                    record_from_row,
-                )
-                .map_err(backend)?
-                .take(limit)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            raws.into_iter()
-                .map(|raw| {
-                    let stored = raw.into_stored()?;
-                    match stored.state {
-                        RecordState::Sequenced { index } => Ok((index, stored)),
-                        _ => Err(StoreError::Corrupt("indexed record not sequenced".into())),
-                    }
-                })
+        self.read(|conn| query_log(conn, log_id, after, before, limit))
+    }
+
+    // The writer's reads go to the write connection: its page cache is
+    // kept warm by the writer's own commits, where a reader connection
+    // would drop its cache after every commit.
+    fn writer_records(
+        &self,
+        keys: &[(LogId, RecordId)],
+    ) -> Result<Vec<Option<StoredRecord>>, StoreError> {
+        self.write(|conn| {
+            keys.iter()
+                .map(|(log_id, record_id)| query_record(conn, log_id, record_id))
                 .collect()
         })
+    }
+
+    fn writer_log(&self, log_id: &LogId) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+        self.write(|conn| query_log(conn, log_id, None, u64::MAX, usize::MAX))
     }
 
     fn checkpoint(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
