@@ -35,6 +35,8 @@ pub struct AppState {
     public_url: Option<String>,
     listen: String,
     publish_answer_wait: Duration,
+    /// Permits for CPU-heavy request work (see [`ServerOptions::cpu_permits`]).
+    cpu: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Server options.
@@ -50,6 +52,11 @@ pub struct ServerOptions {
     /// answer `published` at once (sparing the client its polls); past
     /// this it answers `processing`. Zero answers at once.
     pub publish_answer_wait: Duration,
+    /// How many requests may do CPU-heavy work (decoding a record and
+    /// checking its signature) at once; `0` for no limit. By default one
+    /// per core: more workers than cores then park rather than compete
+    /// with the sequencer thread.
+    pub cpu_permits: usize,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +65,7 @@ impl Default for ServerOptions {
             public_url: None,
             anonymous_pull: true,
             publish_answer_wait: Duration::from_secs(1),
+            cpu_permits: std::thread::available_parallelism().map_or(4, |n| n.get()),
         }
     }
 }
@@ -97,6 +105,8 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         public_url: options.public_url,
         listen,
         publish_answer_wait: options.publish_answer_wait,
+        cpu: (options.cpu_permits > 0)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(options.cpu_permits))),
     };
     // Reads of the Warg face pass the pull gate; publishing checks its
     // token itself (it needs the package name), and uploads are bound to a

@@ -197,12 +197,26 @@ pub async fn publish_record(
     if let Err(refused) = crate::auth::warg_publisher(&app, &headers, &name).await {
         return Ok(refused);
     }
-    let envelope = body
-        .record
-        .envelope::<PackageRecord>()
-        .map_err(|e| ApiError::bad_request(format!("invalid package record: {e}")))?;
-    let record_id = envelope.record_id();
-    let mut status = app.registry.submit(name, log_id, envelope).await?;
+    // Decoding and checking a signature is the costly part of a publish:
+    // at most `cpu_permits` requests do it at once, so under load the
+    // workers beyond them park instead of taking the cores from the
+    // sequencer thread (and, on a shared machine, from everyone else).
+    let answer = {
+        let _permit = match &app.cpu {
+            Some(cpu) => Some(cpu.acquire().await.map_err(|_| {
+                ApiError::message(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")
+            })?),
+            None => None,
+        };
+        let envelope = body
+            .record
+            .envelope::<PackageRecord>()
+            .map_err(|e| ApiError::bad_request(format!("invalid package record: {e}")))?;
+        let record_id = envelope.record_id();
+        (record_id, app.registry.submit(name, log_id, envelope))
+    };
+    let (record_id, answer) = answer;
+    let mut status = answer.await?;
     // Accepted and sequenced: a checkpoint usually follows within
     // milliseconds, so wait for it (briefly) and answer `published`,
     // sparing the client its polls.
