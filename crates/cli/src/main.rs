@@ -377,8 +377,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     let runtime = cairn_server::runtime(args.workers)?;
     let result = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
+        let listener = cairn_server::bind(args.listen)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(

@@ -155,19 +155,17 @@ impl TestServer {
         let oci = Arc::new(Oci::new(registry.clone(), meta, stores.blobs, oci_config));
         let server_oci = oci.clone();
         let server_auth = auth.clone();
-        let std_listener = std::net::TcpListener::bind(
-            addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("address")),
-        )
-        .expect("bind 127.0.0.1");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let addr = std_listener.local_addr().expect("local address");
+        let wanted = addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("address"));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
         let server_registry = registry.clone();
         let thread = std::thread::spawn(move || {
             let runtime =
                 cairn_server::runtime(Some(worker_threads.unwrap_or(2))).expect("runtime");
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                // Bound as `cairn serve` binds (a deep accept queue).
+                let listener = cairn_server::bind(wanted).expect("bind 127.0.0.1");
+                let _ = bound_tx.send(listener.local_addr().expect("local address"));
                 let shutdown = async move {
                     let _ = stop_rx.await;
                 };
@@ -181,6 +179,7 @@ impl TestServer {
                     .expect("serve");
             });
         });
+        let addr = bound_rx.recv().expect("the server bound its address");
         TestServer {
             url: format!("http://{addr}"),
             addr,

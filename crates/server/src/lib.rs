@@ -170,6 +170,27 @@ pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtim
         .build()
 }
 
+/// Connections the kernel may hold for the server before it accepts them.
+/// A short queue (Rust's standard listener asks for 128) drops the
+/// handshakes of a burst of clients, who then wait seconds for the SYN to
+/// be retried; this is what `listen(2)` gets, capped by the kernel's
+/// `somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a [`LISTEN_BACKLOG`]-deep queue (and
+/// `SO_REUSEADDR`, so a restarted server binds at once). Call it inside
+/// the runtime that serves.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
