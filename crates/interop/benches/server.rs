@@ -1383,10 +1383,7 @@ fn print_goals(sizes: &Sizes, cells: &[Cell], cores: usize) {
     // flight, each waiting for its record to be published before sending
     // the next, records/s is in-flight / latency, not what the server can do.
     let server_cores = server_cores().unwrap_or(cores);
-    if let Some(slowest) = at_top
-        .iter()
-        .min_by(|a, b| a.rate().total_cmp(&b.rate()))
-    {
+    if let Some(slowest) = at_top.iter().min_by(|a, b| a.rate().total_cmp(&b.rate())) {
         println!(
             "goal: >= {} durable records/s at {} in flight, every worker count (a goal for a \
              2-core server; this run's server had {server_cores} cores): {} (lowest {} rec/s: {})",

@@ -15,7 +15,7 @@ use cairn_interop::server::TestServer;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, RecordId, Timestamp};
 use cairn_registry::oci::{Algorithm, Digest, OciConfig};
-use cairn_registry::{wait_until, Config, ManualClock, RecordStatus};
+use cairn_registry::{Config, ManualClock, RecordStatus};
 use cairn_server::ServerOptions;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -572,15 +572,11 @@ fn submit(f: &Fixture, name: &PackageName, envelope: Envelope<PackageRecord>) ->
 /// Waits, with the engine's primitive, until a checkpoint covers the
 /// sequenced record `id`.
 fn wait_published(f: &Fixture, name: &PackageName, id: &RecordId) {
-    let registry = &f.server.registry;
-    let status = registry
-        .record_status(&LogId::package(name), id)
-        .expect("status");
-    let (RecordStatus::Processing { index } | RecordStatus::Published { index }) = status else {
-        panic!("{id} is not sequenced: {status:?}")
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    assert!(wait_until(registry.checkpointed(index), deadline).expect("in time"));
+    f.server
+        .registry
+        .wait_published(&LogId::package(name), id, deadline)
+        .expect("published");
 }
 
 fn upload(f: &Fixture, name: &PackageName, id: &RecordId, bytes: &[u8]) {

@@ -476,6 +476,33 @@ impl Registry {
         answer::checkpointed(self.shared.view.watch_checkpointed(), index)
     }
 
+    /// Waits from a blocking thread, until `deadline`, for a checkpoint to
+    /// cover the sequenced record `record_id` of `log_id`; returns its
+    /// registry index. An error if the record is not sequenced (sourcing,
+    /// rejected, unknown) or the deadline passes.
+    pub fn wait_published(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+        deadline: Instant,
+    ) -> Result<u64, QueryError> {
+        let index = match self.record_status(log_id, record_id)? {
+            RecordStatus::Processing { index } | RecordStatus::Published { index } => index,
+            other => {
+                return Err(QueryError::Invalid(format!(
+                    "record {record_id} is not sequenced: {other:?}"
+                )))
+            }
+        };
+        match wait_until(self.checkpointed(index), deadline) {
+            Some(true) => Ok(index),
+            Some(false) => Err(QueryError::Invalid("the registry stopped".into())),
+            None => Err(QueryError::Invalid(format!(
+                "record {record_id} was not published in time"
+            ))),
+        }
+    }
+
     /// Stops the sequencer after it made a checkpoint of everything sequenced.
     pub fn shutdown(&self) {
         let stopped = self.send(Command::Stop);

@@ -439,6 +439,26 @@ impl Sequencer {
         self.log_length + staged.leaves.len() as u64
     }
 
+    /// Stages `envelope` as a new record of `log_id` at the next registry
+    /// index, and its leaf; returns the index.
+    fn stage_sequenced<R: cairn_protocol::Record>(
+        &self,
+        staged: &mut Staged,
+        log_id: LogId,
+        envelope: &Envelope<R>,
+    ) -> u64 {
+        let index = self.next_index(staged);
+        staged
+            .batch
+            .records
+            .push(stored(log_id, envelope, RecordState::Sequenced { index }));
+        staged.leaves.push(LogLeaf {
+            log_id,
+            record_id: envelope.record_id(),
+        });
+        index
+    }
+
     /// Whether a record of `log_id` waits for content, in memory or in
     /// this batch.
     fn pending_in(&self, staged: &Staged, log_id: &LogId) -> Option<RecordId> {
@@ -525,12 +545,7 @@ impl Sequencer {
             staged.batch.names.push((log_id, name));
         }
         let status = if missing.is_empty() {
-            let index = self.next_index(staged);
-            staged
-                .batch
-                .records
-                .push(stored(log_id, &envelope, RecordState::Sequenced { index }));
-            staged.leaves.push(LogLeaf { log_id, record_id });
+            let index = self.stage_sequenced(staged, log_id, &envelope);
             staged.packages.insert(log_id, next);
             staged.batch.manifests.extend(manifest);
             RecordStatus::Processing { index }
@@ -654,13 +669,8 @@ impl Sequencer {
         let next = log
             .validate(&envelope, self.key.public_key())
             .map_err(|e| SubmitError::Invalid(e.to_string()))?;
-        let index = self.next_index(staged);
+        let index = self.stage_sequenced(staged, log_id, &envelope);
         let record_id = envelope.record_id();
-        staged
-            .batch
-            .records
-            .push(stored(log_id, &envelope, RecordState::Sequenced { index }));
-        staged.leaves.push(LogLeaf { log_id, record_id });
         staged.attestations.insert(log_id, next);
         staged.batch.manifests.extend(manifest);
         Ok(Attested {
@@ -716,16 +726,7 @@ impl Sequencer {
         let next = state
             .validate(&envelope)
             .map_err(|e| SubmitError::Invalid(e.to_string()))?;
-        let index = self.next_index(staged);
-        let log_id = LogId::operator();
-        staged
-            .batch
-            .records
-            .push(stored(log_id, &envelope, RecordState::Sequenced { index }));
-        staged.leaves.push(LogLeaf {
-            log_id,
-            record_id: envelope.record_id(),
-        });
+        self.stage_sequenced(staged, LogId::operator(), &envelope);
         staged.operator = Some(next);
         Ok(defined)
     }

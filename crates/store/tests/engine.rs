@@ -10,7 +10,7 @@ use cairn_protocol::{
     Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, RecordId, Timestamp,
 };
 use cairn_registry::{
-    wait_until, Config, ManualClock, OpenError, RecordStatus, Registry, StoreError, SubmitError,
+    Config, ManualClock, OpenError, RecordStatus, Registry, StoreError, SubmitError,
 };
 use cairn_store::{DataDir, SqliteStore};
 
@@ -59,15 +59,10 @@ fn record(
 /// Waits (with the engine's primitive, no polling) until a checkpoint
 /// covers the sequenced record `id`; returns its index.
 fn published(registry: &Registry, name: &PackageName, id: &RecordId) -> u64 {
-    let status = registry
-        .record_status(&LogId::package(name), id)
-        .expect("status");
-    let (RecordStatus::Processing { index } | RecordStatus::Published { index }) = status else {
-        panic!("{id} is not sequenced: {status:?}")
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    assert!(wait_until(registry.checkpointed(index), deadline).expect("in time"));
-    index
+    registry
+        .wait_published(&LogId::package(name), id, deadline)
+        .expect("published")
 }
 
 fn upload(registry: &Registry, name: &PackageName, id: &RecordId, bytes: &[u8]) {
