@@ -34,12 +34,7 @@ pub(crate) fn stored<R: Record>(
 pub(crate) fn package_state<'a>(
     records: impl IntoIterator<Item = &'a StoredRecord>,
 ) -> Result<PackageState, StoreError> {
-    let envelopes = records
-        .into_iter()
-        .map(decode::<PackageRecord>)
-        .collect::<Result<Vec<_>, _>>()?;
-    PackageState::restore_trusted(&envelopes)
-        .map_err(|e| StoreError::Corrupt(format!("stored package record: {e}")))
+    extend_package_state(PackageState::new(), records)
 }
 
 /// Applies more stored records of a package log to `state`.
