@@ -148,7 +148,7 @@ fn the_server_has_no_polling_loop() {
         &["thread::sleep", "time::sleep", "interval("],
         &[
             // Housekeeping's pace and the snapshot wait at shutdown.
-            "crates/registry/src/writer.rs",
+            "crates/registry/src/thread.rs",
             // The upload-session sweeper runs once a minute.
             "crates/server/src/lib.rs",
         ],

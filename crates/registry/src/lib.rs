@@ -9,7 +9,7 @@
 //! content door ([`Admission`]: size, digest and Wasm checked while the
 //! bytes stream), and [`oci::Oci::put_manifest`] for OCI pushes.
 //!
-//! Inside, the sequencer (a pure state machine) decides and the writer
+//! Inside, the sequencer (a pure state machine) decides and the sequencer
 //! thread does the IO around it; readers answer from an in-memory view.
 //! Storage is behind [`MetaStore`] and [`ContentStore`] (and the OCI face's
 //! [`oci::OciStore`] and [`oci::BlobStore`]); `cairn-store` has the SQLite
@@ -32,9 +32,9 @@ pub mod oci;
 mod registry;
 mod sequencer;
 mod storage;
+mod thread;
 mod view;
 mod wasm;
-mod writer;
 
 pub use answer::{block_on, Answer};
 pub use cache::Generations;

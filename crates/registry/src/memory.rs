@@ -2,18 +2,47 @@
 //! `VecLog` sits beside `LogData`): for tests of the engine and the
 //! sequencer, and to show what a backend must do. Nothing here is durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 
-use crate::oci::ManifestWrite;
+use crate::auth::{AuthStore, TokenInfo};
+use crate::oci::{
+    Account, BlobStore, Digest, Digester, Finished, ManifestWrite, OciStore, SessionWriter,
+    StoredManifest, UploadSession,
+};
 use crate::storage::{
     AdminRequest, Batch, ByteReader, ContentStore, Loaded, MetaStore, PendingContent, RecordState,
     StoreError, StoredRecord,
 };
+
+#[derive(Default)]
+struct Oci {
+    blobs: BTreeSet<(String, Digest)>,
+    manifests: BTreeMap<(String, Digest), StoredManifest>,
+    tags: BTreeMap<(String, String), Digest>,
+    uploads: BTreeMap<String, UploadSession>,
+    policy: HashMap<String, bool>,
+}
+
+impl Oci {
+    fn put(&mut self, write: &ManifestWrite) {
+        let repo = write.repository.clone();
+        self.manifests
+            .entry((repo.clone(), write.manifest.digest.clone()))
+            .or_insert_with(|| write.manifest.clone());
+        if let Some(tag) = &write.tag {
+            self.tags
+                .insert((repo.clone(), tag.clone()), write.manifest.digest.clone());
+        }
+        for digest in &write.links {
+            self.blobs.insert((repo.clone(), digest.clone()));
+        }
+    }
+}
 
 #[derive(Default)]
 struct Meta {
@@ -27,9 +56,14 @@ struct Meta {
     admin: Vec<(AdminRequest, Option<String>)>,
     snapshot: Option<(u64, Vec<u8>)>,
     manifests: Vec<ManifestWrite>,
+    oci: Oci,
+    accounts: BTreeMap<String, Account>,
+    tokens: HashMap<[u8; 32], TokenInfo>,
 }
 
-/// Records, leaves, checkpoints and names in memory.
+/// Records, leaves, checkpoints and names, OCI metadata, accounts and
+/// tokens in memory (one store, as in SQLite, so a record and the manifest
+/// it carries commit together).
 #[derive(Default)]
 pub struct MemoryMeta {
     inner: Mutex<Meta>,
@@ -173,6 +207,9 @@ impl MetaStore for MemoryMeta {
         }
         for (log_id, name) in &batch.names {
             meta.names.entry(*log_id).or_insert_with(|| name.clone());
+        }
+        for write in &batch.manifests {
+            meta.oci.put(write);
         }
         meta.manifests.extend(batch.manifests.iter().cloned());
         if let Some(cp) = &batch.checkpoint {
@@ -350,12 +387,343 @@ impl ContentStore for MemoryContent {
         else {
             return Ok(None);
         };
-        let start = usize::try_from(start)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let end = start
-            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
-            .min(bytes.len());
-        Ok(Some(Box::new(Cursor::new(bytes[start..end].to_vec()))))
+        Ok(Some(slice(&bytes, start, len)))
     }
+}
+
+impl OciStore for MemoryMeta {
+    fn repositories(&self, last: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        let meta = self.lock();
+        let oci = &meta.oci;
+        let names: BTreeSet<&String> = oci
+            .blobs
+            .iter()
+            .map(|(r, _)| r)
+            .chain(oci.manifests.keys().map(|(r, _)| r))
+            .chain(oci.tags.keys().map(|(r, _)| r))
+            .filter(|r| last.is_none_or(|l| r.as_str() > l))
+            .collect();
+        Ok(names.into_iter().take(limit).cloned().collect())
+    }
+
+    fn repository_exists(&self, repository: &str) -> Result<bool, StoreError> {
+        let meta = self.lock();
+        Ok(meta.oci.blobs.iter().any(|(r, _)| r == repository)
+            || meta.oci.manifests.keys().any(|(r, _)| r == repository))
+    }
+
+    fn link_blob(&self, repository: &str, digest: &Digest) -> Result<(), StoreError> {
+        self.lock()
+            .oci
+            .blobs
+            .insert((repository.to_owned(), digest.clone()));
+        Ok(())
+    }
+
+    fn blob_linked(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .blobs
+            .contains(&(repository.to_owned(), digest.clone())))
+    }
+
+    fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .blobs
+            .remove(&(repository.to_owned(), digest.clone())))
+    }
+
+    fn put_manifest(&self, write: &ManifestWrite) -> Result<(), StoreError> {
+        self.lock().oci.put(write);
+        Ok(())
+    }
+
+    fn manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .manifests
+            .get(&(repository.to_owned(), digest.clone()))
+            .cloned())
+    }
+
+    fn tag(&self, repository: &str, tag: &str) -> Result<Option<Digest>, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .tags
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .cloned())
+    }
+
+    fn tags(&self, repository: &str) -> Result<Vec<(String, Digest)>, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .tags
+            .iter()
+            .filter(|((r, _), _)| r == repository)
+            .map(|((_, t), d)| (t.clone(), d.clone()))
+            .collect())
+    }
+
+    fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError> {
+        let mut meta = self.lock();
+        let existed = meta
+            .oci
+            .manifests
+            .remove(&(repository.to_owned(), digest.clone()))
+            .is_some();
+        meta.oci
+            .tags
+            .retain(|(r, _), d| !(r == repository && d == digest));
+        Ok(existed)
+    }
+
+    fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .tags
+            .remove(&(repository.to_owned(), tag.to_owned()))
+            .is_some())
+    }
+
+    fn referrers(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Vec<StoredManifest>, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .manifests
+            .iter()
+            .filter(|((r, _), m)| r == repository && m.subject.as_ref() == Some(subject))
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
+        self.lock()
+            .oci
+            .uploads
+            .insert(session.id.clone(), session.clone());
+        Ok(())
+    }
+
+    fn upload(&self, id: &str) -> Result<Option<UploadSession>, StoreError> {
+        Ok(self.lock().oci.uploads.get(id).cloned())
+    }
+
+    fn touch_upload(&self, id: &str, now: u64) -> Result<(), StoreError> {
+        if let Some(session) = self.lock().oci.uploads.get_mut(id) {
+            session.updated = now;
+        }
+        Ok(())
+    }
+
+    fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+        self.lock().oci.uploads.remove(id);
+        Ok(())
+    }
+
+    fn stale_uploads(&self, before: u64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .uploads
+            .values()
+            .filter(|s| s.updated < before)
+            .map(|s| s.id.clone())
+            .collect())
+    }
+
+    fn oci_create_allowed(&self, namespace: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .policy
+            .get(namespace)
+            .copied()
+            .unwrap_or(true))
+    }
+}
+
+impl MemoryMeta {
+    /// Sets whether packages may be created in `namespace` by an OCI push.
+    pub fn set_oci_create(&self, namespace: &str, allowed: bool) {
+        self.lock().oci.policy.insert(namespace.to_owned(), allowed);
+    }
+}
+
+impl AuthStore for MemoryMeta {
+    fn ensure_account(&self, name: &str) -> Result<Account, StoreError> {
+        let mut meta = self.lock();
+        let account = meta
+            .accounts
+            .entry(name.to_owned())
+            .or_insert_with(|| Account {
+                name: name.to_owned(),
+                custodial_key: cairn_protocol::PrivateKey::generate(),
+            });
+        Ok(account.clone())
+    }
+
+    fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self.lock().accounts.get(name).cloned())
+    }
+
+    fn has_accounts(&self) -> Result<bool, StoreError> {
+        Ok(!self.lock().accounts.is_empty())
+    }
+
+    fn add_token(&self, hash: &[u8; 32], info: &TokenInfo, _note: &str) -> Result<(), StoreError> {
+        self.lock().tokens.insert(*hash, info.clone());
+        Ok(())
+    }
+
+    fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError> {
+        Ok(self.lock().tokens.get(hash).cloned())
+    }
+
+    fn purge_tokens(&self, now: u64) -> Result<usize, StoreError> {
+        let mut meta = self.lock();
+        let before = meta.tokens.len();
+        meta.tokens.retain(|_, info| !info.expired(now));
+        Ok(before - meta.tokens.len())
+    }
+}
+
+type Shared = Arc<Mutex<Vec<u8>>>;
+
+/// OCI blobs and upload sessions in memory.
+#[derive(Clone, Default)]
+pub struct MemoryBlobs {
+    blobs: Arc<Mutex<HashMap<Digest, Arc<Vec<u8>>>>>,
+    sessions: Arc<Mutex<HashMap<String, Shared>>>,
+}
+
+struct MemorySession(Shared);
+
+impl SessionWriter for MemorySession {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<u64, StoreError> {
+        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).len() as u64)
+    }
+}
+
+impl MemoryBlobs {
+    fn session(&self, id: &str) -> Option<Shared> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
+fn missing_session(id: &str) -> StoreError {
+    StoreError::Backend(format!("no upload session `{id}`"))
+}
+
+impl BlobStore for MemoryBlobs {
+    fn size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .blobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .map(|b| b.len() as u64))
+    }
+
+    fn read(
+        &self,
+        digest: &Digest,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<ByteReader>, StoreError> {
+        let found = self
+            .blobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned();
+        Ok(found.map(|bytes| slice(&bytes, start, len)))
+    }
+
+    fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        self.blobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), Arc::new(bytes.to_vec()));
+        Ok(())
+    }
+
+    fn create_session(&self, id: &str) -> Result<(), StoreError> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), Shared::default());
+        Ok(())
+    }
+
+    fn session_size(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .session(id)
+            .map(|b| b.lock().unwrap_or_else(|e| e.into_inner()).len() as u64))
+    }
+
+    fn append_session(&self, id: &str) -> Result<Box<dyn SessionWriter>, StoreError> {
+        let bytes = self.session(id).ok_or_else(|| missing_session(id))?;
+        Ok(Box::new(MemorySession(bytes)))
+    }
+
+    fn finish_session(&self, id: &str, digest: &Digest) -> Result<Finished, StoreError> {
+        let bytes = self.session(id).ok_or_else(|| missing_session(id))?;
+        let bytes = bytes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut digester = Digester::new(digest.algorithm());
+        digester.update(&bytes);
+        let found = digester.finish();
+        if &found != digest {
+            return Ok(Finished::Mismatch { found });
+        }
+        let size = bytes.len() as u64;
+        self.put(digest, &bytes)?;
+        self.delete_session(id)?;
+        Ok(Finished::Stored { size })
+    }
+
+    fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        Ok(())
+    }
+}
+
+/// `len` bytes of `bytes` from `start`, as a reader.
+fn slice(bytes: &[u8], start: u64, len: u64) -> ByteReader {
+    let start = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let end = start
+        .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+        .min(bytes.len());
+    Box::new(Cursor::new(bytes[start..end].to_vec()))
 }

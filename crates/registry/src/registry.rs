@@ -31,8 +31,8 @@ use crate::error::{ContentError, OpenError, QueryError};
 use crate::oci::ManifestWrite;
 use crate::sequencer::{Attesting, Input, Sequencer, Settings, Sourcing, Submission};
 use crate::storage::{ByteReader, ContentStore, MetaStore, RecordState, StoreError, StoredRecord};
+use crate::thread::{Command, Reply, SequencerThread};
 use crate::view::{OperatorView, View};
-use crate::writer::{Command, Reply, Writer};
 
 /// Where a record stands, as the API reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub struct FetchResponse {
     pub packages: Vec<(LogId, Vec<(u64, StoredRecord)>)>,
 }
 
-/// What readers and the writer share.
+/// What readers and the sequencer thread share.
 pub(crate) struct Shared {
     pub meta: Arc<dyn MetaStore>,
     pub content: Arc<dyn ContentStore>,
@@ -339,7 +339,7 @@ impl Registry {
             keys: RwLock::new(Generations::new(generation)),
             published: Mutex::new(Generations::new(generation)),
         });
-        let mut writer = Writer {
+        let mut thread = SequencerThread {
             shared: shared.clone(),
             sequencer,
             snapshot_length,
@@ -347,20 +347,20 @@ impl Registry {
         };
         let to_define: Vec<String> = namespaces
             .iter()
-            .filter(|ns| writer.sequencer.operator().namespace(ns).is_none())
+            .filter(|ns| thread.sequencer.operator().namespace(ns).is_none())
             .cloned()
             .collect();
-        if writer.sequencer.operator().head().is_none() || !to_define.is_empty() {
-            writer
+        if thread.sequencer.operator().head().is_none() || !to_define.is_empty() {
+            thread
                 .define_now(to_define)
                 .map_err(|e| OpenError::Invalid(e.to_string()))?;
         }
-        writer.checkpoint_logged();
-        writer.maybe_snapshot();
+        thread.checkpoint_logged();
+        thread.maybe_snapshot();
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("cairn-sequencer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || thread.run(rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the sequencer: {e}")))?;
         Ok(Arc::new(Registry {
             shared,

@@ -1,9 +1,9 @@
 //! The sequencer's decisions, and nothing else: no store, no clock, no
-//! thread, no IO. The writer thread ([`crate::writer`]) asks it what facts a
+//! thread, no IO. The sequencer thread ([`crate::thread`]) asks it what facts a
 //! batch of inputs needs ([`Sequencer::needs`]), fetches them from storage,
 //! and hands them over with the time ([`Sequencer::decide`]); the sequencer
 //! answers with the staged change (records, leaves, states) and one outcome
-//! per input. Only once the writer has committed the change durably does it
+//! per input. Only once that thread has committed the change durably does it
 //! [`Sequencer::apply`] it; a failed commit leaves the sequencer as it was.
 //! Checkpoints and expiry work the same way. (rustls's sans-IO state
 //! machines are the model.)
@@ -87,7 +87,7 @@ pub(crate) enum Outcome {
     Attested(Result<Attested, SubmitError>),
 }
 
-/// What the writer must read from storage before a batch can be decided.
+/// What the sequencer thread must read from storage before a batch can be decided.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Needs {
     /// Records whose stored state matters (a record sent again).
@@ -100,7 +100,7 @@ pub(crate) struct Needs {
     pub content: Vec<Hash>,
 }
 
-/// What the writer read for [`Needs`].
+/// What the sequencer thread read for [`Needs`].
 #[derive(Debug, Default)]
 pub(crate) struct Facts {
     /// The stored state of the records asked for that exist.
@@ -125,7 +125,7 @@ pub(crate) struct Sourcing {
 }
 
 /// The change one batch makes, applied to the sequencer only after the
-/// writer committed `batch`.
+/// sequencer thread committed `batch`.
 #[derive(Default)]
 pub(crate) struct Staged {
     /// What to write, atomically.
@@ -1019,7 +1019,7 @@ mod tests {
         let outcomes = run(&mut s, vec![arrived], &[wasm], T0);
         assert_eq!(status(&outcomes[0]), &RecordStatus::Processing { index: 2 });
         // Sent again, a record reports where it stands (here: a fact the
-        // writer read from storage).
+        // sequencer thread read from storage).
         let again = submission("acme:a", &key, None, vec![init(&key)]);
         let (staged, outcomes) = s.decide(
             vec![again],

@@ -139,7 +139,7 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Vec<(u64, StoredRecord)>, StoreError>;
     /// Records by key (`None` where absent), read for the sequencer thread:
     /// a store may answer on its write connection, whose cache the
-    /// writer's own commits keep warm. By default, [`MetaStore::record`].
+    /// sequencer thread's own commits keep warm. By default, [`MetaStore::record`].
     fn writer_records(
         &self,
         keys: &[(LogId, RecordId)],

@@ -1,4 +1,4 @@
-//! The sequencer thread: the one writer. It takes commands off a channel
+//! The sequencer thread, the one writer (`SequencerThread`). It takes commands off a channel
 //! in batches, fetches the facts the [`Sequencer`] needs, hands them over
 //! with the time, commits the staged change in one transaction, applies it
 //! to the sequencer and the readers' view, and only then answers (group
@@ -43,7 +43,7 @@ pub(crate) enum Command {
 const TICK: Duration = Duration::from_millis(500);
 
 /// The sequencer thread's state.
-pub(crate) struct Writer {
+pub(crate) struct SequencerThread {
     pub shared: Arc<Shared>,
     pub sequencer: Sequencer,
     /// The log length of the last map snapshot saved (or being saved).
@@ -55,7 +55,7 @@ fn answer_with<T>(reply: answer::Reply<T>, result: Result<T, SubmitError>) {
     let _ = reply.send(result);
 }
 
-impl Writer {
+impl SequencerThread {
     /// Runs until stopped.
     pub fn run(mut self, rx: Receiver<Command>) {
         let mut last_housekeeping = Instant::now();

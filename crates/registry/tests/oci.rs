@@ -1,0 +1,217 @@
+//! The OCI face's doors over the in-memory stores: pushes are one step
+//! with their record, sessions have one writer and a size limit, and a
+//! layer becomes release content only through the content door.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_protocol::package::{PackageEntry, PackageRecord};
+use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
+use cairn_registry::auth::AuthStore;
+use cairn_registry::memory::{MemoryBlobs, MemoryContent, MemoryMeta};
+use cairn_registry::oci::{
+    Account, Algorithm, Digest, ErrorCode, Hint, Oci, OciConfig, OciStore, PushStep, Pushed,
+    Reference,
+};
+use cairn_registry::{Config, Registry};
+use serde_json::json;
+
+const WASM: &[u8] = b"\0asm\x01\0\0\0";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+struct Face {
+    oci: Oci,
+    registry: Arc<Registry>,
+    meta: Arc<MemoryMeta>,
+    content: MemoryContent,
+}
+
+fn face(config: OciConfig) -> Face {
+    let meta = Arc::new(MemoryMeta::default());
+    let content = MemoryContent::default();
+    let registry = Registry::open(
+        meta.clone(),
+        Arc::new(content.clone()),
+        PrivateKey::generate(),
+        &["acme".to_owned()],
+        Config::default(),
+    )
+    .expect("open");
+    let oci = Oci::new(
+        registry.clone(),
+        meta.clone(),
+        Arc::new(MemoryBlobs::default()),
+        config,
+    );
+    Face {
+        oci,
+        registry,
+        meta,
+        content,
+    }
+}
+
+impl Face {
+    fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        let digest = Digest::of(Algorithm::Sha256, bytes);
+        let id = self.oci.start_upload(repo).expect("session");
+        let mut chunk = self.oci.open_chunk(repo, &id, None).expect("chunk");
+        chunk.write(bytes).expect("write");
+        chunk.complete(&digest).expect("complete");
+        digest
+    }
+
+    /// A Wasm artifact whose layer is `layer`; returns the manifest bytes.
+    fn artifact(&self, repo: &str, layer: &[u8]) -> Vec<u8> {
+        let config = br#"{"architecture":"wasm","os":"wasip1"}"#;
+        let config_digest = self.push_blob(repo, config);
+        let layer_digest = self.push_blob(repo, layer);
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.wasm.config.v0+json",
+                       "digest": config_digest.to_string(), "size": config.len()},
+            "layers": [{"mediaType": "application/wasm",
+                        "digest": layer_digest.to_string(), "size": layer.len()}],
+        }))
+        .expect("json")
+    }
+
+    fn push(
+        &self,
+        repo: &str,
+        tag: &str,
+        manifest: &[u8],
+        account: &Account,
+    ) -> Result<Pushed, cairn_registry::oci::OciError> {
+        let step = self.oci.put_manifest(
+            repo,
+            &Reference::Tag(tag.to_owned()),
+            Some(MANIFEST),
+            manifest,
+            Some(account),
+        )?;
+        match step {
+            PushStep::Done(pushed) => Ok(pushed),
+            PushStep::Pending(pending) => pending.wait(Instant::now() + Duration::from_secs(10)),
+        }
+    }
+}
+
+#[test]
+fn a_wasm_push_publishes_its_record_manifest_and_tag_together() {
+    let f = face(OciConfig::default());
+    let alice = f.meta.ensure_account("alice").expect("account");
+    let manifest = f.artifact("acme/app", WASM);
+    let pushed = f
+        .push("acme/app", "1.0.0", &manifest, &alice)
+        .expect("pushed");
+    let record = pushed.released.expect("a release record");
+    // Published by the time the push answers; the tag points at the
+    // manifest as pushed, committed with the record.
+    let name: PackageName = "acme:app".parse().expect("name");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    f.registry
+        .wait_published(&LogId::package(&name), &record, deadline)
+        .expect("published");
+    assert_eq!(
+        f.meta.tag("acme/app", "1.0.0").expect("tag"),
+        Some(pushed.digest.clone())
+    );
+    let committed = f.meta.manifests();
+    assert_eq!(committed.len(), 1, "the manifest rode with the record");
+    assert_eq!(committed[0].tag.as_deref(), Some("1.0.0"));
+    // The layer passed the content door: it is release content now.
+    assert_eq!(f.content.size_of(&Hash::of(WASM)), Some(WASM.len() as u64));
+}
+
+#[test]
+fn a_push_the_log_refuses_leaves_nothing() {
+    let f = face(OciConfig::default());
+    // `acme:owned` belongs to a key Bob's custodial key is not granted.
+    let owner = PrivateKey::generate();
+    let name: PackageName = "acme:owned".parse().expect("name");
+    let init = Envelope::sign(
+        &owner,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp: Timestamp::new(1_800_000_000, 0),
+            entries: vec![PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: owner.public_key().clone(),
+            }],
+        },
+    );
+    let id = init.record_id();
+    f.registry
+        .submit(name.clone(), LogId::package(&name), init)
+        .wait()
+        .expect("init");
+    f.registry
+        .wait_published(
+            &LogId::package(&name),
+            &id,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .expect("published");
+    let bob = f.meta.ensure_account("bob").expect("account");
+    let manifest = f.artifact("acme/owned", WASM);
+    let refused = f
+        .push("acme/owned", "1.0.0", &manifest, &bob)
+        .expect_err("refused");
+    assert_eq!(refused.code, ErrorCode::Denied, "{refused}");
+    assert!(matches!(refused.hint, Some(Hint::GrantRelease { .. })));
+    assert_eq!(f.meta.tag("acme/owned", "1.0.0").expect("tag"), None);
+    assert!(f.meta.manifests().is_empty(), "nothing was committed");
+    let digest = Digest::of(Algorithm::Sha256, &manifest);
+    assert_eq!(
+        f.meta.manifest("acme/owned", &digest).expect("manifest"),
+        None
+    );
+}
+
+#[test]
+fn a_layer_that_is_not_wasm_never_becomes_content() {
+    let f = face(OciConfig::default());
+    let alice = f.meta.ensure_account("alice").expect("account");
+    let junk = b"not wasm at all";
+    let manifest = f.artifact("acme/junk", junk);
+    let refused = f
+        .push("acme/junk", "1.0.0", &manifest, &alice)
+        .expect_err("refused");
+    assert_eq!(refused.code, ErrorCode::ManifestInvalid, "{refused}");
+    assert_eq!(f.content.size_of(&Hash::of(junk)), None);
+    assert!(f.meta.manifests().is_empty());
+}
+
+#[test]
+fn a_session_has_one_writer_and_a_size_limit() {
+    let f = face(OciConfig {
+        max_blob_bytes: 10,
+        ..OciConfig::default()
+    });
+    let id = f.oci.start_upload("misc/x").expect("session");
+    let mut first = f.oci.open_chunk("misc/x", &id, None).expect("chunk");
+    let busy = f.oci.open_chunk("misc/x", &id, None).err().expect("busy");
+    assert_eq!(busy.code, ErrorCode::Busy);
+    let completing = f
+        .oci
+        .open_chunk("misc/x", &id, None)
+        .err()
+        .expect("no second writer, not even to complete");
+    assert_eq!(completing.code, ErrorCode::Busy);
+    first.write(b"123456").expect("within the limit");
+    assert_eq!(first.finish().expect("finish"), 6);
+    let mut second = f
+        .oci
+        .open_chunk("misc/x", &id, Some(6))
+        .expect("next chunk");
+    let too_large = second.write(b"12345").expect_err("over the limit");
+    assert_eq!(too_large.code, ErrorCode::TooLarge);
+    assert_eq!(too_large.hint, Some(Hint::BlobLimit));
+    drop(second);
+    // The session ended with its bytes.
+    let gone = f.oci.upload_size("misc/x", &id).expect_err("ended");
+    assert_eq!(gone.code, ErrorCode::BlobUploadUnknown);
+}
