@@ -152,22 +152,32 @@ enum TokenCommand {
     },
 }
 
+/// The longest lifetime `--expires` takes: 100 years.
+const LIFETIME_MAX: u64 = 100 * 365 * 86_400;
+
 /// Seconds in a lifetime such as `30d`; `None` for `never`.
 fn lifetime(text: &str) -> Result<Option<u64>> {
     if text == "never" {
         return Ok(None);
     }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let unit_at = text.char_indices().last().map_or(0, |(i, _)| i);
+    let (number, unit) = text.split_at(unit_at);
     let n: u64 = number.parse().ok().filter(|n| *n > 0).with_context(|| {
         format!("--expires `{text}`: use a positive number with d, h or m, or `never`")
     })?;
-    let seconds = match unit {
+    let seconds: u64 = match unit {
         "d" => 86_400,
         "h" => 3_600,
         "m" => 60,
         _ => anyhow::bail!("--expires `{text}`: the unit is d, h or m (or use `never`)"),
     };
-    Ok(Some(n.saturating_mul(seconds)))
+    match n.checked_mul(seconds).filter(|s| *s <= LIFETIME_MAX) {
+        Some(seconds) => Ok(Some(seconds)),
+        None => anyhow::bail!(
+            "--expires `{text}` is longer than 100 years (36500d); use `never` for a token \
+             that never expires"
+        ),
+    }
 }
 
 fn create_token(

@@ -187,10 +187,21 @@ fn serve_says_where_it_listens_and_keeps_its_data() {
         stderr.contains("use `pull`, `publish:<namespace>/*`"),
         "{stderr}"
     );
-    let output = token_create(data.path(), &["--scope", "pull", "--expires", "soon"]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--expires `soon`"), "{stderr}");
+    for (bad, says) in [
+        ("soon", "--expires `soon`"),
+        // A multi-byte last character once made it panic.
+        ("5é", "the unit is d, h or m"),
+        ("", "use a positive number"),
+        // Once larger than an i64 of seconds: stored as "never", then purged.
+        ("99999999999999999d", "longer than 100 years"),
+        ("36501d", "longer than 100 years"),
+    ] {
+        let output = token_create(data.path(), &["--scope", "pull", "--expires", bad]);
+        assert_eq!(output.status.code(), Some(1), "--expires {bad:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "--expires {bad:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 
     // A second server on the same data directory is refused with a reason.
     let output = cairn()

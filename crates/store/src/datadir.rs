@@ -39,7 +39,9 @@ fn io(what: String, e: std::io::Error) -> StoreError {
 }
 
 impl DataDir {
-    /// A data directory at `root` (created if missing).
+    /// A data directory at `root` (created if missing), readable by its
+    /// owner only (mode 0700): it holds the operator key, the tokens and
+    /// every account's custodial key.
     pub fn create(root: &Path) -> Result<DataDir, StoreError> {
         fs::create_dir_all(root).map_err(|e| {
             io(
@@ -47,6 +49,16 @@ impl DataDir {
                 e,
             )
         })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(|e| {
+                io(
+                    format!("cannot make {} private (mode 0700)", root.display()),
+                    e,
+                )
+            })?;
+        }
         Ok(DataDir {
             root: root.to_owned(),
         })
@@ -70,7 +82,7 @@ impl DataDir {
     /// Takes the directory's lock; `Ok(None)` when another process holds it.
     pub fn try_lock(&self) -> Result<Option<DirLock>, StoreError> {
         let path = self.root.join("lock");
-        let file = OpenOptions::new()
+        let file = private_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -155,15 +167,21 @@ pub struct Stores {
     pub blobs: Arc<FsBlobStore>,
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
+/// Options that create a file readable and writable by its owner only.
+pub(crate) fn private_options() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
+    options
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
+    let mut file = private_options()
+        .write(true)
+        .create_new(true)
         .open(path)
         .map_err(|e| io(format!("cannot create {}", path.display()), e))?;
     file.write_all(format!("{text}\n").as_bytes())

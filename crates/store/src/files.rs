@@ -221,7 +221,11 @@ impl BlobStore for FsBlobStore {
     }
 
     fn create_session(&self, id: &str) -> Result<(), StoreError> {
-        File::create(self.session_path(id)?)
+        crate::datadir::private_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.session_path(id)?)
             .map(|_| ())
             .map_err(|e| io("cannot create upload", e))
     }

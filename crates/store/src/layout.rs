@@ -105,7 +105,14 @@ pub(crate) fn migrate(
             "moved the data directory to the layout with release content apart from OCI blobs"
         );
     }
-    fs::write(marker, b"2\n").map_err(|e| io(format!("cannot write {}", marker.display()), e))
+    use std::io::Write;
+    crate::datadir::private_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(marker)
+        .and_then(|mut file| file.write_all(b"2\n"))
+        .map_err(|e| io(format!("cannot write {}", marker.display()), e))
 }
 
 /// The content digests every sequenced package record releases.

@@ -184,6 +184,37 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Makes the database (and its WAL and shared-memory files, which SQLite
+/// creates with the database's mode) readable by its owner only: it holds
+/// tokens and custodial keys.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| {
+        StoreError::Backend(format!("cannot make {} private: {e}", path.display()))
+    };
+    if !path.exists() {
+        crate::datadir::private_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            if file.exists() {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A connection for queries: reads pages through a memory map (the writer
 /// does not, as remapping a growing file on every commit costs more than it
 /// saves).
@@ -241,6 +272,7 @@ impl SqliteStore {
     /// Opens the database at `path` with `readers` reader connections (at
     /// least one).
     pub fn open_with_readers(path: &Path, readers: usize) -> Result<SqliteStore, StoreError> {
+        make_private(path)?;
         let mut writer = open_connection(path)?;
         prepare_schema(&mut writer)?;
         let pool = (0..readers.max(1))

@@ -526,3 +526,65 @@ fn a_data_directory_of_the_first_layout_is_moved_apart() {
     );
     assert_eq!(registry.content_size(&Hash::of(blob)).expect("size"), None);
 }
+
+/// The data directory holds the operator key, tokens and every account's
+/// custodial key: only its owner may read it, and every file in it is
+/// private too (the database's WAL and shared memory included).
+#[cfg(unix)]
+#[test]
+fn every_file_of_a_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("data");
+    let key = PrivateKey::generate();
+    let name: PackageName = "example:private".parse().expect("name");
+    let registry = open(&root, Config::default()).expect("open");
+    publish_two(&registry, &key, &name);
+    let store = SqliteStore::open(&root.join("cairn.sqlite3")).expect("store");
+    cairn_registry::auth::AuthStore::ensure_account(&store, "someone").expect("account");
+    let data = DataDir::create(&root).expect("data dir");
+    data.write_admin_token("secret").expect("admin token");
+    let _lock = data.try_lock().expect("lock");
+    let blobs = data.open_stores().expect("stores").blobs;
+    cairn_registry::oci::BlobStore::create_session(blobs.as_ref(), "abcd").expect("session");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&root), 0o700, "the data directory");
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for expected in [
+        "cairn.sqlite3",
+        "cairn.sqlite3-wal",
+        "operator.key",
+        "admin.token",
+        "lock",
+    ] {
+        assert!(
+            files.iter().any(|f| f.ends_with(expected)),
+            "{expected} in {files:?}"
+        );
+    }
+    for file in &files {
+        assert_eq!(
+            mode(file) & 0o077,
+            0,
+            "{} is readable by others",
+            file.display()
+        );
+    }
+}
