@@ -1443,3 +1443,43 @@ fn a_push_refused_by_the_log_never_shows_a_tag() {
         seen.len()
     );
 }
+
+/// The `Host` header is the client's to choose: only a plain `host[:port]`
+/// from it goes into the URLs the registry hands out.
+#[test]
+fn a_host_header_that_is_not_a_host_is_not_echoed() {
+    let f = Fixture::new();
+    let listen = f.server.addr.to_string();
+    for host in ["evil.example/phish?", "a\"b", "user@evil.example"] {
+        let answer = f.send_as(Method::GET, "/v2/", &[("host", host)], Vec::new());
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        let challenge = answer.header("www-authenticate");
+        assert!(
+            challenge.starts_with(&format!("Bearer realm=\"http://{listen}/auth/token\"")),
+            "{host}: {challenge}"
+        );
+        let discovery = f
+            .send_as(
+                Method::GET,
+                "/.well-known/wasm-pkg/registry.json",
+                &[("host", host)],
+                Vec::new(),
+            )
+            .json();
+        assert_eq!(
+            discovery["warg"]["url"],
+            format!("http://{listen}"),
+            "{host}"
+        );
+    }
+    // A plain host name is taken, as a registry behind a proxy needs.
+    let answer = f.send_as(
+        Method::GET,
+        "/v2/",
+        &[("host", "registry.example:8443")],
+        Vec::new(),
+    );
+    assert!(answer
+        .header("www-authenticate")
+        .contains("realm=\"http://registry.example:8443/auth/token\""));
+}

@@ -281,6 +281,11 @@ pub async fn upload_content(
     Ok((StatusCode::CREATED, Json(UploadedContent::new(&digest))).into_response())
 }
 
+/// The URL clients reach this server at: `--public-url`, else
+/// `http://<Host header>` when the header is a plain `host[:port]`, else the
+/// address it listens on. The header is the client's to choose, and it ends
+/// up in content URLs, the `WWW-Authenticate` realm and the discovery
+/// document, so nothing but a host name or address and a port is taken.
 pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &app.public_url {
         return url.trim_end_matches('/').to_owned();
@@ -288,9 +293,63 @@ pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .filter(|h| is_host(h))
         .map(str::to_owned)
         .unwrap_or_else(|| app.listen.clone());
     format!("http://{host}")
+}
+
+/// Whether `text` is `name[:port]` or `[ipv6][:port]`: a DNS name or an
+/// address, and at most a port.
+fn is_host(text: &str) -> bool {
+    let (name, port) = match text.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') && !port.contains(']') => (name, Some(port)),
+        _ => (text, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    let name_ok = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
+    };
+    port_ok && name_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_host;
+
+    #[test]
+    fn only_plain_hosts_are_taken_from_the_host_header() {
+        for good in [
+            "localhost",
+            "127.0.0.1:8090",
+            "registry.example.com",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(is_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "evil.example/path",
+            "a\"b",
+            "host:99999",
+            "host:",
+            "user@host",
+            "host:80/x",
+            "[not-v6]:80",
+            "host name",
+            "::1",
+        ] {
+            assert!(!is_host(bad), "{bad}");
+        }
+    }
 }
 
 /// `GET /v1/content/{digest}`: where to download content.
