@@ -320,38 +320,6 @@ fn is_host(text: &str) -> bool {
     port_ok && name_ok
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_host;
-
-    #[test]
-    fn only_plain_hosts_are_taken_from_the_host_header() {
-        for good in [
-            "localhost",
-            "127.0.0.1:8090",
-            "registry.example.com",
-            "[::1]:80",
-            "[::1]",
-        ] {
-            assert!(is_host(good), "{good}");
-        }
-        for bad in [
-            "",
-            "evil.example/path",
-            "a\"b",
-            "host:99999",
-            "host:",
-            "user@host",
-            "host:80/x",
-            "[not-v6]:80",
-            "host name",
-            "::1",
-        ] {
-            assert!(!is_host(bad), "{bad}");
-        }
-    }
-}
-
 /// `GET /v1/content/{digest}`: where to download content.
 pub async fn content_sources(
     State(app): State<AppState>,
@@ -506,4 +474,36 @@ pub async fn attestations(
         })
         .collect();
     Ok(Json(AttestationsResponse::new(&name, records)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_host;
+
+    #[test]
+    fn only_plain_hosts_are_taken_from_the_host_header() {
+        for good in [
+            "localhost",
+            "127.0.0.1:8090",
+            "registry.example.com",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(is_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "evil.example/path",
+            "a\"b",
+            "host:99999",
+            "host:",
+            "user@host",
+            "host:80/x",
+            "[not-v6]:80",
+            "host name",
+            "::1",
+        ] {
+            assert!(!is_host(bad), "{bad}");
+        }
+    }
 }
