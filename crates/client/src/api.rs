@@ -50,7 +50,8 @@ pub struct Api {
 
 impl Api {
     /// The API of the registry at `base`; `token` is sent as a bearer with
-    /// every request when given.
+    /// every request to the registry's own origin (never to a content
+    /// source or upload URL on another host).
     pub fn new(base: &str, token: Option<String>) -> Result<Api> {
         let http = reqwest::blocking::Client::builder()
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
@@ -82,8 +83,20 @@ impl Api {
         }
     }
 
+    /// The token to send to `url`: only to the registry's own origin
+    /// (scheme, host and port). A registry may name content sources and
+    /// upload URLs anywhere; they never see the token.
+    fn token_for(&self, url: &str) -> Option<&str> {
+        let token = self.token.as_deref()?;
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        match (origin(&self.base), origin(url)) {
+            (Some(base), Some(target)) if base == target => Some(token),
+            _ => None,
+        }
+    }
+
     fn send(&self, request: reqwest::blocking::RequestBuilder, url: &str) -> Result<Response> {
-        let request = match &self.token {
+        let request = match self.token_for(url) {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
@@ -301,5 +314,35 @@ impl<R: Read> Read for Counting<R> {
         let n = self.inner.read(buf)?;
         self.progress.advance(n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Api;
+
+    #[test]
+    fn the_token_goes_to_the_registry_alone() {
+        let api =
+            Api::new("http://registry.example:8090/", Some("cairn_secret".into())).expect("api");
+        assert_eq!(
+            api.token_for(&api.url("v1/fetch/checkpoint")),
+            Some("cairn_secret")
+        );
+        assert_eq!(
+            api.token_for("http://registry.example:8090/content/sha256-00"),
+            Some("cairn_secret")
+        );
+        for elsewhere in [
+            "http://cdn.example/content/sha256-00",
+            "http://registry.example:9999/upload",
+            "https://registry.example:8090/upload",
+            "http://registry.example.evil:8090/",
+            "not a url",
+        ] {
+            assert_eq!(api.token_for(elsewhere), None, "{elsewhere}");
+        }
+        let anonymous = Api::new("http://registry.example", None).expect("api");
+        assert_eq!(anonymous.token_for("http://registry.example/v1"), None);
     }
 }
