@@ -25,6 +25,8 @@ use crate::verify::{self, Inclusion};
 
 /// Most leaves asked for in one inclusion proof.
 const INCLUSION_BATCH: usize = 1000;
+/// Most logs asked for in one `fetch/logs` request (Cairn's default bound).
+const FETCH_LOGS_BATCH: usize = 10_000;
 
 /// How long a publish waits for the registry to take the record into a
 /// checkpoint.
@@ -393,7 +395,27 @@ impl Client {
         Ok(log)
     }
 
+    /// Records of the asked logs up to `length`, in requests of at most
+    /// [`FETCH_LOGS_BATCH`] logs (a registry bounds how many one request
+    /// may name).
     fn fetch_all(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
+        let mut fetched = Fetched::default();
+        for (n, batch) in asked.chunks(FETCH_LOGS_BATCH).enumerate() {
+            let page = self.fetch_batch(length, batch)?;
+            // Every request also brings the new operator records: keep one copy.
+            if n == 0 {
+                fetched.operator = page.operator;
+            }
+            fetched.packages.extend(page.packages);
+            fetched.absent.extend(page.absent);
+        }
+        if asked.is_empty() {
+            fetched = self.fetch_batch(length, asked)?;
+        }
+        Ok(fetched)
+    }
+
+    fn fetch_batch(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
         match self.fetch_pages(length, asked) {
             Err(Error::Refused { status: 404, .. }) if asked.iter().any(|(_, a)| a.is_none()) => {
                 // Some never-seen log does not exist: find which, one by one.

@@ -785,3 +785,40 @@ fn unknown_log_ids_record_ids_and_positions_are_refused() {
 
     assert_eq!(f.stored(), before);
 }
+
+/// One small anonymous request cannot make the registry build a huge
+/// answer: an inclusion proof request repeating one leaf 700,000 times
+/// (2 MiB that once made a 239 MB answer), and lists longer than a request
+/// may name, are refused with 413 or 400 at once.
+#[test]
+fn read_requests_that_would_amplify_are_refused() {
+    let f = Fixture::new();
+    let length = f.get("/v1/fetch/checkpoint").body["contents"]["logLength"]
+        .as_u64()
+        .expect("a checkpoint");
+    let mut body = format!("{{\"logLength\":{length},\"leafs\":[");
+    body.push_str(&vec!["0"; 700_000].join(","));
+    body.push_str("]}");
+    f.post_raw("/v1/proof/inclusion", body.into_bytes())
+        .refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "at most 10000 may be asked for",
+        );
+    f.post_json(
+        "/v1/proof/inclusion",
+        &json!({ "logLength": length, "leafs": [0, 0] }),
+    )
+    .refused(StatusCode::BAD_REQUEST, "asked for twice");
+    let ids: Vec<String> = (0..10_001u32)
+        .map(|i| LogId::from(Hash::of(i.to_le_bytes())).to_string())
+        .collect();
+    f.post_json("/v1/fetch/names", &json!({ "packages": ids }))
+        .refused(StatusCode::PAYLOAD_TOO_LARGE, "10001 log ids");
+    let packages: serde_json::Map<String, Value> =
+        ids.iter().map(|id| (id.clone(), Value::Null)).collect();
+    f.post_json(
+        "/v1/fetch/logs",
+        &json!({ "logLength": length, "packages": packages }),
+    )
+    .refused(StatusCode::PAYLOAD_TOO_LARGE, "10001 logs");
+}

@@ -27,6 +27,13 @@ pub struct Config {
     pub batch_max: usize,
     /// Most records per log in one `fetch/logs` answer.
     pub fetch_limit_max: usize,
+    /// Most records in one `fetch/logs` answer, all logs together (beyond
+    /// it the answer says `more`).
+    pub fetch_records_max: usize,
+    /// Most items one read request may name: logs to fetch, leaves to
+    /// prove, log ids to name. Bounds the work and the answer a request
+    /// can cause.
+    pub max_request_items: usize,
     /// A snapshot of the map is saved (in the background) whenever the log
     /// grew by this many records since the last one, and at shutdown, so a
     /// restart does not rehash the whole map.
@@ -48,6 +55,8 @@ impl Default for Config {
             recent_checkpoints: 256,
             batch_max: 2048,
             fetch_limit_max: 1000,
+            fetch_records_max: 10_000,
+            max_request_items: 10_000,
             snapshot_every: 100_000,
             cache_generation: 1 << 15,
         }

@@ -58,6 +58,16 @@ pub enum QueryError {
     /// The request makes no sense.
     #[error("{0}")]
     Invalid(String),
+    /// The request names more items than one request may.
+    #[error("the request names {asked} {what}; at most {max} may be asked for at once: split it")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many were asked for.
+        asked: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

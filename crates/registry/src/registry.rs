@@ -568,8 +568,20 @@ impl Registry {
         Ok(self.view().published(RecordStatus::of(&record.state)))
     }
 
-    /// Records of the requested logs up to the checkpoint `log_length`.
+    /// Refuses a request that names more than `max_request_items` `what`.
+    fn bounded(&self, what: &'static str, asked: usize) -> Result<(), QueryError> {
+        let max = self.shared.config.max_request_items;
+        if asked > max {
+            return Err(QueryError::TooMany { what, asked, max });
+        }
+        Ok(())
+    }
+
+    /// Records of the requested logs up to the checkpoint `log_length`: at
+    /// most `fetch_limit_max` per log and `fetch_records_max` in all (then
+    /// `more` is set, and logs not reached are left out for the next page).
     pub fn fetch_logs(&self, request: &FetchRequest) -> Result<FetchResponse, QueryError> {
+        self.bounded("logs", request.packages.len())?;
         let length = request.log_length;
         if self.checkpoint_at(length)?.is_none() {
             return Err(QueryError::CheckpointNotFound(length));
@@ -593,8 +605,18 @@ impl Registry {
             }
             response.operator = records;
         }
+        let mut budget = self
+            .shared
+            .config
+            .fetch_records_max
+            .saturating_sub(response.operator.len());
         let mut packages = Vec::with_capacity(request.packages.len());
         for (log_id, after) in &request.packages {
+            if budget == 0 {
+                response.more = true;
+                break;
+            }
+            let limit = limit.min(budget);
             let mut records = self
                 .shared
                 .meta
@@ -606,6 +628,7 @@ impl Registry {
             if records.is_empty() && after.is_none() {
                 return Err(QueryError::LogNotFound(*log_id));
             }
+            budget -= records.len();
             packages.push((*log_id, records));
         }
         response.packages = packages;
@@ -674,6 +697,7 @@ impl Registry {
 
     /// The names of package logs (`None` for unknown ones).
     pub fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, QueryError> {
+        self.bounded("log ids", log_ids.len())?;
         Ok(self.shared.meta.package_names(log_ids)?)
     }
 
@@ -692,8 +716,17 @@ impl Registry {
             .find(|(cp, _)| cp.contents.checkpoint.log_length == log_length)
             .map(|(_, map)| map.clone());
         let map = map.ok_or(QueryError::CheckpointNotFound(log_length))?;
+        self.bounded("leaves", indexes.len())?;
         if let Some(bad) = indexes.iter().find(|i| **i >= log_length) {
             return Err(QueryError::LeafNotFound(*bad));
+        }
+        let mut distinct = indexes.to_vec();
+        distinct.sort_unstable();
+        if let Some(twice) = distinct.windows(2).find(|w| w[0] == w[1]) {
+            return Err(QueryError::Invalid(format!(
+                "leaf {} is asked for twice; ask for each leaf once",
+                twice[0]
+            )));
         }
         let leaves = self.shared.meta.leaves_at(indexes)?;
         let mut map_proofs = Vec::with_capacity(indexes.len());

@@ -221,3 +221,75 @@ fn a_stopped_registry_answers_stopped() {
         Err(SubmitError::Stopped)
     ));
 }
+
+#[test]
+fn read_requests_are_bounded() {
+    use cairn_registry::{FetchRequest, QueryError};
+    let meta = Arc::new(MemoryMeta::default());
+    let registry = Registry::open(
+        meta,
+        Arc::new(MemoryContent::default()),
+        PrivateKey::generate(),
+        &["acme".to_owned()],
+        Config {
+            max_request_items: 3,
+            fetch_records_max: 2,
+            ..Config::default()
+        },
+    )
+    .expect("open");
+    let key = PrivateKey::generate();
+    let mut logs = Vec::new();
+    let mut last = 0;
+    for i in 0..3 {
+        let name: PackageName = format!("acme:p{i}").parse().expect("name");
+        let status = registry
+            .submit(
+                name.clone(),
+                LogId::package(&name),
+                record(&key, vec![init(&key)]),
+            )
+            .wait()
+            .expect("accepted");
+        let RecordStatus::Processing { index } = status else {
+            panic!("not sequenced")
+        };
+        last = index;
+        logs.push(LogId::package(&name));
+    }
+    assert!(wait_until(registry.checkpointed(last), deadline()).expect("in time"));
+    let length = registry.log_length();
+    let four = [logs.clone(), vec![logs[0]]].concat();
+    assert!(matches!(
+        registry.package_names(&four),
+        Err(QueryError::TooMany {
+            what: "log ids",
+            asked: 4,
+            max: 3
+        })
+    ));
+    assert!(matches!(
+        registry.prove_inclusion(length, &[0, 1, 2, 3]),
+        Err(QueryError::TooMany { what: "leaves", .. })
+    ));
+    assert!(matches!(
+        registry.prove_inclusion(length, &[1, 1]),
+        Err(QueryError::Invalid(message)) if message.contains("asked for twice")
+    ));
+    let fetch = |packages: &[LogId]| FetchRequest {
+        log_length: length,
+        limit: None,
+        operator: None,
+        packages: packages.iter().map(|l| (*l, None)).collect(),
+    };
+    assert!(matches!(
+        registry.fetch_logs(&fetch(&four)),
+        Err(QueryError::TooMany { what: "logs", .. })
+    ));
+    // Three logs of one record each, two records per answer at most: the
+    // first page holds two and says there is more.
+    let page = registry.fetch_logs(&fetch(&logs)).expect("page");
+    let records: usize = page.packages.iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(records, 2);
+    assert!(page.more);
+}

@@ -85,6 +85,7 @@ impl From<QueryError> for ApiError {
                 message,
             ),
             QueryError::Invalid(_) => ApiError::bad_request(message),
+            QueryError::TooMany { .. } => ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, message),
             QueryError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
