@@ -147,8 +147,6 @@ fn the_server_has_no_polling_loop() {
         &["crates/server/src", "crates/registry/src"],
         &["thread::sleep", "time::sleep", "interval("],
         &[
-            // Housekeeping's pace and the snapshot wait at shutdown.
-            "crates/registry/src/thread.rs",
             // The upload-session sweeper runs once a minute.
             "crates/server/src/lib.rs",
         ],

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
-use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -343,7 +342,7 @@ impl Registry {
             shared: shared.clone(),
             sequencer,
             snapshot_length,
-            snapshot_busy: Arc::new(AtomicBool::new(false)),
+            snapshot: None,
         };
         let to_define: Vec<String> = namespaces
             .iter()

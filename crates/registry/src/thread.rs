@@ -4,10 +4,9 @@
 //! to the sequencer and the readers' view, and only then answers (group
 //! commit). It also makes checkpoints, map snapshots, and runs housekeeping.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cairn_protocol::LogId;
@@ -48,7 +47,8 @@ pub(crate) struct SequencerThread {
     pub sequencer: Sequencer,
     /// The log length of the last map snapshot saved (or being saved).
     pub snapshot_length: u64,
-    pub snapshot_busy: Arc<AtomicBool>,
+    /// The background snapshot being saved, if any.
+    pub snapshot: Option<JoinHandle<()>>,
 }
 
 fn answer_with<T>(reply: answer::Reply<T>, result: Result<T, SubmitError>) {
@@ -277,16 +277,13 @@ impl SequencerThread {
     pub fn maybe_snapshot(&mut self) {
         let length = self.shared.view.checkpointed_length();
         if length < self.snapshot_length + self.shared.config.snapshot_every
-            || self.snapshot_busy.swap(true, Ordering::AcqRel)
+            || self.snapshot.as_ref().is_some_and(|s| !s.is_finished())
         {
             return;
         }
+        self.wait_for_snapshot();
         self.snapshot_length = length;
-        let (map, meta, busy) = (
-            self.sequencer.map().clone(),
-            self.shared.meta.clone(),
-            self.snapshot_busy.clone(),
-        );
+        let (map, meta) = (self.sequencer.map().clone(), self.shared.meta.clone());
         let spawned = std::thread::Builder::new()
             .name("cairn-map-snapshot".into())
             .spawn(move || {
@@ -300,18 +297,25 @@ impl SequencerThread {
                     ),
                     Err(e) => tracing::error!("cannot save a map snapshot: {e}"),
                 }
-                busy.store(false, Ordering::Release);
             });
-        if spawned.is_err() {
-            self.snapshot_busy.store(false, Ordering::Release);
+        match spawned {
+            Ok(handle) => self.snapshot = Some(handle),
+            Err(e) => tracing::error!("cannot start saving a map snapshot: {e}"),
+        }
+    }
+
+    /// Waits for the background snapshot, if one is being saved.
+    fn wait_for_snapshot(&mut self) {
+        if let Some(handle) = self.snapshot.take() {
+            if handle.join().is_err() {
+                tracing::error!("saving a map snapshot panicked");
+            }
         }
     }
 
     /// At shutdown: a snapshot of the final map, so the next start is quick.
     fn final_snapshot(&mut self) {
-        while self.snapshot_busy.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_for_snapshot();
         let length = self.shared.view.checkpointed_length();
         if length > self.snapshot_length {
             if let Err(e) = self
@@ -333,7 +337,6 @@ impl SequencerThread {
         }
         match self.shared.meta.admin_requests() {
             Ok(requests) => {
-                let mut outcomes = HashMap::new();
                 for request in requests {
                     let outcome = match self.define_now(vec![request.define_namespace.clone()]) {
                         Ok(defined) if defined.is_empty() => "already defined".to_string(),
@@ -341,10 +344,7 @@ impl SequencerThread {
                         Err(e) => format!("error: {e}"),
                     };
                     self.checkpoint_logged();
-                    outcomes.insert(request.id, outcome);
-                }
-                for (id, outcome) in outcomes {
-                    if let Err(e) = self.shared.meta.finish_admin_request(id, &outcome) {
+                    if let Err(e) = self.shared.meta.finish_admin_request(request.id, &outcome) {
                         tracing::error!("cannot finish admin request: {e}");
                     }
                 }

@@ -293,3 +293,45 @@ fn read_requests_are_bounded() {
     assert_eq!(records, 2);
     assert!(page.more);
 }
+
+#[test]
+fn snapshots_taken_in_the_background_reopen_to_the_same_roots() {
+    let meta = Arc::new(MemoryMeta::default());
+    let content = Arc::new(MemoryContent::default());
+    let operator = PrivateKey::generate();
+    let config = Config {
+        snapshot_every: 1,
+        ..Config::default()
+    };
+    let registry = Registry::open(
+        meta.clone(),
+        content.clone(),
+        operator.clone(),
+        &["acme".to_owned()],
+        config.clone(),
+    )
+    .expect("open");
+    let key = PrivateKey::generate();
+    for i in 0..20 {
+        let name: PackageName = format!("acme:s{i}").parse().expect("name");
+        let status = registry
+            .submit(
+                name.clone(),
+                LogId::package(&name),
+                record(&key, vec![init(&key)]),
+            )
+            .wait()
+            .expect("accepted");
+        let RecordStatus::Processing { index } = status else {
+            panic!("not sequenced")
+        };
+        // Each checkpoint starts a snapshot while the last may still run.
+        assert!(wait_until(registry.checkpointed(index), deadline()).expect("in time"));
+    }
+    let before = registry.latest_checkpoint().expect("checkpoint");
+    registry.shutdown();
+    drop(registry);
+    let reopened =
+        Registry::open(meta, content, operator, &[], config).expect("reopen from the snapshot");
+    assert_eq!(reopened.latest_checkpoint(), Some(before));
+}
