@@ -10,7 +10,7 @@ use std::hash::Hash;
 /// of keys ever seen. Nothing in it is authoritative: a miss means "go and
 /// fetch it".
 #[derive(Debug)]
-pub struct Generations<K, V> {
+pub(crate) struct Generations<K, V> {
     young: HashMap<K, V>,
     old: HashMap<K, V>,
     generation: usize,
@@ -43,14 +43,6 @@ impl<K: Eq + Hash, V> Generations<K, V> {
         self.young.get(key).or_else(|| self.old.get(key))
     }
 
-    /// A mutable entry for `key` without refreshing it.
-    pub fn peek_mut(&mut self, key: &K) -> Option<&mut V> {
-        match self.young.get_mut(key) {
-            Some(v) => Some(v),
-            None => self.old.get_mut(key),
-        }
-    }
-
     /// Adds or replaces the entry for `key`.
     pub fn insert(&mut self, key: K, value: V) {
         if self.young.len() >= self.generation && !self.young.contains_key(&key) {
@@ -60,19 +52,10 @@ impl<K: Eq + Hash, V> Generations<K, V> {
         self.young.insert(key, value);
     }
 
-    /// Removes the entry for `key`.
-    pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.young.remove(key).or_else(|| self.old.remove(key))
-    }
-
     /// How many entries it holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.young.len() + self.old.len()
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -91,7 +74,6 @@ mod tests {
         }
         assert_eq!(cache.peek(&99), Some(&990));
         assert_eq!(cache.peek(&1), None, "an old entry unused was dropped");
-        assert_eq!(cache.remove(&0), Some(0));
-        assert_eq!(cache.get(&0), None);
+        assert_eq!(cache.get(&1000), None);
     }
 }

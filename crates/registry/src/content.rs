@@ -73,16 +73,6 @@ impl Admission {
         }
     }
 
-    /// How many bytes were written.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    /// The digest the bytes must have.
-    pub fn expected(&self) -> &Hash {
-        &self.expected
-    }
-
     /// Checks the digest and that the Wasm is complete, then stores the
     /// bytes durably as release content.
     pub(crate) fn finish(self) -> Result<Hash, ContentError> {
@@ -99,27 +89,10 @@ impl Admission {
     }
 }
 
-/// Accepts any valid core module or component, with every proposal
-/// wasmparser knows.
-pub fn check_wasm(bytes: &[u8]) -> Result<(), ContentError> {
-    let mut wasm = WasmStream::new();
-    wasm.feed(bytes)?;
-    wasm.finish()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::memory::MemoryContent;
-
-    #[test]
-    fn wasm_check() {
-        assert!(check_wasm(b"\0asm\x01\0\0\0").is_ok());
-        assert!(check_wasm(b"\0asm\x0d\0\x01\0").is_ok());
-        assert!(check_wasm(b"not wasm").is_err());
-        assert!(check_wasm(b"").is_err());
-    }
 
     #[test]
     fn only_wasm_of_the_right_digest_within_the_limit_is_admitted() {

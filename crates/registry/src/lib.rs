@@ -37,10 +37,9 @@ mod view;
 mod wasm;
 
 pub use answer::{block_on, Answer};
-pub use cache::Generations;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
-pub use content::{check_wasm, Admission};
+pub use content::Admission;
 pub use error::{ContentError, OpenError, QueryError, SubmitError};
 pub use registry::{
     wait_until, Attested, FetchRequest, FetchResponse, RecordStatus, Registry, Upload,

@@ -451,12 +451,6 @@ impl Registry {
         self.send(|reply| Command::Input(input, Reply::Attested(reply)))
     }
 
-    /// Records in `name`'s attestation log that `attestation` was attached
-    /// to one of its manifests.
-    pub fn attest(&self, name: PackageName, attestation: Attestation) -> Answer<Attested> {
-        self.attest_with(name, attestation, None)
-    }
-
     /// Defines namespaces through a new operator record; answers with those
     /// that were newly defined.
     pub fn define_namespaces(&self, namespaces: Vec<String>) -> Answer<Vec<String>> {

@@ -14,7 +14,7 @@ use wasmparser::{
 /// largest single section (a function body, for the code section) plus what
 /// one `feed` brings is ever buffered, never the whole file: nested modules
 /// and components are parsed in place. Accepts every proposal wasmparser
-/// knows, as [`check_wasm`](crate::check_wasm) does.
+/// knows (the policy of the content door, [`crate::Admission`]).
 pub struct WasmStream {
     machine: Machine,
     /// Bytes fed but not parsed yet, from the start: a section or function

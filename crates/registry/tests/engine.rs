@@ -335,3 +335,63 @@ fn snapshots_taken_in_the_background_reopen_to_the_same_roots() {
         Registry::open(meta, content, operator, &[], config).expect("reopen from the snapshot");
     assert_eq!(reopened.latest_checkpoint(), Some(before));
 }
+
+#[test]
+fn two_uploads_of_the_same_content_at_once_sequence_the_record_once() {
+    let e = engine();
+    let key = PrivateKey::generate();
+    let envelope = record(&key, vec![init(&key), release(WASM)]);
+    let id = envelope.record_id();
+    let name: PackageName = "acme:twice".parse().expect("name");
+    let log = LogId::package(&name);
+    submit(&e, "acme:twice", envelope).expect("accepted");
+    let length = e.registry.log_length();
+    let uploads: Vec<_> = (0..2)
+        .map(|_| {
+            let mut upload = e
+                .registry
+                .begin_upload(&log, &id, &Hash::of(WASM))
+                .expect("both may start while the record waits");
+            upload.write(WASM).expect("write");
+            upload
+        })
+        .collect();
+    let start = std::sync::Barrier::new(2);
+    let statuses: Vec<RecordStatus> = std::thread::scope(|scope| {
+        let done: Vec<_> = uploads
+            .into_iter()
+            .map(|upload| {
+                let (registry, start) = (&e.registry, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    registry
+                        .finish_upload(upload)
+                        .expect("admitted")
+                        .wait()
+                        .expect("answered")
+                })
+            })
+            .collect();
+        done.into_iter()
+            .map(|d| d.join().expect("upload"))
+            .collect()
+    });
+    let indexes: Vec<u64> = statuses
+        .iter()
+        .map(|s| match s {
+            RecordStatus::Processing { index } | RecordStatus::Published { index } => *index,
+            other => panic!("not sequenced: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        indexes[0], indexes[1],
+        "one leaf, the same for both: {statuses:?}"
+    );
+    let index = e
+        .registry
+        .wait_published(&log, &id, deadline())
+        .expect("published");
+    assert_eq!(index, indexes[0]);
+    assert_eq!(e.registry.log_length(), length + 1, "sequenced once");
+    assert_eq!(e.content.size_of(&Hash::of(WASM)), Some(WASM.len() as u64));
+}

@@ -215,3 +215,22 @@ fn a_session_has_one_writer_and_a_size_limit() {
     let gone = f.oci.upload_size("misc/x", &id).expect_err("ended");
     assert_eq!(gone.code, ErrorCode::BlobUploadUnknown);
 }
+
+#[test]
+fn a_namespace_closed_to_oci_creation_refuses_a_new_package_with_the_fix() {
+    let f = face(OciConfig::default());
+    f.meta.set_oci_create("acme", false);
+    let alice = f.meta.ensure_account("alice").expect("account");
+    let manifest = f.artifact("acme/new", WASM);
+    let refused = f
+        .push("acme/new", "1.0.0", &manifest, &alice)
+        .expect_err("refused");
+    assert_eq!(refused.code, ErrorCode::Denied, "{refused}");
+    assert_eq!(
+        refused.hint,
+        Some(Hint::AllowOciCreate {
+            namespace: "acme".into()
+        })
+    );
+    assert!(f.meta.manifests().is_empty());
+}

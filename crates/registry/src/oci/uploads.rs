@@ -197,11 +197,6 @@ impl Oci {
         })
     }
 
-    /// The largest blob accepted, in bytes.
-    pub fn max_blob_bytes(&self) -> u64 {
-        self.config.max_blob_bytes
-    }
-
     /// Cancels an upload session.
     pub fn cancel_upload(&self, repository: &str, id: &str) -> Result<(), OciError> {
         let _held = self.busy.hold(id)?;
