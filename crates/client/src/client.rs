@@ -399,18 +399,14 @@ impl Client {
     /// [`FETCH_LOGS_BATCH`] logs (a registry bounds how many one request
     /// may name).
     fn fetch_all(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
-        let mut fetched = Fetched::default();
-        for (n, batch) in asked.chunks(FETCH_LOGS_BATCH).enumerate() {
+        let mut batches = asked.chunks(FETCH_LOGS_BATCH);
+        // The first request (also when no package log is asked for) brings
+        // the new operator records; the others would bring them again.
+        let mut fetched = self.fetch_batch(length, batches.next().unwrap_or_default())?;
+        for batch in batches {
             let page = self.fetch_batch(length, batch)?;
-            // Every request also brings the new operator records: keep one copy.
-            if n == 0 {
-                fetched.operator = page.operator;
-            }
             fetched.packages.extend(page.packages);
             fetched.absent.extend(page.absent);
-        }
-        if asked.is_empty() {
-            fetched = self.fetch_batch(length, asked)?;
         }
         Ok(fetched)
     }
