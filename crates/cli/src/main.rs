@@ -102,6 +102,70 @@ struct ServeArgs {
     /// Async worker threads (default: one per core).
     #[arg(long, env = "CAIRN_WORKERS", value_name = "N")]
     workers: Option<usize>,
+    /// Seconds a client may take to send a request's headers (also the
+    /// longest a keep-alive connection stays idle between requests).
+    #[arg(
+        long,
+        env = "CAIRN_HEADER_READ_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
+    header_read_timeout: u64,
+    /// Seconds a connection may go with no byte moving while the server
+    /// waits on the client (a stalled upload, a client not reading).
+    #[arg(
+        long,
+        env = "CAIRN_IDLE_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
+    idle_timeout: u64,
+    /// Most connections open at once (more wait in the kernel's queue);
+    /// capped by the process's open-file limit.
+    #[arg(
+        long,
+        env = "CAIRN_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 4096
+    )]
+    max_connections: usize,
+    /// Requests per second allowed from one client address (bursts of
+    /// twice that); 0 for no limit.
+    #[arg(
+        long,
+        env = "CAIRN_RATE_LIMIT_IP",
+        value_name = "RPS",
+        default_value_t = 2000.0
+    )]
+    rate_limit_ip: f64,
+    /// Requests per second allowed with one token (bursts of twice that);
+    /// 0 for no limit.
+    #[arg(
+        long,
+        env = "CAIRN_RATE_LIMIT_TOKEN",
+        value_name = "RPS",
+        default_value_t = 1000.0
+    )]
+    rate_limit_token: f64,
+    /// Most OCI upload sessions one account may hold open.
+    #[arg(
+        long,
+        env = "CAIRN_MAX_UPLOADS_PER_ACCOUNT",
+        value_name = "N",
+        default_value_t = 256
+    )]
+    max_uploads_per_account: u64,
+    /// Most OCI upload sessions open in all.
+    #[arg(
+        long,
+        env = "CAIRN_MAX_UPLOADS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    max_uploads: u64,
+    /// Largest JSON request body accepted, in bytes.
+    #[arg(long, env = "CAIRN_MAX_JSON_BODY", value_name = "BYTES", default_value_t = 2 << 20)]
+    max_json_body: usize,
 }
 
 #[derive(Subcommand)]
@@ -262,14 +326,61 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     1
 }
 
+/// Logs go to stderr: colour only on a terminal, JSON lines with
+/// `CAIRN_LOG_FORMAT=json`; `CAIRN_LOG` filters (default `info`).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("CAIRN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// Raises the open-file limit to its hard maximum (as Go's runtime does),
+/// and caps `wanted` connections so the server keeps descriptors for its
+/// own files and database.
+fn connection_cap(wanted: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let Some(files) = limit.current else {
+        return wanted;
+    };
+    let reserve = 128;
+    let cap = usize::try_from(files.saturating_sub(reserve))
+        .unwrap_or(usize::MAX)
+        .max(16);
+    if wanted > cap {
+        tracing::warn!(
+            "--max-connections {wanted} is more than the open-file limit ({files}) allows; \
+             serving at most {cap} connections (raise `ulimit -n` for more)"
+        );
+        cap
+    } else {
+        wanted
+    }
+}
+
 fn run() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
@@ -377,6 +488,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         stores.blobs,
         OciConfig {
             max_blob_bytes: args.max_blob_bytes,
+            max_uploads_per_account: args.max_uploads_per_account,
+            max_uploads: args.max_uploads,
             ..OciConfig::default()
         },
     ));
@@ -399,6 +512,18 @@ fn serve(args: ServeArgs) -> Result<()> {
         let options = ServerOptions {
             public_url: args.public_url.clone(),
             anonymous_pull: !args.no_anonymous_pull,
+            connections: cairn_server::Limits {
+                header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
+                idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+                max_connections: connection_cap(args.max_connections.max(1)),
+                ..cairn_server::Limits::default()
+            },
+            rate_limits: cairn_server::RateLimits {
+                per_ip: cairn_server::Rate::per_second(args.rate_limit_ip),
+                per_token: cairn_server::Rate::per_second(args.rate_limit_token),
+                ..cairn_server::RateLimits::default()
+            },
+            max_json_body: args.max_json_body,
             ..ServerOptions::default()
         };
         cairn_server::serve(listener, services, options, shutdown_signal())

@@ -546,6 +546,20 @@ impl OciStore for MemoryMeta {
             .collect())
     }
 
+    fn count_uploads(&self, account: Option<&str>) -> Result<u64, StoreError> {
+        let state = self.lock();
+        let n = match account {
+            Some(account) => state
+                .oci
+                .uploads
+                .values()
+                .filter(|s| s.account == account)
+                .count(),
+            None => state.oci.uploads.len(),
+        };
+        Ok(n as u64)
+    }
+
     fn oci_create_allowed(&self, namespace: &str) -> Result<bool, StoreError> {
         Ok(self
             .lock()

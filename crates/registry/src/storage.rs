@@ -21,6 +21,30 @@ pub enum StoreError {
     /// Stored data does not parse or does not agree with itself.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The storage has no room left (a full disk or quota).
+    #[error("storage is full: {0}")]
+    Full(String),
+}
+
+impl StoreError {
+    /// An IO failure while doing `what`: [`StoreError::Full`] when the
+    /// disk or quota is full, else [`StoreError::Backend`].
+    pub fn io(what: impl std::fmt::Display, e: &std::io::Error) -> StoreError {
+        // ENOSPC and EDQUOT on Linux.
+        let full = e.kind() == std::io::ErrorKind::StorageFull
+            || e.kind() == std::io::ErrorKind::QuotaExceeded
+            || matches!(e.raw_os_error(), Some(28) | Some(122));
+        if full {
+            StoreError::Full(format!("{what}: {e}"))
+        } else {
+            StoreError::Backend(format!("{what}: {e}"))
+        }
+    }
+
+    /// Whether this is [`StoreError::Full`].
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full(_))
+    }
 }
 
 /// A record as stored: its wire parts and where it stands.

@@ -54,7 +54,7 @@ fn face(config: OciConfig) -> Face {
 impl Face {
     fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
         let digest = Digest::of(Algorithm::Sha256, bytes);
-        let id = self.oci.start_upload(repo).expect("session");
+        let id = self.oci.start_upload(repo, "test").expect("session");
         let mut chunk = self.oci.open_chunk(repo, &id, None).expect("chunk");
         chunk.write(bytes).expect("write");
         chunk.complete(&digest).expect("complete");
@@ -191,7 +191,7 @@ fn a_session_has_one_writer_and_a_size_limit() {
         max_blob_bytes: 10,
         ..OciConfig::default()
     });
-    let id = f.oci.start_upload("misc/x").expect("session");
+    let id = f.oci.start_upload("misc/x", "test").expect("session");
     let mut first = f.oci.open_chunk("misc/x", &id, None).expect("chunk");
     let busy = f.oci.open_chunk("misc/x", &id, None).err().expect("busy");
     assert_eq!(busy.code, ErrorCode::Busy);

@@ -7,13 +7,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cairn_api::{EntityId, EntityType, ErrorBody};
-use cairn_registry::{ContentError, QueryError, SubmitError};
+use cairn_registry::{ContentError, QueryError, StoreError, SubmitError};
+
+use crate::observe::StorageFailure;
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Whether storage failed (counted in the metrics).
+    storage: bool,
 }
 
 impl ApiError {
@@ -22,6 +26,7 @@ impl ApiError {
         ApiError {
             status,
             body: ErrorBody::message(status.as_u16(), message),
+            storage: false,
         }
     }
 
@@ -35,12 +40,26 @@ impl ApiError {
         ApiError {
             status,
             body: ErrorBody::entity(status.as_u16(), ty, id, message),
+            storage: false,
         }
     }
 
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::message(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A storage failure: 507 when storage is full, else 500.
+    pub fn storage(e: &StoreError, message: String) -> ApiError {
+        let status = if e.is_full() {
+            StatusCode::INSUFFICIENT_STORAGE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        ApiError {
+            storage: true,
+            ..ApiError::message(status, message)
+        }
     }
 
     /// The HTTP status.
@@ -58,7 +77,11 @@ impl IntoResponse for ApiError {
                 "request failed"
             );
         }
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.storage {
+            response.extensions_mut().insert(StorageFailure);
+        }
+        response
     }
 }
 
@@ -86,7 +109,7 @@ impl From<QueryError> for ApiError {
             ),
             QueryError::Invalid(_) => ApiError::bad_request(message),
             QueryError::TooMany { .. } => ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, message),
-            QueryError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
+            QueryError::Store(e) => ApiError::storage(&e, message),
         }
     }
 }
@@ -112,7 +135,7 @@ impl From<SubmitError> for ApiError {
             ),
             SubmitError::LogIdMismatch { .. } => ApiError::bad_request(message),
             SubmitError::Invalid(_) => ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message),
-            SubmitError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
+            SubmitError::Store(e) => ApiError::storage(&e, message),
             SubmitError::Stopped => ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message),
         }
     }
@@ -138,7 +161,7 @@ impl From<ContentError> for ApiError {
             ContentError::DigestMismatch { .. } | ContentError::NotWasm(_) => {
                 ApiError::bad_request(message)
             }
-            ContentError::Store(_) => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, message),
+            ContentError::Store(e) => ApiError::storage(&e, message),
         }
     }
 }

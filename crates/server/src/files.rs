@@ -162,11 +162,13 @@ pub(crate) enum Streamed<E> {
 }
 
 /// Streams a request body into `sink` with `write`, in pieces written off
-/// the async workers; gives the sink back at the end of the body.
+/// the async workers; gives the sink back at the end of the body. The
+/// bytes written are counted in `received`.
 pub(crate) async fn stream_into<S, E>(
     body: Body,
     sink: S,
     write: fn(&mut S, &[u8]) -> Result<(), E>,
+    received: &prometheus_client::metrics::counter::Counter,
 ) -> Result<S, Streamed<E>>
 where
     S: Send + 'static,
@@ -177,12 +179,17 @@ where
     let mut sink = sink;
     let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
     let flush = |mut sink: S, buffer: Vec<u8>| async move {
-        tokio::task::spawn_blocking(move || {
+        let written = buffer.len() as u64;
+        let result = tokio::task::spawn_blocking(move || {
             write(&mut sink, &buffer).map_err(Streamed::Refused)?;
             Ok((sink, buffer))
         })
         .await
-        .map_err(|e| Streamed::Broken(format!("task failed: {e}")))?
+        .map_err(|e| Streamed::Broken(format!("task failed: {e}")))?;
+        if result.is_ok() {
+            received.inc_by(written);
+        }
+        result
     };
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Streamed::Broken(format!("the body broke off: {e}")))?;

@@ -3,8 +3,11 @@
 //! rules live in the engine and the protocol crate.
 
 mod auth;
+mod conn;
 mod error;
 mod files;
+mod limit;
+mod observe;
 mod oci;
 mod warg;
 
@@ -22,7 +25,12 @@ use cairn_registry::oci::Oci;
 use cairn_registry::{Clock, Registry};
 use tokio::net::TcpListener;
 
+pub use conn::Limits;
 pub use error::ApiError;
+pub use limit::{Rate, RateLimits};
+pub use observe::REQUEST_ID;
+
+use observe::Metrics;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -37,6 +45,8 @@ pub struct AppState {
     publish_answer_wait: Duration,
     /// Permits for CPU-heavy request work (see [`ServerOptions::cpu_permits`]).
     cpu: Option<Arc<tokio::sync::Semaphore>>,
+    metrics: Arc<Metrics>,
+    limits: Arc<limit::Limiters>,
 }
 
 /// Server options.
@@ -57,6 +67,12 @@ pub struct ServerOptions {
     /// per core: more workers than cores then park rather than compete
     /// with the sequencer thread.
     pub cpu_permits: usize,
+    /// Connection limits and timeouts.
+    pub connections: Limits,
+    /// Per-address and per-token rate limits.
+    pub rate_limits: RateLimits,
+    /// Most bytes of a JSON request body (the Warg face's requests).
+    pub max_json_body: usize,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +82,9 @@ impl Default for ServerOptions {
             anonymous_pull: true,
             publish_answer_wait: Duration::from_secs(1),
             cpu_permits: std::thread::available_parallelism().map_or(4, |n| n.get()),
+            connections: Limits::default(),
+            rate_limits: RateLimits::default(),
+            max_json_body: 2 << 20,
         }
     }
 }
@@ -90,6 +109,15 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 
 /// The router of every endpoint.
 pub fn router(services: Services, options: ServerOptions, listen: String) -> Router {
+    router_with(services, &options, listen, Arc::new(Metrics::new()))
+}
+
+fn router_with(
+    services: Services,
+    options: &ServerOptions,
+    listen: String,
+    metrics: Arc<Metrics>,
+) -> Router {
     let clock = services.registry.config().clock.clone();
     let tokens = Arc::new(Tokens::new(
         services.auth,
@@ -102,11 +130,13 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         tokens,
         clock,
         anonymous_pull: options.anonymous_pull,
-        public_url: options.public_url,
+        public_url: options.public_url.clone(),
         listen,
         publish_answer_wait: options.publish_answer_wait,
         cpu: (options.cpu_permits > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(options.cpu_permits))),
+        metrics,
+        limits: Arc::new(limit::Limiters::new(&options.rate_limits)),
     };
     // Reads of the Warg face pass the pull gate; publishing checks its
     // token itself (it needs the package name), and uploads are bound to a
@@ -124,6 +154,7 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         .route(paths::LEDGER_SOURCES, get(warg::ledger_sources))
         .route(route::LEDGER_RECORDS, get(warg::ledger_records))
         .route(route::ATTESTATIONS, get(warg::attestations))
+        .route("/metrics", get(observe::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::warg_pull_gate,
@@ -136,6 +167,8 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
         .route("/v2", get(oci::base))
         .route("/v2/", get(oci::base))
         .route("/auth/token", get(auth::token))
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))
         .fallback(not_found)
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
@@ -144,6 +177,15 @@ pub fn router(services: Services, options: ServerOptions, listen: String) -> Rou
                 format!("method {method} is not allowed on {}", uri.path()),
             )
         })
+        .layer(axum::extract::DefaultBodyLimit::max(options.max_json_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::access,
+        ))
         .with_state(state)
 }
 
@@ -214,17 +256,10 @@ pub async fn serve(
             }
         }
     });
-    let app = router(services, options, listen);
-    // Small answers go out at once: without TCP_NODELAY, a response
-    // written in two segments waits for the client's delayed ACK (~40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let metrics = Arc::new(Metrics::new());
+    let limits = options.connections.clone();
+    let app = router_with(services, &options, listen, metrics.clone());
+    let result = conn::serve(listener, app, limits, metrics, shutdown).await;
     sweeper.abort();
     result
 }

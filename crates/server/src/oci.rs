@@ -53,8 +53,10 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Conflict | ErrorCode::Busy => StatusCode::CONFLICT,
+        ErrorCode::TooMany => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Full => StatusCode::INSUFFICIENT_STORAGE,
     }
 }
 
@@ -79,6 +81,7 @@ impl IntoResponse for OciResponseError {
         let e = self.0;
         let status = status_of(e.code);
         let message = worded(&e);
+        let storage = matches!(e.code, ErrorCode::Internal | ErrorCode::Full);
         if status.is_server_error() {
             tracing::error!(code = e.code.as_str(), message = %message, "OCI request failed");
         }
@@ -87,7 +90,7 @@ impl IntoResponse for OciResponseError {
             "message": message,
             "detail": {},
         }]});
-        (
+        let mut response = (
             status,
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -98,7 +101,13 @@ impl IntoResponse for OciResponseError {
             ],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if storage {
+            response
+                .extensions_mut()
+                .insert(crate::observe::StorageFailure);
+        }
+        response
     }
 }
 
@@ -217,8 +226,36 @@ fn parse_n(params: &HashMap<String, String>) -> Result<Option<usize>, OciRespons
         .transpose()
 }
 
-/// Every request under `/v2/` other than `/v2/` itself.
+/// Every request under `/v2/` other than `/v2/` itself, with its
+/// response marked with the endpoint's name for the metrics.
 pub async fn dispatch(
+    state: State<AppState>,
+    method: Method,
+    uri: Uri,
+    query: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let name = match route(uri.path()) {
+        Some(Route::Catalog) => "oci:catalog",
+        Some(Route::Tags(_)) => "oci:tags",
+        Some(Route::Manifest(..)) => "oci:manifest",
+        Some(Route::Blob(..)) => "oci:blob",
+        Some(Route::Uploads(_)) => "oci:uploads",
+        Some(Route::Upload(..)) => "oci:upload",
+        Some(Route::Referrers(..)) => "oci:referrers",
+        None => "oci:unknown",
+    };
+    let mut response = route_request(state, method, uri, query, headers, body)
+        .await
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(crate::observe::RouteName(name));
+    response
+}
+
+async fn route_request(
     State(app): State<AppState>,
     method: Method,
     uri: Uri,
@@ -332,7 +369,8 @@ pub async fn dispatch(
             }
         }
         Route::Uploads(repo) if method == Method::POST => {
-            start_upload(&app, repo, &params, body).await
+            let account = account.map(|a| a.name).unwrap_or_default();
+            start_upload(&app, repo, &account, &params, body).await
         }
         Route::Upload(repo, id) => match method {
             Method::GET => upload_status(&app, repo, id).await,
@@ -486,6 +524,7 @@ async fn put_manifest(
                 })??
         }
     };
+    app.metrics.stage("oci_manifest_pushed");
     let mut builder = Response::builder()
         .status(StatusCode::CREATED)
         .header(
@@ -589,6 +628,7 @@ fn created_blob(repo: &str, digest: &Digest) -> Response {
 /// where), holding the session for this request; returns the chunk, to
 /// finish or complete. A blob over the size limit ends the session.
 async fn write_chunk(
+    app: &AppState,
     oci: &Arc<Oci>,
     repo: &str,
     id: &str,
@@ -597,7 +637,7 @@ async fn write_chunk(
 ) -> Result<Chunk, OciResponseError> {
     let (o, r, i) = (oci.clone(), repo.to_owned(), id.to_owned());
     let chunk = blocking(move || o.open_chunk(&r, &i, start)).await?;
-    stream_into(body, chunk, Chunk::write)
+    stream_into(body, chunk, Chunk::write, &app.metrics.received("oci_blob"))
         .await
         .map_err(|e| match e {
             Streamed::Refused(e) => OciResponseError(e),
@@ -611,6 +651,7 @@ async fn write_chunk(
 async fn start_upload(
     app: &AppState,
     repo: String,
+    account: &str,
     params: &HashMap<String, String>,
     body: Body,
 ) -> OciResult {
@@ -623,13 +664,13 @@ async fn start_upload(
         }
     }
     let digest = params.get("digest").map(|d| parse_digest(d)).transpose()?;
-    let (o, r) = (oci.clone(), repo.clone());
-    let id = blocking(move || o.start_upload(&r)).await?;
+    let (o, r, a) = (oci.clone(), repo.clone(), account.to_owned());
+    let id = blocking(move || o.start_upload(&r, &a)).await?;
     let Some(digest) = digest else {
         return Ok(accepted_upload(&repo, &id, 0));
     };
     // Monolithic: the whole blob in this request.
-    let chunk = write_chunk(&oci, &repo, &id, None, body).await?;
+    let chunk = write_chunk(app, &oci, &repo, &id, None, body).await?;
     let d = digest.clone();
     blocking(move || chunk.complete(&d)).await?;
     Ok(created_blob(&repo, &digest))
@@ -674,7 +715,7 @@ async fn patch_upload(
 ) -> OciResult {
     let start = content_range_start(headers)?;
     let oci = oci(app);
-    let chunk = write_chunk(&oci, &repo, &id, start, body).await?;
+    let chunk = write_chunk(app, &oci, &repo, &id, start, body).await?;
     let size = blocking(move || chunk.finish()).await?;
     Ok(accepted_upload(&repo, &id, size))
 }
@@ -694,7 +735,7 @@ async fn finish_upload(
     };
     let digest = parse_digest(digest)?;
     let oci = oci(app);
-    let chunk = write_chunk(&oci, &repo, &id, None, body).await?;
+    let chunk = write_chunk(app, &oci, &repo, &id, None, body).await?;
     let d = digest.clone();
     blocking(move || chunk.complete(&d)).await?;
     Ok(created_blob(&repo, &digest))

@@ -216,7 +216,15 @@ pub async fn publish_record(
         (record_id, app.registry.submit(name, log_id, envelope))
     };
     let (record_id, answer) = answer;
-    let mut status = answer.await?;
+    app.metrics.stage("record_submitted");
+    let mut status = match answer.await {
+        Ok(status) => status,
+        Err(e) => {
+            app.metrics.stage("record_refused");
+            return Err(e.into());
+        }
+    };
+    app.metrics.stage("record_accepted");
     // Accepted and sequenced: a checkpoint usually follows within
     // milliseconds, so wait for it (briefly) and answer `published`,
     // sparing the client its polls.
@@ -264,7 +272,8 @@ pub async fn upload_content(
     let digest: Hash = parse("digest", &digest)?;
     let registry = app.registry.clone();
     let upload = blocking(move || Ok(registry.begin_upload(&log_id, &record_id, &digest)?)).await?;
-    let upload = stream_into(body, upload, Upload::write)
+    let received = app.metrics.received("warg_content");
+    let upload = stream_into(body, upload, Upload::write, &received)
         .await
         .map_err(|e| match e {
             Streamed::Refused(e) => ApiError::from(e),
@@ -274,6 +283,7 @@ pub async fn upload_content(
         })?;
     let registry = app.registry.clone();
     let arrived = blocking(move || Ok(registry.finish_upload(upload)?)).await?;
+    app.metrics.stage("content_uploaded");
     // Answer once the record has moved on from `sourcing`, so a client
     // that asks right after its upload (as the reference client does) sees
     // `processing` or `published`.

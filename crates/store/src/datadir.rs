@@ -35,7 +35,7 @@ pub enum KeySource {
 }
 
 fn io(what: String, e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("{what}: {e}"))
+    StoreError::io(what, &e)
 }
 
 impl DataDir {

@@ -14,7 +14,7 @@ use cairn_registry::oci::{BlobStore, Digest, Digester, Finished, SessionWriter};
 use cairn_registry::{ByteReader, ContentStore, PendingContent, StoreError};
 
 fn io(what: &str, e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("{what}: {e}"))
+    StoreError::io(what, &e)
 }
 
 /// Files by digest under a root: `<root>/<algorithm>/<hex>`, new files in

@@ -20,7 +20,7 @@ use cairn_registry::StoreError;
 use crate::SqliteStore;
 
 fn io(what: String, e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("{what}: {e}"))
+    StoreError::io(what, &e)
 }
 
 /// Files directly in `dir` (none if it does not exist).

@@ -247,8 +247,13 @@ impl OciStore for SqliteStore {
     fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute(
-                "INSERT INTO oci_uploads (id, repo, updated) VALUES (?1, ?2, ?3)",
-                params![session.id, session.repository, session.updated as i64],
+                "INSERT INTO oci_uploads (id, repo, account, updated) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    session.id,
+                    session.repository,
+                    session.account,
+                    session.updated as i64
+                ],
             )
             .map_err(backend)?;
             Ok(())
@@ -257,13 +262,14 @@ impl OciStore for SqliteStore {
 
     fn upload(&self, id: &str) -> Result<Option<UploadSession>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT id, repo, updated FROM oci_uploads WHERE id = ?1")
+            conn.prepare_cached("SELECT id, repo, account, updated FROM oci_uploads WHERE id = ?1")
                 .map_err(backend)?
                 .query_row(params![id], |r| {
                     Ok(UploadSession {
                         id: r.get(0)?,
                         repository: r.get(1)?,
-                        updated: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        account: r.get(2)?,
+                        updated: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                     })
                 })
                 .optional()
@@ -301,6 +307,23 @@ impl OciStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
             Ok(ids)
+        })
+    }
+
+    fn count_uploads(&self, account: Option<&str>) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let n: i64 = match account {
+                Some(account) => conn
+                    .prepare_cached("SELECT COUNT(*) FROM oci_uploads WHERE account = ?1")
+                    .map_err(backend)?
+                    .query_row(params![account], |r| r.get(0)),
+                None => conn
+                    .prepare_cached("SELECT COUNT(*) FROM oci_uploads")
+                    .map_err(backend)?
+                    .query_row([], |r| r.get(0)),
+            }
+            .map_err(backend)?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 

@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS oci_tags (
 CREATE TABLE IF NOT EXISTS oci_uploads (
     id TEXT PRIMARY KEY,
     repo TEXT NOT NULL,
-    updated INTEGER NOT NULL
+    updated INTEGER NOT NULL,
+    account TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS namespace_policy (
     namespace TEXT PRIMARY KEY,
@@ -100,7 +101,17 @@ CREATE TABLE IF NOT EXISTS admin_requests (
 ";
 
 /// `PRAGMA user_version` of a database with [`SCHEMA`].
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+/// From version 2 to 3: upload sessions know their account.
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE oci_uploads ADD COLUMN account TEXT NOT NULL DEFAULT '';
+";
+
+/// Indexes on columns added by migrations, made once the columns exist.
+const LATE_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS oci_uploads_by_account ON oci_uploads (account);
+";
 
 /// From version 1 (records keyed by log and record id, names in a
 /// `packages` table) to 2: the old table steps aside, [`SCHEMA`] creates
@@ -146,6 +157,9 @@ pub fn default_readers() -> usize {
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        return StoreError::Full(format!("sqlite: {e}"));
+    }
     StoreError::Backend(format!("sqlite: {e}"))
 }
 
@@ -245,7 +259,7 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
     let migrate = version == 0 && has_records;
     match version {
         0 if migrate => tx.execute_batch(MIGRATE_1_TO_2_ASIDE).map_err(backend)?,
-        0 | SCHEMA_VERSION => {}
+        0..=SCHEMA_VERSION => {}
         newer => {
             return Err(StoreError::Backend(format!(
                 "the database has schema version {newer}, newer than this Cairn's \
@@ -257,6 +271,17 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
     if migrate {
         tx.execute_batch(MIGRATE_1_TO_2_COPY).map_err(backend)?;
     }
+    let has_account: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('oci_uploads') WHERE name = 'account')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if !has_account {
+        tx.execute_batch(MIGRATE_2_TO_3).map_err(backend)?;
+    }
+    tx.execute_batch(LATE_INDEXES).map_err(backend)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
         .map_err(backend)?;
     tx.commit().map_err(backend)
@@ -924,7 +949,7 @@ impl MetaStore for SqliteStore {
     fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.snapshot_path();
         let dir = path.parent().unwrap_or(Path::new("."));
-        let io = |e: std::io::Error| StoreError::Backend(format!("map snapshot: {e}"));
+        let io = |e: std::io::Error| StoreError::io("map snapshot", &e);
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         file.write_all(&log_length.to_le_bytes()).map_err(io)?;
         file.write_all(bytes).map_err(io)?;

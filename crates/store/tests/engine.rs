@@ -441,7 +441,15 @@ fn a_database_of_the_first_schema_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let upload_account: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('oci_uploads') WHERE name = 'account')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("columns");
+    assert!(upload_account, "upload sessions know their account");
     let packages: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'packages'",

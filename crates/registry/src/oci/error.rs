@@ -44,10 +44,14 @@ pub enum ErrorCode {
     Conflict,
     /// Another request is using the same thing (an upload session).
     Busy,
+    /// Too many of something at once (upload sessions).
+    TooMany,
     /// The registry did not finish in time; the change may still happen.
     Timeout,
     /// A failure of the registry itself.
     Internal,
+    /// The registry's storage is full.
+    Full,
 }
 
 impl ErrorCode {
@@ -68,7 +72,8 @@ impl ErrorCode {
             ErrorCode::Denied | ErrorCode::Conflict => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::RangeInvalid => "RANGE_INVALID",
-            ErrorCode::Timeout | ErrorCode::Internal => "INTERNAL_ERROR",
+            ErrorCode::TooMany => "TOOMANYREQUESTS",
+            ErrorCode::Timeout | ErrorCode::Internal | ErrorCode::Full => "INTERNAL_ERROR",
         }
     }
 }
@@ -120,6 +125,12 @@ impl OciError {
         }
     }
 
+    /// The same error, saying that upload session `id` was ended by it.
+    pub fn ended(mut self, id: &str) -> OciError {
+        self.message = format!("{}; upload `{id}` was ended: start a new one", self.message);
+        self
+    }
+
     /// The same error with a hint.
     pub fn with_hint(mut self, hint: Hint) -> OciError {
         self.hint = Some(hint);
@@ -129,7 +140,12 @@ impl OciError {
 
 impl From<StoreError> for OciError {
     fn from(e: StoreError) -> OciError {
-        OciError::new(ErrorCode::Internal, e.to_string())
+        let code = if e.is_full() {
+            ErrorCode::Full
+        } else {
+            ErrorCode::Internal
+        };
+        OciError::new(code, e.to_string())
     }
 }
 

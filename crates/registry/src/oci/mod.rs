@@ -53,6 +53,10 @@ pub struct OciConfig {
     pub publish_wait: Duration,
     /// The largest blob accepted, in bytes.
     pub max_blob_bytes: u64,
+    /// Most upload sessions one account may hold open.
+    pub max_uploads_per_account: u64,
+    /// Most upload sessions open in all.
+    pub max_uploads: u64,
 }
 
 impl Default for OciConfig {
@@ -61,6 +65,8 @@ impl Default for OciConfig {
             upload_expiry: Duration::from_secs(3600),
             publish_wait: Duration::from_secs(30),
             max_blob_bytes: 1 << 30,
+            max_uploads_per_account: 256,
+            max_uploads: 10_000,
         }
     }
 }
@@ -72,6 +78,9 @@ pub struct Oci {
     blobs: Arc<dyn BlobStore>,
     config: OciConfig,
     busy: uploads::Busy,
+    /// Held while an upload session is counted and created, so that the
+    /// limits hold against parallel starts.
+    starting: std::sync::Mutex<()>,
 }
 
 impl Oci {
@@ -88,6 +97,7 @@ impl Oci {
             blobs,
             config,
             busy: uploads::Busy::default(),
+            starting: std::sync::Mutex::new(()),
         }
     }
 

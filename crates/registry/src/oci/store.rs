@@ -42,6 +42,8 @@ pub struct UploadSession {
     pub id: String,
     /// The repository it uploads to.
     pub repository: String,
+    /// The account that started it.
+    pub account: String,
     /// Seconds since the epoch of the last write.
     pub updated: u64,
 }
@@ -91,6 +93,8 @@ pub trait OciStore: Send + Sync + 'static {
     fn delete_upload(&self, id: &str) -> Result<(), StoreError>;
     /// Sessions last written before `before`.
     fn stale_uploads(&self, before: u64) -> Result<Vec<String>, StoreError>;
+    /// How many upload sessions are open: of `account`, or in all.
+    fn count_uploads(&self, account: Option<&str>) -> Result<u64, StoreError>;
     /// Whether packages may be created in `namespace` by an OCI push.
     fn oci_create_allowed(&self, namespace: &str) -> Result<bool, StoreError>;
 }

@@ -67,13 +67,25 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// Ends the session after a failure: its bytes and its row go, so a
+    /// failed write (a full disk) leaves nothing behind.
+    fn abandon(&self) {
+        if let Err(e) = self.blobs.delete_session(&self.id) {
+            tracing::warn!(id = %self.id, error = %e, "cannot remove a failed upload's bytes");
+        }
+        if let Err(e) = self.store.delete_upload(&self.id) {
+            tracing::warn!(id = %self.id, error = %e, "cannot remove a failed upload session");
+        }
+    }
+
     /// Appends bytes. A blob that would grow beyond the limit ends the
-    /// session: its bytes are removed and the error says so.
+    /// session: its bytes are removed and the error says so. So does a
+    /// failure to write (a full disk): the session's bytes are removed at
+    /// once rather than left to expire.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), OciError> {
         self.size = self.size.saturating_add(bytes.len() as u64);
         if self.size > self.limit {
-            let _ = self.blobs.delete_session(&self.id);
-            let _ = self.store.delete_upload(&self.id);
+            self.abandon();
             return Err(OciError::new(
                 ErrorCode::TooLarge,
                 format!(
@@ -84,14 +96,23 @@ impl Chunk {
             )
             .with_hint(Hint::BlobLimit));
         }
-        self.writer.write(bytes)?;
+        if let Err(e) = self.writer.write(bytes) {
+            self.abandon();
+            return Err(OciError::from(e).ended(&self.id));
+        }
         Ok(())
     }
 
     /// Ends this request's turn: what it wrote is durable. Returns the
-    /// session's size.
+    /// session's size. A failure ends the session (see [`Chunk::write`]).
     pub fn finish(mut self) -> Result<u64, OciError> {
-        let size = self.writer.flush()?;
+        let size = match self.writer.flush() {
+            Ok(size) => size,
+            Err(e) => {
+                self.abandon();
+                return Err(OciError::from(e).ended(&self.id));
+            }
+        };
         self.store.touch_upload(&self.id, self.now)?;
         Ok(size)
     }
@@ -129,17 +150,54 @@ fn new_session_id() -> String {
 }
 
 impl Oci {
-    /// Starts an upload session; returns its id.
-    pub fn start_upload(&self, repository: &str) -> Result<String, OciError> {
+    /// Starts an upload session for `account`; returns its id. An account
+    /// holds at most [`OciConfig::max_uploads_per_account`] sessions open,
+    /// and the registry [`OciConfig::max_uploads`].
+    ///
+    /// [`OciConfig::max_uploads_per_account`]: super::OciConfig::max_uploads_per_account
+    /// [`OciConfig::max_uploads`]: super::OciConfig::max_uploads
+    pub fn start_upload(&self, repository: &str, account: &str) -> Result<String, OciError> {
         check_repository(repository)?;
+        let _starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let expiry = self.config.upload_expiry.as_secs().div_ceil(60);
+        let mine = self.store.count_uploads(Some(account))?;
+        if mine >= self.config.max_uploads_per_account {
+            return Err(OciError::new(
+                ErrorCode::TooMany,
+                format!(
+                    "account `{account}` has {mine} upload sessions open, the most this registry \
+                     allows; finish or cancel them (DELETE their upload URL), or wait for unused \
+                     ones to expire ({expiry} min after their last write)"
+                ),
+            ));
+        }
+        let all = self.store.count_uploads(None)?;
+        if all >= self.config.max_uploads {
+            return Err(OciError::new(
+                ErrorCode::TooMany,
+                format!(
+                    "the registry has {all} upload sessions open, the most it allows; retry \
+                     later (unused sessions expire {expiry} min after their last write)"
+                ),
+            ));
+        }
         let id = new_session_id();
         self.blobs.create_session(&id)?;
-        self.store.create_upload(&UploadSession {
+        if let Err(e) = self.store.create_upload(&UploadSession {
             id: id.clone(),
             repository: repository.to_owned(),
+            account: account.to_owned(),
             updated: self.now(),
-        })?;
+        }) {
+            let _ = self.blobs.delete_session(&id);
+            return Err(e.into());
+        }
         Ok(id)
+    }
+
+    /// How many upload sessions are open.
+    pub fn open_uploads(&self) -> Result<u64, OciError> {
+        Ok(self.store.count_uploads(None)?)
     }
 
     fn session(&self, repository: &str, id: &str) -> Result<UploadSession, OciError> {
