@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_interop::server::TestServer;
+use cairn_interop::server::{TestOptions, TestServer};
 use cairn_interop::tools::{self, Tool};
 use cairn_interop::warg::Warg;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
@@ -272,7 +272,7 @@ fn main() {
     let started = Instant::now();
     let newest = fill(&data, &sizes);
     let filled = started.elapsed();
-    let server = TestServer::start(&data, &["bench"]);
+    let server = TestServer::start_options(&data, &["bench"], TestOptions::for_load());
     println!(
         "`cairn get` vs `warg download`: bench:big ({} releases) on a registry of {} packages \
          (log length {}), content {} KiB; filled in {filled:.1?}",

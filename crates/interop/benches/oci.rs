@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_interop::report::{self, duration_text};
-use cairn_interop::server::TestServer;
+use cairn_interop::server::{TestOptions, TestServer};
 use cairn_interop::tools::{self, Tool};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -516,7 +516,7 @@ fn main() {
 
     // Cairn, in-process; its memory is this process's.
     let dir = scratch();
-    let server = TestServer::start(dir.path(), &["bench"]);
+    let server = TestServer::start_options(dir.path(), &["bench"], TestOptions::for_load());
     let cairn = Side {
         name: "Cairn",
         url: server.url.clone(),

@@ -922,7 +922,7 @@ fn serve_child(args: &[String]) {
     };
     let mut options = TestOptions {
         worker_threads: Some(workers),
-        ..TestOptions::default()
+        ..TestOptions::for_load()
     };
     // For experiments: `CAIRN_BENCH_CPU_PERMITS=0` lifts the limit on
     // concurrent CPU-heavy request work (the server's default is one per core).

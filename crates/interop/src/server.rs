@@ -33,6 +33,20 @@ pub struct TestOptions {
     pub worker_threads: Option<usize>,
 }
 
+impl TestOptions {
+    /// Defaults, without rate limits: for load from one address, where
+    /// the point is the server's throughput, not its limits.
+    pub fn for_load() -> TestOptions {
+        let mut options = TestOptions::default();
+        options.server.rate_limits = cairn_server::RateLimits {
+            per_ip: cairn_server::Rate::OFF,
+            per_token: cairn_server::Rate::OFF,
+            ..cairn_server::RateLimits::default()
+        };
+        options
+    }
+}
+
 /// A running server. Stop it with [`TestServer::stop`] (also on drop).
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`.
