@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_api::content::ContentSourcesResponse;
+use cairn_api::content::{ContentSource, ContentSourcesResponse};
 use cairn_api::fetch::{FetchLogsRequest, FetchLogsResponse};
 use cairn_api::package::{PackageRecord, PublishRecordRequest};
 use cairn_api::proof::{
@@ -21,6 +21,10 @@ use serde::Serialize;
 use sha2::Digest;
 
 use crate::error::{Error, Result};
+use crate::limits::Limits;
+
+/// The most of a refusal's body read for its message.
+const ERROR_BODY_BYTES: u64 = 64 << 10;
 
 /// Reports the progress of a transfer (a progress bar on a terminal).
 pub trait Progress: Send + Sync {
@@ -41,22 +45,33 @@ impl Progress for NoProgress {
     fn end(&self) {}
 }
 
-/// A registry's Warg API, over blocking HTTP.
+/// A registry's Warg API, over blocking HTTP, within [`Limits`].
 pub struct Api {
     base: String,
     http: reqwest::blocking::Client,
     token: Option<String>,
+    limits: Limits,
 }
 
 impl Api {
     /// The API of the registry at `base`; `token` is sent as a bearer with
     /// every request to the registry's own origin (never to a content
-    /// source or upload URL on another host).
+    /// source or upload URL on another host). The default [`Limits`].
     pub fn new(base: &str, token: Option<String>) -> Result<Api> {
+        Api::with_limits(base, token, Limits::default())
+    }
+
+    /// The API of the registry at `base` (see [`Api::new`]) within
+    /// `limits`.
+    pub fn with_limits(base: &str, token: Option<String>, limits: Limits) -> Result<Api> {
+        // The blocking client's `timeout` bounds the wait for an answer's
+        // headers and each read of its body apart (the body is streamed
+        // through `Read` here, never read whole with `bytes` or `json`):
+        // an idle timeout, not a deadline on the whole transfer.
         let http = reqwest::blocking::Client::builder()
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(None)
+            .connect_timeout(limits.connect_timeout)
+            .timeout(limits.read_timeout)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| Error::Transport {
@@ -67,7 +82,13 @@ impl Api {
             base: base.trim_end_matches('/').to_owned(),
             http,
             token,
+            limits,
         })
+    }
+
+    /// The timeouts and size bounds.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The registry's URL.
@@ -95,17 +116,75 @@ impl Api {
         }
     }
 
-    fn send(&self, request: reqwest::blocking::RequestBuilder, url: &str) -> Result<Response> {
+    /// Who serves `url`, for messages: the registry, or another server
+    /// (a content source, an upload URL).
+    fn server(&self, url: &str) -> String {
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        match origin(url) {
+            Some(target) if origin(&self.base).as_ref() != Some(&target) => {
+                format!("server at {}", target.ascii_serialization())
+            }
+            _ => format!("registry at {}", self.base),
+        }
+    }
+
+    fn timed_out(&self, url: &str, waited: Duration, stage: &'static str) -> Error {
+        Error::TimedOut {
+            server: self.server(url),
+            url: url.to_owned(),
+            waited,
+            stage,
+        }
+    }
+
+    /// A failed request: a timeout (after `waited`, or the connect
+    /// timeout while connecting), else what failed.
+    fn failed(&self, url: &str, e: &reqwest::Error, waited: Duration) -> Error {
+        if !e.is_timeout() {
+            return transport(url, e);
+        }
+        if e.is_connect() {
+            self.timed_out(url, self.limits.connect_timeout, "connecting for")
+        } else {
+            self.timed_out(url, waited, "waiting for the answer to")
+        }
+    }
+
+    /// A failed read of an answer's body: a timeout, else what failed.
+    fn read_failed(&self, url: &str, e: &std::io::Error, what: &str) -> Error {
+        let reqwest_timeout = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+            .is_some_and(reqwest::Error::is_timeout);
+        if reqwest_timeout || e.kind() == std::io::ErrorKind::TimedOut {
+            return self.timed_out(url, self.limits.read_timeout, "reading the answer to");
+        }
+        Error::Transport {
+            url: url.to_owned(),
+            message: format!("{what}: {e}"),
+        }
+    }
+
+    /// Sends `request`, which may wait `waited` for its answer.
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        url: &str,
+        waited: Duration,
+    ) -> Result<Response> {
         let request = match self.token_for(url) {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request.send().map_err(|e| transport(url, &e))?;
+        let response = request.send().map_err(|e| self.failed(url, &e, waited))?;
         let status = response.status();
         if status.is_success() {
             return Ok(Response(response));
         }
-        let body = response.text().unwrap_or_default();
+        let mut body = Vec::new();
+        // A refusal's message is read only so far, and only while it comes.
+        let _ = response.take(ERROR_BODY_BYTES).read_to_end(&mut body);
+        let body = String::from_utf8_lossy(&body);
         let message = match serde_json::from_str::<ErrorBody>(&body) {
             Ok(error) => error.text().to_owned(),
             Err(_) => body.trim().chars().take(500).collect(),
@@ -119,12 +198,18 @@ impl Api {
 
     fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path);
-        self.send(self.http.get(&url), &url)?.json(&url)
+        self.send(self.http.get(&url), &url, self.limits.read_timeout)?
+            .json(self, &url)
     }
 
     fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         let url = self.url(path);
-        self.send(self.http.post(&url).json(body), &url)?.json(&url)
+        self.send(
+            self.http.post(&url).json(body),
+            &url,
+            self.limits.read_timeout,
+        )?
+        .json(self, &url)
     }
 
     /// `GET /v1/fetch/checkpoint`, parsed (not yet verified).
@@ -182,7 +267,8 @@ impl Api {
         self.get_json(&paths::package_record(log_id, record_id))
     }
 
-    /// Uploads the file at `path` (of `size` bytes) to `url`.
+    /// Uploads the file at `path` (of `size` bytes) to `url`, within
+    /// [`Limits::min_upload_rate`].
     pub fn upload(
         &self,
         url: &str,
@@ -198,45 +284,81 @@ impl Api {
             progress: progress.clone(),
         };
         let body = reqwest::blocking::Body::sized(reader, size);
+        // The client's timeout would bound the whole upload (the wait for
+        // the answer starts as the body is sent): an upload may take as
+        // long as its size needs at the slowest rate allowed.
+        let timeout = self.limits.upload_timeout(size);
         let result = self.send(
             self.http
                 .post(&url)
                 .header("content-type", "application/wasm")
+                .timeout(timeout)
                 .body(body),
             &url,
+            timeout,
         );
         progress.end();
         result.map(|_| ())
     }
 
-    /// `GET /v1/content/{digest}`: the first HTTP source of the content.
-    pub fn content_url(&self, digest: &Hash) -> Result<String> {
+    /// `GET /v1/content/{digest}`: the first HTTP source of the content,
+    /// and its size when the registry gives it.
+    pub fn content_source(&self, digest: &Hash) -> Result<(String, Option<u64>)> {
         let path = paths::content_sources(digest);
         let answer: ContentSourcesResponse = self.get_json(&path)?;
-        answer
-            .http_url(digest)
-            .map(|u| self.url(u))
-            .ok_or_else(|| malformed(&self.url(&path), "no httpGet source for the content".into()))
+        match answer
+            .content_sources
+            .get(&digest.to_string())
+            .and_then(|sources| sources.first())
+        {
+            Some(ContentSource::HttpGet { url, size, .. }) => Ok((self.url(url), *size)),
+            None => Err(malformed(
+                &self.url(&path),
+                "no httpGet source for the content".into(),
+            )),
+        }
     }
 
     /// Streams `url` into `out`, returning the SHA-256 of what was written
-    /// and its length.
+    /// and its length. It stops as soon as more bytes come than `size`
+    /// (what the content source said) or [`Limits::max_download_bytes`].
     pub fn download(
         &self,
         url: &str,
         out: &mut impl Write,
         progress: &dyn Progress,
+        size: Option<u64>,
     ) -> Result<(Hash, u64)> {
-        let response = self.send(self.http.get(url), url)?.0;
-        progress.begin("downloading", response.content_length());
-        let result = copy_hashing(response, out, progress);
+        let most = self.limits.max_download_bytes;
+        let (bound, bound_name) = match size {
+            Some(size) if size <= most => (size, "the size its content source gave"),
+            _ => (most, "the bound on downloads"),
+        };
+        let too_large = || Error::TooLarge {
+            url: url.to_owned(),
+            what: "the download",
+            bound_name,
+            bound,
+        };
+        if size.is_some_and(|size| size > bound) {
+            return Err(too_large());
+        }
+        let response = self
+            .send(self.http.get(url), url, self.limits.read_timeout)?
+            .0;
+        if response.content_length().is_some_and(|n| n > bound) {
+            return Err(too_large());
+        }
+        progress.begin("downloading", response.content_length().or(size));
+        let result = copy_hashing(response, out, progress, Some(bound));
         progress.end();
         result.map_err(|e| match e {
-            CopyError::Read(e) => malformed(url, format!("download interrupted: {e}")),
+            CopyError::Read(e) => self.read_failed(url, &e, "download interrupted"),
             CopyError::Write(source) => Error::Io {
                 path: "download".into(),
                 source,
             },
+            CopyError::TooLarge => too_large(),
         })
     }
 }
@@ -247,14 +369,18 @@ pub(crate) enum CopyError {
     Read(std::io::Error),
     /// Writing the copy.
     Write(std::io::Error),
+    /// More bytes came than the limit.
+    TooLarge,
 }
 
 /// Copies `from` into `to`, reporting progress, and returns the SHA-256
-/// of the bytes and their count.
+/// of the bytes and their count; with a `limit`, it stops before writing
+/// a byte past it.
 pub(crate) fn copy_hashing(
     mut from: impl Read,
     to: &mut impl Write,
     progress: &dyn Progress,
+    limit: Option<u64>,
 ) -> Result<(Hash, u64), CopyError> {
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -266,6 +392,9 @@ pub(crate) fn copy_hashing(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Read(e)),
         };
+        if limit.is_some_and(|limit| total + n as u64 > limit) {
+            return Err(CopyError::TooLarge);
+        }
         hasher.update(&buf[..n]);
         to.write_all(&buf[..n]).map_err(CopyError::Write)?;
         total += n as u64;
@@ -278,8 +407,28 @@ pub(crate) fn copy_hashing(
 struct Response(reqwest::blocking::Response);
 
 impl Response {
-    fn json<T: DeserializeOwned>(self, url: &str) -> Result<T> {
-        let bytes = self.0.bytes().map_err(|e| transport(url, &e))?;
+    /// The body as JSON, read within [`Limits::max_json_bytes`]: a larger
+    /// Content-Length is refused before reading, and reading stops one
+    /// byte past the bound.
+    fn json<T: DeserializeOwned>(self, api: &Api, url: &str) -> Result<T> {
+        let bound = api.limits.max_json_bytes;
+        let too_large = || Error::TooLarge {
+            url: url.to_owned(),
+            what: "the JSON answer",
+            bound_name: "the bound on JSON answers",
+            bound,
+        };
+        if self.0.content_length().is_some_and(|n| n > bound) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        self.0
+            .take(bound.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| api.read_failed(url, &e, "answer interrupted"))?;
+        if bytes.len() as u64 > bound {
+            return Err(too_large());
+        }
         serde_json::from_slice(&bytes).map_err(|e| malformed(url, format!("invalid JSON: {e}")))
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,6 +21,7 @@ use cairn_api::{PublishedRecord, SignedCheckpointJson};
 
 use crate::api::{Api, Progress};
 use crate::error::{Error, Result, VerificationFailure};
+use crate::limits::Limits;
 use crate::state::{PackageLog, Trusted};
 use crate::verify::{self, Inclusion};
 
@@ -27,6 +29,14 @@ use crate::verify::{self, Inclusion};
 const INCLUSION_BATCH: usize = 1000;
 /// Most logs asked for in one `fetch/logs` request (Cairn's default bound).
 const FETCH_LOGS_BATCH: usize = 10_000;
+
+/// How a download's temporary file in the cache is named: removed on any
+/// failure, renamed into place once its digest is checked.
+const PARTIAL_PREFIX: &str = ".cairn-partial-";
+/// How old a temporary file left in the cache (by a killed process) must
+/// be before the next client removes it; one still being written is
+/// younger, as every write touches it.
+const STALE_PARTIAL: Duration = Duration::from_secs(3600);
 
 /// How long a publish waits for the registry to take the record into a
 /// checkpoint.
@@ -95,6 +105,8 @@ pub struct Client {
     trusted: Trusted,
     cache_dir: PathBuf,
     progress: Arc<dyn Progress>,
+    /// Whether stale temporary files were swept from the cache.
+    swept: AtomicBool,
 }
 
 /// Records fetched for one update, not yet verified.
@@ -111,7 +123,8 @@ fn now() -> Timestamp {
 
 impl Client {
     /// A client of `registry` keeping trusted state under `state_dir` and
-    /// downloaded content under `cache_dir`.
+    /// downloaded content under `cache_dir`, within the default
+    /// [`Limits`].
     pub fn open(
         registry: &str,
         token: Option<String>,
@@ -119,11 +132,32 @@ impl Client {
         cache_dir: &Path,
         progress: Arc<dyn Progress>,
     ) -> Result<Client> {
+        Client::open_with(
+            registry,
+            token,
+            state_dir,
+            cache_dir,
+            progress,
+            Limits::default(),
+        )
+    }
+
+    /// A client (see [`Client::open`]) within `limits`: its timeouts and
+    /// size bounds (e.g. [`Limits::from_env`]).
+    pub fn open_with(
+        registry: &str,
+        token: Option<String>,
+        state_dir: &Path,
+        cache_dir: &Path,
+        progress: Arc<dyn Progress>,
+        limits: Limits,
+    ) -> Result<Client> {
         Ok(Client {
-            api: Api::new(registry, token)?,
+            api: Api::with_limits(registry, token, limits)?,
             trusted: Trusted::load(state_dir, registry)?,
             cache_dir: cache_dir.to_owned(),
             progress,
+            swept: AtomicBool::new(false),
         })
     }
 
@@ -589,7 +623,11 @@ impl Client {
 
     /// The content with `digest`, downloaded once into the cache and checked
     /// against the digest every time it is used. `record` names the record
-    /// that released it (for the evidence).
+    /// that released it (for the evidence). The download goes to a
+    /// temporary file beside its place, removed on any failure and renamed
+    /// into place only once the digest is checked; it stops as soon as
+    /// more bytes come than the content source said or than
+    /// [`Limits::max_download_bytes`].
     pub fn content(&self, digest: &Hash, record: &RecordId) -> Result<PathBuf> {
         let hex = digest.to_string();
         let hex = hex
@@ -598,6 +636,9 @@ impl Client {
             .unwrap_or(&hex)
             .to_owned();
         let dir = self.cache_dir.join("sha256");
+        if !self.swept.swap(true, Ordering::Relaxed) {
+            sweep_partials(&dir, SystemTime::now());
+        }
         let path = dir.join(&hex);
         if path.exists() {
             if hash_file(&path)? == *digest {
@@ -607,20 +648,22 @@ impl Client {
             let _ = std::fs::remove_file(&path);
         }
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-        let url = self.api.content_url(digest)?;
-        let tmp = dir.join(format!(".{hex}.{}.part", std::process::id()));
-        let mut file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
-        let result = self.api.download(&url, &mut file, self.progress.as_ref());
-        drop(file);
-        let (got, size) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        let (url, expected) = self.api.content_source(digest)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(PARTIAL_PREFIX);
+        // The mode `File::create` gives (the umask decides; tempfile's own
+        // is 0600): `cairn download` copies it to its output.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        // Removed when dropped: on every failure below.
+        let mut tmp = builder.tempfile_in(&dir).map_err(Error::io(&dir))?;
+        let (got, size) =
+            self.api
+                .download(&url, tmp.as_file_mut(), self.progress.as_ref(), expected)?;
         if got != *digest {
-            let _ = std::fs::remove_file(&tmp);
             return Err(self.fail(
                 format!(
                     "served {size} bytes with digest {got} for content {digest} (released by record {record})"
@@ -635,7 +678,8 @@ impl Client {
                 }),
             ));
         }
-        std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+        tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path)(e.error))?;
         Ok(path)
     }
 
@@ -832,12 +876,41 @@ impl Client {
 
 /// The SHA-256 of a file's bytes.
 pub fn hash_file(path: &Path) -> Result<Hash> {
+    use crate::api::CopyError;
     let file = std::fs::File::open(path).map_err(Error::io(path))?;
-    crate::api::copy_hashing(file, &mut std::io::sink(), &crate::api::NoProgress)
+    crate::api::copy_hashing(file, &mut std::io::sink(), &crate::api::NoProgress, None)
         .map(|(digest, _)| digest)
-        .map_err(
-            |(crate::api::CopyError::Read(e) | crate::api::CopyError::Write(e))| Error::io(path)(e),
-        )
+        .map_err(|e| match e {
+            CopyError::Read(e) | CopyError::Write(e) => Error::io(path)(e),
+            CopyError::TooLarge => Error::io(path)(std::io::ErrorKind::FileTooLarge.into()),
+        })
+}
+
+/// Removes the temporary files of downloads a killed process left in
+/// `dir` (this client's, and the `.*.part` of earlier versions) once they
+/// are older than [`STALE_PARTIAL`]. Best effort: a file that cannot be
+/// looked at or removed stays.
+fn sweep_partials(dir: &Path, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let partial =
+            name.starts_with(PARTIAL_PREFIX) || (name.starts_with('.') && name.ends_with(".part"));
+        let stale = || {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .is_some_and(|age| age > STALE_PARTIAL)
+        };
+        if partial && stale() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A validation error of the user's own record, with what to do about it.

@@ -2,6 +2,7 @@
 //! person can do something about it, what to do.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What the registry client can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,35 @@ pub enum Error {
         url: String,
         /// What failed.
         message: String,
+    },
+    /// A server stopped answering: no bytes came within the timeout
+    /// ([`crate::Limits`]), while connecting, waiting for the answer or
+    /// reading it.
+    #[error("{server} did not answer within {} s ({stage} {url})", .waited.as_secs_f64())]
+    TimedOut {
+        /// The server, e.g. `registry at http://127.0.0.1:8090`.
+        server: String,
+        /// What was asked.
+        url: String,
+        /// How long the client waited for the next bytes.
+        waited: Duration,
+        /// What the client was doing: `connecting for`, `waiting for the
+        /// answer to`, `reading the answer to`.
+        stage: &'static str,
+    },
+    /// An answer went past a size bound ([`crate::Limits`]) and was
+    /// dropped as soon as it did.
+    #[error("{url}: {what} is larger than {bound_name} ({bound} bytes); it was not read further")]
+    TooLarge {
+        /// What was asked.
+        url: String,
+        /// What was too large: `the JSON answer`, `the download`.
+        what: &'static str,
+        /// Which bound: `the bound on JSON answers`, `the size its content
+        /// source gave`, `the bound on downloads`.
+        bound_name: &'static str,
+        /// The bound, in bytes.
+        bound: u64,
     },
     /// Local files: state, cache, output.
     #[error("{}: {source}", path.display())]

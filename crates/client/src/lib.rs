@@ -12,6 +12,7 @@ pub mod config;
 pub mod credentials;
 mod error;
 pub mod keys;
+pub mod limits;
 pub mod lock;
 pub mod secret_file;
 pub mod state;
@@ -19,6 +20,7 @@ pub mod verify;
 
 pub use client::{hash_file, Client, Published, VerifyReport, Wanted};
 pub use error::{Error, Result, VerificationFailure};
+pub use limits::Limits;
 
 use std::path::PathBuf;
 
