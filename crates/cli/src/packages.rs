@@ -111,12 +111,14 @@ impl Session {
                 &self.paths.credentials,
                 registry,
             )?;
-            let client = Client::open(
+            let limits = cairn_client::Limits::from_env(|k| std::env::var_os(k))?;
+            let client = Client::open_with(
                 registry,
                 token,
                 &self.paths.state,
                 &self.paths.cache,
                 self.progress.clone(),
+                limits,
             )?;
             self.clients.insert(registry.to_owned(), client);
         }
@@ -239,6 +241,7 @@ pub fn publish(args: PublishArgs) -> Result<()> {
     if !meta.is_file() {
         bail!("{} is not a file", args.file.display());
     }
+    check_wasm(&args.file)?;
     let client = session.for_package(&args.package)?;
     let done = client
         .publish(&args.package, args.version.clone(), &args.file, &key)
@@ -252,6 +255,34 @@ pub fn publish(args: PublishArgs) -> Result<()> {
         json!({ "version": args.version.to_string(), "content": content }),
     );
     Ok(())
+}
+
+/// Refuses a file that is not valid WebAssembly before anything is signed
+/// or sent (the registry would refuse its content, and the record would
+/// hold the package until then).
+fn check_wasm(path: &std::path::Path) -> Result<()> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut stream = cairn_registry::WasmStream::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let invalid = |e: cairn_registry::WasmError| {
+        anyhow::anyhow!(
+            "{} is not a valid WebAssembly component or module ({e}); nothing was published: \
+             build it with `cargo component build`, `wkg build` or `wasm-tools component new`",
+            path.display()
+        )
+    };
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        stream.feed(&buffer[..n]).map_err(invalid)?;
+    }
+    stream.finish().map_err(invalid)
 }
 
 /// Signs one entry as the next record of `name`'s freshly verified log

@@ -111,6 +111,22 @@ fn publish_grant_release_yank_get_lock_verify_without_a_terminal() {
     alice.ok(&["key", "new"]);
     bob.ok(&["key", "new"]);
 
+    // A file that is not Wasm is refused before anything is signed or
+    // sent, so it cannot hold the package (issue 14, item 7).
+    alice.write("notes.wasm", b"these are notes, not a component");
+    alice.fails(
+        &[
+            "publish",
+            "notes.wasm",
+            "--package",
+            "example:hello",
+            "--version",
+            "1.0.0",
+        ],
+        1,
+        "is not a valid WebAssembly component or module",
+    );
+
     // First publish: init and release in one record, in a checkpoint.
     let v1 = wasm("1.0.0");
     let file = alice.write("v1.wasm", &v1);

@@ -92,6 +92,7 @@ struct Fixture {
 /// An answer: status and JSON body.
 struct Answer {
     status: StatusCode,
+    headers: reqwest::header::HeaderMap,
     body: Value,
 }
 
@@ -135,6 +136,7 @@ impl Fixture {
         Answer {
             status: reply.status,
             body: reply.json(),
+            headers: reply.headers,
         }
     }
 
@@ -653,16 +655,66 @@ fn content_that_is_not_wasm_is_refused() {
         );
         f.get(&format!("/v1/content/{}", Hash::of(&bytes)))
             .refused(StatusCode::NOT_FOUND, "was not found");
-        assert_eq!(
-            f.record_state(&name, &envelope.record_id()).body["state"],
-            "sourcing"
+        // The bytes are the record's content and are not Wasm: the record
+        // can never be completed, so it is rejected at once, and the
+        // package is free for a corrected publish (issue 14, item 7).
+        let state = f.record_state(&name, &envelope.record_id()).body;
+        assert_eq!(state["state"], "rejected", "{state}");
+        assert!(
+            state["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("is not valid WebAssembly")),
+            "{state}"
         );
         assert_eq!(f.stored(), before);
+        let good = wasm(format!("fixed {i}").as_bytes());
+        let fixed = Envelope::sign(
+            owner,
+            record(None, 0, vec![init(owner), release("1.0.0", &good)]),
+        );
+        let answer = f.publish(&name, &envelope_body(&name, &fixed));
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+        let ok = f.upload(&name, &fixed.record_id(), &Hash::of(&good), good);
+        assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     }
+}
+
+#[test]
+fn a_publish_while_another_waits_for_content_says_what_it_waits_for() {
+    let f = Fixture::new();
+    let declared = wasm(b"declared");
+    let envelope = sourcing_release(&f, &declared);
+    // Bytes of another digest (anyone may call the upload URL) do not fail
+    // the waiting record.
+    f.upload(
+        "good:pkg",
+        &envelope.record_id(),
+        &Hash::of(&declared),
+        b"not even wasm".to_vec(),
+    )
+    .refused(StatusCode::BAD_REQUEST, "not `sha256:");
     assert_eq!(
-        files_under(&f.server.data_dir.join("content")),
-        Vec::<String>::new()
+        f.record_state("good:pkg", &envelope.record_id()).body["state"],
+        "sourcing"
     );
+    let owner = &keys()[0];
+    let other = Envelope::sign(
+        owner,
+        record(None, 0, vec![init(owner), release("2.0.0", &wasm(b"x"))]),
+    );
+    let refused = f.publish("good:pkg", &envelope_body("good:pkg", &other));
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    let message = refused.body["message"].as_str().expect("message");
+    assert!(
+        message.contains(&Hash::of(&declared).to_string()) && message.contains(" s"),
+        "{message}"
+    );
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("Retry-After");
+    assert!((1..=600).contains(&retry), "{retry}");
 }
 
 #[test]

@@ -22,6 +22,11 @@ pub struct Admission {
     written: u64,
     hasher: Sha256,
     wasm: WasmStream,
+    /// Why the bytes are not Wasm, once known: from then on they are only
+    /// hashed (not stored), so that [`Admission::finish`] can tell bytes
+    /// that are the expected content and invalid (the record that names
+    /// them can never be completed) from mere wrong bytes.
+    invalid: Option<crate::wasm::WasmError>,
     pending: Box<dyn PendingContent>,
 }
 
@@ -42,21 +47,34 @@ impl Admission {
             written: 0,
             hasher: Sha256::new(),
             wasm: WasmStream::new(),
+            invalid: None,
             pending: store.begin()?,
         })
     }
 
-    /// Appends bytes; refuses as soon as the limit is passed or the bytes
-    /// cannot be the start of valid Wasm.
+    /// Appends bytes; refuses as soon as the limit is passed. Bytes that
+    /// cannot be valid Wasm are refused by [`Admission::finish`], once
+    /// their digest is known.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), ContentError> {
         self.written = self.written.saturating_add(bytes.len() as u64);
         if self.written > self.limit {
             return Err(ContentError::TooLarge { limit: self.limit });
         }
         self.hasher.update(bytes);
-        self.wasm.feed(bytes)?;
+        if self.invalid.is_some() {
+            return Ok(());
+        }
+        if let Err(e) = self.wasm.feed(bytes) {
+            self.invalid = Some(e);
+            return Ok(());
+        }
         self.pending.write(bytes)?;
         Ok(())
+    }
+
+    /// The digest the bytes must have.
+    pub(crate) fn expected(&self) -> Hash {
+        self.expected
     }
 
     /// Streams everything `source` holds into the admission.
@@ -74,7 +92,8 @@ impl Admission {
     }
 
     /// Checks the digest and that the Wasm is complete, then stores the
-    /// bytes durably as release content.
+    /// bytes durably as release content. [`ContentError::NotWasm`] means
+    /// the bytes are the expected content and are not valid Wasm.
     pub(crate) fn finish(self) -> Result<Hash, ContentError> {
         let found = Hash::from_bytes(self.hasher.finalize().into());
         if found != self.expected {
@@ -82,6 +101,9 @@ impl Admission {
                 expected: self.expected,
                 found,
             });
+        }
+        if let Some(e) = self.invalid {
+            return Err(e.into());
         }
         self.wasm.finish()?;
         self.pending.commit(&self.expected)?;

@@ -27,8 +27,20 @@ pub enum SubmitError {
         found: LogId,
     },
     /// Another record of the package is still waiting for content.
-    #[error("the package conflicts with pending publish of record `{0}`")]
-    ConflictPending(RecordId),
+    #[error(
+        "the package conflicts with pending publish of record `{record}`: it waits for content \
+         {}; a new record can be published once that content is uploaded, or after the record \
+         is rejected for want of it in {retry_in} s",
+        missing.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+    )]
+    ConflictPending {
+        /// The waiting record.
+        record: RecordId,
+        /// The content it waits for.
+        missing: Vec<Hash>,
+        /// Seconds until it is rejected if the content does not arrive.
+        retry_in: u64,
+    },
     /// The log's rules refuse the record.
     #[error("{0}")]
     Invalid(String),

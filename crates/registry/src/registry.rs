@@ -830,13 +830,35 @@ impl Registry {
 
     /// Checks and stores an upload (blocking), then tells the sequencer;
     /// the answer says where the record stands once it has moved on.
+    ///
+    /// Content that has the record's digest but is not valid Wasm proves
+    /// the record can never be completed: it is rejected at once (so the
+    /// package is free for a corrected publish) and the error says why.
+    /// Bytes of another digest change nothing: anyone may call the upload
+    /// URL, so they must not be able to fail someone else's record.
     pub fn finish_upload(&self, upload: Upload) -> Result<Answer<RecordStatus>, ContentError> {
         let Upload {
             log_id,
             record_id,
             admission,
         } = upload;
-        let digest = admission.finish()?;
+        let expected = admission.expected();
+        let digest = match admission.finish() {
+            Ok(digest) => digest,
+            Err(ContentError::NotWasm(e)) => {
+                let input = Input::ContentRefused {
+                    log_id,
+                    record_id,
+                    reason: format!("content `{expected}` is not valid WebAssembly: {e}"),
+                };
+                let answer = self.send(|reply| Command::Input(input, Reply::Record(reply)));
+                if let Err(refusal) = answer.wait() {
+                    tracing::warn!(%record_id, error = %refusal, "cannot reject a record whose content is invalid");
+                }
+                return Err(ContentError::NotWasm(e));
+            }
+            Err(e) => return Err(e),
+        };
         let input = Input::ContentArrived {
             log_id,
             record_id,

@@ -74,6 +74,17 @@ pub(crate) enum Input {
         /// The digest stored.
         digest: Hash,
     },
+    /// Content a sourcing record waits for arrived whole, with the right
+    /// digest, and is not valid: the record can never be completed, so it
+    /// is rejected now rather than at the content timeout.
+    ContentRefused {
+        /// The record's log.
+        log_id: LogId,
+        /// The record.
+        record_id: RecordId,
+        /// Why the content was refused.
+        reason: String,
+    },
 }
 
 /// The answer to one [`Input`].
@@ -312,6 +323,13 @@ impl Sequencer {
                     }
                     None => needs.records.push((*log_id, *record_id)),
                 },
+                Input::ContentRefused {
+                    log_id, record_id, ..
+                } => {
+                    if !self.sourcing.contains_key(&(*log_id, *record_id)) {
+                        needs.records.push((*log_id, *record_id));
+                    }
+                }
                 Input::Attest(attesting) => {
                     let log_id = LogId::attestations(&attesting.name);
                     if self.attestations.peek(&log_id).is_none()
@@ -373,6 +391,16 @@ impl Sequencer {
                     &mut staged,
                     (log_id, record_id),
                     digest,
+                    &facts,
+                )),
+                Input::ContentRefused {
+                    log_id,
+                    record_id,
+                    reason,
+                } => Outcome::Record(self.content_refused(
+                    &mut staged,
+                    (log_id, record_id),
+                    reason,
                     &facts,
                 )),
             })
@@ -461,6 +489,35 @@ impl Sequencer {
 
     /// Whether a record of `log_id` waits for content, in memory or in
     /// this batch.
+    /// The refusal of a record while `pending` waits for its content: what
+    /// it waits for, and when it will be rejected if nothing arrives.
+    fn conflict(&self, staged: &Staged, pending: RecordKey, now: SystemTime) -> SubmitError {
+        let timeout = self.settings.content_timeout.as_secs();
+        let (missing, since) = match self.sourcing.get(&pending) {
+            Some(entry) => (
+                staged
+                    .still_missing
+                    .get(&pending)
+                    .unwrap_or(&entry.missing)
+                    .clone(),
+                entry.since,
+            ),
+            None => (
+                staged
+                    .new_sourcing
+                    .get(&pending)
+                    .map(|e| e.missing.clone())
+                    .unwrap_or_default(),
+                seconds(now),
+            ),
+        };
+        SubmitError::ConflictPending {
+            record: pending.1,
+            missing,
+            retry_in: (since + timeout).saturating_sub(seconds(now)).max(1),
+        }
+    }
+
     fn pending_in(&self, staged: &Staged, log_id: &LogId) -> Option<RecordId> {
         if let Some(record) = self.sourcing_by_log.get(log_id) {
             if !staged.done_sourcing.contains(&(*log_id, *record)) {
@@ -521,7 +578,7 @@ impl Sequencer {
             return Ok(RecordStatus::of(state));
         }
         if let Some(pending) = self.pending_in(staged, &log_id) {
-            return Err(SubmitError::ConflictPending(pending));
+            return Err(self.conflict(staged, (log_id, pending), now));
         }
         let state = self.package_state(staged, &log_id)?;
         let next = state
@@ -569,6 +626,30 @@ impl Sequencer {
             );
             RecordStatus::Sourcing { missing }
         };
+        staged.decided.insert(key, status.clone());
+        Ok(status)
+    }
+
+    /// Rejects a sourcing record whose content proved invalid.
+    fn content_refused(
+        &mut self,
+        staged: &mut Staged,
+        key: RecordKey,
+        reason: String,
+        facts: &Facts,
+    ) -> Result<RecordStatus, SubmitError> {
+        if let Some(status) = staged.decided.get(&key) {
+            return Ok(status.clone());
+        }
+        if !self.sourcing.contains_key(&key) || staged.done_sourcing.contains(&key) {
+            return match facts.records.get(&key) {
+                Some(state) => Ok(RecordStatus::of(state)),
+                None => Err(StoreError::Corrupt(format!("record {} is not stored", key.1)).into()),
+            };
+        }
+        staged.batch.rejected.push((key.0, key.1, reason.clone()));
+        staged.done_sourcing.insert(key);
+        let status = RecordStatus::Rejected { reason };
         staged.decided.insert(key, status.clone());
         Ok(status)
     }
@@ -1006,7 +1087,7 @@ mod tests {
         let outcomes = run(&mut s, vec![next], &[], T0);
         assert!(matches!(
             &outcomes[0],
-            Outcome::Record(Err(SubmitError::ConflictPending(id))) if *id == id_b
+            Outcome::Record(Err(SubmitError::ConflictPending { record, .. })) if *record == id_b
         ));
         // The content arrives: the record is sequenced after the others.
         let arrived = Input::ContentArrived {

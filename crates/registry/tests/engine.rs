@@ -167,17 +167,23 @@ fn content_enters_only_through_the_door() {
     let id = envelope.record_id();
     let log = LogId::package(&"acme:door".parse().expect("name"));
     submit(&e, "acme:door", envelope).expect("accepted");
-    // Bytes that are not Wasm are refused as they stream.
+    // Bytes that are not Wasm are not stored; once they prove to be the
+    // record's content, they are refused and the record is rejected at
+    // once (it can never be completed).
     let mut upload = e
         .registry
         .begin_upload(&log, &id, &Hash::of(not_wasm))
         .expect("begin");
+    upload.write(not_wasm).expect("only hashed");
     assert!(matches!(
-        upload.write(not_wasm),
+        e.registry.finish_upload(upload),
         Err(ContentError::NotWasm(_))
     ));
-    drop(upload);
     assert_eq!(e.content.size_of(&Hash::of(not_wasm)), None);
+    assert!(matches!(
+        e.registry.record_status(&log, &id),
+        Ok(RecordStatus::Rejected { reason }) if reason.contains("is not valid WebAssembly")
+    ));
 
     // Wasm of the right digest is admitted, and the record moves on.
     let envelope = record(&key, vec![init(&key), release(WASM)]);

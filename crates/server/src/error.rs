@@ -18,6 +18,8 @@ pub struct ApiError {
     body: ErrorBody,
     /// Whether storage failed (counted in the metrics).
     storage: bool,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             status,
             body: ErrorBody::message(status.as_u16(), message),
             storage: false,
+            retry_after: None,
         }
     }
 
@@ -41,6 +44,7 @@ impl ApiError {
             status,
             body: ErrorBody::entity(status.as_u16(), ty, id, message),
             storage: false,
+            retry_after: None,
         }
     }
 
@@ -80,6 +84,12 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.storage {
             response.extensions_mut().insert(StorageFailure);
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
         }
         response
     }
@@ -127,12 +137,17 @@ impl From<SubmitError> for ApiError {
                 ns,
                 message,
             ),
-            SubmitError::ConflictPending(id) => ApiError::entity(
-                StatusCode::CONFLICT,
-                EntityType::Record,
-                id.to_string(),
-                message,
-            ),
+            SubmitError::ConflictPending {
+                record, retry_in, ..
+            } => ApiError {
+                retry_after: Some(retry_in),
+                ..ApiError::entity(
+                    StatusCode::CONFLICT,
+                    EntityType::Record,
+                    record.to_string(),
+                    message,
+                )
+            },
             SubmitError::LogIdMismatch { .. } => ApiError::bad_request(message),
             SubmitError::Invalid(_) => ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message),
             SubmitError::Store(e) => ApiError::storage(&e, message),

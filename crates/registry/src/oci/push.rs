@@ -141,10 +141,9 @@ fn refused(e: SubmitError, name: &PackageName, account: &str, key_id: &KeyId) ->
             package: name.clone(),
             key_id: *key_id,
         }),
-        SubmitError::ConflictPending(id) => OciError::new(
-            ErrorCode::Conflict,
-            format!("another publish of `{name}` (record {id}) is waiting for content"),
-        ),
+        e @ SubmitError::ConflictPending { .. } => {
+            OciError::new(ErrorCode::Conflict, format!("`{name}`: {e}"))
+        }
         e => OciError::new(ErrorCode::Internal, e.to_string()),
     }
 }
