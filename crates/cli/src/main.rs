@@ -214,6 +214,39 @@ enum TokenCommand {
         #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
         data_dir: PathBuf,
     },
+    /// List the tokens (id, account, scopes, expiry, note; never the token).
+    List {
+        /// Only the tokens of this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// One JSON object per token.
+        #[arg(long)]
+        json: bool,
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a token by its id (from `cairn token list`; a unique prefix
+    /// of at least 8 digits), or every token of an account. A running
+    /// registry stops accepting it within 30 s.
+    Revoke {
+        /// The token's id.
+        #[arg(required_unless_present = "account", conflicts_with = "account")]
+        id: Option<String>,
+        /// Revoke every token of this account instead.
+        #[arg(long)]
+        account: Option<String>,
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+    },
+    /// Make a new admin token, write it to the admin token file (mode 0600)
+    /// and revoke the one that file held.
+    RotateAdmin {
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// The longest lifetime `--expires` takes: 100 years.
@@ -252,8 +285,7 @@ fn create_token(
     data_dir: &Path,
 ) -> Result<()> {
     let lifetime = lifetime(expires)?;
-    let dir = DataDir::create(data_dir)?;
-    let store = SqliteStore::open(&dir.database())?;
+    let store = data_dir_at(data_dir)?.open_meta()?;
     store.ensure_account(account)?;
     let token = new_token();
     let now = cairn_registry::Clock::now_seconds(&cairn_registry::SystemClock);
@@ -282,6 +314,172 @@ fn create_token(
     Ok(())
 }
 
+/// When a token expires, for people.
+fn expiry_text(expires: Option<u64>, now: u64) -> String {
+    match expires {
+        None => "never".into(),
+        Some(at) if at <= now => "expired".into(),
+        Some(at) => {
+            let left = at - now;
+            if left >= 86_400 {
+                format!("in {}d", left / 86_400)
+            } else if left >= 3600 {
+                format!("in {}h", left / 3600)
+            } else {
+                format!("in {}m", left.div_ceil(60))
+            }
+        }
+    }
+}
+
+fn list_tokens(account: Option<&str>, json: bool, data_dir: &Path) -> Result<()> {
+    let store = existing_data_dir(data_dir)?.open_meta()?;
+    let now = cairn_registry::Clock::now_seconds(&cairn_registry::SystemClock);
+    let tokens: Vec<_> = store
+        .tokens()?
+        .into_iter()
+        .filter(|t| account.is_none_or(|a| t.info.account == a))
+        .collect();
+    if json {
+        for t in &tokens {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": t.id(),
+                    "account": t.info.account,
+                    "scopes": t.info.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "expires": t.info.expires,
+                    "created": t.created,
+                    "note": t.note,
+                })
+            );
+        }
+        return Ok(());
+    }
+    if tokens.is_empty() {
+        eprintln!("no tokens");
+        return Ok(());
+    }
+    println!(
+        "{:<16}  {:<16}  {:<10}  {:<30}  NOTE",
+        "ID", "ACCOUNT", "EXPIRES", "SCOPES"
+    );
+    for t in &tokens {
+        let scopes = t
+            .info
+            .scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{:<16}  {:<16}  {:<10}  {:<30}  {}",
+            t.id(),
+            t.info.account,
+            expiry_text(t.info.expires, now),
+            scopes,
+            t.note
+        );
+    }
+    Ok(())
+}
+
+/// A data directory that must exist already (commands that only read or
+/// change an existing registry never create one).
+fn existing_data_dir(path: &Path) -> Result<DataDir> {
+    if !path.join("cairn.sqlite3").exists() {
+        bail!(
+            "{} holds no registry; pass the --data-dir of your `cairn serve` (or set CAIRN_DATA_DIR)",
+            path.display()
+        );
+    }
+    data_dir_at(path)
+}
+
+fn revoke_tokens(id: Option<&str>, account: Option<&str>, data_dir: &Path) -> Result<()> {
+    let store = existing_data_dir(data_dir)?.open_meta()?;
+    let tokens = store.tokens()?;
+    let chosen: Vec<_> = match (id, account) {
+        (Some(id), _) => {
+            let id = id.trim().to_ascii_lowercase();
+            if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "`{id}` is not a token id: give at least 8 hex digits from `cairn token list`"
+                );
+            }
+            let found: Vec<_> = tokens
+                .into_iter()
+                .filter(|t| hex::encode(t.hash).starts_with(&id))
+                .collect();
+            match found.len() {
+                0 => bail!("no token has id `{id}`; `cairn token list` shows them"),
+                1 => found,
+                n => bail!("{n} tokens have ids starting `{id}`; give more digits"),
+            }
+        }
+        (None, Some(account)) => {
+            let found: Vec<_> = tokens
+                .into_iter()
+                .filter(|t| t.info.account == account)
+                .collect();
+            if found.is_empty() {
+                bail!("account `{account}` has no tokens");
+            }
+            found
+        }
+        (None, None) => bail!("name a token id or --account"),
+    };
+    for t in &chosen {
+        store.revoke_token(&t.hash)?;
+        eprintln!(
+            "revoked token {} of account `{}` ({})",
+            t.id(),
+            t.info.account,
+            t.info
+                .scopes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    eprintln!("a running registry refuses them within 30 s");
+    Ok(())
+}
+
+fn rotate_admin(data_dir: &Path) -> Result<()> {
+    let dir = existing_data_dir(data_dir)?;
+    let store = dir.open_meta()?;
+    let old = std::fs::read_to_string(dir.admin_token_file()).ok();
+    store.ensure_account("admin")?;
+    let token = new_token();
+    store.add_token(
+        &token_hash(&token),
+        &TokenInfo {
+            account: "admin".into(),
+            scopes: vec![Scope::Admin],
+            expires: None,
+        },
+        "rotated admin token",
+    )?;
+    let path = dir.write_admin_token(&token)?;
+    let revoked = match old {
+        Some(old) => store.revoke_token(&token_hash(old.trim()))?,
+        None => false,
+    };
+    eprintln!(
+        "wrote a new admin token to {} (mode 0600){}; a running registry refuses the old one \
+         within 30 s",
+        path.display(),
+        if revoked {
+            " and revoked the previous one"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
 fn set_policy(namespace: &str, oci_create: bool, data_dir: &Path) -> Result<()> {
     cairn_protocol::validate_namespace(namespace)
         .map_err(|e| anyhow::anyhow!("namespace `{namespace}`: {e}"))?;
@@ -293,6 +491,14 @@ fn set_policy(namespace: &str, oci_create: bool, data_dir: &Path) -> Result<()> 
         if oci_create { "may" } else { "may not" }
     );
     Ok(())
+}
+
+/// The data directory at `path`, sealing custodial keys with
+/// `CAIRN_KEY_ENCRYPTION_KEY` when it is set (else with the key file in
+/// the directory).
+fn data_dir_at(path: &Path) -> Result<DataDir> {
+    Ok(DataDir::create(path)?
+        .with_key_encryption_key(std::env::var("CAIRN_KEY_ENCRYPTION_KEY").ok()))
 }
 
 fn operator_key_env() -> Option<String> {
@@ -409,6 +615,25 @@ fn run() -> Result<()> {
                     data_dir,
                 },
         } => create_token(&account, scopes, &expires, &note, &data_dir),
+        Command::Token {
+            command:
+                TokenCommand::List {
+                    account,
+                    json,
+                    data_dir,
+                },
+        } => list_tokens(account.as_deref(), json, &data_dir),
+        Command::Token {
+            command:
+                TokenCommand::Revoke {
+                    id,
+                    account,
+                    data_dir,
+                },
+        } => revoke_tokens(id.as_deref(), account.as_deref(), &data_dir),
+        Command::Token {
+            command: TokenCommand::RotateAdmin { data_dir },
+        } => rotate_admin(&data_dir),
         Command::Config(args) => client::config(args),
         Command::Key(args) => client::key(args),
         Command::Login(args) => client::login(args),
@@ -425,7 +650,7 @@ fn run() -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let dir = DataDir::create(&args.data_dir)?;
+    let dir = data_dir_at(&args.data_dir)?;
     let _lock = dir.try_lock()?.with_context(|| {
         format!(
             "another cairn process is using the data directory {}; stop it or pass another --data-dir",

@@ -390,3 +390,167 @@ fn namespace_define_on_a_stopped_registry() {
     server.kill().expect("kill");
     server.wait().expect("reap");
 }
+
+/// Runs `cairn token <args> --data-dir <data>` with `env`.
+fn token(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    cairn()
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("CAIRN_KEY_ENCRYPTION_KEY")
+        .envs(env.iter().copied())
+        .output()
+        .expect("cairn token")
+}
+
+fn ok(output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The custodial keys as stored in the database.
+fn stored_custodial_keys(data: &std::path::Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(data.join("cairn.sqlite3")).expect("database");
+    let mut stmt = conn
+        .prepare("SELECT name, custodial_key FROM accounts ORDER BY name")
+        .expect("query");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn tokens_are_listed_revoked_and_the_admin_token_rotated() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let mut server = start(data.path(), addr, &[], Stdio::null());
+    let first_admin = admin_token(data.path());
+    let ci = ok(token(
+        data.path(),
+        &[
+            "create",
+            "--account",
+            "ci",
+            "--scope",
+            "publish:acme/*",
+            "--note",
+            "build bot",
+        ],
+        &[],
+    ))
+    .trim()
+    .to_owned();
+    assert_eq!(start_upload(addr, "acme/thing", &ci), 202);
+    let listed = ok(token(data.path(), &["list", "--json"], &[]));
+    let entries: Vec<Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(entries.len(), 2, "{listed}");
+    let ci_entry = entries
+        .iter()
+        .find(|e| e["account"] == "ci")
+        .expect("ci token");
+    assert_eq!(ci_entry["note"], "build bot");
+    assert_eq!(ci_entry["scopes"], json!(["publish:acme/*"]));
+    assert!(!listed.contains(&ci), "a listing never shows a token");
+    let table = ok(token(data.path(), &["list"], &[]));
+    assert!(
+        table.contains("build bot") && table.contains("ci"),
+        "{table}"
+    );
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+
+    // Revoked, and the admin token rotated, on the stopped registry.
+    let id = ci_entry["id"].as_str().expect("id");
+    let refused = token(data.path(), &["revoke", "abc"], &[]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 8 hex digits"));
+    let revoked = token(data.path(), &["revoke", &id[..10]], &[]);
+    assert!(revoked.status.success());
+    assert!(String::from_utf8_lossy(&revoked.stderr).contains("revoked token"));
+    ok(token(data.path(), &["rotate-admin"], &[]));
+    let second_admin = admin_token(data.path());
+    assert_ne!(first_admin, second_admin);
+    let listed = ok(token(data.path(), &["list", "--json"], &[]));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let missing = token(&data.path().join("nowhere"), &["list"], &[]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("holds no registry"));
+
+    let mut server = start(data.path(), addr, &[], Stdio::null());
+    assert_eq!(start_upload(addr, "acme/thing", &ci), 401);
+    assert_eq!(start_upload(addr, "acme/thing", &first_admin), 401);
+    assert_eq!(start_upload(addr, "acme/thing", &second_admin), 202);
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}
+
+#[test]
+fn custodial_keys_are_sealed_at_rest() {
+    let data = tempfile::tempdir().expect("tempdir");
+    ok(token(
+        data.path(),
+        &["create", "--account", "alice", "--scope", "pull"],
+        &[],
+    ));
+    let stored = stored_custodial_keys(data.path());
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].1.starts_with("sealed:v1:"), "{stored:?}");
+    // The key-encryption key is beside the database, not in it, 0600.
+    let kek = data.path().join("custodial.key");
+    #[cfg(unix)]
+    assert_eq!(file_mode(&kek), 0o600);
+    let database = std::fs::read(data.path().join("cairn.sqlite3")).expect("db");
+    let kek_text = std::fs::read_to_string(&kek).expect("kek");
+    assert!(!String::from_utf8_lossy(&database).contains(kek_text.trim()));
+
+    // A key given in the environment instead; the wrong one is refused.
+    let other = tempfile::tempdir().expect("tempdir");
+    let key = "11".repeat(32);
+    ok(token(
+        other.path(),
+        &["create", "--account", "bob", "--scope", "pull"],
+        &[("CAIRN_KEY_ENCRYPTION_KEY", &key)],
+    ));
+    assert!(!other.path().join("custodial.key").exists());
+    let wrong = token(
+        other.path(),
+        &["list"],
+        &[("CAIRN_KEY_ENCRYPTION_KEY", &"22".repeat(32))],
+    );
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("does not open with this key-encryption key"),
+        "{stderr}"
+    );
+
+    // A key stored in plaintext by an earlier Cairn is sealed at the next
+    // open, and still works.
+    let plain = cairn_protocol::PrivateKey::generate();
+    {
+        let conn = rusqlite::Connection::open(data.path().join("cairn.sqlite3")).expect("db");
+        conn.execute(
+            "INSERT INTO accounts (name, custodial_key, created) VALUES ('old', ?1, 0)",
+            [plain.encode()],
+        )
+        .expect("insert");
+    }
+    ok(token(data.path(), &["list"], &[]));
+    let stored = stored_custodial_keys(data.path());
+    assert!(
+        stored.iter().all(|(_, k)| k.starts_with("sealed:v1:")),
+        "{stored:?}"
+    );
+    let database = std::fs::read(data.path().join("cairn.sqlite3")).expect("db");
+    assert!(
+        !String::from_utf8_lossy(&database).contains(&plain.encode()),
+        "no plaintext copy remains in the database file"
+    );
+}

@@ -134,6 +134,26 @@ pub fn new_token() -> String {
     format!("cairn_{}", hex::encode(bytes))
 }
 
+/// A stored token as its operator sees it: never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenEntry {
+    /// The hash it is stored under.
+    pub hash: [u8; 32],
+    /// What it allows.
+    pub info: TokenInfo,
+    /// The note given when it was made.
+    pub note: String,
+    /// When it was made (seconds since the epoch).
+    pub created: u64,
+}
+
+impl TokenEntry {
+    /// The id an operator names it by: the first 16 hex digits of its hash.
+    pub fn id(&self) -> String {
+        hex::encode(&self.hash[..8])
+    }
+}
+
 /// Accounts and tokens.
 pub trait AuthStore: Send + Sync + 'static {
     /// The account, creating it (with a new custodial key) if needed.
@@ -148,6 +168,10 @@ pub trait AuthStore: Send + Sync + 'static {
     fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError>;
     /// Removes tokens that expired before `now`; returns how many.
     fn purge_tokens(&self, now: u64) -> Result<usize, StoreError>;
+    /// Every stored token, oldest first.
+    fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError>;
+    /// Removes the token stored under `hash`; whether there was one.
+    fn revoke_token(&self, hash: &[u8; 32]) -> Result<bool, StoreError>;
 }
 
 /// How long a token found in the store is trusted from memory before it

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 
-use crate::auth::{AuthStore, TokenInfo};
+use crate::auth::{AuthStore, TokenEntry, TokenInfo};
 use crate::oci::{
     Account, BlobStore, Digest, Digester, Finished, ManifestWrite, OciStore, SessionWriter,
     StoredManifest, UploadSession,
@@ -58,7 +58,7 @@ struct Meta {
     manifests: Vec<ManifestWrite>,
     oci: Oci,
     accounts: BTreeMap<String, Account>,
-    tokens: HashMap<[u8; 32], TokenInfo>,
+    tokens: HashMap<[u8; 32], TokenEntry>,
 }
 
 /// Records, leaves, checkpoints and names, OCI metadata, accounts and
@@ -599,19 +599,39 @@ impl AuthStore for MemoryMeta {
         Ok(!self.lock().accounts.is_empty())
     }
 
-    fn add_token(&self, hash: &[u8; 32], info: &TokenInfo, _note: &str) -> Result<(), StoreError> {
-        self.lock().tokens.insert(*hash, info.clone());
+    fn add_token(&self, hash: &[u8; 32], info: &TokenInfo, note: &str) -> Result<(), StoreError> {
+        let mut meta = self.lock();
+        let created = meta.tokens.len() as u64;
+        meta.tokens.insert(
+            *hash,
+            TokenEntry {
+                hash: *hash,
+                info: info.clone(),
+                note: note.to_owned(),
+                created,
+            },
+        );
         Ok(())
     }
 
     fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError> {
-        Ok(self.lock().tokens.get(hash).cloned())
+        Ok(self.lock().tokens.get(hash).map(|t| t.info.clone()))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError> {
+        let mut tokens: Vec<TokenEntry> = self.lock().tokens.values().cloned().collect();
+        tokens.sort_by_key(|t| t.created);
+        Ok(tokens)
+    }
+
+    fn revoke_token(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.lock().tokens.remove(hash).is_some())
     }
 
     fn purge_tokens(&self, now: u64) -> Result<usize, StoreError> {
         let mut meta = self.lock();
         let before = meta.tokens.len();
-        meta.tokens.retain(|_, info| !info.expired(now));
+        meta.tokens.retain(|_, token| !token.info.expired(now));
         Ok(before - meta.tokens.len())
     }
 }

@@ -1,11 +1,12 @@
 //! Accounts and hashed API tokens on SQLite.
 
 use cairn_protocol::PrivateKey;
-use cairn_registry::auth::{AuthStore, Scope, TokenInfo};
+use cairn_registry::auth::{AuthStore, Scope, TokenEntry, TokenInfo};
 use cairn_registry::oci::Account;
 use cairn_registry::{Clock, StoreError, SystemClock};
 use rusqlite::{params, OptionalExtension};
 
+use crate::seal::{is_sealed, Sealer};
 use crate::sqlite::{backend, SqliteStore};
 
 /// When an account or token is created (kept for the operator's records).
@@ -13,13 +14,82 @@ fn now() -> i64 {
     i64::try_from(SystemClock.now_seconds()).unwrap_or(i64::MAX)
 }
 
-fn account_of(name: String, key: String) -> Result<Account, StoreError> {
-    let custodial_key = PrivateKey::decode(&key)
-        .map_err(|e| StoreError::Corrupt(format!("custodial key of account `{name}`: {e}")))?;
-    Ok(Account {
-        name,
-        custodial_key,
-    })
+fn parse_scopes(text: &str) -> Result<Vec<Scope>, StoreError> {
+    text.split_whitespace()
+        .map(|s| {
+            s.parse::<Scope>()
+                .map_err(|e| StoreError::Corrupt(format!("stored token scope: {e}")))
+        })
+        .collect()
+}
+
+impl SqliteStore {
+    fn account_of(&self, name: String, stored: String) -> Result<Account, StoreError> {
+        let text = if is_sealed(&stored) {
+            let sealer = self.sealer.get().ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "the custodial key of account `{name}` is sealed, and no key-encryption key \
+                     was given"
+                ))
+            })?;
+            sealer.open(&name, &stored)?
+        } else {
+            stored
+        };
+        let custodial_key = PrivateKey::decode(&text)
+            .map_err(|e| StoreError::Corrupt(format!("custodial key of account `{name}`: {e}")))?;
+        Ok(Account {
+            name,
+            custodial_key,
+        })
+    }
+
+    /// From now on, custodial keys are sealed with `sealer`: keys stored in
+    /// plaintext (by an earlier Cairn) are sealed now, in one transaction.
+    /// Fails, changing nothing, if a key already sealed does not open with
+    /// `sealer` (the wrong key-encryption key). Returns how many keys were
+    /// sealed now.
+    pub fn seal_custodial_keys(&self, sealer: Sealer) -> Result<usize, StoreError> {
+        let rows: Vec<(String, String)> = self.read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT name, custodial_key FROM accounts")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend);
+            rows
+        })?;
+        let mut plain = Vec::new();
+        for (name, stored) in rows {
+            if is_sealed(&stored) {
+                sealer.open(&name, &stored)?;
+            } else {
+                plain.push((sealer.seal(&name, &stored)?, name));
+            }
+        }
+        if !plain.is_empty() {
+            self.write(|conn| {
+                let tx = conn.unchecked_transaction().map_err(backend)?;
+                for (sealed, name) in &plain {
+                    tx.execute(
+                        "UPDATE accounts SET custodial_key = ?1 WHERE name = ?2",
+                        params![sealed, name],
+                    )
+                    .map_err(backend)?;
+                }
+                tx.commit().map_err(backend)
+            })?;
+            // Plaintext copies may linger in freed pages and the WAL.
+            self.write(|conn| {
+                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
+                    .map_err(backend)
+            })?;
+        }
+        let _ = self.sealer.set(sealer);
+        Ok(plain.len())
+    }
 }
 
 impl AuthStore for SqliteStore {
@@ -27,11 +97,15 @@ impl AuthStore for SqliteStore {
         if let Some(account) = self.account(name)? {
             return Ok(account);
         }
-        let key = PrivateKey::generate();
+        let key = PrivateKey::generate().encode();
+        let stored = match self.sealer.get() {
+            Some(sealer) => sealer.seal(name, &key)?,
+            None => key,
+        };
         self.write(|conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO accounts (name, custodial_key, created) VALUES (?1, ?2, ?3)",
-                params![name, key.encode(), now()],
+                params![name, stored, now()],
             )
             .map_err(backend)?;
             Ok(())
@@ -47,7 +121,7 @@ impl AuthStore for SqliteStore {
                 .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
                 .map_err(backend)?
-                .map(|(n, k)| account_of(n, k))
+                .map(|(n, k)| self.account_of(n, k))
                 .transpose()
         })
     }
@@ -97,18 +171,66 @@ impl AuthStore for SqliteStore {
         let Some((account, scopes, expires)) = row else {
             return Ok(None);
         };
-        let scopes = scopes
-            .split_whitespace()
-            .map(|s| {
-                s.parse::<Scope>()
-                    .map_err(|e| StoreError::Corrupt(format!("stored token scope: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(TokenInfo {
             account,
-            scopes,
+            scopes: parse_scopes(&scopes)?,
             expires: expires.and_then(|e| u64::try_from(e).ok()),
         }))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError> {
+        type Row = (Vec<u8>, String, String, Option<i64>, String, i64);
+        let rows: Vec<Row> = self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT hash, account, scopes, expires, note, created FROM tokens
+                     ORDER BY created, rowid",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend);
+            rows
+        })?;
+        rows.into_iter()
+            .map(|(hash, account, scopes, expires, note, created)| {
+                let hash: [u8; 32] = hash
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("stored token hash is not 32 bytes".into()))?;
+                Ok(TokenEntry {
+                    hash,
+                    info: TokenInfo {
+                        account,
+                        scopes: parse_scopes(&scopes)?,
+                        expires: expires.and_then(|e| u64::try_from(e).ok()),
+                    },
+                    note,
+                    created: u64::try_from(created).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn revoke_token(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.write(|conn| {
+            conn.execute(
+                "DELETE FROM tokens WHERE hash = ?1",
+                params![hash.as_slice()],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
     }
 
     fn purge_tokens(&self, now: u64) -> Result<usize, StoreError> {

@@ -9,12 +9,23 @@ use std::sync::Arc;
 use cairn_protocol::PrivateKey;
 use cairn_registry::StoreError;
 
-use crate::{FsBlobStore, FsContentStore, SqliteStore};
+use crate::{FsBlobStore, FsContentStore, Sealer, SqliteStore};
 
 /// Paths inside a data directory.
 #[derive(Clone, Debug)]
 pub struct DataDir {
     root: PathBuf,
+    key_encryption_key: Option<Secret>,
+}
+
+/// Text that is never printed.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(secret)")
+    }
 }
 
 /// The lock a server holds on its data directory while it runs.
@@ -60,6 +71,7 @@ impl DataDir {
             })?;
         }
         Ok(DataDir {
+            key_encryption_key: None,
             root: root.to_owned(),
         })
     }
@@ -139,11 +151,68 @@ impl DataDir {
         Ok(path)
     }
 
+    /// The same directory, sealing custodial keys with `key` (64 hex
+    /// digits or base64 of 32 bytes; e.g. from `CAIRN_KEY_ENCRYPTION_KEY`)
+    /// instead of the key file.
+    pub fn with_key_encryption_key(mut self, key: Option<String>) -> DataDir {
+        self.key_encryption_key = key.filter(|k| !k.trim().is_empty()).map(Secret);
+        self
+    }
+
+    /// The file holding the key custodial keys are sealed with, when none
+    /// is given ([`DataDir::with_key_encryption_key`]).
+    pub fn key_encryption_file(&self) -> PathBuf {
+        self.root.join("custodial.key")
+    }
+
+    /// The key-encryption key: the one given, else the key file's (made,
+    /// mode 0600, if missing).
+    fn sealer(&self) -> Result<Sealer, StoreError> {
+        if let Some(Secret(text)) = &self.key_encryption_key {
+            return Sealer::parse(text).map_err(|e| {
+                StoreError::Backend(format!("the key-encryption key given is invalid: {e}"))
+            });
+        }
+        let path = self.key_encryption_file();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let text = Sealer::generate()?;
+                let mut file = private_options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| io(format!("cannot create {}", path.display()), e))?;
+                file.write_all(format!("{text}\n").as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| io(format!("cannot write {}", path.display()), e))?;
+                text
+            }
+            Err(e) => return Err(io(format!("cannot read {}", path.display()), e)),
+        };
+        Sealer::parse(&text).map_err(|e| {
+            StoreError::Corrupt(format!("the key in {} is invalid: {e}", path.display()))
+        })
+    }
+
+    /// Opens the metadata store alone (accounts, tokens, policies), with
+    /// custodial keys sealed.
+    pub fn open_meta(&self) -> Result<SqliteStore, StoreError> {
+        let meta = SqliteStore::open(&self.database())?;
+        let sealed = meta.seal_custodial_keys(self.sealer()?)?;
+        if sealed > 0 {
+            tracing::info!(
+                "sealed {sealed} custodial keys stored in plaintext by an earlier Cairn"
+            );
+        }
+        Ok(meta)
+    }
+
     /// Opens the metadata, release content and blob stores, first moving
     /// a data directory of the earlier layout (one `content/` directory for
     /// both kinds of bytes) to the current one.
     pub fn open_stores(&self) -> Result<Stores, StoreError> {
-        let meta = SqliteStore::open(&self.database())?;
+        let meta = self.open_meta()?;
         let content_dir = self.root.join("content");
         let blobs_dir = self.root.join("blobs");
         crate::layout::migrate(&meta, &content_dir, &blobs_dir, &self.root.join("layout"))?;

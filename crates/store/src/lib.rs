@@ -9,8 +9,10 @@ mod datadir;
 mod files;
 mod layout;
 mod oci;
+mod seal;
 mod sqlite;
 
 pub use datadir::{DataDir, DirLock, KeySource, Stores};
 pub use files::{FsBlobStore, FsContentStore};
+pub use seal::Sealer;
 pub use sqlite::{default_readers, SqliteStore};

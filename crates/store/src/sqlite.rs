@@ -147,6 +147,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     reader_free: Condvar,
     path: std::path::PathBuf,
+    /// Seals custodial keys at rest, once set ([`SqliteStore::seal_custodial_keys`]).
+    pub(crate) sealer: std::sync::OnceLock<crate::seal::Sealer>,
 }
 
 /// The default number of reader connections: one per core, at least 4.
@@ -308,6 +310,7 @@ impl SqliteStore {
             readers: Mutex::new(pool),
             reader_free: Condvar::new(),
             path: path.to_owned(),
+            sealer: std::sync::OnceLock::new(),
         })
     }
 
