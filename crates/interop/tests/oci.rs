@@ -1062,6 +1062,28 @@ fn referrers_of_a_release_are_recorded_in_the_transparency_log() {
     // Version tags of a package are releases: a signature may not take one.
     f.push_manifest(repo, "2.0.0", &signature)
         .error(400, "MANIFEST_INVALID", "is a version");
+    // A co-tenant who may push to the namespace but holds no permission in
+    // the package's log may not attach anything to it (issue 14, item 15).
+    let mallory = f.server.token("mallory", &["publish:acme/*"], None);
+    let mut forged = artifact(&f, repo, b"a co-tenant's claim");
+    forged["subject"] = descriptor(MANIFEST, &release_digest, release_bytes.len());
+    let forged_bytes = serde_json::to_vec(&forged).expect("json");
+    let forged_digest = Digest::of(Algorithm::Sha256, &forged_bytes);
+    f.send_as(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/{forged_digest}"),
+        &[
+            ("content-type", MANIFEST),
+            ("authorization", &format!("Bearer {mallory}")),
+        ],
+        forged_bytes,
+    )
+    .error(403, "DENIED", "only maintainers of `acme:signed`");
+    assert_eq!(
+        f.get(&format!("/v2/{repo}/manifests/{forged_digest}"))
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
     // The attestation log lists it, signed by the operator.
     let log = f.get("/v1/attestations/acme:signed").json();
@@ -1259,14 +1281,19 @@ fn a_warg_release_naming_an_oci_blob_of_non_wasm_bytes_is_refused() {
         .registry
         .begin_upload(&LogId::package(&name), &id, &hash)
         .expect("begin");
-    let refused = upload.write(&bytes).err().map(|e| e.to_string());
+    upload.write(&bytes).expect("hashed, not stored");
+    let refused = f
+        .server
+        .registry
+        .finish_upload(upload)
+        .err()
+        .map(|e| e.to_string());
     assert!(
         refused
             .as_deref()
             .is_some_and(|e| e.contains("not a valid WebAssembly")),
         "{refused:?}"
     );
-    drop(upload);
     f.get(&format!("/v1/content/{hash}"))
         .error_json(404, "was not found");
     let file = format!("/content/sha256-{}", digest.hex());
@@ -1276,7 +1303,7 @@ fn a_warg_release_naming_an_oci_blob_of_non_wasm_bytes_is_refused() {
             .registry
             .record_status(&LogId::package(&name), &id)
             .expect("status"),
-        RecordStatus::Sourcing { .. }
+        RecordStatus::Rejected { .. }
     ));
 }
 

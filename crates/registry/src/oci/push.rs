@@ -234,12 +234,41 @@ impl Oci {
                 Some(name) if !existed => self
                     .registry
                     .published_package(&LogId::package(&name))?
-                    .map(|_| name),
+                    .map(|state| (name, state)),
                 _ => None,
             };
-            let Some(name) = package else {
+            let Some((name, state)) = package else {
                 self.store.put_manifest(&write(tag))?;
                 return Ok(PushStep::Done(pushed));
+            };
+            // An attestation is permanent and speaks about the package, so
+            // only its maintainers may add one: an account whose custodial
+            // key holds a permission in the package's log. A co-tenant with
+            // push rights to the namespace may not.
+            let maintainer = account.filter(|a| {
+                state
+                    .authorities()
+                    .permissions(&a.custodial_key.public_key().id())
+                    .next()
+                    .is_some()
+            });
+            let Some(maintainer) = maintainer else {
+                let who = account.map_or("anonymous".to_owned(), |a| format!("`{}`", a.name));
+                let refusal = OciError::new(
+                    ErrorCode::Denied,
+                    format!(
+                        "only maintainers of `{name}` may attach artifacts to it (they are \
+                         recorded in its attestation log for good); account {who} holds no \
+                         permission in its log"
+                    ),
+                );
+                return Err(match account {
+                    Some(a) => refusal.with_hint(Hint::GrantRelease {
+                        package: name,
+                        key_id: a.custodial_key.public_key().id(),
+                    }),
+                    None => refusal,
+                });
             };
             let attestation = Attestation {
                 subject: subject.digest.to_string(),
@@ -250,7 +279,7 @@ impl Oci {
                     .to_owned(),
                 media_type: parsed.media_type.clone(),
                 size: bytes.len() as u64,
-                account: account.map(|a| a.name.clone()).unwrap_or_default(),
+                account: maintainer.name.clone(),
             };
             let answer = self
                 .registry
