@@ -698,7 +698,7 @@ fn warg_releases_are_oci_artifacts_in_the_wkg_layout() {
         &[],
         Vec::new(),
     )
-    .error(403, "DENIED", "yank it instead");
+    .error(405, "UNSUPPORTED", "yank it instead");
     let other = artifact(&f, repo, b"other");
     f.push_manifest(repo, "1.0.0", &other)
         .error(409, "DENIED", "already released");
@@ -1509,4 +1509,75 @@ fn a_host_header_that_is_not_a_host_is_not_echoed() {
     assert!(answer
         .header("www-authenticate")
         .contains("realm=\"http://registry.example:8443/auth/token\""));
+}
+
+/// The distribution spec's conformance: a last chunk sent with the closing
+/// `PUT` out of order gets 416 and the session stays (issue 14).
+#[test]
+fn an_out_of_order_final_chunk_gets_416_and_keeps_the_session() {
+    let f = Fixture::new();
+    let repo = "misc/chunks";
+    let bytes: Vec<u8> = (0..20u8).collect();
+    let digest = Digest::of(Algorithm::Sha256, &bytes);
+    let location = f.start_upload(repo);
+    let first = f.send(
+        Method::PATCH,
+        &location,
+        &[("content-range", "0-9")],
+        bytes[..10].to_vec(),
+    );
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    f.send(
+        Method::PUT,
+        &format!("{location}?digest={digest}"),
+        &[("content-range", "15-24")],
+        bytes[10..].to_vec(),
+    )
+    .error(416, "RANGE_INVALID", "holds 10 bytes");
+    let status = f.get(&location);
+    assert_eq!(status.status, StatusCode::NO_CONTENT);
+    assert_eq!(status.header("range"), "0-9");
+    let done = f.send(
+        Method::PUT,
+        &format!("{location}?digest={digest}"),
+        &[("content-range", "10-19")],
+        bytes[10..].to_vec(),
+    );
+    assert_eq!(done.status, StatusCode::CREATED);
+    assert_eq!(f.get(&format!("/v2/{repo}/blobs/{digest}")).body, bytes);
+}
+
+/// OCI 1.1: a manifest pushed by digest takes the tags of `?tag=`.
+#[test]
+fn a_manifest_pushed_by_digest_takes_the_tags_in_its_query() {
+    let f = Fixture::new();
+    let repo = "misc/tagged";
+    let manifest = artifact(&f, repo, b"tag me");
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let digest = Digest::of(Algorithm::Sha256, &bytes);
+    let pushed = f.send(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/{digest}?tag=latest&tag=stable"),
+        &[("content-type", MANIFEST)],
+        bytes.clone(),
+    );
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    let applied: Vec<&str> = pushed
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(applied, ["latest", "stable"]);
+    let tags = f.get(&format!("/v2/{repo}/tags/list")).json();
+    assert_eq!(tags["tags"], json!(["latest", "stable"]));
+    assert_eq!(f.get(&format!("/v2/{repo}/manifests/stable")).body, bytes);
+    // A bad tag is refused before anything is stored.
+    f.send(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/{digest}?tag=no%20spaces"),
+        &[("content-type", MANIFEST)],
+        bytes,
+    )
+    .error(400, "MANIFEST_INVALID", "invalid tag");
 }

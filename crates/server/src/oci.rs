@@ -11,8 +11,8 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cairn_registry::oci::{
-    Account, Chunk, Digest, ErrorCode, Hint, Oci, OciError, PushStep, Reference, IMAGE_INDEX,
-    MAX_MANIFEST_BYTES,
+    Account, Chunk, Digest, ErrorCode, Hint, Oci, OciError, PushStep, Pushed, Reference,
+    IMAGE_INDEX, MAX_MANIFEST_BYTES,
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -353,7 +353,10 @@ async fn route_request(
                 Method::GET | Method::HEAD => {
                     get_manifest(&app, repo, reference, method == Method::HEAD).await
                 }
-                Method::PUT => put_manifest(&app, repo, reference, &headers, body, account).await,
+                Method::PUT => {
+                    let tags = query_tags(uri.query())?;
+                    put_manifest(&app, repo, reference, tags, &headers, body, account).await
+                }
                 Method::DELETE => delete_manifest(&app, repo, reference).await,
                 _ => not_allowed(),
             }
@@ -375,7 +378,7 @@ async fn route_request(
         Route::Upload(repo, id) => match method {
             Method::GET => upload_status(&app, repo, id).await,
             Method::PATCH => patch_upload(&app, repo, id, &headers, body).await,
-            Method::PUT => finish_upload(&app, repo, id, &params, body).await,
+            Method::PUT => finish_upload(&app, repo, id, &params, &headers, body).await,
             Method::DELETE => cancel_upload(&app, repo, id).await,
             _ => not_allowed(),
         },
@@ -485,17 +488,61 @@ async fn put_manifest(
     app: &AppState,
     repo: String,
     reference: Reference,
+    tags: Vec<String>,
     headers: &HeaderMap,
     body: Body,
     account: Option<Account>,
 ) -> OciResult {
-    let bytes = read_limited(body, MAX_MANIFEST_BYTES).await?;
+    let bytes = bytes::Bytes::from(read_limited(body, MAX_MANIFEST_BYTES).await?);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if !tags.is_empty() && matches!(reference, Reference::Tag(_)) {
+        return Err(error(
+            ErrorCode::ManifestInvalid,
+            "`?tag=` applies to a manifest pushed by digest, not by tag",
+        ));
+    }
+    let mut pushed = push_one(
+        app,
+        &repo,
+        reference,
+        content_type.clone(),
+        bytes.clone(),
+        account.clone(),
+    )
+    .await?;
+    for tag in &tags {
+        pushed = push_one(
+            app,
+            &repo,
+            Reference::Tag(tag.clone()),
+            content_type.clone(),
+            bytes.clone(),
+            account.clone(),
+        )
+        .await?;
+    }
+    let mut response = pushed_response(&repo, &pushed)?;
+    for tag in &tags {
+        response.headers_mut().append("OCI-Tag", header_value(tag));
+    }
+    Ok(response)
+}
+
+/// Stores one manifest under one reference, waiting (a while) for what
+/// the push publishes or attests.
+async fn push_one(
+    app: &AppState,
+    repo: &str,
+    reference: Reference,
+    content_type: Option<String>,
+    bytes: bytes::Bytes,
+    account: Option<Account>,
+) -> Result<Pushed, OciResponseError> {
     let oci = oci(app);
-    let name = repo.clone();
+    let name = repo.to_owned();
     let step = blocking(move || {
         oci.put_manifest(
             &name,
@@ -525,6 +572,10 @@ async fn put_manifest(
         }
     };
     app.metrics.stage("oci_manifest_pushed");
+    Ok(pushed)
+}
+
+fn pushed_response(repo: &str, pushed: &Pushed) -> OciResult {
     let mut builder = Response::builder()
         .status(StatusCode::CREATED)
         .header(
@@ -725,6 +776,7 @@ async fn finish_upload(
     repo: String,
     id: String,
     params: &HashMap<String, String>,
+    headers: &HeaderMap,
     body: Body,
 ) -> OciResult {
     let Some(digest) = params.get("digest") else {
@@ -734,11 +786,47 @@ async fn finish_upload(
         ));
     };
     let digest = parse_digest(digest)?;
+    // A last chunk sent with the closing PUT must continue where the
+    // session ends (416 otherwise, and the session stays).
+    let start = content_range_start(headers)?;
     let oci = oci(app);
-    let chunk = write_chunk(app, &oci, &repo, &id, None, body).await?;
+    let chunk = write_chunk(app, &oci, &repo, &id, start, body).await?;
     let d = digest.clone();
     blocking(move || chunk.complete(&d)).await?;
     Ok(created_blob(&repo, &digest))
+}
+
+/// Most tags one manifest PUT may apply with `?tag=`.
+const MAX_QUERY_TAGS: usize = 32;
+
+/// The `tag` query parameters of a manifest PUT (OCI 1.1: a manifest
+/// pushed by digest may be tagged in the same request).
+fn query_tags(query: Option<&str>) -> Result<Vec<String>, OciResponseError> {
+    let mut tags = Vec::new();
+    for pair in query.unwrap_or_default().split('&') {
+        let Some(value) = pair.strip_prefix("tag=") else {
+            continue;
+        };
+        let Reference::Tag(tag) = Reference::parse(value)? else {
+            return Err(error(
+                ErrorCode::NameInvalid,
+                format!("`?tag={value}` is not a tag"),
+            ));
+        };
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.len() > MAX_QUERY_TAGS {
+        return Err(error(
+            ErrorCode::NameInvalid,
+            format!(
+                "{} tags in one push; at most {MAX_QUERY_TAGS} are applied at once",
+                tags.len()
+            ),
+        ));
+    }
+    Ok(tags)
 }
 
 async fn cancel_upload(app: &AppState, repo: String, id: String) -> OciResult {

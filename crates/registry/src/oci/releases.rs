@@ -99,7 +99,7 @@ impl Oci {
                 .any(|r| Some(r.content) == digest.to_hash())
             {
                 return Err(OciError::new(
-                    ErrorCode::Denied,
+                    ErrorCode::Unsupported,
                     format!(
                         "blob `{digest}` is the content of a release of `{name}`; \
                          released content is immutable"
@@ -332,9 +332,11 @@ impl Oci {
             .flat_map(|(_, s)| s.releases())
             .map(|r| r.version.to_string())
             .collect();
+        // The distribution spec's answer where a registry does not delete
+        // something: 405 UNSUPPORTED.
         let immutable = |what: String| {
             Err(OciError::new(
-                ErrorCode::Denied,
+                ErrorCode::Unsupported,
                 format!("{what} is a released version and cannot be deleted; yank it instead"),
             ))
         };
