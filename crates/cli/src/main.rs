@@ -163,6 +163,10 @@ struct ServeArgs {
         default_value_t = 10_000
     )]
     max_uploads: u64,
+    /// Disk space held in reserve (a `ballast` file in the data directory)
+    /// and released to start when the disk is full; 0 for none.
+    #[arg(long, env = "CAIRN_BALLAST_BYTES", value_name = "BYTES", default_value_t = 64 << 20)]
+    ballast_bytes: u64,
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "CAIRN_MAX_JSON_BODY", value_name = "BYTES", default_value_t = 2 << 20)]
     max_json_body: usize,
@@ -493,6 +497,17 @@ fn set_policy(namespace: &str, oci_create: bool, data_dir: &Path) -> Result<()> 
     Ok(())
 }
 
+/// Adds, when the disk holding `dir` is full, that it is.
+fn with_disk_hint(e: anyhow::Error, dir: &Path) -> anyhow::Error {
+    match rustix::fs::statvfs(dir) {
+        Ok(stat) if stat.f_bavail == 0 => e.context(format!(
+            "the disk holding {} is full: free some space and start again",
+            dir.display()
+        )),
+        _ => e,
+    }
+}
+
 /// The data directory at `path`, sealing custodial keys with
 /// `CAIRN_KEY_ENCRYPTION_KEY` when it is set (else with the key file in
 /// the directory).
@@ -674,7 +689,31 @@ fn serve(args: ServeArgs) -> Result<()> {
             key.public_key().id()
         ),
     }
-    let stores = dir.open_stores()?;
+    let stores = match dir.open_stores() {
+        Ok(stores) => stores,
+        Err(first) => {
+            if !dir.release_ballast()? {
+                return Err(with_disk_hint(first.into(), dir.root()));
+            }
+            tracing::warn!(
+                "cannot open the stores ({first}); released the disk-space ballast ({}) and \
+                 trying again: the disk may be full. Free space: the ballast is reserved again at \
+                 the next start with room",
+                dir.ballast_file().display()
+            );
+            dir.open_stores()
+                .map_err(|e| with_disk_hint(e.into(), dir.root()))?
+        }
+    };
+    match dir.reserve_ballast(args.ballast_bytes) {
+        Ok(true) => tracing::info!(
+            "reserved {} MiB of disk in {} for recovering from a full disk",
+            args.ballast_bytes >> 20,
+            dir.ballast_file().display()
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("no disk-space ballast: {e}"),
+    }
     let (meta, content) = (stores.meta, stores.content);
     let config = Config {
         max_content_bytes: args.max_content_bytes,

@@ -554,3 +554,124 @@ fn custodial_keys_are_sealed_at_rest() {
         "no plaintext copy remains in the database file"
     );
 }
+
+/// A tmpfs of `size` mounted at a directory, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` (and a loud line) where mounting is not permitted.
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Tmpfs(at.to_owned())),
+            _ => {
+                eprintln!("SKIPPED: cannot mount a tmpfs to fill (needs root); the disk-full test did not run");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the filesystem of `dir` to the last byte.
+fn fill(dir: &std::path::Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(dir.join("filler")).expect("filler");
+    let chunk = vec![1u8; 64 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    let mut byte = [1u8; 1];
+    while file.write_all(&byte).is_ok() {
+        byte[0] = 1;
+    }
+}
+
+#[test]
+fn a_full_disk_answers_507_keeps_no_failed_upload_and_the_server_still_starts() {
+    let mount = tempfile::tempdir().expect("tempdir");
+    let Some(_tmpfs) = Tmpfs::mount(mount.path(), "6m") else {
+        return;
+    };
+    let data = mount.path().join("data");
+    let addr = free_addr();
+    let mut server = start(&data, addr, &[], Stdio::null());
+    let token = admin_token(&data);
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let started =
+        request(addr, "POST", "/v2/example/big/blobs/uploads/", &auth, b"").expect("start upload");
+    assert_eq!(started.status, 202);
+    let location = started.header("location").expect("location").to_owned();
+    let chunk = vec![7u8; 1 << 20];
+    let mut full = None;
+    for _ in 0..10 {
+        let answer = request(addr, "PATCH", &location, &auth, &chunk).expect("patch");
+        if answer.status != 202 {
+            full = Some(answer);
+            break;
+        }
+    }
+    let full = full.expect("the disk fills within 10 MiB");
+    assert_eq!(full.status, 507, "{}", String::from_utf8_lossy(&full.body));
+    let text = String::from_utf8_lossy(&full.body).into_owned();
+    assert!(
+        text.contains("storage is full") && text.contains("was ended"),
+        "{text}"
+    );
+    // The failed session and its bytes are gone at once.
+    assert_eq!(
+        request(addr, "GET", &location, &auth, b"")
+            .expect("status")
+            .status,
+        404
+    );
+    let uploads: Vec<_> = std::fs::read_dir(data.join("blobs/uploads"))
+        .expect("uploads")
+        .collect();
+    assert!(uploads.is_empty(), "{uploads:?}");
+    // And the space is free again for a small push.
+    let small = b"small blob";
+    let digest = format!(
+        "sha256:{}",
+        Hash::of(small).to_string().trim_start_matches("sha256:")
+    );
+    let pushed = request(
+        addr,
+        "POST",
+        &format!("/v2/example/small/blobs/uploads/?digest={digest}"),
+        &auth,
+        small,
+    )
+    .expect("push");
+    assert_eq!(
+        pushed.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&pushed.body)
+    );
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+
+    // A disk full to the last byte: the server releases its ballast and
+    // starts, and serves reads.
+    fill(mount.path());
+    let log = tempfile::NamedTempFile::new().expect("log");
+    let mut server = start(&data, addr, &[], Stdio::from(log.reopen().expect("log")));
+    let (status, _) = http(addr, "GET", "/v1/fetch/checkpoint", None).expect("read");
+    assert_eq!(status, 200);
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    assert!(text.contains("released the disk-space ballast"), "{text}");
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}

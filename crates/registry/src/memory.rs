@@ -749,6 +749,16 @@ impl BlobStore for MemoryBlobs {
             .remove(id);
         Ok(())
     }
+
+    fn sessions(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect())
+    }
 }
 
 /// `len` bytes of `bytes` from `start`, as a reader.

@@ -24,6 +24,7 @@ struct Face {
     registry: Arc<Registry>,
     meta: Arc<MemoryMeta>,
     content: MemoryContent,
+    blobs: MemoryBlobs,
 }
 
 fn face(config: OciConfig) -> Face {
@@ -37,10 +38,11 @@ fn face(config: OciConfig) -> Face {
         Config::default(),
     )
     .expect("open");
+    let blobs = MemoryBlobs::default();
     let oci = Oci::new(
         registry.clone(),
         meta.clone(),
-        Arc::new(MemoryBlobs::default()),
+        Arc::new(blobs.clone()),
         config,
     );
     Face {
@@ -48,6 +50,7 @@ fn face(config: OciConfig) -> Face {
         registry,
         meta,
         content,
+        blobs,
     }
 }
 
@@ -233,4 +236,23 @@ fn a_namespace_closed_to_oci_creation_refuses_a_new_package_with_the_fix() {
         })
     );
     assert!(f.meta.manifests().is_empty());
+}
+
+#[test]
+fn upload_bytes_without_a_session_and_sessions_without_bytes_are_removed() {
+    use cairn_registry::oci::{BlobStore, OciStore};
+    let f = face(OciConfig::default());
+    let kept = f.oci.start_upload("misc/x", "test").expect("session");
+    // Bytes left by a crash between writing and recording the session.
+    f.blobs
+        .create_session("0123456789abcdef0123456789abcdef")
+        .expect("stray");
+    // A session whose bytes went.
+    let emptied = f.oci.start_upload("misc/x", "test").expect("session");
+    f.blobs.delete_session(&emptied).expect("delete");
+    assert_eq!(f.oci.remove_orphan_uploads().expect("sweep"), 2);
+    assert_eq!(f.blobs.sessions().expect("sessions"), vec![kept.clone()]);
+    assert!(f.meta.upload(&emptied).expect("read").is_none());
+    assert_eq!(f.oci.upload_size("misc/x", &kept).expect("kept"), 0);
+    assert_eq!(f.oci.remove_orphan_uploads().expect("sweep"), 0);
 }

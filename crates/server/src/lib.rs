@@ -248,9 +248,15 @@ pub async fn serve(
         loop {
             tick.tick().await;
             let oci = expiry.clone();
-            match tokio::task::spawn_blocking(move || oci.expire_uploads()).await {
+            let swept = tokio::task::spawn_blocking(move || {
+                let expired = oci.expire_uploads()?;
+                Ok::<_, cairn_registry::oci::OciError>(expired + oci.remove_orphan_uploads()?)
+            });
+            match swept.await {
                 Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(sessions = n, "removed expired upload sessions"),
+                Ok(Ok(n)) => {
+                    tracing::info!(sessions = n, "removed expired or orphaned upload sessions")
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot expire upload sessions"),
                 Err(e) => tracing::warn!(error = %e, "upload expiry task failed"),
             }

@@ -159,6 +159,64 @@ impl DataDir {
         self
     }
 
+    /// A file of zeros that holds disk space in reserve: when the disk
+    /// fills, releasing it lets the registry start (SQLite needs room for
+    /// its WAL and shared-memory files) and serve while space is freed.
+    pub fn ballast_file(&self) -> PathBuf {
+        self.root.join("ballast")
+    }
+
+    /// Makes the ballast `bytes` long (written, not sparse, so the space is
+    /// really held); `Ok(false)` if it was already; a ballast of 0 bytes
+    /// is none. On failure (no room) no partial ballast is left.
+    pub fn reserve_ballast(&self, bytes: u64) -> Result<bool, StoreError> {
+        let path = self.ballast_file();
+        if bytes == 0 {
+            self.release_ballast()?;
+            return Ok(false);
+        }
+        if fs::metadata(&path).is_ok_and(|m| m.len() == bytes) {
+            return Ok(false);
+        }
+        let partial = self.root.join("ballast.partial");
+        let written = (|| {
+            let mut file = private_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&partial)?;
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            file.sync_all()?;
+            fs::rename(&partial, &path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&partial);
+            return Err(io(
+                format!("cannot reserve {bytes} bytes in {}", path.display()),
+                e,
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Removes the ballast; whether there was one.
+    pub fn release_ballast(&self) -> Result<bool, StoreError> {
+        match fs::remove_file(self.ballast_file()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(
+                format!("cannot remove {}", self.ballast_file().display()),
+                e,
+            )),
+        }
+    }
+
     /// The file holding the key custodial keys are sealed with, when none
     /// is given ([`DataDir::with_key_encryption_key`]).
     pub fn key_encryption_file(&self) -> PathBuf {

@@ -279,4 +279,19 @@ impl BlobStore for FsBlobStore {
             Err(e) => Err(io("cannot remove upload", e)),
         }
     }
+
+    fn sessions(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.files.root.join("uploads");
+        let entries = fs::read_dir(&dir).map_err(|e| io("cannot list uploads", e))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io("cannot list uploads", e))?;
+            if let Some(id) = entry.file_name().to_str() {
+                if self.session_path(id).is_ok() {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
+    }
 }

@@ -115,8 +115,12 @@ pub fn free_addr() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
+/// The `cairn` binary, with a small disk-space ballast (the default is
+/// 64 MiB per data directory).
 pub fn cairn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command.env("CAIRN_BALLAST_BYTES", (1u64 << 20).to_string());
+    command
 }
 
 /// Starts `cairn serve` and waits until it answers. The caller kills and

@@ -145,6 +145,8 @@ pub trait BlobStore: Send + Sync + 'static {
     fn finish_session(&self, id: &str, digest: &Digest) -> Result<Finished, StoreError>;
     /// Removes a session's bytes.
     fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    /// The ids of every session that has bytes stored.
+    fn sessions(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// An account as the OCI face sees it: who pushes, and the custodial key

@@ -264,6 +264,33 @@ impl Oci {
         Ok(())
     }
 
+    /// Removes the bytes of sessions the store does not know (left by a
+    /// crash between writing and recording, or by a failed removal), and
+    /// sessions whose bytes are gone; returns how many. Runs at start and
+    /// with every expiry sweep, so no upload file outlives its session.
+    pub fn remove_orphan_uploads(&self) -> Result<usize, OciError> {
+        // Sessions are started (bytes, then row) under this lock.
+        let _starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let rows: HashSet<String> = self.store.stale_uploads(u64::MAX)?.into_iter().collect();
+        let files: HashSet<String> = self.blobs.sessions()?.into_iter().collect();
+        let mut removed = 0;
+        for id in files.difference(&rows) {
+            let Ok(_held) = self.busy.hold(id) else {
+                continue;
+            };
+            self.blobs.delete_session(id)?;
+            removed += 1;
+        }
+        for id in rows.difference(&files) {
+            let Ok(_held) = self.busy.hold(id) else {
+                continue;
+            };
+            self.store.delete_upload(id)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Removes sessions not written to within the expiry (and not being
     /// written to now); returns how many.
     pub fn expire_uploads(&self) -> Result<usize, OciError> {
