@@ -214,3 +214,70 @@ async fn warg_client_lifecycle_survives_restart() {
     assert_eq!((version.to_string(), bytes), ("2.0.0".into(), v200));
     server.stop();
 }
+
+/// With anonymous reads off, the reference client (which fetches content
+/// URLs without its token) still downloads: the content URLs it is given
+/// carry a short-lived grant for that one digest (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_client_downloads_when_reads_need_a_token() {
+    use cairn_interop::server::TestOptions;
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let mut options = TestOptions::default();
+    options.server.anonymous_pull = false;
+    let server = TestServer::start_options(&scratch.path().join("data"), &["test"], options);
+    let url = server.url.clone();
+    let key = reference_key(0);
+    let name = PackageName::new("test:private").expect("name");
+    let token = Some(server.admin_token.as_str());
+    let owner = client(&url, &scratch.path().join("owner"), token);
+    publish(&owner, &key, &name, vec![PublishEntry::Init])
+        .await
+        .expect("init");
+    let v1 = wasm("private 1.0.0");
+    let entry = release(&owner, "1.0.0", &v1).await;
+    publish(&owner, &key, &name, vec![entry])
+        .await
+        .expect("release");
+
+    let reader_token = server.token("reader", &["pull"], None);
+    let reader = client(&url, &scratch.path().join("reader"), Some(&reader_token));
+    assert_eq!(download_exact(&reader, &name, "1.0.0").await, v1);
+
+    // The grant is for that digest only, and nothing else opens without a
+    // token.
+    let http = reqwest::Client::new();
+    let digest = cairn_protocol::Hash::of(&v1);
+    let sources: serde_json::Value = http
+        .get(format!("{url}/v1/content/{digest}"))
+        .bearer_auth(&reader_token)
+        .send()
+        .await
+        .expect("sources")
+        .json()
+        .await
+        .expect("json");
+    let file = sources["contentSources"][digest.to_string()][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(file.contains("?grant="), "{file}");
+    let granted = http.get(&file).send().await.expect("download");
+    assert_eq!(granted.status(), 200);
+    assert_eq!(
+        granted.bytes().await.expect("bytes").as_ref(),
+        v1.as_slice()
+    );
+    let bare = file.split('?').next().expect("path");
+    assert_eq!(http.get(bare).send().await.expect("get").status(), 401);
+    let other = format!(
+        "{url}/content/sha256-{}?{}",
+        hex::encode([0u8; 32]),
+        file.split('?').nth(1).expect("query")
+    );
+    assert_eq!(http.get(&other).send().await.expect("get").status(), 401);
+    let forged = format!(
+        "{}0",
+        file.trim_end_matches(|c: char| c.is_ascii_hexdigit())
+    );
+    assert_eq!(http.get(&forged).send().await.expect("get").status(), 401);
+}

@@ -244,8 +244,28 @@ pub async fn warg_publisher(
 
 /// Middleware for the Warg face's reads: when anonymous pull is off, they
 /// need a valid token.
+/// Whether the request downloads content with a valid grant (see
+/// [`crate::grant`]).
+fn granted(app: &AppState, request: &Request) -> bool {
+    let Some(name) = request.uri().path().strip_prefix("/content/") else {
+        return false;
+    };
+    let Some(grant) = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("grant=")))
+    else {
+        return false;
+    };
+    let Ok(digest) = cairn_api::paths::content_file_digest(name).parse::<cairn_protocol::Hash>()
+    else {
+        return false;
+    };
+    app.grants.allows(&digest, grant, app.clock.now_seconds())
+}
+
 pub async fn warg_pull_gate(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if app.anonymous_pull {
+    if app.anonymous_pull || granted(&app, &request) {
         return next.run(request).await;
     }
     match caller(&app, request.headers()).await {

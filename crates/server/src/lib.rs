@@ -6,6 +6,7 @@ mod auth;
 mod conn;
 mod error;
 mod files;
+mod grant;
 mod limit;
 mod observe;
 mod oci;
@@ -47,6 +48,8 @@ pub struct AppState {
     cpu: Option<Arc<tokio::sync::Semaphore>>,
     metrics: Arc<Metrics>,
     limits: Arc<limit::Limiters>,
+    /// Content capabilities, when reads need a token.
+    grants: Arc<grant::Grants>,
 }
 
 /// Server options.
@@ -108,8 +111,18 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 }
 
 /// The router of every endpoint.
-pub fn router(services: Services, options: ServerOptions, listen: String) -> Router {
-    router_with(services, &options, listen, Arc::new(Metrics::new()))
+pub fn router(
+    services: Services,
+    options: ServerOptions,
+    listen: String,
+) -> std::io::Result<Router> {
+    Ok(router_with(
+        services,
+        &options,
+        listen,
+        Arc::new(Metrics::new()),
+        grant::Grants::new()?,
+    ))
 }
 
 fn router_with(
@@ -117,6 +130,7 @@ fn router_with(
     options: &ServerOptions,
     listen: String,
     metrics: Arc<Metrics>,
+    grants: grant::Grants,
 ) -> Router {
     let clock = services.registry.config().clock.clone();
     let tokens = Arc::new(Tokens::new(
@@ -137,6 +151,7 @@ fn router_with(
             .then(|| Arc::new(tokio::sync::Semaphore::new(options.cpu_permits))),
         metrics,
         limits: Arc::new(limit::Limiters::new(&options.rate_limits)),
+        grants: Arc::new(grants),
     };
     // Reads of the Warg face pass the pull gate; publishing checks its
     // token itself (it needs the package name), and uploads are bound to a
@@ -264,7 +279,13 @@ pub async fn serve(
     });
     let metrics = Arc::new(Metrics::new());
     let limits = options.connections.clone();
-    let app = router_with(services, &options, listen, metrics.clone());
+    let app = router_with(
+        services,
+        &options,
+        listen,
+        metrics.clone(),
+        grant::Grants::new()?,
+    );
     let result = conn::serve(listener, app, limits, metrics, shutdown).await;
     sweeper.abort();
     result

@@ -347,11 +347,17 @@ pub async fn content_sources(
             format!("content digest `{digest}` was not found"),
         ));
     };
-    let url = format!(
+    let mut url = format!(
         "{}{}",
         base_url(&app, &headers),
         paths::content_file(&digest)
     );
+    // Reads need a token, and this caller has one (the pull gate let it
+    // in): the URL carries a grant, for clients that fetch it without.
+    if !app.anonymous_pull {
+        let grant = app.grants.issue(&digest, app.clock.now_seconds());
+        url = format!("{url}?grant={grant}");
+    }
     Ok(Json(ContentSourcesResponse::http_get(&digest, url, size)))
 }
 
