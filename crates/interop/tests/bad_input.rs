@@ -874,3 +874,59 @@ fn read_requests_that_would_amplify_are_refused() {
     )
     .refused(StatusCode::PAYLOAD_TOO_LARGE, "10001 logs");
 }
+
+/// The Warg upload streams into storage as it arrives: a body half sent is
+/// already on disk, not held in memory (so N parallel uploads do not cost
+/// N times the content in RAM; issue 14, item 11). The upload URL needs
+/// no token, but only the digest of a record waiting for it is accepted.
+#[test]
+fn a_warg_upload_streams_to_disk_as_it_arrives() {
+    use std::io::{Read, Write};
+    let f = Fixture::new();
+    // 4 MiB of Wasm in 64 KiB custom sections (the validator holds one
+    // section at most).
+    let mut content = b"\0asm\x01\0\0\0".to_vec();
+    for i in 0..64u8 {
+        let piece = wasm(&vec![i; 64 * 1024 - 16]);
+        content.extend_from_slice(&piece[8..]);
+    }
+    let envelope = sourcing_release(&f, &content);
+    let log_id = LogId::package(&PackageName::new("good:pkg").expect("name"));
+    let path = format!(
+        "/v1/package/{log_id}/record/{}/content/{}",
+        envelope.record_id(),
+        Hash::of(&content)
+    );
+    let mut stream = std::net::TcpStream::connect(f.server.addr).expect("connect");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        content.len()
+    )
+    .expect("head");
+    let half = content.len() / 2;
+    stream.write_all(&content[..half]).expect("first half");
+    let pending = f.server.data_dir.join("content").join("tmp");
+    let on_disk = || -> u64 {
+        std::fs::read_dir(&pending)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while on_disk() < (half as u64) / 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "half the body is sent but only {} bytes are on disk",
+            on_disk()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stream.write_all(&content[half..]).expect("second half");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
