@@ -163,8 +163,9 @@ struct ServeArgs {
         default_value_t = 10_000
     )]
     max_uploads: u64,
-    /// Disk space held in reserve (a `ballast` file in the data directory)
-    /// and released to start when the disk is full; 0 for none.
+    /// Disk kept for the database: content and blob writes stop when less
+    /// than this is free, and a `ballast` file of this size is released to
+    /// start when the disk is full anyway; 0 for neither.
     #[arg(long, env = "CAIRN_BALLAST_BYTES", value_name = "BYTES", default_value_t = 64 << 20)]
     ballast_bytes: u64,
     /// Largest JSON request body accepted, in bytes.
@@ -665,7 +666,7 @@ fn run() -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let dir = data_dir_at(&args.data_dir)?;
+    let dir = data_dir_at(&args.data_dir)?.with_disk_reserve(args.ballast_bytes);
     let _lock = dir.try_lock()?.with_context(|| {
         format!(
             "another cairn process is using the data directory {}; stop it or pass another --data-dir",

@@ -16,6 +16,7 @@ use crate::{FsBlobStore, FsContentStore, Sealer, SqliteStore};
 pub struct DataDir {
     root: PathBuf,
     key_encryption_key: Option<Secret>,
+    disk_reserve: u64,
 }
 
 /// Text that is never printed.
@@ -72,6 +73,7 @@ impl DataDir {
         }
         Ok(DataDir {
             key_encryption_key: None,
+            disk_reserve: 0,
             root: root.to_owned(),
         })
     }
@@ -217,6 +219,14 @@ impl DataDir {
         }
     }
 
+    /// The same directory, whose content and blob stores leave `bytes` of
+    /// the disk free (writes that would use them fail as full), so the
+    /// database can still commit and the server still start.
+    pub fn with_disk_reserve(mut self, bytes: u64) -> DataDir {
+        self.disk_reserve = bytes;
+        self
+    }
+
     /// The file holding the key custodial keys are sealed with, when none
     /// is given ([`DataDir::with_key_encryption_key`]).
     pub fn key_encryption_file(&self) -> PathBuf {
@@ -274,8 +284,8 @@ impl DataDir {
         let content_dir = self.root.join("content");
         let blobs_dir = self.root.join("blobs");
         crate::layout::migrate(&meta, &content_dir, &blobs_dir, &self.root.join("layout"))?;
-        let content = FsContentStore::open(&content_dir)?;
-        let blobs = FsBlobStore::open(&blobs_dir)?;
+        let content = FsContentStore::open(&content_dir)?.with_reserve(self.disk_reserve);
+        let blobs = FsBlobStore::open(&blobs_dir)?.with_reserve(self.disk_reserve);
         Ok(Stores {
             meta: Arc::new(meta),
             content: Arc::new(content),

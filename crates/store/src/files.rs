@@ -22,6 +22,8 @@ fn io(what: &str, e: std::io::Error) -> StoreError {
 #[derive(Clone, Debug)]
 struct DigestFiles {
     root: PathBuf,
+    /// Bytes of free disk these files never use (see [`DigestFiles::room_for`]).
+    reserve: u64,
 }
 
 impl DigestFiles {
@@ -33,7 +35,31 @@ impl DigestFiles {
         fs::create_dir_all(&tmp).map_err(|e| io("cannot create the temporary directory", e))?;
         Ok(DigestFiles {
             root: root.to_owned(),
+            reserve: 0,
         })
+    }
+
+    /// Refuses a write of `len` bytes that would leave less than the
+    /// reserve free on the disk: content and blobs stop short of filling
+    /// it, so the database (records, checkpoints) can still commit and the
+    /// server can still start.
+    fn room_for(&self, len: usize) -> Result<(), StoreError> {
+        if self.reserve == 0 {
+            return Ok(());
+        }
+        let Ok(stat) = rustix::fs::statvfs(&self.root) else {
+            return Ok(());
+        };
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        if free < self.reserve.saturating_add(len as u64) {
+            return Err(StoreError::Full(format!(
+                "{free} bytes are free on the disk of {}, and the last {} are kept for the \
+                 registry's database",
+                self.root.display(),
+                self.reserve
+            )));
+        }
+        Ok(())
     }
 
     fn path(&self, algorithm: &str, hex: &str) -> PathBuf {
@@ -95,6 +121,13 @@ impl FsContentStore {
     fn path(&self, digest: &Hash) -> PathBuf {
         self.files.path("sha256", &hex_of(digest))
     }
+
+    /// Keeps `bytes` of the disk free: writes that would use them fail as
+    /// full.
+    pub fn with_reserve(mut self, bytes: u64) -> FsContentStore {
+        self.files.reserve = bytes;
+        self
+    }
 }
 
 fn hex_of(digest: &Hash) -> String {
@@ -125,6 +158,7 @@ struct FsPending {
 
 impl PendingContent for FsPending {
     fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.files.room_for(bytes.len())?;
         self.file
             .write_all(bytes)
             .map_err(|e| io("cannot write upload", e))
@@ -157,6 +191,13 @@ impl FsBlobStore {
         Ok(FsBlobStore { files })
     }
 
+    /// Keeps `bytes` of the disk free: writes that would use them fail as
+    /// full.
+    pub fn with_reserve(mut self, bytes: u64) -> FsBlobStore {
+        self.files.reserve = bytes;
+        self
+    }
+
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.files.path(digest.algorithm().name(), digest.hex())
     }
@@ -171,10 +212,12 @@ impl FsBlobStore {
 
 struct FsSession {
     file: File,
+    files: DigestFiles,
 }
 
 impl SessionWriter for FsSession {
     fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.files.room_for(bytes.len())?;
         self.file
             .write_all(bytes)
             .map_err(|e| io("cannot write upload", e))
@@ -206,6 +249,7 @@ impl BlobStore for FsBlobStore {
     }
 
     fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        self.files.room_for(bytes.len())?;
         if BlobStore::size(self, digest)?.is_some() {
             return Ok(());
         }
@@ -239,7 +283,10 @@ impl BlobStore for FsBlobStore {
             .append(true)
             .open(self.session_path(id)?)
             .map_err(|e| io("cannot open upload", e))?;
-        Ok(Box::new(FsSession { file }))
+        Ok(Box::new(FsSession {
+            file,
+            files: self.files.clone(),
+        }))
     }
 
     fn finish_session(&self, id: &str, digest: &Digest) -> Result<Finished, StoreError> {

@@ -244,6 +244,20 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// Creates the schema in a new database, or brings an older one up to
 /// [`SCHEMA_VERSION`]; refuses a database from a newer Cairn.
 fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
+    // A database already at this version is not written to at all, so
+    // that a server can start (and serve reads) on a full disk.
+    let current: bool = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version) = ?1
+                AND EXISTS (SELECT 1 FROM pragma_table_info('oci_uploads') WHERE name = 'account')
+                AND EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'oci_uploads_by_account')",
+            params![SCHEMA_VERSION],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if current {
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(backend)?;
