@@ -41,6 +41,10 @@ pub struct Config {
     /// Entries per generation of the engine's caches (package states,
     /// record statuses, keys); each cache holds at most twice this many.
     pub cache_generation: usize,
+    /// Most bytes all uploads at once may hold while validating Wasm (a
+    /// section is validated whole, so a large one is buffered); past it, an
+    /// upload holding more than 1 MiB is refused, to be retried.
+    pub validation_memory: u64,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             max_request_items: 10_000,
             snapshot_every: 100_000,
             cache_generation: 1 << 15,
+            validation_memory: 256 << 20,
         }
     }
 }

@@ -138,6 +138,15 @@ pub enum ContentError {
     /// The bytes are not a valid Wasm module or component.
     #[error("content is not a valid WebAssembly module or component: {0}")]
     NotWasm(#[from] WasmError),
+    /// Too much content is being validated at once; retry shortly.
+    #[error(
+        "the registry is validating more large WebAssembly sections at once than its memory \
+         budget ({budget} bytes) allows; retry in a few seconds"
+    )]
+    Busy {
+        /// The budget.
+        budget: u64,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -107,6 +107,8 @@ pub(crate) struct Shared {
     /// Published package states for readers (the OCI face), each with the
     /// registry index of the last record applied.
     published: Mutex<Generations<LogId, (u64, PackageState)>>,
+    /// The memory uploads may hold while their Wasm is validated.
+    pub budget: crate::content::Budget,
 }
 
 impl Shared {
@@ -331,6 +333,7 @@ impl Registry {
             sourcing,
         );
         let shared = Arc::new(Shared {
+            budget: crate::content::Budget::new(config.validation_memory),
             meta,
             content,
             view,
@@ -824,6 +827,7 @@ impl Registry {
                 self.shared.content.as_ref(),
                 *digest,
                 self.shared.config.max_content_bytes,
+                &self.shared.budget,
             )?,
         })
     }
@@ -878,6 +882,7 @@ impl Registry {
             self.shared.content.as_ref(),
             *digest,
             self.shared.config.max_content_bytes,
+            &self.shared.budget,
         )?;
         admission.copy_from(source)?;
         admission.finish()?;

@@ -151,6 +151,10 @@ impl WasmStream {
             self.peak = self.peak.max(self.buf.len());
             self.machine.run(&self.buf, false).map(|used| {
                 self.buf.drain(..used);
+                // A large section is done: give its memory back.
+                if self.buf.capacity() > (1 << 20) && self.buf.capacity() > 4 * self.buf.len() {
+                    self.buf.shrink_to_fit();
+                }
             })
         };
         self.peak = self.peak.max(self.buf.len());
@@ -178,6 +182,11 @@ impl WasmStream {
     /// The most bytes ever buffered at once.
     pub fn peak_buffered(&self) -> usize {
         self.peak
+    }
+
+    /// The memory the buffer holds now.
+    pub fn buffered(&self) -> usize {
+        self.buf.capacity()
     }
 
     fn fail(&mut self, e: WasmError) -> WasmError {

@@ -176,6 +176,10 @@ impl From<ContentError> for ApiError {
             ContentError::DigestMismatch { .. } | ContentError::NotWasm(_) => {
                 ApiError::bad_request(message)
             }
+            ContentError::Busy { .. } => ApiError {
+                retry_after: Some(5),
+                ..ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
             ContentError::Store(e) => ApiError::storage(&e, message),
         }
     }

@@ -159,6 +159,7 @@ impl From<ContentError> for OciError {
     fn from(e: ContentError) -> OciError {
         let code = match &e {
             ContentError::TooLarge { .. } => ErrorCode::SizeInvalid,
+            ContentError::Busy { .. } => ErrorCode::TooMany,
             ContentError::NotWasm(_) | ContentError::DigestMismatch { .. } => {
                 ErrorCode::ManifestInvalid
             }
