@@ -688,3 +688,53 @@ fn a_full_disk_answers_507_keeps_no_failed_upload_and_the_server_still_starts() 
     server.kill().expect("kill");
     server.wait().expect("reap");
 }
+
+#[test]
+fn the_log_has_an_access_line_per_request_no_secrets_and_no_colour() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let addr = free_addr();
+    let mut server = start(
+        data.path(),
+        addr,
+        &["--no-anonymous-pull"],
+        Stdio::from(log.reopen().expect("log file")),
+    );
+    let token = admin_token(data.path());
+    let bearer = format!("Bearer {token}");
+    let answer = request(
+        addr,
+        "GET",
+        "/v1/fetch/checkpoint?secret-looking=query",
+        &[("authorization", &bearer), ("x-request-id", "trace-me-1")],
+        b"",
+    )
+    .expect("request");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-request-id"), Some("trace-me-1"));
+    let refused = request(addr, "GET", "/v1/fetch/checkpoint", &[], b"").expect("request");
+    assert_eq!(refused.status, 401);
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    let access: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("cairn::access"))
+        .collect();
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("trace-me-1") && l.contains("status=200")),
+        "{text}"
+    );
+    assert!(access.iter().any(|l| l.contains("status=401")), "{text}");
+    assert!(!text.contains(&token), "a token reached the log");
+    assert!(
+        !text.contains("secret-looking"),
+        "a query string reached the log"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal"
+    );
+}

@@ -147,10 +147,7 @@ pub fn start(data: &Path, addr: SocketAddr, extra: &[&str], stderr: Stdio) -> Ch
 /// and fails the test if it does not within 30 s.
 pub fn wait_ready(child: &mut Child, addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(
-        http(addr, "GET", "/v1/fetch/checkpoint", None),
-        Ok((200, _))
-    ) {
+    while !matches!(http(addr, "GET", "/healthz", None), Ok((200, _))) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
