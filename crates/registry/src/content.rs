@@ -112,7 +112,7 @@ impl Admission {
     }
 
     /// Appends bytes; refuses as soon as the limit is passed. Bytes that
-    /// cannot be valid Wasm are refused by [`Admission::finish`], once
+    /// cannot be valid Wasm are refused when the admission finishes, once
     /// their digest is known.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), ContentError> {
         self.written = self.written.saturating_add(bytes.len() as u64);
