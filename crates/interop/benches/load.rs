@@ -342,6 +342,8 @@ fn record(recorded: &Recorded, op: &'static str, took: Duration, status: u16) {
 /// Data the readers pick from.
 #[derive(Clone)]
 struct Catalog {
+    /// A checkpointed log length covering every preloaded package.
+    log_length: u64,
     packages: Vec<PackageName>,
     contents: Vec<String>,
     repos: Vec<(String, String)>,
@@ -356,7 +358,10 @@ async fn read_once(
     let (name, request) = match op {
         0 => {
             let name = &catalog.packages[pick % catalog.packages.len()];
-            let body = json!({ "packages": { LogId::package(name).to_string(): null } });
+            let body = json!({
+                "logLength": catalog.log_length,
+                "packages": { LogId::package(name).to_string(): null },
+            });
             (
                 "fetch/logs",
                 target
@@ -438,7 +443,7 @@ async fn phase(
             let key = PrivateKey::generate();
             while Instant::now() < end {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                let name: PackageName = format!("bench:load-{p}-{n}").parse().expect("name");
+                let name: PackageName = format!("bench:load-p{p}-n{n}").parse().expect("name");
                 let content = wasm(&format!("load {n}"), 4096);
                 let started = Instant::now();
                 let status = publish(&target, &key, &name, &content).await;
@@ -597,12 +602,13 @@ fn main() {
         // Preload both registries with the same data.
         let key = PrivateKey::generate();
         let mut catalog = Catalog {
+            log_length: 0,
             packages: Vec::new(),
             contents: Vec::new(),
             repos: Vec::new(),
         };
         for i in 0..sizes.packages {
-            let name: PackageName = format!("bench:pkg-{i}").parse().expect("name");
+            let name: PackageName = format!("bench:pkg-p{i}").parse().expect("name");
             let content = wasm(&format!("preload {i}"), sizes.content);
             assert_eq!(
                 publish(&target, &key, &name, &content).await,
@@ -613,11 +619,24 @@ fn main() {
             catalog.packages.push(name);
         }
         for i in 0..sizes.repos {
-            let repo = format!("bench/oci-{i}");
+            let repo = format!("bench/oci-r{i}");
             let layer = wasm(&format!("layer {i}"), sizes.blob);
             let digest = target.push_artifact(&repo, &layer).await;
             catalog.repos.push((repo, digest));
         }
+        // A checkpoint that covers the preload.
+        let checkpoint: serde_json::Value = target
+            .ok(
+                "checkpoint",
+                target.request(reqwest::Method::GET, "/v1/fetch/checkpoint"),
+            )
+            .await
+            .json()
+            .await
+            .expect("checkpoint");
+        catalog.log_length = checkpoint["contents"]["logLength"]
+            .as_u64()
+            .expect("log length");
         let pid = cairn.child.id();
         let (mut mixed, rss) = phase(
             &target,
