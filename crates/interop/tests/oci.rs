@@ -139,7 +139,12 @@ impl Fixture {
             &[("content-type", "application/octet-stream")],
             bytes.to_vec(),
         );
-        assert_eq!(answer.status, StatusCode::CREATED);
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
         assert_eq!(
             answer.header("location"),
             format!("/v2/{repo}/blobs/{digest}")

@@ -148,7 +148,7 @@ impl AuthStore for SqliteStore {
                     hash.as_slice(),
                     info.account,
                     scopes,
-                    info.expires.map(|e| e as i64),
+                    info.expires.map(|e| i64::try_from(e).unwrap_or(i64::MAX)),
                     note,
                     now()
                 ],
@@ -237,7 +237,7 @@ impl AuthStore for SqliteStore {
         self.write(|conn| {
             conn.execute(
                 "DELETE FROM tokens WHERE expires IS NOT NULL AND expires <= ?1",
-                params![now as i64],
+                params![i64::try_from(now).unwrap_or(i64::MAX)],
             )
             .map_err(backend)
         })

@@ -252,7 +252,7 @@ impl OciStore for SqliteStore {
                     session.id,
                     session.repository,
                     session.account,
-                    session.updated as i64
+                    i64::try_from(session.updated).unwrap_or(i64::MAX)
                 ],
             )
             .map_err(backend)?;
@@ -281,7 +281,7 @@ impl OciStore for SqliteStore {
         self.write(|conn| {
             conn.execute(
                 "UPDATE oci_uploads SET updated = ?2 WHERE id = ?1",
-                params![id, now as i64],
+                params![id, i64::try_from(now).unwrap_or(i64::MAX)],
             )
             .map_err(backend)?;
             Ok(())
@@ -302,7 +302,10 @@ impl OciStore for SqliteStore {
                 .prepare_cached("SELECT id FROM oci_uploads WHERE updated < ?1")
                 .map_err(backend)?;
             let ids = stmt
-                .query_map(params![before as i64], |r| r.get::<_, String>(0))
+                // Seconds past i64 (u64::MAX: every session) stay the largest.
+                .query_map(params![i64::try_from(before).unwrap_or(i64::MAX)], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;

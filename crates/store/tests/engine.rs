@@ -596,3 +596,29 @@ fn every_file_of_a_data_directory_is_private() {
         );
     }
 }
+
+/// Seconds are u64 and SQLite's integers i64: `u64::MAX` ("every session")
+/// once became -1 and matched nothing, so a sweep took every live upload
+/// for an orphan.
+#[test]
+fn upload_sessions_older_than_the_largest_time_are_all_of_them() {
+    use cairn_registry::oci::{OciStore, UploadSession};
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(&dir.path().join("db.sqlite3")).expect("open");
+    for (id, updated) in [("aa", 10), ("bb", 4_000_000_000)] {
+        store
+            .create_upload(&UploadSession {
+                id: id.into(),
+                repository: "acme/x".into(),
+                account: "alice".into(),
+                updated,
+            })
+            .expect("create");
+    }
+    let mut all = store.stale_uploads(u64::MAX).expect("stale");
+    all.sort();
+    assert_eq!(all, ["aa", "bb"]);
+    assert_eq!(store.stale_uploads(11).expect("stale"), ["aa"]);
+    assert_eq!(store.count_uploads(Some("alice")).expect("count"), 2);
+    assert_eq!(store.count_uploads(Some("bob")).expect("count"), 0);
+}
