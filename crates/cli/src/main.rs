@@ -32,8 +32,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the registry server (Warg v1 API) on the embedded default storage.
+    /// Run the registry: the OCI 1.1 face (wkg, oras, skopeo, docker) and the
+    /// Warg v1 face (warg, cairn) over one signed log, on the embedded default
+    /// storage (SQLite and files in --data-dir; no other service needed).
     Serve(ServeArgs),
+    /// Print a shell completion script: `cairn completions bash >
+    /// ~/.local/share/bash-completion/completions/cairn` (also zsh, fish,
+    /// elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Manage the namespaces the registry owns.
     Namespace {
         #[command(subcommand)]
@@ -290,7 +299,7 @@ fn create_token(
     data_dir: &Path,
 ) -> Result<()> {
     let lifetime = lifetime(expires)?;
-    let store = data_dir_at(data_dir)?.open_meta()?;
+    let store = existing_data_dir(data_dir)?.open_meta()?;
     store.ensure_account(account)?;
     let token = new_token();
     let now = cairn_registry::Clock::now_seconds(&cairn_registry::SystemClock);
@@ -394,7 +403,10 @@ fn list_tokens(account: Option<&str>, json: bool, data_dir: &Path) -> Result<()>
 fn existing_data_dir(path: &Path) -> Result<DataDir> {
     if !path.join("cairn.sqlite3").exists() {
         bail!(
-            "{} holds no registry; pass the --data-dir of your `cairn serve` (or set CAIRN_DATA_DIR)",
+            "{} holds no registry (nothing is created here): pass the --data-dir of your \
+             `cairn serve` (or set CAIRN_DATA_DIR), or start one with `cairn serve --data-dir {} \
+             --namespace <ns>`",
+            path.display(),
             path.display()
         );
     }
@@ -488,7 +500,7 @@ fn rotate_admin(data_dir: &Path) -> Result<()> {
 fn set_policy(namespace: &str, oci_create: bool, data_dir: &Path) -> Result<()> {
     cairn_protocol::validate_namespace(namespace)
         .map_err(|e| anyhow::anyhow!("namespace `{namespace}`: {e}"))?;
-    let dir = DataDir::create(data_dir)?;
+    let dir = existing_data_dir(data_dir)?;
     let store = SqliteStore::open(&dir.database())?;
     store.set_oci_create(namespace, oci_create)?;
     eprintln!(
@@ -606,6 +618,11 @@ fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Namespace {
             command:
                 NamespaceCommand::Define {
@@ -774,6 +791,33 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .unwrap_or_else(|_| dir.root().to_owned())
                 .display()
         );
+        let url = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let host = url
+            .split_once("://")
+            .map_or(url.as_str(), |(_, h)| h)
+            .to_owned();
+        let namespaces = services.registry.namespaces();
+        if namespaces.is_empty() {
+            tracing::warn!(
+                "no namespace is defined: nothing can be published until one is \
+                 (`cairn namespace define <ns> --data-dir {}`)",
+                dir.root().display()
+            );
+        } else {
+            tracing::info!("namespaces: {}", namespaces.join(", "));
+        }
+        tracing::info!(
+            "connect: `cairn config --registry {url}` | wkg: default_registry = \"{host}\"{} | \
+             `warg config --registry {url}` | a page for people: {url}/",
+            if url.starts_with("http://") {
+                format!(" with [registry.\"{host}\".oci] protocol = \"http\"")
+            } else {
+                String::new()
+            }
+        );
         let options = ServerOptions {
             public_url: args.public_url.clone(),
             anonymous_pull: !args.no_anonymous_pull,
@@ -827,7 +871,7 @@ fn define_namespace(namespace: &str, data_dir: &std::path::Path) -> Result<()> {
             "`{namespace}` is not a valid namespace: {e} (use kebab-case, e.g. `acme` or `my-org`)"
         );
     }
-    let dir = DataDir::create(data_dir)?;
+    let dir = existing_data_dir(data_dir)?;
     match dir.try_lock()? {
         Some(_lock) => {
             let (key, _) = dir.operator_key(operator_key_env().as_deref())?;

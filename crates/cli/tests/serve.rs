@@ -349,6 +349,7 @@ fn operator_key_from_the_environment() {
 #[test]
 fn namespace_define_on_a_stopped_registry() {
     let data = tempfile::tempdir().expect("tempdir");
+    init_registry(data.path(), &[]);
     let output = cairn()
         .args(["namespace", "define", "other", "--data-dir"])
         .arg(data.path())
@@ -411,6 +412,26 @@ fn ok(output: std::process::Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Starts `cairn serve` on `data` once (with `env`), so a registry exists
+/// there, and stops it.
+fn init_registry(data: &std::path::Path, env: &[(&str, &str)]) {
+    let addr = free_addr();
+    let mut child = cairn()
+        .args(["serve", "--namespace", "example", "--listen"])
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("CAIRN_KEY_ENCRYPTION_KEY")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    common::wait_ready(&mut child, addr);
+    child.kill().expect("kill");
+    child.wait().expect("reap");
 }
 
 /// The custodial keys as stored in the database.
@@ -494,14 +515,18 @@ fn tokens_are_listed_revoked_and_the_admin_token_rotated() {
 #[test]
 fn custodial_keys_are_sealed_at_rest() {
     let data = tempfile::tempdir().expect("tempdir");
+    init_registry(data.path(), &[]);
     ok(token(
         data.path(),
         &["create", "--account", "alice", "--scope", "pull"],
         &[],
     ));
     let stored = stored_custodial_keys(data.path());
-    assert_eq!(stored.len(), 1);
-    assert!(stored[0].1.starts_with("sealed:v1:"), "{stored:?}");
+    assert_eq!(stored.len(), 2, "admin and alice: {stored:?}");
+    assert!(
+        stored.iter().all(|(_, k)| k.starts_with("sealed:v1:")),
+        "{stored:?}"
+    );
     // The key-encryption key is beside the database, not in it, 0600.
     let kek = data.path().join("custodial.key");
     #[cfg(unix)]
@@ -513,6 +538,7 @@ fn custodial_keys_are_sealed_at_rest() {
     // A key given in the environment instead; the wrong one is refused.
     let other = tempfile::tempdir().expect("tempdir");
     let key = "11".repeat(32);
+    init_registry(other.path(), &[("CAIRN_KEY_ENCRYPTION_KEY", &key)]);
     ok(token(
         other.path(),
         &["create", "--account", "bob", "--scope", "pull"],
@@ -736,5 +762,77 @@ fn the_log_has_an_access_line_per_request_no_secrets_and_no_colour() {
     assert!(
         !text.contains('\u{1b}'),
         "colour codes in a log that is not a terminal"
+    );
+}
+
+#[test]
+fn administration_never_creates_a_registry_by_accident() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let nowhere = scratch.path().join("cairn-data");
+    for args in [
+        &["token", "create", "--scope", "pull"][..],
+        &["token", "list"][..],
+        &["namespace", "define", "acme"][..],
+        &["namespace", "policy", "acme", "--oci-create"][..],
+    ] {
+        let output = cairn()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&nowhere)
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("holds no registry") && stderr.contains("--data-dir"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!nowhere.exists(), "{args:?} created {}", nowhere.display());
+    }
+}
+
+#[test]
+fn the_home_page_and_completions_are_for_people() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let addr = free_addr();
+    let mut server = start(
+        data.path(),
+        addr,
+        &[],
+        Stdio::from(log.reopen().expect("log file")),
+    );
+    let page = request(addr, "GET", "/", &[], b"").expect("home");
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html")));
+    let html = String::from_utf8_lossy(&page.body);
+    for needle in [
+        "<code>example</code>",
+        &format!("cairn config --registry http://{addr}"),
+        &format!("default_registry = \"{addr}\""),
+        "protocol = \"http\"",
+        &format!("warg config --registry http://{addr}"),
+        "/.well-known/wasm-pkg/registry.json",
+    ] {
+        assert!(html.contains(needle), "the page lacks {needle}:\n{html}");
+    }
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    assert!(text.contains("namespaces: example"), "{text}");
+    assert!(
+        text.contains(&format!("cairn config --registry http://{addr}")),
+        "{text}"
+    );
+    let completions = cairn().args(["completions", "bash"]).output().expect("run");
+    assert!(completions.status.success());
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("complete -F"));
+    let help = cairn().args(["serve", "--help"]).output().expect("run");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("OCI 1.1") && help.contains("Warg v1"),
+        "{help}"
     );
 }

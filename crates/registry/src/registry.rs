@@ -188,6 +188,11 @@ fn usable_snapshot(meta: &dyn MetaStore, length: u64) -> Result<(Map, u64), Stor
     }
 }
 
+/// The namespaces an operator log defines.
+pub(crate) fn namespaces_of(state: &OperatorState) -> Vec<String> {
+    state.namespaces().map(|(ns, _)| ns.to_owned()).collect()
+}
+
 /// The keys that may sign checkpoints.
 pub(crate) fn operator_keys(state: &OperatorState) -> Vec<PublicKey> {
     state
@@ -313,6 +318,7 @@ impl Registry {
             loaded.checkpoint.clone().map(|cp| (cp, map.clone())),
             OperatorView {
                 keys: operator_keys(&operator),
+                namespaces: namespaces_of(&operator),
                 records: operator_records,
             },
             generation,
@@ -510,6 +516,11 @@ impl Registry {
 
     fn view(&self) -> &View {
         &self.shared.view
+    }
+
+    /// The namespaces this registry defines.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.view().operator().namespaces.clone()
     }
 
     /// The keys the operator log holds (the first signs checkpoints).

@@ -14,7 +14,7 @@ use cairn_protocol::LogId;
 use crate::answer;
 use crate::codec;
 use crate::error::SubmitError;
-use crate::registry::{operator_keys, Attested, RecordStatus, Shared};
+use crate::registry::{namespaces_of, operator_keys, Attested, RecordStatus, Shared};
 use crate::sequencer::{Facts, Input, Needs, Outcome, Sequencer, Staged};
 use crate::storage::{RecordState, StoreError};
 
@@ -221,7 +221,7 @@ impl SequencerThread {
                     _ => None,
                 })
                 .collect();
-            view.extend_operator(operator_keys(operator), records);
+            view.extend_operator(operator_keys(operator), namespaces_of(operator), records);
         }
         view.push_leaves(staged.leaves.iter().map(|l| l.leaf_hash()));
         view.remember(&staged.batch);

@@ -24,6 +24,8 @@ pub(crate) struct OperatorView {
     /// The operator log's records with their registry indexes: short, and
     /// part of nearly every fetch, so served from memory.
     pub records: Vec<(u64, StoredRecord)>,
+    /// The namespaces the operator log defines, in order.
+    pub namespaces: Vec<String>,
 }
 
 /// The readers' view.
@@ -154,9 +156,15 @@ impl View {
     }
 
     /// Adds operator records to the operator view and sets its keys.
-    pub fn extend_operator(&self, keys: Vec<PublicKey>, records: Vec<(u64, StoredRecord)>) {
+    pub fn extend_operator(
+        &self,
+        keys: Vec<PublicKey>,
+        namespaces: Vec<String>,
+        records: Vec<(u64, StoredRecord)>,
+    ) {
         let mut operator = write(&self.operator);
         operator.keys = keys;
+        operator.namespaces = namespaces;
         operator.records.extend(records);
     }
 

@@ -7,6 +7,7 @@ mod conn;
 mod error;
 mod files;
 mod grant;
+mod home;
 mod limit;
 mod observe;
 mod oci;
@@ -182,6 +183,7 @@ fn router_with(
         .route("/v2", get(oci::base))
         .route("/v2/", get(oci::base))
         .route("/auth/token", get(auth::token))
+        .route("/", get(home::home))
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))
