@@ -539,10 +539,62 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(exit_code(&e))
+            let code = exit_code(&e);
+            let message = format!("{e:#}");
+            let hint = hint(&e);
+            if json_requested() {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": message, "hint": hint, "exitCode": code })
+                );
+            }
+            eprintln!("error: {message}");
+            if let Some(hint) = hint {
+                eprintln!("  hint: {hint}");
+            }
+            std::process::ExitCode::from(code)
         }
     }
+}
+
+/// Whether the command line asks for JSON (errors then go to stdout as a
+/// JSON object too).
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "--json")
+}
+
+/// The way out of an error, where the error says what went wrong but not
+/// what to do.
+fn hint(e: &anyhow::Error) -> Option<String> {
+    use cairn_client::Unreachable;
+    let client = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<cairn_client::Error>())?;
+    let cairn_client::Error::Unreachable { server, why, .. } = client else {
+        return None;
+    };
+    let plain = server.replacen("https://", "http://", 1);
+    Some(match why {
+        Unreachable::Refused => format!(
+            "is `cairn serve` running at {server}? `cairn config` shows the registry in use; \
+             `cairn config --registry URL` sets another"
+        ),
+        Unreachable::UnknownHost => {
+            "check the registry's host name: `cairn config` shows it, `cairn config --registry URL` \
+             changes it"
+                .to_owned()
+        }
+        Unreachable::NotTls => format!(
+            "the registry speaks plain HTTP: use `cairn config --registry {plain}` (or start \
+             `cairn serve` with --tls-cert and --tls-key)"
+        ),
+        Unreachable::Certificate => {
+            "trust the registry's CA: pass its PEM file with SSL_CERT_FILE=<ca.pem> (a \
+             development CA made by `cairn serve --tls-dev` is named in its log)"
+                .to_owned()
+        }
+        Unreachable::Other => format!("check that {server} is reachable from here"),
+    })
 }
 
 /// 3 for a verification failure, 2 for a usage mistake, else 1.
@@ -615,7 +667,36 @@ fn connection_cap(wanted: usize) -> usize {
 
 fn run() -> Result<()> {
     init_logging();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let help = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if json_requested() && !help {
+                let text = e.render().to_string();
+                let first: Vec<&str> = text
+                    .lines()
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                let first = first.join(" ");
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "error": first.trim_start_matches("error: "),
+                        "hint": serde_json::Value::Null,
+                        "exitCode": 2,
+                    })
+                );
+            }
+            e.exit()
+        }
+    };
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Completions { shell } => {

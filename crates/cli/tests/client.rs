@@ -250,3 +250,49 @@ fn login_stores_a_token_per_registry_without_prompting() {
         assert!(ok(home, args).contains("Usage:"));
     }
 }
+
+#[test]
+fn an_unreachable_registry_says_what_was_tried_and_what_to_check() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    // A port nothing listens on.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let url = format!("http://{addr}");
+    let user = common::User::new(scratch.path(), "newcomer", &url, None);
+    let stderr = user.fails(&["get", "example:hello"], 1, "cannot reach");
+    assert!(stderr.contains("connection refused"), "{stderr}");
+    assert!(stderr.contains("is `cairn serve` running at"), "{stderr}");
+    // With --json the error is a JSON object on stdout, same exit code.
+    let output = user.run(&["get", "example:hello", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("a JSON error on stdout");
+    assert!(json["error"]
+        .as_str()
+        .expect("error")
+        .contains("cannot reach"));
+    assert!(json["hint"]
+        .as_str()
+        .expect("hint")
+        .contains("cairn config"));
+    assert_eq!(json["exitCode"], 1);
+    // A usage mistake with --json: exit 2, JSON too.
+    let output = user.run(&["get", "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["exitCode"], 2);
+    // https:// to a plain-HTTP server.
+    let data = scratch.path().join("data");
+    let served = common::free_addr();
+    let mut server = common::start(&data, served, &[], std::process::Stdio::null());
+    let tls = common::User::new(scratch.path(), "tls", &format!("https://{served}"), None);
+    let stderr = tls.fails(&["get", "example:hello"], 1, "does not speak TLS");
+    assert!(
+        stderr.contains(&format!("cairn config --registry http://{served}")),
+        "{stderr}"
+    );
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}

@@ -440,9 +440,50 @@ fn transport(url: &str, e: &reqwest::Error) -> Error {
         message = format!("{message}: {inner}");
         source = inner.source();
     }
+    if let Some(why) = unreachable(e, &message) {
+        return Error::Unreachable {
+            server: server_of(url),
+            url: url.to_owned(),
+            why,
+            detail: message,
+        };
+    }
     Error::Transport {
         url: url.to_owned(),
         message,
+    }
+}
+
+/// Why a request never reached the server, if that is what happened.
+fn unreachable(e: &reqwest::Error, message: &str) -> Option<crate::error::Unreachable> {
+    use crate::error::Unreachable;
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        return Some(Unreachable::NotTls);
+    }
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        return Some(Unreachable::Certificate);
+    }
+    if !e.is_connect() {
+        return None;
+    }
+    Some(if lower.contains("connection refused") {
+        Unreachable::Refused
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        Unreachable::UnknownHost
+    } else {
+        Unreachable::Other
+    })
+}
+
+/// `scheme://host[:port]` of a URL.
+fn server_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            format!("{scheme}://{authority}")
+        }
+        None => url.to_owned(),
     }
 }
 

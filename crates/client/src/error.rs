@@ -23,6 +23,18 @@ pub enum Error {
         /// The registry's message (from its JSON error body).
         message: String,
     },
+    /// The server could not be reached at all.
+    #[error("cannot reach {server}: {}", .why.describe())]
+    Unreachable {
+        /// `scheme://host:port` of what was asked.
+        server: String,
+        /// What was asked.
+        url: String,
+        /// Why, as far as the error tells.
+        why: Unreachable,
+        /// The underlying error, for the curious.
+        detail: String,
+    },
     /// The registry could not be reached or its answer could not be read.
     #[error("{url}: {message}")]
     Transport {
@@ -113,3 +125,34 @@ impl Error {
 
 /// The client's results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a server could not be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unreachable {
+    /// Nothing listens at that address and port.
+    Refused,
+    /// The host name does not resolve.
+    UnknownHost,
+    /// An `https://` address, and the server does not speak TLS there
+    /// (it is probably a plain-HTTP server).
+    NotTls,
+    /// The server's TLS certificate is not trusted.
+    Certificate,
+    /// Something else went wrong while connecting.
+    Other,
+}
+
+impl Unreachable {
+    /// A description, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unreachable::Refused => "nothing is listening there (connection refused)",
+            Unreachable::UnknownHost => "the host name does not resolve",
+            Unreachable::NotTls => {
+                "the server does not speak TLS (HTTPS) there; it may be a plain-HTTP server"
+            }
+            Unreachable::Certificate => "its TLS certificate is not trusted",
+            Unreachable::Other => "the connection failed",
+        }
+    }
+}

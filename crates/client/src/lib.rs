@@ -19,7 +19,7 @@ pub mod state;
 pub mod verify;
 
 pub use client::{hash_file, Client, Published, VerifyReport, Wanted};
-pub use error::{Error, Result, VerificationFailure};
+pub use error::{Error, Result, Unreachable, VerificationFailure};
 pub use limits::Limits;
 
 use std::path::PathBuf;
