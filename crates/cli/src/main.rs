@@ -2,6 +2,7 @@
 
 mod client;
 mod packages;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -172,6 +173,16 @@ struct ServeArgs {
         default_value_t = 10_000
     )]
     max_uploads: u64,
+    /// Serve HTTPS with this certificate chain (PEM; the server's first).
+    #[arg(long, env = "CAIRN_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "CAIRN_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a development certificate signed by a local CA made
+    /// in <data-dir>/tls/ (and reused); the log says how to trust it.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_dev: bool,
     /// Disk kept for the database: content and blob writes stop when less
     /// than this is free, and a `ballast` file of this size is released to
     /// start when the disk is full anyway; 0 for neither.
@@ -589,8 +600,9 @@ fn hint(e: &anyhow::Error) -> Option<String> {
              `cairn serve` with --tls-cert and --tls-key)"
         ),
         Unreachable::Certificate => {
-            "trust the registry's CA: pass its PEM file with SSL_CERT_FILE=<ca.pem> (a \
-             development CA made by `cairn serve --tls-dev` is named in its log)"
+            "trust the registry's CA: name its PEM file in CAIRN_CA_FILE=<ca.pem> (the \
+             development CA of `cairn serve --tls-dev` is <data-dir>/tls/ca.pem, named in its \
+             log)"
                 .to_owned()
         }
         Unreachable::Other => format!("check that {server} is reachable from here"),
@@ -861,13 +873,36 @@ fn serve(args: ServeArgs) -> Result<()> {
         oci,
         auth,
     };
+    let tls = match (&args.tls_cert, &args.tls_key, args.tls_dev) {
+        (Some(cert), Some(key), _) => Some(cairn_server::tls_config(cert, key)?),
+        (_, _, true) => {
+            let host = args.listen.ip().to_string();
+            let dev = tls::dev_identity(&dir.root().join("tls"), &[host])?;
+            tracing::info!(
+                "TLS with a development certificate ({}): trust its CA {} with \
+                 `CAIRN_CA_FILE={}` (cairn), `--cert-dir {}` (skopeo and docker), or \
+                 the system store (`cp {} /usr/local/share/ca-certificates/cairn-dev.crt && \
+                 update-ca-certificates`)",
+                if dev.created { "made now" } else { "reused" },
+                dev.ca.display(),
+                dev.ca.display(),
+                dev.ca
+                    .parent()
+                    .map_or_else(|| dev.ca.display().to_string(), |p| p.display().to_string()),
+                dev.ca.display(),
+            );
+            Some(cairn_server::tls_config(&dev.cert, &dev.key)?)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let runtime = cairn_server::runtime(args.workers)?;
     let result = runtime.block_on(async {
         let listener = cairn_server::bind(args.listen)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(
-            "cairn listening on http://{addr}; data in {}",
+            "cairn listening on {scheme}://{addr}; data in {}",
             std::fs::canonicalize(dir.root())
                 .unwrap_or_else(|_| dir.root().to_owned())
                 .display()
@@ -875,7 +910,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let url = args
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
         let host = url
             .split_once("://")
             .map_or(url.as_str(), |(_, h)| h)
@@ -914,6 +949,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 ..cairn_server::RateLimits::default()
             },
             max_json_body: args.max_json_body,
+            tls: tls.clone(),
             ..ServerOptions::default()
         };
         cairn_server::serve(listener, services, options, shutdown_signal())

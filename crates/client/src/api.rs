@@ -68,16 +68,32 @@ impl Api {
         // headers and each read of its body apart (the body is streamed
         // through `Read` here, never read whole with `bytes` or `json`):
         // an idle timeout, not a deadline on the whole transfer.
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(limits.connect_timeout)
             .timeout(limits.read_timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::Transport {
-                url: base.to_owned(),
-                message: format!("cannot set up HTTP: {e}"),
+            .tcp_nodelay(true);
+        if let Some(pem) = &limits.trusted_ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                Error::Usage(format!(
+                    "{} holds no usable PEM certificate: {e}",
+                    crate::limits::CA_FILE_VAR
+                ))
             })?;
+            if roots.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{} holds no PEM certificate",
+                    crate::limits::CA_FILE_VAR
+                )));
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let http = builder.build().map_err(|e| Error::Transport {
+            url: base.to_owned(),
+            message: format!("cannot set up HTTP: {e}"),
+        })?;
         Ok(Api {
             base: base.trim_end_matches('/').to_owned(),
             http,

@@ -33,7 +33,14 @@ pub struct Limits {
     /// bytes may take `read_timeout + n / min_upload_rate` in all, answer
     /// included. Default 64 KiB/s.
     pub min_upload_rate: u64,
+    /// CA certificates (PEM) trusted for HTTPS besides the built-in roots,
+    /// e.g. the development CA of `cairn serve --tls-dev`; from
+    /// [`CA_FILE_VAR`] by [`Limits::from_env`].
+    pub trusted_ca_pem: Option<Vec<u8>>,
 }
+
+/// The environment variable naming a PEM file of extra trusted CAs.
+pub const CA_FILE_VAR: &str = "CAIRN_CA_FILE";
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -43,6 +50,7 @@ impl Default for Limits {
             max_json_bytes: 64 << 20,
             max_download_bytes: 1 << 30,
             min_upload_rate: 64 << 10,
+            trusted_ca_pem: None,
         }
     }
 }
@@ -53,6 +61,14 @@ impl Limits {
     /// timeout is the smaller of its default and that.
     pub fn from_env(env: impl Fn(&str) -> Option<OsString>) -> Result<Limits> {
         let mut limits = Limits::default();
+        if let Some(path) = env(CA_FILE_VAR) {
+            let path = std::path::PathBuf::from(path);
+            let pem = std::fs::read(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            limits.trusted_ca_pem = Some(pem);
+        }
         let Some(value) = env(HTTP_TIMEOUT_VAR) else {
             return Ok(limits);
         };

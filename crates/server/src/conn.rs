@@ -194,6 +194,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -253,13 +254,35 @@ pub(crate) async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection =
-            http.serve_connection(TokioIo::new(Idle::new(tcp, limits.idle_timeout)), service);
-        let watched = graceful.watch(connection);
-        let metrics = metrics.clone();
+        let (http, watcher, metrics) = (http.clone(), graceful.watcher(), metrics.clone());
+        let (idle, handshake) = (limits.idle_timeout, limits.header_read_timeout);
+        let acceptor = tls.clone();
         tokio::spawn(async move {
             metrics.connections_open.inc();
-            if let Err(e) = watched.await {
+            let served = match acceptor {
+                None => {
+                    let io = TokioIo::new(Idle::new(tcp, idle));
+                    watcher.watch(http.serve_connection(io, service)).await
+                }
+                // The handshake is bounded like a request's head.
+                Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(stream)) => {
+                        let io = TokioIo::new(Idle::new(stream, idle));
+                        watcher.watch(http.serve_connection(io, service)).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        metrics.connections_timed_out.inc();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = served {
                 let timed_out = is_timeout(&e);
                 if timed_out {
                     metrics.connections_timed_out.inc();
@@ -293,4 +316,46 @@ fn is_timeout(e: &hyper::Error) -> bool {
         source = cause.source();
     }
     false
+}
+
+/// A TLS server configuration from PEM files: the certificate chain (the
+/// server's certificate first) and its private key.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> io::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} {}: {e}", path.display()),
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad("cannot read the certificate", cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("cannot read the certificate", cert, &e))?;
+    if chain.is_empty() {
+        return Err(bad(
+            "no certificate in",
+            cert,
+            &"expected PEM `CERTIFICATE` blocks",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("cannot read the key", key, &e))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the certificate and key do not make a TLS identity: {e}"),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

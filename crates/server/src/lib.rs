@@ -27,7 +27,7 @@ use cairn_registry::oci::Oci;
 use cairn_registry::{Clock, Registry};
 use tokio::net::TcpListener;
 
-pub use conn::Limits;
+pub use conn::{tls_config, Limits};
 pub use error::ApiError;
 pub use limit::{Rate, RateLimits};
 pub use observe::REQUEST_ID;
@@ -51,6 +51,8 @@ pub struct AppState {
     limits: Arc<limit::Limiters>,
     /// Content capabilities, when reads need a token.
     grants: Arc<grant::Grants>,
+    /// `https` when serving TLS, else `http`.
+    scheme: &'static str,
 }
 
 /// Server options.
@@ -77,6 +79,9 @@ pub struct ServerOptions {
     pub rate_limits: RateLimits,
     /// Most bytes of a JSON request body (the Warg face's requests).
     pub max_json_body: usize,
+    /// Serve HTTPS with this configuration (see [`tls_config`]) instead of
+    /// plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -89,6 +94,7 @@ impl Default for ServerOptions {
             connections: Limits::default(),
             rate_limits: RateLimits::default(),
             max_json_body: 2 << 20,
+            tls: None,
         }
     }
 }
@@ -153,6 +159,11 @@ fn router_with(
         metrics,
         limits: Arc::new(limit::Limiters::new(&options.rate_limits)),
         grants: Arc::new(grants),
+        scheme: if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
     };
     // Reads of the Warg face pass the pull gate; publishing checks its
     // token itself (it needs the package name), and uploads are bound to a
@@ -288,7 +299,8 @@ pub async fn serve(
         metrics.clone(),
         grant::Grants::new()?,
     );
-    let result = conn::serve(listener, app, limits, metrics, shutdown).await;
+    let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let result = conn::serve(listener, app, limits, tls, metrics, shutdown).await;
     sweeper.abort();
     result
 }

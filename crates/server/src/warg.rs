@@ -306,7 +306,7 @@ pub(crate) fn base_url(app: &AppState, headers: &HeaderMap) -> String {
         .filter(|h| is_host(h))
         .map(str::to_owned)
         .unwrap_or_else(|| app.listen.clone());
-    format!("http://{host}")
+    format!("{}://{host}", app.scheme)
 }
 
 /// Whether `text` is `name[:port]` or `[ipv6][:port]`: a DNS name or an

@@ -163,6 +163,8 @@ pub struct User {
     pub home: std::path::PathBuf,
     pub registry: String,
     pub token: Option<String>,
+    /// More environment for every run.
+    pub env: Vec<(String, String)>,
 }
 
 impl User {
@@ -173,7 +175,14 @@ impl User {
             home,
             registry: registry.to_owned(),
             token: token.map(str::to_owned),
+            env: Vec::new(),
         }
+    }
+
+    /// The same user, with `name=value` in every run's environment.
+    pub fn with_env(mut self, name: &str, value: &str) -> User {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn run(&self, args: &[&str]) -> std::process::Output {
@@ -189,6 +198,7 @@ impl User {
         if let Some(token) = &self.token {
             command.env("CAIRN_TOKEN", token);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.output().expect("run cairn")
     }
 
