@@ -319,3 +319,68 @@ pub fn logout(args: LoginArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cairn registry forget`.
+#[derive(clap::Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    files: FileArgs,
+    /// The registry, as `cairn config` names it (e.g. `http://127.0.0.1:8090`).
+    url: String,
+    /// Really forget (without it, says what would be forgotten).
+    #[arg(long)]
+    yes: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `cairn registry forget URL --yes`: drops the trusted checkpoint and the
+/// verified logs of one registry, for a development registry wiped on
+/// purpose (every command otherwise refuses it with exit code 3).
+pub fn forget(args: ForgetArgs) -> Result<()> {
+    use cairn_client::state::Trusted;
+    let paths = args.files.paths()?;
+    let url = cairn_client::config::check_url(&args.url)?;
+    let Some(trusted) = Trusted::describe(&paths.state, &url)? else {
+        if args.json {
+            println!("{}", json!({ "registry": url, "forgotten": false }));
+        } else {
+            eprintln!("nothing is trusted about {url}; there is nothing to forget");
+        }
+        return Ok(());
+    };
+    let what = format!(
+        "the trusted checkpoint of {url} ({}) and {} verified package logs, in {}",
+        trusted
+            .log_length
+            .map_or("none yet".to_owned(), |n| format!("log length {n}")),
+        trusted.packages,
+        trusted.dir.display()
+    );
+    if !args.yes {
+        return Err(crate::packages::UsageError(format!(
+            "this would forget {what}. Do it only for a registry you wiped on purpose: a \
+             registry that went back otherwise is what verification exists to catch. Run again \
+             with --yes"
+        ))
+        .into());
+    }
+    Trusted::forget(&paths.state, &url)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "registry": url,
+                "forgotten": true,
+                "logLength": trusted.log_length,
+                "packages": trusted.packages,
+            })
+        );
+    } else {
+        eprintln!(
+            "forgot {what}; the next command trusts what {url} serves then, as a new user would"
+        );
+    }
+    Ok(())
+}

@@ -63,6 +63,11 @@ enum Command {
     Login(client::LoginArgs),
     /// Forget the API token of a registry.
     Logout(client::LoginArgs),
+    /// The client's trusted state of registries.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Release a version of a package (creating the package on first publish)
     /// and wait until the registry's checkpoint contains it.
     Publish(packages::PublishArgs),
@@ -191,6 +196,13 @@ struct ServeArgs {
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "CAIRN_MAX_JSON_BODY", value_name = "BYTES", default_value_t = 2 << 20)]
     max_json_body: usize,
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Forget what is trusted about a registry (its checkpoint and the logs
+    /// verified against it): for a development registry wiped on purpose.
+    Forget(client::ForgetArgs),
 }
 
 #[derive(Subcommand)]
@@ -581,6 +593,14 @@ fn hint(e: &anyhow::Error) -> Option<String> {
     let client = e
         .chain()
         .find_map(|c| c.downcast_ref::<cairn_client::Error>())?;
+    if client.is_verification() {
+        return Some(
+            "if you wiped and restarted this registry on purpose (a development registry), \
+             `cairn registry forget <URL> --yes` drops what was trusted about it; otherwise keep \
+             the evidence file and tell the registry's operator"
+                .to_owned(),
+        );
+    }
     let cairn_client::Error::Unreachable { server, why, .. } = client else {
         return None;
     };
@@ -764,6 +784,9 @@ fn run() -> Result<()> {
         Command::Key(args) => client::key(args),
         Command::Login(args) => client::login(args),
         Command::Logout(args) => client::logout(args),
+        Command::Registry {
+            command: RegistryCommand::Forget(args),
+        } => client::forget(args),
         Command::Publish(args) => packages::publish(args),
         Command::Yank(args) => packages::yank(args),
         Command::Grant(args) => packages::grant(args),

@@ -296,3 +296,53 @@ fn an_unreachable_registry_says_what_was_tried_and_what_to_check() {
     server.kill().expect("kill");
     server.wait().expect("reap");
 }
+
+#[test]
+fn a_wiped_development_registry_can_be_forgotten_explicitly() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let data = scratch.path().join("data");
+    let addr = common::free_addr();
+    let mut server = common::start(&data, addr, &[], std::process::Stdio::null());
+    let token = |data: &Path| {
+        let output = cairn()
+            .args([
+                "token",
+                "create",
+                "--scope",
+                "publish:example/*",
+                "--data-dir",
+            ])
+            .arg(data)
+            .output()
+            .expect("token");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let url = format!("http://{addr}");
+    let alice = common::User::new(scratch.path(), "alice", &url, Some(&token(&data)));
+    alice.ok(&["key", "new"]);
+    let file = alice.write("v1.wasm", &cairn_interop::warg::wasm("1.0.0"));
+    alice.publish(&file, "example:hello", "1.0.0");
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+
+    // Wiped and started again: what alice trusted is contradicted.
+    std::fs::remove_dir_all(&data).expect("wipe");
+    let mut server = common::start(&data, addr, &[], std::process::Stdio::null());
+    let alice = common::User::new(scratch.path(), "alice", &url, Some(&token(&data)));
+    let stderr = alice.fails(&["get", "example:hello"], 3, "cairn registry forget");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    // Forgetting is explicit: without --yes it only says what it would drop.
+    let stderr = alice.fails(&["registry", "forget", &url], 2, "--yes");
+    assert!(stderr.contains("log length"), "{stderr}");
+    let forgotten = alice.json(&["registry", "forget", &url, "--yes"]);
+    assert_eq!(forgotten["forgotten"], true);
+    assert!(forgotten["logLength"].as_u64().is_some(), "{forgotten}");
+    // And the client starts over as a new user.
+    let file = alice.write("v1b.wasm", &cairn_interop::warg::wasm("1.0.0 again"));
+    alice.publish(&file, "example:hello", "1.0.0");
+    alice.ok(&["get", "example:hello@1.0.0", "-o", "back.wasm"]);
+    let nothing = alice.json(&["registry", "forget", "http://127.0.0.1:1", "--yes"]);
+    assert_eq!(nothing["forgotten"], false);
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}

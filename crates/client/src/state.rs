@@ -128,7 +128,53 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     crate::write_atomically(path, &text, false).map_err(Error::io(path))
 }
 
+/// What [`Trusted::forget`] dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forgotten {
+    /// The directory removed.
+    pub dir: PathBuf,
+    /// The log length of the checkpoint that was trusted, if any.
+    pub log_length: Option<u64>,
+    /// How many package logs were kept.
+    pub packages: usize,
+}
+
 impl Trusted {
+    /// What is trusted about `registry` in `state_dir`, without changing
+    /// it; `None` if nothing is.
+    pub fn describe(state_dir: &Path, registry: &str) -> Result<Option<Forgotten>> {
+        let dir = state_dir
+            .join("registries")
+            .join(registry_dir_name(registry));
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let file: Option<RegistryFile> = read_json(&dir.join("registry.json")).unwrap_or(None);
+        let log_length = file
+            .and_then(|f| f.checkpoint)
+            .and_then(|c| c.parse().ok())
+            .map(|c| c.contents.checkpoint.log_length);
+        let packages = std::fs::read_dir(dir.join("packages")).map_or(0, |d| d.count());
+        Ok(Some(Forgotten {
+            dir,
+            log_length,
+            packages,
+        }))
+    }
+
+    /// Drops everything trusted about `registry` (its checkpoint and the
+    /// logs verified against it), so that the next command starts over as
+    /// a new user would. For a development registry that was wiped on
+    /// purpose; a registry that went back otherwise is evidence, not a
+    /// nuisance. Returns what was dropped; `None` if nothing was trusted.
+    pub fn forget(state_dir: &Path, registry: &str) -> Result<Option<Forgotten>> {
+        let Some(forgotten) = Trusted::describe(state_dir, registry)? else {
+            return Ok(None);
+        };
+        std::fs::remove_dir_all(&forgotten.dir).map_err(Error::io(&forgotten.dir))?;
+        Ok(Some(forgotten))
+    }
+
     /// Loads the state of `registry` from `state_dir` (empty if none yet).
     pub fn load(state_dir: &Path, registry: &str) -> Result<Trusted> {
         let dir = state_dir
