@@ -290,6 +290,33 @@ pub fn login(args: LoginArgs) -> Result<()> {
              `cairn token create`"
         );
     };
+    let token = token.trim().to_owned();
+    if token.is_empty()
+        || token.len() > 4096
+        || token.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!(
+            "that is not an API token (one line, no spaces): a registry operator makes one with \
+             `cairn token create`; pipe it in with `cairn login --token-stdin < token.txt`"
+        );
+    }
+    // Ask the registry, when it can be reached, whether it knows the token.
+    let limits = cairn_client::Limits::from_env(|k| std::env::var_os(k))?;
+    let api = cairn_client::api::Api::with_limits(&registry, Some(token.clone()), limits)?;
+    match api.check_token() {
+        Ok(()) => {}
+        Err(cairn_client::Error::Refused {
+            status: 401,
+            message,
+            ..
+        }) => bail!(
+            "{registry} does not accept this token ({message}); nothing was stored. Check \
+             that it was made for this registry (`cairn token create` on its data directory)"
+        ),
+        Err(e) => {
+            eprintln!("warning: could not check the token with {registry} ({e}); storing it anyway")
+        }
+    }
     cairn_client::credentials::store(&paths.credentials, &registry, &token)?;
     if args.json {
         println!(

@@ -226,9 +226,25 @@ pub struct PublishArgs {
     /// The package (`namespace:name`); its log is created on first publish.
     #[arg(long, short = 'p')]
     package: PackageName,
-    /// The version to release (semver).
-    #[arg(long, short = 'v')]
+    /// The version to release (semver: MAJOR.MINOR.PATCH).
+    #[arg(long, short = 'v', value_parser = parse_version)]
     version: Version,
+}
+
+/// A version as people write it wrong, with the fix.
+fn parse_version(text: &str) -> std::result::Result<Version, String> {
+    text.parse().map_err(|_| {
+        let parts = text.split('.').count();
+        let example = match parts {
+            1 => format!("`{text}.0.0`"),
+            2 => format!("`{text}.0`"),
+            _ => "`1.2.3`".to_owned(),
+        };
+        format!(
+            "`{text}` is not a semantic version: use MAJOR.MINOR.PATCH, e.g. {example} (a \
+             pre-release or build suffix may follow: `1.2.3-beta.1`)"
+        )
+    })
 }
 
 /// `cairn publish`: signs a release (and `init` on first publish), uploads
@@ -462,6 +478,9 @@ pub struct GetArgs {
     /// Where to write the bytes (`-` for stdout) (default: `./<namespace>_<name>@<version>.wasm`).
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
+    /// Overwrite the output file if it exists with other bytes.
+    #[arg(long)]
+    force: bool,
     /// Take the version from the lock file and check the registry still
     /// released it by the same record with the same content.
     #[arg(long)]
@@ -518,6 +537,18 @@ pub fn get(args: GetArgs) -> Result<()> {
             release.version
         ))
     });
+    // Never overwrite another file without being asked to.
+    if output != Path::new("-") && !args.force && output.exists() {
+        let same = std::fs::read(&output).ok() == std::fs::read(&cached).ok();
+        if !same {
+            return Err(UsageError(format!(
+                "{} exists and holds other bytes; pass --force to overwrite it, or choose \
+                 another -o",
+                output.display()
+            ))
+            .into());
+        }
+    }
     let size = write_output(&cached, &output)?;
     if args.common.json {
         println!(

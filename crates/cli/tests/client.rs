@@ -346,3 +346,90 @@ fn a_wiped_development_registry_can_be_forgotten_explicitly() {
     server.kill().expect("kill");
     server.wait().expect("reap");
 }
+
+#[test]
+fn first_hour_mistakes_are_refused_with_the_fix() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let data = scratch.path().join("data");
+    let addr = common::free_addr();
+    let mut server = common::start(&data, addr, &[], std::process::Stdio::null());
+    let url = format!("http://{addr}");
+    let token = |scope: &str| {
+        cairn()
+            .args(["token", "create", "--scope", scope, "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("token")
+    };
+    // A scope that names no package.
+    let refused = token("publish:example");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("use `publish:example/*`"), "{stderr}");
+    let good = String::from_utf8_lossy(&token("publish:example/*").stdout)
+        .trim()
+        .to_owned();
+    // Garbage and unknown tokens are not stored.
+    let user = common::User::new(scratch.path(), "newcomer", &url, None);
+    let login = |input: &str| {
+        let mut child = cairn()
+            .args(["login", "--token-stdin", "--registry", &url])
+            .env("HOME", &user.home)
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("login");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("login")
+    };
+    let garbage = login("this is not a token\n");
+    assert_eq!(garbage.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&garbage.stderr).contains("not an API token"));
+    let unknown = login(&format!("cairn_{}\n", "0".repeat(64)));
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("does not accept this token"));
+    let stored = login(&format!("{good}\n"));
+    assert!(
+        stored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stored.stderr)
+    );
+    // A version that is not semver: the message gives the fix.
+    let user = common::User::new(scratch.path(), "publisher", &url, Some(&good));
+    user.ok(&["key", "new"]);
+    let file = user.write("hello.wasm", &cairn_interop::warg::wasm("hello"));
+    let stderr = user.fails(
+        &[
+            "publish",
+            &file,
+            "--package",
+            "example:hello",
+            "--version",
+            "1.2",
+        ],
+        2,
+        "use MAJOR.MINOR.PATCH, e.g. `1.2.0`",
+    );
+    assert!(!stderr.contains("unexpected end of input"), "{stderr}");
+    // `cairn get -o` does not overwrite another file unless told to.
+    user.publish(&file, "example:hello", "1.0.0");
+    user.write("taken.wasm", b"someone else's file");
+    user.fails(
+        &["get", "example:hello@1.0.0", "-o", "taken.wasm"],
+        2,
+        "pass --force",
+    );
+    assert_eq!(user.read("taken.wasm"), b"someone else's file");
+    user.ok(&["get", "example:hello@1.0.0", "-o", "taken.wasm", "--force"]);
+    assert_eq!(user.read("taken.wasm"), cairn_interop::warg::wasm("hello"));
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}

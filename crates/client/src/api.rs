@@ -228,6 +228,15 @@ impl Api {
         .json(self, &url)
     }
 
+    /// Asks the registry whether it knows this client's token (`GET /v2/`
+    /// with it): `Ok(())` if so, [`Error::Refused`] with the registry's
+    /// message (401) if not.
+    pub fn check_token(&self) -> Result<()> {
+        let url = self.url("/v2/");
+        self.send(self.http.get(&url), &url, self.limits.read_timeout)
+            .map(|_| ())
+    }
+
     /// `GET /v1/fetch/checkpoint`, parsed (not yet verified).
     pub fn checkpoint(&self) -> Result<(SignedCheckpoint, SignedCheckpointJson)> {
         let json: SignedCheckpointJson = self.get_json(paths::FETCH_CHECKPOINT)?;

@@ -26,8 +26,20 @@ pub enum Scope {
 
 /// Why a scope does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid scope `{0}`: use `pull`, `publish:<namespace>/*`, `publish:<namespace>/<name>` or `admin`")]
-pub struct ScopeError(String);
+pub enum ScopeError {
+    /// Not a scope at all.
+    #[error(
+        "invalid scope `{0}`: use `pull`, `publish:<namespace>/*`, `publish:<namespace>/<name>` \
+         or `admin`"
+    )]
+    Invalid(String),
+    /// `publish:<namespace>` alone, which names no package.
+    #[error(
+        "scope `publish:{0}` names no package: use `publish:{0}/*` for every package of \
+         namespace `{0}`, or `publish:{0}/<name>` for one"
+    )]
+    Namespace(String),
+}
 
 impl FromStr for Scope {
     type Err = ScopeError;
@@ -39,7 +51,13 @@ impl FromStr for Scope {
             _ => {
                 let pattern = text
                     .strip_prefix("publish:")
-                    .ok_or_else(|| ScopeError(text.to_owned()))?;
+                    .ok_or_else(|| ScopeError::Invalid(text.to_owned()))?;
+                if !pattern.contains('/')
+                    && pattern != "*"
+                    && crate::oci::check_repository(pattern).is_ok()
+                {
+                    return Err(ScopeError::Namespace(pattern.to_owned()));
+                }
                 let valid = pattern == "*"
                     || pattern
                         .strip_suffix("/*")
@@ -48,7 +66,7 @@ impl FromStr for Scope {
                 if valid {
                     Ok(Scope::Publish(pattern.to_owned()))
                 } else {
-                    Err(ScopeError(text.to_owned()))
+                    Err(ScopeError::Invalid(text.to_owned()))
                 }
             }
         }
