@@ -1,5 +1,6 @@
 //! `cairn`: the Cairn registry server and its administration commands.
 
+mod admin;
 mod client;
 mod packages;
 mod tls;
@@ -185,7 +186,7 @@ struct ServeArgs {
     #[arg(long, env = "CAIRN_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Serve HTTPS with a development certificate signed by a local CA made
-    /// in <data-dir>/tls/ (and reused); the log says how to trust it.
+    /// in `<data-dir>/tls/` (and reused); the log says how to trust it.
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     tls_dev: bool,
     /// Disk kept for the database: content and blob writes stop when less
@@ -214,6 +215,8 @@ enum NamespaceCommand {
         /// The registry's data directory.
         #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
     },
     /// Set whether an OCI push may create packages in a namespace (on by
     /// default; pushes always need a token with a publish scope).
@@ -250,6 +253,8 @@ enum TokenCommand {
         /// The registry's data directory.
         #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
     },
     /// List the tokens (id, account, scopes, expiry, note; never the token).
     List {
@@ -262,6 +267,8 @@ enum TokenCommand {
         /// The registry's data directory.
         #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
     },
     /// Revoke a token by its id (from `cairn token list`; a unique prefix
     /// of at least 8 digits), or every token of an account. A running
@@ -276,6 +283,8 @@ enum TokenCommand {
         /// The registry's data directory.
         #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
     },
     /// Make a new admin token, write it to the admin token file (mode 0600)
     /// and revoke the one that file held.
@@ -320,8 +329,28 @@ fn create_token(
     expires: &str,
     note: &str,
     data_dir: &Path,
+    remote: &admin::RemoteArgs,
 ) -> Result<()> {
     let lifetime = lifetime(expires)?;
+    if let Some(remote) = admin::Remote::from_args(remote)? {
+        let names: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+        let answer = remote.create_token(account, &names, lifetime, note)?;
+        let token = answer["token"]
+            .as_str()
+            .context("the registry sent no token")?;
+        eprintln!(
+            "created a token on {} for account `{account}` with scopes {} ({}); it is shown \
+             only now:",
+            remote.url(),
+            names.join(", "),
+            match lifetime {
+                Some(_) => format!("expires in {expires}"),
+                None => "never expires".into(),
+            }
+        );
+        println!("{token}");
+        return Ok(());
+    }
     let store = existing_data_dir(data_dir)?.open_meta()?;
     store.ensure_account(account)?;
     let token = new_token();
@@ -369,27 +398,49 @@ fn expiry_text(expires: Option<u64>, now: u64) -> String {
     }
 }
 
-fn list_tokens(account: Option<&str>, json: bool, data_dir: &Path) -> Result<()> {
-    let store = existing_data_dir(data_dir)?.open_meta()?;
-    let now = cairn_registry::Clock::now_seconds(&cairn_registry::SystemClock);
-    let tokens: Vec<_> = store
-        .tokens()?
+/// A token as listed: local entries and the registry's JSON alike.
+fn token_rows(
+    account: Option<&str>,
+    data_dir: &Path,
+    remote: &admin::RemoteArgs,
+) -> Result<Vec<serde_json::Value>> {
+    let rows = match admin::Remote::from_args(remote)? {
+        Some(remote) => remote.tokens()?,
+        None => {
+            let store = existing_data_dir(data_dir)?.open_meta()?;
+            store
+                .tokens()?
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "id": t.id(),
+                        "account": t.info.account,
+                        "scopes": t.info.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "expires": t.info.expires,
+                        "created": t.created,
+                        "note": t.note,
+                    })
+                })
+                .collect()
+        }
+    };
+    Ok(rows
         .into_iter()
-        .filter(|t| account.is_none_or(|a| t.info.account == a))
-        .collect();
+        .filter(|t| account.is_none_or(|a| t["account"] == a))
+        .collect())
+}
+
+fn list_tokens(
+    account: Option<&str>,
+    json: bool,
+    data_dir: &Path,
+    remote: &admin::RemoteArgs,
+) -> Result<()> {
+    let now = cairn_registry::Clock::now_seconds(&cairn_registry::SystemClock);
+    let tokens = token_rows(account, data_dir, remote)?;
     if json {
         for t in &tokens {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "id": t.id(),
-                    "account": t.info.account,
-                    "scopes": t.info.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "expires": t.info.expires,
-                    "created": t.created,
-                    "note": t.note,
-                })
-            );
+            println!("{t}");
         }
         return Ok(());
     }
@@ -402,20 +453,22 @@ fn list_tokens(account: Option<&str>, json: bool, data_dir: &Path) -> Result<()>
         "ID", "ACCOUNT", "EXPIRES", "SCOPES"
     );
     for t in &tokens {
-        let scopes = t
-            .info
-            .scopes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let scopes = t["scopes"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
         println!(
             "{:<16}  {:<16}  {:<10}  {:<30}  {}",
-            t.id(),
-            t.info.account,
-            expiry_text(t.info.expires, now),
+            t["id"].as_str().unwrap_or_default(),
+            t["account"].as_str().unwrap_or_default(),
+            expiry_text(t["expires"].as_u64(), now),
             scopes,
-            t.note
+            t["note"].as_str().unwrap_or_default()
         );
     }
     Ok(())
@@ -436,7 +489,38 @@ fn existing_data_dir(path: &Path) -> Result<DataDir> {
     data_dir_at(path)
 }
 
-fn revoke_tokens(id: Option<&str>, account: Option<&str>, data_dir: &Path) -> Result<()> {
+fn revoke_tokens(
+    id: Option<&str>,
+    account: Option<&str>,
+    data_dir: &Path,
+    remote: &admin::RemoteArgs,
+) -> Result<()> {
+    if let Some(api) = admin::Remote::from_args(remote)? {
+        let ids: Vec<String> = match (id, account) {
+            (Some(id), _) => vec![id.to_owned()],
+            (None, Some(account)) => {
+                let ids: Vec<String> = token_rows(Some(account), data_dir, remote)?
+                    .iter()
+                    .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                    .collect();
+                if ids.is_empty() {
+                    bail!("account `{account}` has no tokens on {}", api.url());
+                }
+                ids
+            }
+            (None, None) => bail!("name a token id or --account"),
+        };
+        for id in ids {
+            let revoked = api.revoke(&id)?;
+            eprintln!(
+                "revoked token {} of account `{}` on {}; it is refused from now on",
+                revoked["id"].as_str().unwrap_or(&id),
+                revoked["account"].as_str().unwrap_or_default(),
+                api.url()
+            );
+        }
+        return Ok(());
+    }
     let store = existing_data_dir(data_dir)?.open_meta()?;
     let tokens = store.tokens()?;
     let chosen: Vec<_> = match (id, account) {
@@ -741,8 +825,9 @@ fn run() -> Result<()> {
                 NamespaceCommand::Define {
                     namespace,
                     data_dir,
+                    remote,
                 },
-        } => define_namespace(&namespace, &data_dir),
+        } => define_namespace(&namespace, &data_dir, &remote),
         Command::Namespace {
             command:
                 NamespaceCommand::Policy {
@@ -759,24 +844,27 @@ fn run() -> Result<()> {
                     expires,
                     note,
                     data_dir,
+                    remote,
                 },
-        } => create_token(&account, scopes, &expires, &note, &data_dir),
+        } => create_token(&account, scopes, &expires, &note, &data_dir, &remote),
         Command::Token {
             command:
                 TokenCommand::List {
                     account,
                     json,
                     data_dir,
+                    remote,
                 },
-        } => list_tokens(account.as_deref(), json, &data_dir),
+        } => list_tokens(account.as_deref(), json, &data_dir, &remote),
         Command::Token {
             command:
                 TokenCommand::Revoke {
                     id,
                     account,
                     data_dir,
+                    remote,
                 },
-        } => revoke_tokens(id.as_deref(), account.as_deref(), &data_dir),
+        } => revoke_tokens(id.as_deref(), account.as_deref(), &data_dir, &remote),
         Command::Token {
             command: TokenCommand::RotateAdmin { data_dir },
         } => rotate_admin(&data_dir),
@@ -1005,11 +1093,24 @@ async fn shutdown_signal() {
     }
 }
 
-fn define_namespace(namespace: &str, data_dir: &std::path::Path) -> Result<()> {
+fn define_namespace(
+    namespace: &str,
+    data_dir: &std::path::Path,
+    remote: &admin::RemoteArgs,
+) -> Result<()> {
     if let Err(e) = cairn_protocol::validate_namespace(namespace) {
         bail!(
             "`{namespace}` is not a valid namespace: {e} (use kebab-case, e.g. `acme` or `my-org`)"
         );
+    }
+    if let Some(api) = admin::Remote::from_args(remote)? {
+        let new = api.define_namespace(namespace)?;
+        println!(
+            "namespace `{namespace}` is {} on {}",
+            if new { "defined" } else { "already defined" },
+            api.url()
+        );
+        return Ok(());
     }
     let dir = existing_data_dir(data_dir)?;
     match dir.try_lock()? {

@@ -836,3 +836,80 @@ fn the_home_page_and_completions_are_for_people() {
         "{help}"
     );
 }
+
+#[test]
+fn administration_over_http_with_the_admin_token() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let mut server = start(data.path(), addr, &[], Stdio::null());
+    let url = format!("http://{addr}");
+    let admin_file = data.path().join("admin.token");
+    let run = |args: &[&str], admin: Option<&str>| {
+        let mut command = cairn();
+        command
+            .args(args)
+            .args(["--registry", &url])
+            .current_dir(elsewhere.path())
+            .env_remove("CAIRN_ADMIN_TOKEN")
+            .env_remove("CAIRN_DATA_DIR");
+        if let Some(token) = admin {
+            command.env("CAIRN_ADMIN_TOKEN", token);
+        }
+        command.output().expect("cairn")
+    };
+    // Without an admin token: how to give one.
+    let refused = run(&["token", "create", "--scope", "pull"], None);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("CAIRN_ADMIN_TOKEN"));
+    // From another directory, over HTTP: nothing is created there.
+    let created = cairn()
+        .args([
+            "token",
+            "create",
+            "--account",
+            "ci",
+            "--scope",
+            "publish:example/*",
+        ])
+        .args(["--registry", &url, "--admin-token-file"])
+        .arg(&admin_file)
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("create");
+    let token = ok(created).trim().to_owned();
+    assert!(token.starts_with("cairn_"), "{token}");
+    assert!(!elsewhere.path().join("cairn-data").exists());
+    assert_eq!(start_upload(addr, "example/thing", &token), 202);
+    let admin = admin_token(data.path());
+    let listed = ok(run(&["token", "list", "--json"], Some(&admin)));
+    let ci: Value = listed
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .find(|t| t["account"] == "ci")
+        .expect("the ci token is listed");
+    // Revoked over HTTP: refused at once, not when a cache lapses.
+    let id = ci["id"].as_str().expect("id").to_owned();
+    ok(run(&["token", "revoke", &id], Some(&admin)));
+    assert_eq!(start_upload(addr, "example/thing", &token), 401);
+    // A token without the admin scope may not administer.
+    let pull = ok(run(
+        &["token", "create", "--account", "reader", "--scope", "pull"],
+        Some(&admin),
+    ))
+    .trim()
+    .to_owned();
+    let denied = run(&["token", "list"], Some(&pull));
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("`admin` scope"));
+    // Namespaces too.
+    let defined = ok(run(&["namespace", "define", "other"], Some(&admin)));
+    assert!(
+        defined.contains("namespace `other` is defined"),
+        "{defined}"
+    );
+    let page = request(addr, "GET", "/", &[], b"").expect("home");
+    assert!(String::from_utf8_lossy(&page.body).contains("<code>other</code>"));
+    server.kill().expect("kill");
+    server.wait().expect("reap");
+}

@@ -236,6 +236,17 @@ impl Tokens {
         Ok(found)
     }
 
+    /// Revokes the token with this hash: removed from the store and
+    /// forgotten by this cache at once (blocking). Whether there was one.
+    pub fn revoke(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let revoked = self.store.revoke_token(hash)?;
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
+        Ok(revoked)
+    }
+
     /// The store behind the cache.
     pub fn store(&self) -> &Arc<dyn AuthStore> {
         &self.store

@@ -52,6 +52,12 @@ impl<K: Eq + Hash, V> Generations<K, V> {
         self.young.insert(key, value);
     }
 
+    /// Removes the entry for `key`.
+    pub fn remove(&mut self, key: &K) {
+        self.young.remove(key);
+        self.old.remove(key);
+    }
+
     /// How many entries it holds.
     #[cfg(test)]
     pub fn len(&self) -> usize {

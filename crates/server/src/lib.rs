@@ -2,6 +2,7 @@
 //! Handlers parse, call [`Registry`], and shape answers; the protocol's
 //! rules live in the engine and the protocol crate.
 
+mod admin;
 mod auth;
 mod conn;
 mod error;
@@ -195,6 +196,15 @@ fn router_with(
         .route("/v2/", get(oci::base))
         .route("/auth/token", get(auth::token))
         .route("/", get(home::home))
+        .route(
+            "/cairn/v1/admin/tokens",
+            post(admin::create_token).get(admin::list_tokens),
+        )
+        .route(
+            "/cairn/v1/admin/tokens/{id}",
+            axum::routing::delete(admin::revoke_token),
+        )
+        .route("/cairn/v1/admin/namespaces", post(admin::define_namespace))
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))

@@ -1,0 +1,134 @@
+//! Administration of a running registry over HTTP (`--registry URL`, an
+//! admin token from `CAIRN_ADMIN_TOKEN` or `--admin-token-file`), the
+//! other way besides `--data-dir`: it needs no access to the registry's
+//! files, and a revoked token is refused at once.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// Where to administer over HTTP.
+#[derive(clap::Args, Clone)]
+pub struct RemoteArgs {
+    /// Administer the running registry at this URL over HTTP (with an admin
+    /// token) instead of the data directory.
+    #[arg(long, env = "CAIRN_ADMIN_URL", value_name = "URL")]
+    pub registry: Option<String>,
+    /// A file holding the admin token (e.g. `<data-dir>/admin.token`);
+    /// `CAIRN_ADMIN_TOKEN` gives the token itself.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// A running registry's administration API.
+pub struct Remote {
+    url: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Remote {
+    /// The API at `--registry`, if given.
+    pub fn from_args(args: &RemoteArgs) -> Result<Option<Remote>> {
+        let Some(url) = &args.registry else {
+            return Ok(None);
+        };
+        let url = cairn_client::config::check_url(url)?;
+        let token = match (
+            std::env::var("CAIRN_ADMIN_TOKEN").ok(),
+            &args.admin_token_file,
+        ) {
+            (_, Some(file)) => std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the admin token in {}", file.display()))?,
+            (Some(token), None) if !token.trim().is_empty() => token,
+            _ => bail!(
+                "administering {url} over HTTP needs its admin token: set CAIRN_ADMIN_TOKEN, or \
+                 pass --admin-token-file <data-dir>/admin.token"
+            ),
+        };
+        let mut builder = reqwest::blocking::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60));
+        if let Some(ca) = std::env::var_os("CAIRN_CA_FILE") {
+            let pem = std::fs::read(&ca)
+                .with_context(|| format!("cannot read CAIRN_CA_FILE {}", ca.to_string_lossy()))?;
+            for root in reqwest::Certificate::from_pem_bundle(&pem)? {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        Ok(Some(Remote {
+            url,
+            token: token.trim().to_owned(),
+            http: builder.build()?,
+        }))
+    }
+
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}/cairn/v1/admin{path}", self.url);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().with_context(|| {
+            format!("cannot reach {}: is `cairn serve` running there?", self.url)
+        })?;
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = value["message"]
+                .as_str()
+                .map_or_else(|| text.trim().to_owned(), str::to_owned);
+            bail!("{} refused: {message} (HTTP {})", self.url, status.as_u16());
+        }
+        Ok(value)
+    }
+
+    /// Creates a token; returns the registry's answer (with `token`).
+    pub fn create_token(
+        &self,
+        account: &str,
+        scopes: &[String],
+        expires_in: Option<u64>,
+        note: &str,
+    ) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/tokens",
+            Some(json!({
+                "account": account,
+                "scopes": scopes,
+                "expiresIn": expires_in,
+                "note": note,
+            })),
+        )
+    }
+
+    /// Every token (`id`, `account`, `scopes`, `expires`, `note`).
+    pub fn tokens(&self) -> Result<Vec<Value>> {
+        let answer = self.call(reqwest::Method::GET, "/tokens", None)?;
+        Ok(answer["tokens"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Revokes the token whose id starts with `id`.
+    pub fn revoke(&self, id: &str) -> Result<Value> {
+        let answer = self.call(reqwest::Method::DELETE, &format!("/tokens/{id}"), None)?;
+        Ok(answer["revoked"].clone())
+    }
+
+    /// Defines a namespace; whether it was new.
+    pub fn define_namespace(&self, namespace: &str) -> Result<bool> {
+        let answer = self.call(
+            reqwest::Method::POST,
+            "/namespaces",
+            Some(json!({ "namespace": namespace })),
+        )?;
+        Ok(answer["defined"].as_bool().unwrap_or(false))
+    }
+
+    /// The URL administered.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}

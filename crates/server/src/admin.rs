@@ -1,0 +1,244 @@
+//! The administration API, for an `admin` token: what `cairn token …` and
+//! `cairn namespace define` do on a data directory, over HTTP to a running
+//! registry (so the commands need no access to its files, and a revoked
+//! token is refused at once rather than when the token cache lapses).
+//!
+//! - `POST /cairn/v1/admin/tokens` `{account, scopes, expiresIn?, note?}`:
+//!   201 with the new token (shown only then);
+//! - `GET /cairn/v1/admin/tokens`: every token's id, account, scopes,
+//!   expiry, note (never the token);
+//! - `DELETE /cairn/v1/admin/tokens/{id}`: revokes the one token whose id
+//!   starts with `id` (at least 8 hex digits);
+//! - `POST /cairn/v1/admin/namespaces` `{namespace}`: defines it.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cairn_registry::auth::{new_token, token_hash, Scope, TokenEntry, TokenInfo};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::warg::ApiJson;
+use crate::AppState;
+
+/// The longest lifetime a token may be given: 100 years.
+const LIFETIME_MAX: u64 = 100 * 365 * 86_400;
+
+/// Refuses a caller without an admin token.
+async fn admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match crate::auth::caller(app, headers).await {
+        Ok(Some(token)) if token.is_admin() => Ok(()),
+        Ok(Some(token)) => Err(ApiError::message(
+            StatusCode::FORBIDDEN,
+            format!(
+                "administration needs a token with the `admin` scope; this one (account `{}`) \
+                 has {}",
+                token.account,
+                token.scope_list()
+            ),
+        )),
+        Ok(None) => Err(ApiError::message(
+            StatusCode::UNAUTHORIZED,
+            "administration needs an admin token: send it as `Authorization: Bearer <token>` \
+             (the registry wrote one to <data-dir>/admin.token at first start)",
+        )),
+        Err(e) => Err(ApiError::message(StatusCode::UNAUTHORIZED, e.message)),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        )
+    })?
+}
+
+fn store_error(e: cairn_registry::StoreError) -> ApiError {
+    let message = e.to_string();
+    ApiError::storage(&e, message)
+}
+
+/// A new token's request.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CreateToken {
+    account: String,
+    scopes: Vec<String>,
+    /// Seconds from now; none for a token that never expires.
+    expires_in: Option<u64>,
+    #[serde(default)]
+    note: String,
+}
+
+fn check_account(account: &str) -> Result<(), ApiError> {
+    let ok = !account.is_empty()
+        && account.len() <= 64
+        && account
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "account `{account}` is not a valid name: 1 to 64 letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+fn entry_json(t: &TokenEntry) -> serde_json::Value {
+    json!({
+        "id": t.id(),
+        "account": t.info.account,
+        "scopes": t.info.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "expires": t.info.expires,
+        "created": t.created,
+        "note": t.note,
+    })
+}
+
+/// `POST /cairn/v1/admin/tokens`
+pub(crate) async fn create_token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    check_account(&body.account)?;
+    if body.scopes.is_empty() || body.scopes.len() > 32 {
+        return Err(ApiError::bad_request("give 1 to 32 scopes"));
+    }
+    let scopes = body
+        .scopes
+        .iter()
+        .map(|s| {
+            s.parse::<Scope>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if body.note.len() > 1024 {
+        return Err(ApiError::bad_request("the note is longer than 1,024 bytes"));
+    }
+    let now = app.clock.now_seconds();
+    let expires =
+        match body.expires_in {
+            Some(0) => return Err(ApiError::bad_request("expiresIn must be positive")),
+            Some(seconds) if seconds > LIFETIME_MAX => return Err(ApiError::bad_request(
+                "expiresIn is longer than 100 years; leave it out for a token that never expires",
+            )),
+            Some(seconds) => Some(now + seconds),
+            None => None,
+        };
+    let token = new_token();
+    let info = TokenInfo {
+        account: body.account.clone(),
+        scopes,
+        expires,
+    };
+    let store = app.tokens.store().clone();
+    let (hash, stored) = (token_hash(&token), info.clone());
+    let note = body.note.clone();
+    blocking(move || {
+        store.ensure_account(&stored.account).map_err(store_error)?;
+        store.add_token(&hash, &stored, &note).map_err(store_error)
+    })
+    .await?;
+    let entry = TokenEntry {
+        hash: token_hash(&token),
+        info,
+        note: body.note,
+        created: now,
+    };
+    let mut answer = entry_json(&entry);
+    answer["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `GET /cairn/v1/admin/tokens`
+pub(crate) async fn list_tokens(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    let store = app.tokens.store().clone();
+    let tokens = blocking(move || store.tokens().map_err(store_error)).await?;
+    let tokens: Vec<_> = tokens.iter().map(entry_json).collect();
+    Ok(Json(json!({ "tokens": tokens })).into_response())
+}
+
+/// `DELETE /cairn/v1/admin/tokens/{id}`
+pub(crate) async fn revoke_token(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    let id = id.to_ascii_lowercase();
+    if id.len() < 8 || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!(
+            "`{id}` is not a token id: give at least 8 hex digits (GET /cairn/v1/admin/tokens)"
+        )));
+    }
+    let tokens = app.tokens.clone();
+    let revoked = blocking(move || {
+        let found: Vec<TokenEntry> = tokens
+            .store()
+            .tokens()
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|t| hex::encode(t.hash).starts_with(&id))
+            .collect();
+        match found.as_slice() {
+            [] => Err(ApiError::message(
+                StatusCode::NOT_FOUND,
+                format!("no token has id `{id}`"),
+            )),
+            [one] => {
+                tokens.revoke(&one.hash).map_err(store_error)?;
+                Ok(one.clone())
+            }
+            many => Err(ApiError::bad_request(format!(
+                "{} tokens have ids starting `{id}`: give more digits",
+                many.len()
+            ))),
+        }
+    })
+    .await?;
+    Ok(Json(json!({ "revoked": entry_json(&revoked) })).into_response())
+}
+
+/// A namespace to define.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefineNamespace {
+    namespace: String,
+}
+
+/// `POST /cairn/v1/admin/namespaces`
+pub(crate) async fn define_namespace(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<DefineNamespace>,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    if let Err(e) = cairn_protocol::validate_namespace(&body.namespace) {
+        return Err(ApiError::bad_request(format!(
+            "`{}` is not a valid namespace: {e} (use kebab-case, e.g. `acme` or `my-org`)",
+            body.namespace
+        )));
+    }
+    let defined = app
+        .registry
+        .define_namespaces(vec![body.namespace.clone()])
+        .await?;
+    Ok(Json(json!({
+        "namespace": body.namespace,
+        "defined": !defined.is_empty(),
+    }))
+    .into_response())
+}
