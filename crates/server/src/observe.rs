@@ -70,6 +70,9 @@ pub(crate) struct Metrics {
     checkpoint_length: Gauge,
     checkpoint_lag: Gauge,
     upload_sessions: Gauge,
+    /// The last readiness check and when it ran: checks run one at a time
+    /// and at most once a second, however often `/readyz` is asked.
+    readiness: tokio::sync::Mutex<Option<(Instant, Result<u64, String>)>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -98,6 +101,7 @@ impl Metrics {
             checkpoint_length: Gauge::default(),
             checkpoint_lag: Gauge::default(),
             upload_sessions: Gauge::default(),
+            readiness: tokio::sync::Mutex::new(None),
             registry: prometheus_client::registry::Registry::default(),
         };
         registry.register(
@@ -317,16 +321,33 @@ pub(crate) async fn healthz() -> Response {
 /// `GET /readyz`: the engine's sequencer answers and storage can be read.
 /// 503 with the reason otherwise.
 pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
-    let unready = |reason: String| {
-        (
+    let outcome = {
+        let mut last = app.metrics.readiness.lock().await;
+        match &*last {
+            Some((at, outcome)) if at.elapsed() < Duration::from_secs(1) => outcome.clone(),
+            _ => {
+                let outcome = check_ready(&app).await;
+                *last = Some((Instant::now(), outcome.clone()));
+                outcome
+            }
+        }
+    };
+    match outcome {
+        Ok(length) => axum::Json(serde_json::json!({ "status": "ready", "log_length": length }))
+            .into_response(),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({ "status": "unavailable", "reason": reason })),
         )
-            .into_response()
-    };
+            .into_response(),
+    }
+}
+
+/// The sequencer answers and storage reads: the log length, or why not.
+async fn check_ready(app: &AppState) -> Result<u64, String> {
     match tokio::time::timeout(Duration::from_secs(5), app.registry.housekeeping()).await {
-        Err(_) => return unready("the sequencer did not answer within 5 s".into()),
-        Ok(Err(e)) => return unready(format!("the sequencer is not running: {e}")),
+        Err(_) => return Err("the sequencer did not answer within 5 s".into()),
+        Ok(Err(e)) => return Err(format!("the sequencer is not running: {e}")),
         Ok(Ok(())) => {}
     }
     let registry = app.registry.clone();
@@ -336,11 +357,10 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
     })
     .await;
     match read {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return unready(format!("storage cannot be read: {e}")),
-        Err(e) => return unready(format!("storage check failed: {e}")),
+        Ok(Ok(())) => Ok(length),
+        Ok(Err(e)) => Err(format!("storage cannot be read: {e}")),
+        Err(e) => Err(format!("storage check failed: {e}")),
     }
-    axum::Json(serde_json::json!({ "status": "ready", "log_length": length })).into_response()
 }
 
 #[cfg(test)]
