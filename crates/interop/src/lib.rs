@@ -6,6 +6,7 @@
 //! outside this crate links the reference crates.
 
 pub mod http;
+pub mod postgres;
 pub mod report;
 pub mod server;
 pub mod tools;
