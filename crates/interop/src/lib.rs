@@ -9,6 +9,7 @@ pub mod http;
 pub mod postgres;
 pub mod report;
 pub mod server;
+pub mod storage_suite;
 pub mod tools;
 pub mod warg;
 

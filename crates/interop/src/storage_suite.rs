@@ -1,0 +1,335 @@
+//! One storage suite for every metadata backend: what the engine, the OCI
+//! face and auth rely on a store for, checked through the traits alone
+//! (`MetaStore`, `OciStore`, `AuthStore`). The in-memory store and SQLite
+//! run it today (`crates/store/tests/conformance.rs`); a new backend (issue
+//! 16's PostgreSQL) must pass the same suite.
+
+use std::sync::Arc;
+
+use cairn_protocol::{
+    Checkpoint, Hash, LogId, LogLeaf, PackageName, PrivateKey, RecordId, TimestampedCheckpoint,
+};
+use cairn_registry::auth::{AuthStore, Scope, TokenInfo};
+use cairn_registry::oci::{
+    Algorithm, Digest, ManifestWrite, OciStore, StoredManifest, UploadSession,
+};
+use cairn_registry::{Batch, MetaStore, RecordState, StoredRecord};
+
+/// A store of every kind the registry needs.
+pub trait Backend: MetaStore + OciStore + AuthStore {}
+
+impl<T: MetaStore + OciStore + AuthStore> Backend for T {}
+
+/// Runs every case, each on a fresh store from `fresh`.
+pub fn run(fresh: &dyn Fn() -> Arc<dyn Backend>) {
+    an_empty_store_loads_nothing(fresh().as_ref());
+    records_leaves_names_and_checkpoints(fresh().as_ref());
+    sourcing_records_are_sequenced_rejected_or_still_wait(fresh().as_ref());
+    map_snapshots_replace_each_other(fresh().as_ref());
+    blobs_manifests_tags_and_referrers(fresh().as_ref());
+    upload_sessions(fresh().as_ref());
+    accounts_and_tokens(fresh().as_ref());
+}
+
+fn name(text: &str) -> PackageName {
+    PackageName::new(text).expect("name")
+}
+
+/// A stored record of `log` with distinct bytes (the store checks no
+/// signature: the engine did).
+fn record(log: &LogId, tag: &str, state: RecordState) -> StoredRecord {
+    let content_bytes = format!("record {tag}").into_bytes();
+    StoredRecord {
+        record_id: RecordId::package_record(&content_bytes),
+        log_id: *log,
+        content_bytes,
+        key_id: "sha256:0000000000000000000000000000000000000000000000000000000000000000".into(),
+        signature: "ecdsa-p256:AAAA".into(),
+        state,
+    }
+}
+
+fn checkpoint(length: u64) -> cairn_protocol::SignedCheckpoint {
+    TimestampedCheckpoint {
+        checkpoint: Checkpoint {
+            log_root: Hash::of(format!("log {length}").as_bytes()),
+            log_length: length,
+            map_root: Hash::of(format!("map {length}").as_bytes()),
+        },
+        timestamp: 1_800_000_000 + length,
+    }
+    .sign(&PrivateKey::generate())
+}
+
+fn an_empty_store_loads_nothing(store: &dyn Backend) {
+    let loaded = store.load().expect("load");
+    assert!(loaded.leaves.is_empty() && loaded.sourcing.is_empty());
+    assert!(loaded.checkpoint.is_none());
+    assert!(store.package_list().expect("list").is_empty());
+    assert!(store.leaves(0, 10).expect("leaves").is_empty());
+    assert!(store.load_map_snapshot().expect("snapshot").is_none());
+    assert!(!store.has_accounts().expect("accounts"));
+}
+
+fn records_leaves_names_and_checkpoints(store: &dyn Backend) {
+    let (a, b) = (name("acme:a"), name("acme:b"));
+    let (log_a, log_b) = (LogId::package(&a), LogId::package(&b));
+    let records = vec![
+        record(&log_a, "a0", RecordState::Sequenced { index: 0 }),
+        record(&log_b, "b0", RecordState::Sequenced { index: 1 }),
+        record(&log_a, "a1", RecordState::Sequenced { index: 2 }),
+    ];
+    let batch = Batch {
+        records: records.clone(),
+        names: vec![(log_a, a.clone()), (log_b, b.clone())],
+        checkpoint: Some(checkpoint(3)),
+        ..Batch::default()
+    };
+    store.commit(&batch).expect("commit");
+    let loaded = store.load().expect("load");
+    let leaves: Vec<LogLeaf> = records
+        .iter()
+        .map(|r| LogLeaf {
+            log_id: r.log_id,
+            record_id: r.record_id,
+        })
+        .collect();
+    assert_eq!(loaded.leaves, leaves);
+    assert_eq!(
+        loaded.checkpoint.map(|c| c.contents.checkpoint.log_length),
+        Some(3)
+    );
+    assert_eq!(store.leaves(1, 10).expect("leaves"), leaves[1..].to_vec());
+    assert_eq!(store.leaves(0, 2).expect("leaves"), leaves[..2].to_vec());
+    assert_eq!(
+        store.leaves_at(&[2, 7, 0]).expect("leaves at"),
+        vec![Some(leaves[2]), None, Some(leaves[0])]
+    );
+    assert_eq!(
+        store.record(&log_a, &records[2].record_id).expect("record"),
+        Some(records[2].clone())
+    );
+    // Record ids are unique within a log only.
+    assert_eq!(
+        store.record(&log_b, &records[0].record_id).expect("record"),
+        None
+    );
+    let log: Vec<u64> = store
+        .log_records(&log_a, None, u64::MAX, 10)
+        .expect("log")
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(log, [0, 2]);
+    let after: Vec<u64> = store
+        .log_records(&log_a, Some(0), u64::MAX, 10)
+        .expect("log")
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(after, [2]);
+    assert!(store
+        .log_records(&log_a, None, 2, 10)
+        .expect("log")
+        .iter()
+        .all(|(i, _)| *i < 2));
+    assert_eq!(store.writer_log(&log_b).expect("writer log").len(), 1);
+    assert_eq!(
+        store
+            .package_names(&[log_b, LogId::package(&name("acme:none"))])
+            .expect("names"),
+        vec![Some(b.clone()), None]
+    );
+    assert_eq!(store.package_list().expect("list"), vec![a, b]);
+    assert!(store.checkpoint(3).expect("checkpoint").is_some());
+    assert!(store.checkpoint(2).expect("checkpoint").is_none());
+}
+
+fn sourcing_records_are_sequenced_rejected_or_still_wait(store: &dyn Backend) {
+    let log = LogId::package(&name("acme:wait"));
+    let (x, y) = (Hash::of(b"x"), Hash::of(b"y"));
+    let waiting = |tag: &str| {
+        record(
+            &log,
+            tag,
+            RecordState::Sourcing {
+                missing: vec![x, y],
+                since: 1_800_000_000,
+            },
+        )
+    };
+    let (first, second, third) = (waiting("w1"), waiting("w2"), waiting("w3"));
+    store
+        .commit(&Batch {
+            records: vec![first.clone(), second.clone(), third.clone()],
+            names: vec![(log, name("acme:wait"))],
+            ..Batch::default()
+        })
+        .expect("commit");
+    assert_eq!(store.load().expect("load").sourcing.len(), 3);
+    store
+        .commit(&Batch {
+            sequenced: vec![(log, first.record_id, 0)],
+            rejected: vec![(log, second.record_id, "no content".into())],
+            still_missing: vec![(log, third.record_id, vec![y])],
+            ..Batch::default()
+        })
+        .expect("commit");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.leaves.len(), 1);
+    assert_eq!(loaded.sourcing.len(), 1);
+    assert!(matches!(
+        &loaded.sourcing[0].state,
+        RecordState::Sourcing { missing, .. } if *missing == vec![y]
+    ));
+    assert!(matches!(
+        store
+            .record(&log, &first.record_id)
+            .expect("record")
+            .map(|r| r.state),
+        Some(RecordState::Sequenced { index: 0 })
+    ));
+    assert!(matches!(
+        store
+            .record(&log, &second.record_id)
+            .expect("record")
+            .map(|r| r.state),
+        Some(RecordState::Rejected { .. })
+    ));
+}
+
+fn map_snapshots_replace_each_other(store: &dyn Backend) {
+    store.save_map_snapshot(10, b"first").expect("save");
+    store.save_map_snapshot(20, b"second").expect("save");
+    assert_eq!(
+        store.load_map_snapshot().expect("load"),
+        Some((20, b"second".to_vec()))
+    );
+}
+
+fn blobs_manifests_tags_and_referrers(store: &dyn Backend) {
+    let repo = "acme/thing";
+    let blob = Digest::of(Algorithm::Sha256, b"a blob");
+    assert!(!store.repository_exists(repo).expect("exists"));
+    store.link_blob(repo, &blob).expect("link");
+    assert!(store.blob_linked(repo, &blob).expect("linked"));
+    assert!(!store.blob_linked("acme/other", &blob).expect("linked"));
+    assert!(store.repository_exists(repo).expect("exists"));
+    let manifest = |bytes: &[u8], subject: Option<Digest>| StoredManifest {
+        digest: Digest::of(Algorithm::Sha256, bytes),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        bytes: bytes.to_vec(),
+        subject,
+    };
+    let main = manifest(b"{\"main\":1}", None);
+    store
+        .put_manifest(&ManifestWrite {
+            repository: repo.into(),
+            manifest: main.clone(),
+            tag: Some("1.0.0".into()),
+            links: vec![blob.clone()],
+        })
+        .expect("put");
+    assert_eq!(
+        store.manifest(repo, &main.digest).expect("manifest"),
+        Some(main.clone())
+    );
+    assert_eq!(
+        store.tag(repo, "1.0.0").expect("tag"),
+        Some(main.digest.clone())
+    );
+    let signature = manifest(b"{\"signature\":1}", Some(main.digest.clone()));
+    store
+        .put_manifest(&ManifestWrite {
+            repository: repo.into(),
+            manifest: signature.clone(),
+            tag: None,
+            links: Vec::new(),
+        })
+        .expect("put");
+    assert_eq!(
+        store.referrers(repo, &main.digest).expect("referrers"),
+        vec![signature.clone()]
+    );
+    assert_eq!(store.tags(repo).expect("tags").len(), 1);
+    assert_eq!(
+        store.repositories(None, 10).expect("repos"),
+        vec![repo.to_owned()]
+    );
+    assert!(store.delete_tag(repo, "1.0.0").expect("delete tag"));
+    assert!(!store.delete_tag(repo, "1.0.0").expect("delete tag"));
+    assert!(store
+        .delete_manifest(repo, &signature.digest)
+        .expect("delete"));
+    assert!(store
+        .referrers(repo, &main.digest)
+        .expect("referrers")
+        .is_empty());
+    assert!(store.unlink_blob(repo, &blob).expect("unlink"));
+    assert!(!store.blob_linked(repo, &blob).expect("linked"));
+    assert!(store.oci_create_allowed("acme").expect("policy"));
+}
+
+fn upload_sessions(store: &dyn Backend) {
+    for (id, account, updated) in [
+        ("aa", "alice", 100),
+        ("bb", "alice", 200),
+        ("cc", "bob", 300),
+    ] {
+        store
+            .create_upload(&UploadSession {
+                id: id.into(),
+                repository: "acme/x".into(),
+                account: account.into(),
+                updated,
+            })
+            .expect("create");
+    }
+    assert_eq!(store.count_uploads(None).expect("count"), 3);
+    assert_eq!(store.count_uploads(Some("alice")).expect("count"), 2);
+    let mut stale = store.stale_uploads(250).expect("stale");
+    stale.sort();
+    assert_eq!(stale, ["aa", "bb"]);
+    let mut all = store.stale_uploads(u64::MAX).expect("stale");
+    all.sort();
+    assert_eq!(all, ["aa", "bb", "cc"], "u64::MAX means every session");
+    store.touch_upload("aa", 400).expect("touch");
+    assert_eq!(
+        store.upload("aa").expect("upload").map(|u| u.updated),
+        Some(400)
+    );
+    store.delete_upload("aa").expect("delete");
+    assert!(store.upload("aa").expect("upload").is_none());
+    assert_eq!(store.count_uploads(None).expect("count"), 2);
+}
+
+fn accounts_and_tokens(store: &dyn Backend) {
+    let first = store.ensure_account("alice").expect("account");
+    let again = store.ensure_account("alice").expect("account");
+    assert_eq!(
+        first.custodial_key.public_key(),
+        again.custodial_key.public_key(),
+        "an account keeps its custodial key"
+    );
+    assert!(store.has_accounts().expect("accounts"));
+    let info = |expires| TokenInfo {
+        account: "alice".into(),
+        scopes: vec![Scope::Pull, "publish:acme/*".parse().expect("scope")],
+        expires,
+    };
+    let (keep, expire) = ([1u8; 32], [2u8; 32]);
+    store.add_token(&keep, &info(None), "kept").expect("add");
+    store
+        .add_token(&expire, &info(Some(100)), "old")
+        .expect("add");
+    assert_eq!(store.token(&keep).expect("token"), Some(info(None)));
+    assert_eq!(store.tokens().expect("tokens").len(), 2);
+    assert_eq!(store.purge_tokens(200).expect("purge"), 1);
+    assert!(store.token(&expire).expect("token").is_none());
+    let listed = store.tokens().expect("tokens");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].note, "kept");
+    assert!(store.revoke_token(&keep).expect("revoke"));
+    assert!(!store.revoke_token(&keep).expect("revoke"));
+    assert!(store.token(&keep).expect("token").is_none());
+}
