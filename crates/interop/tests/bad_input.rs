@@ -285,6 +285,16 @@ fn malformed_json_is_refused() {
         .refused(StatusCode::BAD_REQUEST, "missing field `leafs`");
     f.post_json("/v1/verify/checkpoint", &json!({ "contents": {} }))
         .refused(StatusCode::BAD_REQUEST, "invalid JSON body");
+    // A package name longer than any OCI repository name.
+    let long = format!("good:{}", "p".repeat(300));
+    f.post_json(
+        &path,
+        &json!({
+            "packageName": long,
+            "record": { "contentBytes": "", "keyId": "sha256:00", "signature": "ecdsa-p256:AA" },
+        }),
+    )
+    .refused(StatusCode::BAD_REQUEST, "at most 255 bytes");
     assert_eq!(f.stored(), before);
 }
 

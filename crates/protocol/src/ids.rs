@@ -40,6 +40,13 @@ impl FromStr for HashAlgorithm {
 /// Which rule a package name or namespace broke.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum NameError {
+    /// Longer than [`PackageName::MAX_LEN`].
+    #[error(
+        "a package name is at most {max} bytes (`namespace:name` must fit an OCI repository \
+         name); this one has {0}",
+        max = PackageName::MAX_LEN
+    )]
+    TooLong(usize),
     /// No `:` between namespace and name.
     #[error("`{0}` has no `:`; package names are `namespace:name`")]
     MissingColon(String),
@@ -147,9 +154,17 @@ pub struct PackageName {
 }
 
 impl PackageName {
+    /// The longest package name, in bytes: the OCI repository of
+    /// `namespace:name` is `namespace/name`, and repository names stop at
+    /// 255 characters. (Warg sets no bound; Cairn refuses longer names.)
+    pub const MAX_LEN: usize = 255;
+
     /// Validates and builds a package name.
     pub fn new(text: impl Into<String>) -> Result<Self, NameError> {
         let text = text.into();
+        if text.len() > PackageName::MAX_LEN {
+            return Err(NameError::TooLong(text.len()));
+        }
         let colon = text
             .find(':')
             .ok_or_else(|| NameError::MissingColon(text.clone()))?;
@@ -326,6 +341,16 @@ mod tests {
         }
         let parsed = PackageName::new("acme:cli-tool").unwrap();
         assert_eq!((parsed.namespace(), parsed.name()), ("acme", "cli-tool"));
+    }
+
+    #[test]
+    fn names_fit_an_oci_repository() {
+        let longest = format!("a:{}", "b".repeat(PackageName::MAX_LEN - 2));
+        assert!(PackageName::new(longest.as_str()).is_ok());
+        let too_long = format!("{longest}c");
+        let e = PackageName::new(too_long).unwrap_err();
+        assert_eq!(e, NameError::TooLong(256));
+        assert!(e.to_string().contains("at most 255 bytes"));
     }
 
     #[test]
