@@ -203,6 +203,9 @@ pub struct Tokens {
     store: Arc<dyn AuthStore>,
     clock: Arc<dyn Clock>,
     cache: RwLock<Generations<[u8; 32], (TokenInfo, u64)>>,
+    /// Revocations so far: a lookup that raced a revocation (read the
+    /// token before it was deleted) must not put it back in the cache.
+    revocations: std::sync::atomic::AtomicU64,
 }
 
 impl Tokens {
@@ -213,6 +216,7 @@ impl Tokens {
             store,
             clock,
             cache: RwLock::new(Generations::new(generation)),
+            revocations: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -226,12 +230,17 @@ impl Tokens {
 
     /// The token with this hash, from the store (blocking); remembered.
     pub fn lookup(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError> {
+        use std::sync::atomic::Ordering;
+        let seen = self.revocations.load(Ordering::SeqCst);
         let found = self.store.token(hash)?;
         if let Some(info) = &found {
-            self.cache
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(*hash, (info.clone(), self.clock.now_seconds()));
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock `revoke` bumps it under: either the
+            // revocation comes after (and removes this entry) or it came
+            // before, and what was read may be stale.
+            if self.revocations.load(Ordering::SeqCst) == seen {
+                cache.insert(*hash, (info.clone(), self.clock.now_seconds()));
+            }
         }
         Ok(found)
     }
@@ -240,10 +249,10 @@ impl Tokens {
     /// forgotten by this cache at once (blocking). Whether there was one.
     pub fn revoke(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
         let revoked = self.store.revoke_token(hash)?;
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(hash);
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.remove(hash);
         Ok(revoked)
     }
 
@@ -274,5 +283,86 @@ mod tests {
         let token = new_token();
         assert!(token.starts_with("cairn_") && token.len() == 70);
         assert_ne!(token_hash(&token), token_hash(&new_token()));
+    }
+
+    /// A lookup that read a token just before it was revoked, and would
+    /// have cached it just after, does not cache it: the revocation holds
+    /// at once, not when the cache entry lapses.
+    #[test]
+    fn a_lookup_racing_a_revocation_does_not_cache_the_revoked_token() {
+        use std::sync::{Barrier, Mutex};
+
+        /// A store whose token reads stop between reading and returning
+        /// until the test lets them go.
+        struct Paused {
+            inner: crate::memory::MemoryMeta,
+            gate: Mutex<Option<Arc<Barrier>>>,
+        }
+        impl AuthStore for Paused {
+            fn ensure_account(&self, name: &str) -> Result<Account, StoreError> {
+                self.inner.ensure_account(name)
+            }
+            fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+                self.inner.account(name)
+            }
+            fn has_accounts(&self) -> Result<bool, StoreError> {
+                self.inner.has_accounts()
+            }
+            fn add_token(
+                &self,
+                hash: &[u8; 32],
+                info: &TokenInfo,
+                note: &str,
+            ) -> Result<(), StoreError> {
+                self.inner.add_token(hash, info, note)
+            }
+            fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError> {
+                let found = self.inner.token(hash);
+                let gate = self.gate.lock().expect("gate").take();
+                if let Some(gate) = gate {
+                    gate.wait(); // read done
+                    gate.wait(); // revoked meanwhile
+                }
+                found
+            }
+            fn purge_tokens(&self, now: u64) -> Result<usize, StoreError> {
+                self.inner.purge_tokens(now)
+            }
+            fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError> {
+                self.inner.tokens()
+            }
+            fn revoke_token(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+                self.inner.revoke_token(hash)
+            }
+        }
+
+        let gate = Arc::new(Barrier::new(2));
+        let store = Arc::new(Paused {
+            inner: crate::memory::MemoryMeta::default(),
+            gate: Mutex::new(Some(gate.clone())),
+        });
+        let hash = token_hash("cairn_racing");
+        let info = TokenInfo {
+            account: "alice".into(),
+            scopes: vec![Scope::Pull],
+            expires: None,
+        };
+        store.add_token(&hash, &info, "").expect("add");
+        let tokens = Arc::new(Tokens::new(
+            store,
+            Arc::new(crate::clock::ManualClock::at(1_800_000_000)),
+            16,
+        ));
+        let looking = {
+            let tokens = tokens.clone();
+            std::thread::spawn(move || tokens.lookup(&hash).expect("lookup"))
+        };
+        gate.wait();
+        assert!(tokens.revoke(&hash).expect("revoke"));
+        gate.wait();
+        // The lookup read the token before it went; that answer stands...
+        assert_eq!(looking.join().expect("lookup thread"), Some(info));
+        // ...but it is not remembered past the revocation.
+        assert_eq!(tokens.cached(&hash), None);
     }
 }
