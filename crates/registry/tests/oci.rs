@@ -256,3 +256,27 @@ fn upload_bytes_without_a_session_and_sessions_without_bytes_are_removed() {
     assert_eq!(f.oci.upload_size("misc/x", &kept).expect("kept"), 0);
     assert_eq!(f.oci.remove_orphan_uploads().expect("sweep"), 0);
 }
+
+/// Sessions started at once cannot pass the per-account limit between
+/// counting and creating.
+#[test]
+fn upload_sessions_started_at_once_stop_at_the_limit() {
+    let f = face(OciConfig {
+        max_uploads_per_account: 5,
+        ..OciConfig::default()
+    });
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    let barrier = std::sync::Barrier::new(16);
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                barrier.wait();
+                if f.oci.start_upload("misc/x", "alice").is_ok() {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(started.into_inner(), 5);
+    assert_eq!(f.oci.open_uploads().expect("count"), 5);
+}
