@@ -25,7 +25,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +36,8 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use serde_json::{json, Value};
 
-use common::{admin_token, free_addr, http, request};
+use cairn_interop::warg::wasm;
+use common::{admin_token, free_addr, http, request, Tmpfs};
 
 /// Answers that said the disk is full (507).
 static FULL: AtomicUsize = AtomicUsize::new(0);
@@ -52,16 +52,6 @@ fn counted(answer: common::Response) -> common::Response {
 
 /// The load comes from one address: no rate limits.
 const UNLIMITED: &[&str] = &["--rate-limit-ip", "0", "--rate-limit-token", "0"];
-
-/// A small, distinct Wasm module.
-fn wasm(tag: &str) -> Vec<u8> {
-    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
-    let payload = [&[1u8, b't'][..], tag.as_bytes()].concat();
-    bytes.push(0);
-    bytes.push(u8::try_from(payload.len()).expect("short tag"));
-    bytes.extend_from_slice(&payload);
-    bytes
-}
 
 fn sha256(bytes: &[u8]) -> String {
     Hash::of(bytes).to_string()
@@ -200,28 +190,6 @@ impl Client {
     }
 }
 
-/// A tmpfs mounted at a directory, unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-fn mount_tmpfs(at: &Path, size: &str) -> Option<Tmpfs> {
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(at)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then(|| Tmpfs(at.to_owned()))
-}
-
 struct Options {
     kills: usize,
     lock: bool,
@@ -258,7 +226,7 @@ fn main() {
     let options = options();
     let scratch = tempfile::tempdir().expect("scratch");
     let _tmpfs = if options.disk_full {
-        match mount_tmpfs(scratch.path(), "24m") {
+        match Tmpfs::mount(scratch.path(), "24m") {
             Some(t) => Some(t),
             None => {
                 eprintln!("--disk-full needs root to mount a tmpfs; it cannot run here");
@@ -343,12 +311,7 @@ fn main() {
     // The operator frees space (the tmpfs grows) before the final start, so
     // what waited for room can be checkpointed.
     if let Some(tmpfs) = &_tmpfs {
-        let grown = std::process::Command::new("mount")
-            .args(["-o", "remount,size=96m"])
-            .arg(&tmpfs.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(grown, "cannot grow the tmpfs");
+        assert!(tmpfs.grow("96m"), "cannot grow the tmpfs");
     }
 
     // The checks, on a clean start.

@@ -13,7 +13,7 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use serde_json::{json, Value};
 
-use common::{admin_token, cairn, free_addr, http, http_as, request, start};
+use common::{admin_token, cairn, fill, free_addr, http, http_as, request, start, Tmpfs};
 
 const WASM: &[u8] = b"\0asm\x01\0\0\0\0\x09\x04testabcd";
 
@@ -581,52 +581,13 @@ fn custodial_keys_are_sealed_at_rest() {
     );
 }
 
-/// A tmpfs of `size` mounted at a directory, unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    /// `None` (and a loud line) where mounting is not permitted.
-    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .stderr(Stdio::null())
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(Tmpfs(at.to_owned())),
-            _ => {
-                eprintln!("SKIPPED: cannot mount a tmpfs to fill (needs root); the disk-full test did not run");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-/// Fills the filesystem of `dir` to the last byte.
-fn fill(dir: &std::path::Path) {
-    use std::io::Write;
-    let mut file = std::fs::File::create(dir.join("filler")).expect("filler");
-    let chunk = vec![1u8; 64 * 1024];
-    while file.write_all(&chunk).is_ok() {}
-    let mut byte = [1u8; 1];
-    while file.write_all(&byte).is_ok() {
-        byte[0] = 1;
-    }
-}
-
 #[test]
 fn a_full_disk_answers_507_keeps_no_failed_upload_and_the_server_still_starts() {
     let mount = tempfile::tempdir().expect("tempdir");
     let Some(_tmpfs) = Tmpfs::mount(mount.path(), "6m") else {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs to fill (needs root); the disk-full test did not run"
+        );
         return;
     };
     let data = mount.path().join("data");

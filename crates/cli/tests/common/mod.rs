@@ -263,3 +263,44 @@ impl User {
             .to_owned()
     }
 }
+
+/// A tmpfs mounted at a directory (for filling a disk on purpose),
+/// unmounted on drop.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// A tmpfs of `size` (e.g. `6m`) at `at`; `None` where mounting is not
+    /// permitted (it needs root).
+    pub fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            .then(|| Tmpfs(at.to_owned()))
+    }
+
+    /// Gives it `size` in all (an operator freeing space).
+    pub fn grow(&self, size: &str) -> bool {
+        Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem of `dir` to the last byte.
+pub fn fill(dir: &Path) {
+    let mut file = std::fs::File::create(dir.join("filler")).expect("filler");
+    let chunk = vec![1u8; 64 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    while file.write_all(&[1u8]).is_ok() {}
+}
