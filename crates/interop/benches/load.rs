@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use cairn_interop::docker::DockerRegistry;
 use cairn_interop::report::{self, thousands};
 use cairn_interop::server::{TestOptions, TestServer};
 use cairn_interop::tools::{self, Tool};
@@ -124,48 +125,6 @@ impl CairnChild {
 impl Drop for CairnChild {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-/// Debian's docker-registry on a free port.
-struct DockerRegistry {
-    child: Child,
-    url: String,
-}
-
-impl DockerRegistry {
-    fn start(binary: &Path, dir: &Path) -> DockerRegistry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("storage").display()
-            ),
-        )
-        .expect("config");
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry");
-        DockerRegistry {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -682,20 +641,7 @@ fn main() {
                 bearer: None,
                 client: client.clone(),
             };
-            let start = Instant::now();
-            while baseline
-                .client
-                .get(format!("{}/v2/", baseline.url))
-                .send()
-                .await
-                .map_or(true, |r| !r.status().is_success())
-            {
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "docker-registry did not start"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            docker.wait_ready().await;
             for (i, (repo, _)) in catalog.repos.iter().enumerate() {
                 let layer = wasm(&format!("layer {i}"), sizes.blob);
                 baseline.push_artifact(repo, &layer).await;

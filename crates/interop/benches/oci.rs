@@ -19,11 +19,12 @@
 //! otherwise says so loudly and reports Cairn only
 //! ([`cairn_interop::tools::require`]).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cairn_interop::docker::DockerRegistry;
 use cairn_interop::report::{self, duration_text};
 use cairn_interop::server::{TestOptions, TestServer};
 use cairn_interop::tools::{self, Tool};
@@ -396,68 +397,6 @@ async fn measure(side: &Side, sizes: Sizes, seed: u64, digest: &str) -> Figures 
         cycles_s: times.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.5),
         p99: at(0.99),
-    }
-}
-
-/// Debian's docker-registry on a free 127.0.0.1 port, storing under `dir`.
-struct DockerRegistry {
-    child: Child,
-    url: String,
-}
-
-impl DockerRegistry {
-    fn start(binary: &Path, dir: &Path) -> DockerRegistry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("storage").display()
-            ),
-        )
-        .expect("registry config");
-        let child = Command::new(binary)
-            .args(["serve"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        DockerRegistry {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
-        let start = Instant::now();
-        loop {
-            if let Ok(r) = client.get(format!("{}/v2/", self.url)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "docker-registry did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
