@@ -82,14 +82,9 @@ fn latency_histogram() -> Histogram {
 
 impl Metrics {
     pub(crate) fn new() -> Metrics {
-        let mut registry = prometheus_client::registry::Registry::with_prefix("cairn");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let metrics = Metrics {
-            requests: requests.clone(),
-            latency: latency.clone(),
+        let mut metrics = Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             connections_open: Gauge::default(),
             connections_capped: Counter::default(),
             connections_timed_out: Counter::default(),
@@ -102,78 +97,77 @@ impl Metrics {
             checkpoint_lag: Gauge::default(),
             upload_sessions: Gauge::default(),
             readiness: tokio::sync::Mutex::new(None),
-            registry: prometheus_client::registry::Registry::default(),
+            registry: prometheus_client::registry::Registry::with_prefix("cairn"),
         };
+        let m = &mut metrics;
+        let registry = &mut m.registry;
         registry.register(
             "http_requests",
             "HTTP requests answered, by route, method and status",
-            requests,
+            m.requests.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
             "Time to answer a request (to its response head), by route",
-            latency,
+            m.latency.clone(),
         );
         registry.register(
             "connections_open",
             "Connections open now",
-            metrics.connections_open.clone(),
+            m.connections_open.clone(),
         );
         registry.register(
             "connections_capped",
             "Times the connection limit was reached (new connections waited)",
-            metrics.connections_capped.clone(),
+            m.connections_capped.clone(),
         );
         registry.register(
             "connections_timed_out",
             "Connections closed by the header-read or idle timeout",
-            metrics.connections_timed_out.clone(),
+            m.connections_timed_out.clone(),
         );
         registry.register(
             "rate_limited",
             "Requests refused with 429, by the limit that refused them",
-            metrics.rate_limited.clone(),
+            m.rate_limited.clone(),
         );
         registry.register(
             "publish_stage",
             "Publish pipeline events: records submitted, accepted, refused; content uploaded; \
              OCI manifests pushed",
-            metrics.publish.clone(),
+            m.publish.clone(),
         );
         registry.register(
             "bytes_received",
             "Content bytes received and stored, by face (warg content, oci blobs)",
-            metrics.bytes_received.clone(),
+            m.bytes_received.clone(),
         );
         registry.register(
             "storage_errors",
             "Requests that failed on a storage error",
-            metrics.storage_errors.clone(),
+            m.storage_errors.clone(),
         );
         registry.register(
             "log_length",
             "Records in the registry log",
-            metrics.log_length.clone(),
+            m.log_length.clone(),
         );
         registry.register(
             "checkpoint_length",
             "Records covered by the latest checkpoint",
-            metrics.checkpoint_length.clone(),
+            m.checkpoint_length.clone(),
         );
         registry.register(
             "checkpoint_lag_records",
             "Records accepted but not yet covered by a checkpoint",
-            metrics.checkpoint_lag.clone(),
+            m.checkpoint_lag.clone(),
         );
         registry.register(
             "upload_sessions_open",
             "OCI upload sessions open",
-            metrics.upload_sessions.clone(),
+            m.upload_sessions.clone(),
         );
-        Metrics {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     /// The counter of content bytes received through `kind`.
