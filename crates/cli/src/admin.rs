@@ -47,13 +47,13 @@ impl Remote {
                  pass --admin-token-file <data-dir>/admin.token"
             ),
         };
+        // The same timeouts and trusted CAs as every other client command.
+        let limits = cairn_client::Limits::from_env(|k| std::env::var_os(k))?;
         let mut builder = reqwest::blocking::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(60));
-        if let Some(ca) = std::env::var_os("CAIRN_CA_FILE") {
-            let pem = std::fs::read(&ca)
-                .with_context(|| format!("cannot read CAIRN_CA_FILE {}", ca.to_string_lossy()))?;
-            for root in reqwest::Certificate::from_pem_bundle(&pem)? {
+            .connect_timeout(limits.connect_timeout)
+            .timeout(limits.read_timeout);
+        if let Some(pem) = &limits.trusted_ca_pem {
+            for root in reqwest::Certificate::from_pem_bundle(pem)? {
                 builder = builder.add_root_certificate(root);
             }
         }
