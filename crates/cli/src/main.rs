@@ -296,7 +296,7 @@ enum TokenCommand {
 }
 
 /// The longest lifetime `--expires` takes: 100 years.
-const LIFETIME_MAX: u64 = 100 * 365 * 86_400;
+const LIFETIME_MAX: u64 = cairn_registry::auth::TOKEN_LIFETIME_MAX;
 
 /// Seconds in a lifetime such as `30d`; `None` for `never`.
 fn lifetime(text: &str) -> Result<Option<u64>> {
@@ -332,6 +332,7 @@ fn create_token(
     remote: &admin::RemoteArgs,
 ) -> Result<()> {
     let lifetime = lifetime(expires)?;
+    cairn_registry::auth::check_account(account).map_err(|e| anyhow::anyhow!(e))?;
     if let Some(remote) = admin::Remote::from_args(remote)? {
         let names: Vec<String> = scopes.iter().map(ToString::to_string).collect();
         let answer = remote.create_token(account, &names, lifetime, note)?;

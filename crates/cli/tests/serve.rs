@@ -203,6 +203,11 @@ fn serve_says_where_it_listens_and_keeps_its_data() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 
+    // An account name is checked as the administration API checks it.
+    let output = token_create(data.path(), &["--account", "two words", "--scope", "pull"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a valid name"));
+
     // A second server on the same data directory is refused with a reason.
     let output = cairn()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

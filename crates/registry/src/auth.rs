@@ -139,6 +139,26 @@ impl TokenInfo {
     }
 }
 
+/// The longest lifetime a token may be given, in seconds: 100 years.
+pub const TOKEN_LIFETIME_MAX: u64 = 100 * 365 * 86_400;
+
+/// Why an account name is refused: 1 to 64 letters, digits, `-`, `_` or
+/// `.` (it is written into logs, listings and attestation records).
+pub fn check_account(account: &str) -> Result<(), String> {
+    let ok = !account.is_empty()
+        && account.len() <= 64
+        && account
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "account `{account}` is not a valid name: 1 to 64 letters, digits, `-`, `_` or `.`"
+        ))
+    }
+}
+
 /// The hash under which a token is stored.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -15,16 +15,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cairn_registry::auth::{new_token, token_hash, Scope, TokenEntry, TokenInfo};
+use cairn_registry::auth::{
+    check_account, new_token, token_hash, Scope, TokenEntry, TokenInfo, TOKEN_LIFETIME_MAX,
+};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::warg::ApiJson;
 use crate::AppState;
-
-/// The longest lifetime a token may be given: 100 years.
-const LIFETIME_MAX: u64 = 100 * 365 * 86_400;
 
 /// Refuses a caller without an admin token.
 async fn admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -76,21 +75,6 @@ pub(crate) struct CreateToken {
     note: String,
 }
 
-fn check_account(account: &str) -> Result<(), ApiError> {
-    let ok = !account.is_empty()
-        && account.len() <= 64
-        && account
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "account `{account}` is not a valid name: 1 to 64 letters, digits, `-`, `_` or `.`"
-        )))
-    }
-}
-
 fn entry_json(t: &TokenEntry) -> serde_json::Value {
     json!({
         "id": t.id(),
@@ -109,7 +93,7 @@ pub(crate) async fn create_token(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<Response, ApiError> {
     admin(&app, &headers).await?;
-    check_account(&body.account)?;
+    check_account(&body.account).map_err(ApiError::bad_request)?;
     if body.scopes.is_empty() || body.scopes.len() > 32 {
         return Err(ApiError::bad_request("give 1 to 32 scopes"));
     }
@@ -128,7 +112,7 @@ pub(crate) async fn create_token(
     let expires =
         match body.expires_in {
             Some(0) => return Err(ApiError::bad_request("expiresIn must be positive")),
-            Some(seconds) if seconds > LIFETIME_MAX => return Err(ApiError::bad_request(
+            Some(seconds) if seconds > TOKEN_LIFETIME_MAX => return Err(ApiError::bad_request(
                 "expiresIn is longer than 100 years; leave it out for a token that never expires",
             )),
             Some(seconds) => Some(now + seconds),
