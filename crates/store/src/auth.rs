@@ -50,24 +50,38 @@ impl SqliteStore {
     /// `sealer` (the wrong key-encryption key). Returns how many keys were
     /// sealed now.
     pub fn seal_custodial_keys(&self, sealer: Sealer) -> Result<usize, StoreError> {
-        let rows: Vec<(String, String)> = self.read(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT name, custodial_key FROM accounts")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend);
-            rows
-        })?;
+        // One sealed key tells whether this is the right key; only keys
+        // still in plaintext are read whole. (Not every account at every
+        // start.)
+        let rows = |sealed: bool| {
+            self.read(|conn| {
+                let (op, limit) = if sealed {
+                    ("=", " LIMIT 1")
+                } else {
+                    ("<>", "")
+                };
+                let sql = format!(
+                    "SELECT name, custodial_key FROM accounts \
+                     WHERE substr(custodial_key, 1, {}) {op} '{}'{limit}",
+                    crate::seal::PREFIX.len(),
+                    crate::seal::PREFIX
+                );
+                let mut stmt = conn.prepare(&sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend);
+                rows
+            })
+        };
+        for (name, stored) in rows(true)? {
+            sealer.open(&name, &stored)?;
+        }
         let mut plain = Vec::new();
-        for (name, stored) in rows {
-            if is_sealed(&stored) {
-                sealer.open(&name, &stored)?;
-            } else {
-                plain.push((sealer.seal(&name, &stored)?, name));
-            }
+        for (name, stored) in rows(false)? {
+            debug_assert!(!is_sealed(&stored));
+            plain.push((sealer.seal(&name, &stored)?, name));
         }
         if !plain.is_empty() {
             self.write(|conn| {

@@ -12,7 +12,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use cairn_registry::StoreError;
 
 /// How a sealed value starts.
-const PREFIX: &str = "sealed:v1:";
+pub(crate) const PREFIX: &str = "sealed:v1:";
 
 /// A key-encryption key.
 pub struct Sealer {
