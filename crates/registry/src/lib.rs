@@ -45,7 +45,7 @@ pub use registry::{
     wait_until, Attested, FetchRequest, FetchResponse, RecordStatus, Registry, Upload,
 };
 pub use storage::{
-    AdminRequest, Batch, ByteReader, ContentStore, Loaded, MetaStore, PendingContent, RecordState,
-    StoreError, StoredRecord,
+    AdminRequest, Batch, ByteReader, ContentStore, Leadership, Loaded, MetaStore, PendingContent,
+    RecordState, StoreError, StoredRecord,
 };
 pub use wasm::{WasmError, WasmStream};

@@ -5,6 +5,7 @@
 //! tests.
 
 use std::io::Read;
+use std::time::Duration;
 
 use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 use thiserror::Error;
@@ -209,6 +210,17 @@ pub trait ContentStore: Send + Sync + 'static {
     fn size(&self, digest: &Hash) -> Result<Option<u64>, StoreError>;
     /// `len` bytes of the content from `start` (within its size), if stored.
     fn read(&self, digest: &Hash, start: u64, len: u64) -> Result<Option<ByteReader>, StoreError>;
+    /// A URL the content can be downloaded from directly, valid for at
+    /// least `valid_for` (an object store's presigned URL), when the store
+    /// is configured to hand them out; `None` means: serve the bytes.
+    fn download_url(
+        &self,
+        digest: &Hash,
+        valid_for: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (digest, valid_for);
+        Ok(None)
+    }
 }
 
 /// Content being written.
@@ -218,4 +230,33 @@ pub trait PendingContent: Send {
     /// Makes the bytes durable and visible under `digest` (the caller has
     /// checked the digest).
     fn commit(self: Box<Self>, digest: &Hash) -> Result<(), StoreError>;
+}
+
+/// The lead among registry processes that share one store (PostgreSQL).
+/// One process leads at a time: it alone sequences and commits batches
+/// ([`MetaStore::commit`]). The lead is held by a session of the store
+/// (an advisory lock), and commits go through that same session, so a
+/// leader that lost its session can no longer commit: commits are fenced,
+/// and two processes never both write the log.
+pub trait Leadership: Send + Sync + 'static {
+    /// Tries to take the lead, advertising `url` as where this process
+    /// accepts writes forwarded by the others. `Ok(true)` once held (and
+    /// while it is still held).
+    fn try_lead(&self, url: &str) -> Result<bool, StoreError>;
+    /// Whether this process holds the lead now (false once the session
+    /// that held it is lost: then [`MetaStore::commit`] fails).
+    fn leading(&self) -> bool;
+    /// Gives up the lead, if held (at shutdown).
+    fn resign(&self);
+    /// The URL the process that leads now advertised, if one leads.
+    fn leader_url(&self) -> Result<Option<String>, StoreError>;
+    /// Waits until a checkpoint of a log longer than `known` is stored, or
+    /// `timeout` passes; returns the log length of the latest stored
+    /// checkpoint (`0` when there is none). Wakes promptly when the leader
+    /// commits a checkpoint (a notification), without polling the store
+    /// more than once per `timeout`.
+    fn wait_checkpoint(&self, known: u64, timeout: Duration) -> Result<u64, StoreError>;
+    /// A secret the processes sharing the store know (made once and kept
+    /// in the store): proves a forwarded request comes from one of them.
+    fn replica_secret(&self) -> Result<[u8; 32], StoreError>;
 }
