@@ -50,6 +50,9 @@ pub enum SubmitError {
     /// The registry is shutting down.
     #[error("the registry is shutting down")]
     Stopped,
+    /// Another replica sequences; writes go there.
+    #[error("this replica does not sequence records; send writes to the one that leads")]
+    NotLeader,
 }
 
 /// Why a read was refused.

@@ -30,6 +30,7 @@ mod error;
 pub mod memory;
 pub mod oci;
 mod registry;
+mod replica;
 mod sequencer;
 mod storage;
 mod thread;
@@ -42,7 +43,7 @@ pub use config::Config;
 pub use content::Admission;
 pub use error::{ContentError, OpenError, QueryError, SubmitError};
 pub use registry::{
-    wait_until, Attested, FetchRequest, FetchResponse, RecordStatus, Registry, Upload,
+    wait_until, Attested, FetchRequest, FetchResponse, RecordStatus, Registry, Role, Upload,
 };
 pub use storage::{
     AdminRequest, Batch, ByteReader, ContentStore, Leadership, Loaded, MetaStore, PendingContent,

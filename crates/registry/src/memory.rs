@@ -771,3 +771,171 @@ fn slice(bytes: &[u8], start: u64, len: u64) -> ByteReader {
         .min(bytes.len());
     Box::new(Cursor::new(bytes[start..end].to_vec()))
 }
+
+/// Who holds the lead among [`SharedMemory`] handles, and the latest
+/// checkpoint committed through any of them.
+#[derive(Default)]
+struct LeadState {
+    holder: Option<(u64, String)>,
+    checkpoint: u64,
+    handles: u64,
+    secret: [u8; 32],
+}
+
+#[derive(Default)]
+struct LeadCell {
+    state: Mutex<LeadState>,
+    changed: std::sync::Condvar,
+}
+
+/// One process's handle on a [`MemoryMeta`] that several registries in a
+/// test share as replicas would share a database: it implements
+/// [`Leadership`](crate::Leadership) (one handle leads at a time) and
+/// fences [`MetaStore::commit`] (refused unless this handle leads), as the
+/// PostgreSQL store does with its session. [`SharedMemory::lose_lead`]
+/// plays the leader's database session ending.
+pub struct SharedMemory {
+    meta: Arc<MemoryMeta>,
+    cell: Arc<LeadCell>,
+    id: u64,
+}
+
+impl SharedMemory {
+    /// The first handle on `meta`.
+    pub fn new(meta: Arc<MemoryMeta>) -> SharedMemory {
+        let cell = Arc::new(LeadCell::default());
+        cell.state.lock().unwrap_or_else(|e| e.into_inner()).secret = [7; 32];
+        SharedMemory::handle(meta, cell)
+    }
+
+    fn handle(meta: Arc<MemoryMeta>, cell: Arc<LeadCell>) -> SharedMemory {
+        let id = {
+            let mut state = cell.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.handles += 1;
+            state.handles
+        };
+        SharedMemory { meta, cell, id }
+    }
+
+    /// Another process's handle on the same store.
+    pub fn another(&self) -> SharedMemory {
+        SharedMemory::handle(self.meta.clone(), self.cell.clone())
+    }
+
+    fn state(&self) -> MutexGuard<'_, LeadState> {
+        self.cell.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops this handle's lead, as if its session with the store ended.
+    pub fn lose_lead(&self) {
+        let mut state = self.state();
+        if state.holder.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            state.holder = None;
+        }
+    }
+}
+
+impl crate::storage::Leadership for SharedMemory {
+    fn try_lead(&self, url: &str) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match &state.holder {
+            Some((id, _)) => Ok(*id == self.id),
+            None => {
+                state.holder = Some((self.id, url.to_owned()));
+                Ok(true)
+            }
+        }
+    }
+
+    fn leading(&self) -> bool {
+        self.state()
+            .holder
+            .as_ref()
+            .is_some_and(|(id, _)| *id == self.id)
+    }
+
+    fn resign(&self) {
+        self.lose_lead();
+    }
+
+    fn leader_url(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.state().holder.as_ref().map(|(_, url)| url.clone()))
+    }
+
+    fn wait_checkpoint(&self, known: u64, timeout: std::time::Duration) -> Result<u64, StoreError> {
+        let state = self.state();
+        let (state, _) = self
+            .cell
+            .changed
+            .wait_timeout_while(state, timeout, |s| s.checkpoint <= known)
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(state.checkpoint)
+    }
+
+    fn replica_secret(&self) -> Result<[u8; 32], StoreError> {
+        Ok(self.state().secret)
+    }
+}
+
+impl MetaStore for SharedMemory {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        self.meta.load()
+    }
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if !state.holder.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            return Err(StoreError::Backend(
+                "this process does not lead: commit refused".into(),
+            ));
+        }
+        self.meta.commit(batch)?;
+        if let Some(cp) = &batch.checkpoint {
+            state.checkpoint = state.checkpoint.max(cp.contents.checkpoint.log_length);
+            self.cell.changed.notify_all();
+        }
+        Ok(())
+    }
+    fn record(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        self.meta.record(log_id, record_id)
+    }
+    fn log_records(
+        &self,
+        log_id: &LogId,
+        after: Option<u64>,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+        self.meta.log_records(log_id, after, before, limit)
+    }
+    fn checkpoint(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.meta.checkpoint(log_length)
+    }
+    fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, StoreError> {
+        self.meta.package_names(log_ids)
+    }
+    fn package_list(&self) -> Result<Vec<PackageName>, StoreError> {
+        self.meta.package_list()
+    }
+    fn leaves_at(&self, indexes: &[u64]) -> Result<Vec<Option<LogLeaf>>, StoreError> {
+        self.meta.leaves_at(indexes)
+    }
+    fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, StoreError> {
+        self.meta.leaves(start, limit)
+    }
+    fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
+        self.meta.admin_requests()
+    }
+    fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+        self.meta.finish_admin_request(id, outcome)
+    }
+    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.meta.save_map_snapshot(log_length, bytes)
+    }
+    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.meta.load_map_snapshot()
+    }
+}

@@ -28,8 +28,10 @@ use crate::config::Config;
 use crate::content::Admission;
 use crate::error::{ContentError, OpenError, QueryError};
 use crate::oci::ManifestWrite;
-use crate::sequencer::{Attesting, Input, Sequencer, Settings, Sourcing, Submission};
-use crate::storage::{ByteReader, ContentStore, MetaStore, RecordState, StoreError, StoredRecord};
+use crate::sequencer::{Attesting, Input, Sourcing, Submission};
+use crate::storage::{
+    ByteReader, ContentStore, Leadership, MetaStore, RecordState, StoreError, StoredRecord,
+};
 use crate::thread::{Command, Reply, SequencerThread};
 use crate::view::{OperatorView, View};
 
@@ -112,6 +114,31 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// What readers and the sequencer thread share, starting from `state`.
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        content: Arc<dyn ContentStore>,
+        config: Config,
+        state: &mut State,
+    ) -> Arc<Shared> {
+        let generation = config.cache_generation;
+        let view = View::new(
+            std::mem::take(&mut state.log),
+            state.checkpoint.clone().map(|cp| (cp, state.map.clone())),
+            state.operator_view(),
+            generation,
+        );
+        Arc::new(Shared {
+            budget: crate::content::Budget::new(config.validation_memory),
+            meta,
+            content,
+            view,
+            config,
+            keys: RwLock::new(Generations::new(generation)),
+            published: Mutex::new(Generations::new(generation)),
+        })
+    }
+
     /// Adds the keys of `states` to the key cache.
     pub fn remember_keys<'a>(&self, states: impl IntoIterator<Item = &'a PackageState>) {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
@@ -130,6 +157,20 @@ pub struct Registry {
     shared: Arc<Shared>,
     tx: Sender<Command>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Set when this is one of several processes sharing a store.
+    replica: Option<Arc<crate::replica::Replica>>,
+}
+
+/// Whether a process sequences, or follows the one that does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// It sequences: writes are decided here.
+    Leader,
+    /// Another replica sequences: writes go there.
+    Follower {
+        /// Where the leader accepts forwarded writes, if one leads now.
+        leader: Option<String>,
+    },
 }
 
 /// An upload of one digest for one sourcing record (the Warg face). Feed
@@ -188,37 +229,44 @@ fn usable_snapshot(meta: &dyn MetaStore, length: u64) -> Result<(Map, u64), Stor
     }
 }
 
-/// The namespaces an operator log defines.
-pub(crate) fn namespaces_of(state: &OperatorState) -> Vec<String> {
-    state.namespaces().map(|(ns, _)| ns.to_owned()).collect()
+/// Checks namespace names given on the command line.
+fn check_namespaces(namespaces: &[String]) -> Result<(), OpenError> {
+    for ns in namespaces {
+        cairn_protocol::validate_namespace(ns)
+            .map_err(|e| OpenError::Invalid(format!("namespace `{ns}`: {e}")))?;
+    }
+    Ok(())
 }
 
-/// The keys that may sign checkpoints.
-pub(crate) fn operator_keys(state: &OperatorState) -> Vec<PublicKey> {
-    state
-        .authorities()
-        .keys()
-        .filter(|k| state.may_sign_checkpoints(&k.id()))
-        .cloned()
-        .collect()
+/// What the sequencer and the view start from, loaded from the store: at
+/// open, and when a replica takes the lead.
+pub(crate) struct State {
+    /// Every committed leaf's hash (taken by the view).
+    pub log: VecLog,
+    /// The number of committed leaves.
+    pub log_length: u64,
+    /// The map of the latest checkpoint.
+    pub map: Map,
+    /// The latest checkpoint.
+    pub checkpoint: Option<SignedCheckpoint>,
+    /// The log length of the map snapshot the map was rebuilt from.
+    pub snapshot_length: u64,
+    /// Leaves not covered by the latest checkpoint.
+    pub uncheckpointed: Vec<LogLeaf>,
+    /// The operator log, replayed.
+    pub operator: OperatorState,
+    /// Its records with their registry indexes.
+    pub operator_records: Vec<(u64, StoredRecord)>,
+    /// Records waiting for content.
+    pub sourcing: HashMap<(LogId, RecordId), Sourcing>,
 }
 
-impl Registry {
-    /// Opens the registry on `meta` and `content`: loads the log, rebuilds
-    /// the map of the latest checkpoint (checking both roots against it),
-    /// initialises the operator log on first start and defines `namespaces`
-    /// that are not defined yet. Then starts the sequencer thread.
-    pub fn open(
-        meta: Arc<dyn MetaStore>,
-        content: Arc<dyn ContentStore>,
-        key: PrivateKey,
-        namespaces: &[String],
-        config: Config,
-    ) -> Result<Arc<Registry>, OpenError> {
-        for ns in namespaces {
-            cairn_protocol::validate_namespace(ns)
-                .map_err(|e| OpenError::Invalid(format!("namespace `{ns}`: {e}")))?;
-        }
+impl State {
+    /// Loads the log, rebuilds the map of the latest checkpoint (from the
+    /// map snapshot when one matches) and refuses unless both roots equal
+    /// the checkpoint's; replays the operator log and checks that `key`
+    /// may sign checkpoints.
+    pub fn load(meta: &dyn MetaStore, key: &PrivateKey) -> Result<State, OpenError> {
         let started = Instant::now();
         let loaded = meta.load()?;
         let loaded_in = started.elapsed();
@@ -240,16 +288,8 @@ impl Registry {
                             loaded.leaves.len()
                         ))
                     })?;
-                let (base, from) = usable_snapshot(meta.as_ref(), length)?;
-                let mut latest: HashMap<LogId, RecordId> = HashMap::new();
-                for leaf in &loaded.leaves[from as usize..len] {
-                    latest.insert(leaf.log_id, leaf.record_id);
-                }
-                let map = base.apply(
-                    latest
-                        .into_iter()
-                        .map(|(l, r)| (*l.digest(), MapLeaf { record_id: r }.leaf_hash())),
-                );
+                let (base, from) = usable_snapshot(meta, length)?;
+                let map = apply_latest(base, &loaded.leaves[from as usize..len]);
                 if log.root_at(length) != Some(cp.contents.checkpoint.log_root)
                     || map.root() != cp.contents.checkpoint.map_root
                 {
@@ -268,18 +308,8 @@ impl Registry {
             "loaded the log in {loaded_in:.2?}, log and map rebuilt and checked in {:.2?}",
             started.elapsed() - loaded_in
         );
-        let log_length = loaded.leaves.len() as u64;
         let uncheckpointed = loaded.leaves[checkpointed..].to_vec();
-
-        // The operator log, replayed (it is short).
-        let mut operator = OperatorState::new();
-        let operator_records = meta.log_records(&LogId::operator(), None, u64::MAX, usize::MAX)?;
-        for (_, rec) in &operator_records {
-            let envelope = codec::decode::<OperatorRecord>(rec)?;
-            operator
-                .apply(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("stored operator record: {e}")))?;
-        }
+        let (operator, operator_records) = load_operator(meta)?;
         if operator.head().is_some() {
             let holds = operator.authorities().holds(
                 &key.public_key().id(),
@@ -312,69 +342,179 @@ impl Registry {
                 );
             }
         }
-        let generation = config.cache_generation;
-        let view = View::new(
+        Ok(State {
+            log_length: log.len(),
             log,
-            loaded.checkpoint.clone().map(|cp| (cp, map.clone())),
-            OperatorView {
-                keys: operator_keys(&operator),
-                namespaces: namespaces_of(&operator),
-                records: operator_records,
-            },
-            generation,
-        );
-        let sequencer = Sequencer::new(
-            key,
-            Settings {
-                checkpoint_every: config.checkpoint_every,
-                checkpoint_max_delay: config.checkpoint_max_delay,
-                content_timeout: config.content_timeout,
-                cache_generation: generation,
-            },
-            operator,
-            loaded.checkpoint,
             map,
-            log_length,
-            uncheckpointed,
-            sourcing,
-        );
-        let shared = Arc::new(Shared {
-            budget: crate::content::Budget::new(config.validation_memory),
-            meta,
-            content,
-            view,
-            config,
-            keys: RwLock::new(Generations::new(generation)),
-            published: Mutex::new(Generations::new(generation)),
-        });
-        let mut thread = SequencerThread {
-            shared: shared.clone(),
-            sequencer,
+            checkpoint: loaded.checkpoint,
             snapshot_length,
-            snapshot: None,
-        };
-        let to_define: Vec<String> = namespaces
-            .iter()
-            .filter(|ns| thread.sequencer.operator().namespace(ns).is_none())
-            .cloned()
-            .collect();
-        if thread.sequencer.operator().head().is_none() || !to_define.is_empty() {
-            thread
-                .define_now(to_define)
-                .map_err(|e| OpenError::Invalid(e.to_string()))?;
+            uncheckpointed,
+            operator,
+            operator_records,
+            sourcing,
+        })
+    }
+
+    /// The operator log as readers see it.
+    pub fn operator_view(&self) -> OperatorView {
+        OperatorView {
+            keys: operator_keys(&self.operator),
+            namespaces: namespaces_of(&self.operator),
+            records: self.operator_records.clone(),
         }
-        thread.checkpoint_logged();
-        thread.maybe_snapshot();
+    }
+}
+
+/// The operator log, replayed from the store (it is short).
+pub(crate) fn load_operator(
+    meta: &dyn MetaStore,
+) -> Result<(OperatorState, Vec<(u64, StoredRecord)>), StoreError> {
+    let mut operator = OperatorState::new();
+    let records = meta.log_records(&LogId::operator(), None, u64::MAX, usize::MAX)?;
+    for (_, rec) in &records {
+        let envelope = codec::decode::<OperatorRecord>(rec)?;
+        operator
+            .apply(&envelope)
+            .map_err(|e| StoreError::Corrupt(format!("stored operator record: {e}")))?;
+    }
+    Ok((operator, records))
+}
+
+/// `map` with the latest record of each log that `leaves` touch.
+pub(crate) fn apply_latest(map: Map, leaves: &[LogLeaf]) -> Map {
+    let mut latest: HashMap<LogId, RecordId> = HashMap::new();
+    for leaf in leaves {
+        latest.insert(leaf.log_id, leaf.record_id);
+    }
+    map.apply(
+        latest
+            .into_iter()
+            .map(|(l, r)| (*l.digest(), MapLeaf { record_id: r }.leaf_hash())),
+    )
+}
+
+/// The namespaces an operator log defines.
+pub(crate) fn namespaces_of(state: &OperatorState) -> Vec<String> {
+    state.namespaces().map(|(ns, _)| ns.to_owned()).collect()
+}
+
+/// The keys that may sign checkpoints.
+pub(crate) fn operator_keys(state: &OperatorState) -> Vec<PublicKey> {
+    state
+        .authorities()
+        .keys()
+        .filter(|k| state.may_sign_checkpoints(&k.id()))
+        .cloned()
+        .collect()
+}
+
+impl Registry {
+    /// Opens the registry on `meta` and `content`: loads the log, rebuilds
+    /// the map of the latest checkpoint (checking both roots against it),
+    /// initialises the operator log on first start and defines `namespaces`
+    /// that are not defined yet. Then starts the sequencer thread.
+    pub fn open(
+        meta: Arc<dyn MetaStore>,
+        content: Arc<dyn ContentStore>,
+        key: PrivateKey,
+        namespaces: &[String],
+        config: Config,
+    ) -> Result<Arc<Registry>, OpenError> {
+        check_namespaces(namespaces)?;
+        let mut state = State::load(meta.as_ref(), &key)?;
+        let shared = Shared::new(meta, content, config, &mut state);
+        let thread = SequencerThread::start(shared.clone(), key, state, namespaces, None)?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("cairn-sequencer".into())
-            .spawn(move || thread.run(rx))
+            .spawn(move || {
+                thread.run(&rx);
+            })
             .map_err(|e| StoreError::Backend(format!("cannot start the sequencer: {e}")))?;
         Ok(Arc::new(Registry {
             shared,
             tx,
             writer: Mutex::new(Some(handle)),
+            replica: None,
         }))
+    }
+
+    /// Opens one of several registry processes that share `meta` and
+    /// `content` (a replica): the one that holds the lead (`lead`)
+    /// sequences, as [`Registry::open`] does; the others serve reads from
+    /// a view they keep up to date as the leader commits checkpoints, and
+    /// take over (loading the log afresh) when the leader's session ends.
+    /// `url` is where this process accepts writes the others forward to it
+    /// while it leads. [`Registry::role`] says which it is now.
+    pub fn open_replica(
+        meta: Arc<dyn MetaStore>,
+        content: Arc<dyn ContentStore>,
+        key: PrivateKey,
+        namespaces: &[String],
+        config: Config,
+        lead: Arc<dyn Leadership>,
+        url: String,
+    ) -> Result<Arc<Registry>, OpenError> {
+        check_namespaces(namespaces)?;
+        let leads = lead.try_lead(&url)?;
+        let mut state = State::load(meta.as_ref(), &key)?;
+        let shared = Shared::new(meta, content, config, &mut state);
+        let replica = Arc::new(crate::replica::Replica::new(
+            lead.clone(),
+            url,
+            lead.replica_secret()?,
+        ));
+        let thread = if leads {
+            replica.set_leading(true);
+            Some(SequencerThread::start(
+                shared.clone(),
+                key.clone(),
+                state,
+                namespaces,
+                Some(lead),
+            )?)
+        } else {
+            tracing::info!(
+                "another replica leads; following its checkpoints (log length {})",
+                shared.view.checkpointed_length()
+            );
+            None
+        };
+        let (tx, rx) = mpsc::channel();
+        let follower = crate::replica::Follower {
+            shared: shared.clone(),
+            replica: replica.clone(),
+            key,
+            namespaces: namespaces.to_vec(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("cairn-replica".into())
+            .spawn(move || follower.run(thread, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the replica thread: {e}")))?;
+        Ok(Arc::new(Registry {
+            shared,
+            tx,
+            writer: Mutex::new(Some(handle)),
+            replica: Some(replica),
+        }))
+    }
+
+    /// Whether this process sequences (it leads, or it is the only one),
+    /// or follows another that does.
+    pub fn role(&self) -> Role {
+        match &self.replica {
+            None => Role::Leader,
+            Some(replica) if replica.is_leading() => Role::Leader,
+            Some(replica) => Role::Follower {
+                leader: replica.leader_url(),
+            },
+        }
+    }
+
+    /// The secret the replicas sharing this registry's store know (see
+    /// [`Leadership::replica_secret`]); `None` for a single process.
+    pub fn replica_secret(&self) -> Option<[u8; 32]> {
+        self.replica.as_ref().map(|r| r.secret())
     }
 
     /// The engine's configuration.

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cairn_protocol::LogId;
+use cairn_protocol::{LogId, PrivateKey};
 
 use crate::answer;
 use crate::codec;
+use crate::error::OpenError;
 use crate::error::SubmitError;
-use crate::registry::{namespaces_of, operator_keys, Attested, RecordStatus, Shared};
-use crate::sequencer::{Facts, Input, Needs, Outcome, Sequencer, Staged};
-use crate::storage::{RecordState, StoreError};
+use crate::registry::{namespaces_of, operator_keys, Attested, RecordStatus, Shared, State};
+use crate::sequencer::{Facts, Input, Needs, Outcome, Sequencer, Settings, Staged};
+use crate::storage::{Leadership, RecordState, StoreError};
 
 /// Where the answer to an [`Input`] goes.
 pub(crate) enum Reply {
@@ -49,6 +50,17 @@ pub(crate) struct SequencerThread {
     pub snapshot_length: u64,
     /// The background snapshot being saved, if any.
     pub snapshot: Option<JoinHandle<()>>,
+    /// The lead this thread sequences under, when processes share the store.
+    pub lead: Option<Arc<dyn Leadership>>,
+}
+
+/// Why [`SequencerThread::run`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Asked to stop, or every handle is gone.
+    Stopped,
+    /// The lead was lost: another process may sequence now.
+    LostLead,
 }
 
 fn answer_with<T>(reply: answer::Reply<T>, result: Result<T, SubmitError>) {
@@ -56,8 +68,61 @@ fn answer_with<T>(reply: answer::Reply<T>, result: Result<T, SubmitError>) {
 }
 
 impl SequencerThread {
-    /// Runs until stopped.
-    pub fn run(mut self, rx: Receiver<Command>) {
+    /// A sequencer thread starting from `state`: initialises the operator
+    /// log on first start, defines the `namespaces` not defined yet, and
+    /// checkpoints what the last one left uncheckpointed.
+    pub fn start(
+        shared: Arc<Shared>,
+        key: PrivateKey,
+        state: State,
+        namespaces: &[String],
+        lead: Option<Arc<dyn Leadership>>,
+    ) -> Result<SequencerThread, OpenError> {
+        let config = &shared.config;
+        let sequencer = Sequencer::new(
+            key,
+            Settings {
+                checkpoint_every: config.checkpoint_every,
+                checkpoint_max_delay: config.checkpoint_max_delay,
+                content_timeout: config.content_timeout,
+                cache_generation: config.cache_generation,
+            },
+            state.operator,
+            state.checkpoint,
+            state.map,
+            state.log_length,
+            state.uncheckpointed,
+            state.sourcing,
+        );
+        let mut thread = SequencerThread {
+            shared,
+            sequencer,
+            snapshot_length: state.snapshot_length,
+            snapshot: None,
+            lead,
+        };
+        let to_define: Vec<String> = namespaces
+            .iter()
+            .filter(|ns| thread.sequencer.operator().namespace(ns).is_none())
+            .cloned()
+            .collect();
+        if thread.sequencer.operator().head().is_none() || !to_define.is_empty() {
+            thread
+                .define_now(to_define)
+                .map_err(|e| OpenError::Invalid(e.to_string()))?;
+        }
+        thread.checkpoint_logged();
+        thread.maybe_snapshot();
+        Ok(thread)
+    }
+
+    /// Whether the lead this thread sequences under was lost.
+    fn lost_lead(&self) -> bool {
+        self.lead.as_ref().is_some_and(|l| !l.leading())
+    }
+
+    /// Runs until stopped, or until the lead is lost.
+    pub fn run(mut self, rx: &Receiver<Command>) -> Exit {
         let mut last_housekeeping = Instant::now();
         loop {
             let wait = if self.sequencer.has_uncheckpointed() {
@@ -107,14 +172,22 @@ impl SequencerThread {
                     if let Some(reply) = stop {
                         self.stop();
                         answer_with(reply, Ok(()));
-                        return;
+                        return Exit::Stopped;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.checkpoint_logged(),
                 Err(RecvTimeoutError::Disconnected) => {
                     self.stop();
-                    return;
+                    return Exit::Stopped;
                 }
+            }
+            if self.lost_lead() {
+                tracing::error!(
+                    "this replica lost the lead (its database session ended); it stops \
+                     sequencing and follows whichever replica leads now"
+                );
+                self.wait_for_snapshot();
+                return Exit::LostLead;
             }
             if last_housekeeping.elapsed() >= TICK {
                 last_housekeeping = Instant::now();

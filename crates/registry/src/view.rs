@@ -125,6 +125,17 @@ impl View {
         }
     }
 
+    /// Replaces the log with `log`, which extends it (a replica that took
+    /// the lead loaded every committed leaf afresh).
+    pub fn replace_log(&self, log: VecLog) {
+        *write(&self.log) = log;
+    }
+
+    /// Replaces the operator view.
+    pub fn set_operator(&self, operator: OperatorView) {
+        *write(&self.operator) = operator;
+    }
+
     /// Records where the records of a committed batch stand.
     pub fn remember(&self, batch: &Batch) {
         let mut statuses = write(&self.statuses);
