@@ -31,6 +31,10 @@ const FOLLOW_WAIT: Duration = Duration::from_millis(250);
 /// How long a follower trusts the leader URL it read.
 const LEADER_URL_TTL: Duration = Duration::from_millis(500);
 
+/// How long a replica that lost the lead waits before it tries to take it
+/// again: the others, whose sessions did not fail, go first.
+const BACK_OFF: Duration = Duration::from_secs(1);
+
 /// Leaves read from the store at once while following.
 const LEAVES_PER_READ: u64 = 100_000;
 
@@ -101,6 +105,7 @@ impl Follower {
     /// Runs until stopped: sequences with `leader` if it already leads,
     /// else follows until it can take the lead.
     pub fn run(self, mut leader: Option<SequencerThread>, rx: Receiver<Command>) {
+        let mut lost = None;
         loop {
             if let Some(thread) = leader.take() {
                 self.replica.set_leading(true);
@@ -110,8 +115,9 @@ impl Follower {
                     self.replica.lead.resign();
                     return;
                 }
+                lost = Some(Instant::now());
             }
-            match self.follow(&rx) {
+            match self.follow(&rx, lost) {
                 Some(thread) => leader = Some(thread),
                 None => {
                     self.replica.lead.resign();
@@ -123,7 +129,7 @@ impl Follower {
 
     /// Follows the leader's checkpoints until this process takes the lead
     /// (returning its sequencer thread) or is stopped (`None`).
-    fn follow(&self, rx: &Receiver<Command>) -> Option<SequencerThread> {
+    fn follow(&self, rx: &Receiver<Command>, lost: Option<Instant>) -> Option<SequencerThread> {
         let mut last_error: Option<Instant> = None;
         loop {
             loop {
@@ -140,7 +146,13 @@ impl Follower {
                     Err(TryRecvError::Disconnected) => return None,
                 }
             }
-            match self.replica.lead.try_lead(&self.replica.url) {
+            let backing_off = lost.is_some_and(|t| t.elapsed() < BACK_OFF);
+            let tried = if backing_off {
+                Ok(false)
+            } else {
+                self.replica.lead.try_lead(&self.replica.url)
+            };
+            match tried {
                 Ok(true) => {
                     self.replica.set_leading(true);
                     match self.take_over() {
