@@ -152,6 +152,10 @@ impl From<SubmitError> for ApiError {
             SubmitError::Invalid(_) => ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message),
             SubmitError::Store(e) => ApiError::storage(&e, message),
             SubmitError::Stopped => ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message),
+            SubmitError::NotLeader => ApiError {
+                retry_after: Some(1),
+                ..ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
         }
     }
 }

@@ -31,6 +31,16 @@ impl Grants {
         })
     }
 
+    /// A key every replica sharing `secret` derives alike, so a grant one
+    /// replica hands out is honoured by the others.
+    pub(crate) fn shared(secret: &[u8; 32]) -> Grants {
+        let derive = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let tag = hmac::sign(&derive, b"cairn content grant key");
+        Grants {
+            key: hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()),
+        }
+    }
+
     fn message(digest: &Hash, expires: u64) -> String {
         format!("cairn content grant\n{digest}\n{expires}")
     }

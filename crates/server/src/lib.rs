@@ -7,6 +7,7 @@ mod auth;
 mod conn;
 mod error;
 mod files;
+mod forward;
 mod grant;
 mod home;
 mod limit;
@@ -54,6 +55,8 @@ pub struct AppState {
     grants: Arc<grant::Grants>,
     /// `https` when serving TLS, else `http`.
     scheme: &'static str,
+    /// Sends writes to the leading replica (on a follower).
+    forwarder: Arc<forward::Forwarder>,
 }
 
 /// Server options.
@@ -124,12 +127,13 @@ pub fn router(
     options: ServerOptions,
     listen: String,
 ) -> std::io::Result<Router> {
+    let grants = grants_for(&services)?;
     Ok(router_with(
         services,
         &options,
         listen,
         Arc::new(Metrics::new()),
-        grant::Grants::new()?,
+        grants,
     ))
 }
 
@@ -160,6 +164,7 @@ fn router_with(
         metrics,
         limits: Arc::new(limit::Limiters::new(&options.rate_limits)),
         grants: Arc::new(grants),
+        forwarder: Arc::new(forward::Forwarder::new()),
         scheme: if options.tls.is_some() {
             "https"
         } else {
@@ -215,6 +220,10 @@ fn router_with(
                 format!("method {method} is not allowed on {}", uri.path()),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(options.max_json_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -225,6 +234,15 @@ fn router_with(
             observe::access,
         ))
         .with_state(state)
+}
+
+/// Content grants: keyed by the replicas' shared secret when there are
+/// replicas, else by a fresh key.
+fn grants_for(services: &Services) -> std::io::Result<grant::Grants> {
+    match services.registry.replica_secret() {
+        Some(secret) => Ok(grant::Grants::shared(&secret)),
+        None => grant::Grants::new(),
+    }
 }
 
 /// Most threads the server runs blocking work on (store reads, pieces of
@@ -281,10 +299,15 @@ pub async fn serve(
     let listen = listener.local_addr()?.to_string();
     // Abandoned upload sessions expire.
     let expiry = services.oci.clone();
+    let registry = services.registry.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
+            if registry.role() != cairn_registry::Role::Leader {
+                // The leading replica sweeps: sessions live there.
+                continue;
+            }
             let oci = expiry.clone();
             let swept = tokio::task::spawn_blocking(move || {
                 let expired = oci.expire_uploads()?;
@@ -302,13 +325,8 @@ pub async fn serve(
     });
     let metrics = Arc::new(Metrics::new());
     let limits = options.connections.clone();
-    let app = router_with(
-        services,
-        &options,
-        listen,
-        metrics.clone(),
-        grant::Grants::new()?,
-    );
+    let grants = grants_for(&services)?;
+    let app = router_with(services, &options, listen, metrics.clone(), grants);
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let result = conn::serve(listener, app, limits, tls, metrics, shutdown).await;
     sweeper.abort();

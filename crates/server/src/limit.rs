@@ -10,10 +10,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -173,12 +173,13 @@ pub(crate) async fn rate_limit(
     request: Request,
     next: Next,
 ) -> Response {
+    if crate::forward::from_replica(&app, &request) {
+        // The replica that forwarded it counted it already.
+        return next.run(request).await;
+    }
     let now = Instant::now();
     let limits = &app.limits;
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let ip = crate::forward::client_ip(&app, &request);
     let refused = ip
         .and_then(|ip| limits.ip.take(Key::Ip(ip), now).err().map(|w| ("ip", w)))
         .or_else(|| {
