@@ -9,6 +9,7 @@ pub mod docker;
 pub mod http;
 pub mod postgres;
 pub mod report;
+pub mod s3;
 pub mod server;
 pub mod storage_suite;
 pub mod tools;
