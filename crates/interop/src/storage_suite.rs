@@ -1,8 +1,8 @@
 //! One storage suite for every metadata backend: what the engine, the OCI
 //! face and auth rely on a store for, checked through the traits alone
-//! (`MetaStore`, `OciStore`, `AuthStore`). The in-memory store and SQLite
-//! run it today (`crates/store/tests/conformance.rs`); a new backend (issue
-//! 16's PostgreSQL) must pass the same suite.
+//! (`MetaStore`, `OciStore`, `AuthStore`). The in-memory store, SQLite and
+//! PostgreSQL run it (`tests/storage.rs`); a new backend must pass the same
+//! suite.
 
 use std::sync::Arc;
 
@@ -29,6 +29,8 @@ pub fn run(fresh: &dyn Fn() -> Arc<dyn Backend>) {
     blobs_manifests_tags_and_referrers(fresh().as_ref());
     upload_sessions(fresh().as_ref());
     accounts_and_tokens(fresh().as_ref());
+    a_large_batch_commits_whole(fresh().as_ref());
+    manifests_commit_with_their_records(fresh().as_ref());
 }
 
 fn name(text: &str) -> PackageName {
@@ -332,4 +334,126 @@ fn accounts_and_tokens(store: &dyn Backend) {
     assert!(store.revoke_token(&keep).expect("revoke"));
     assert!(!store.revoke_token(&keep).expect("revoke"));
     assert!(store.token(&keep).expect("token").is_none());
+}
+
+/// A batch of 1,000 records over ten logs (a backend batches its
+/// statements, but must keep every row and the order of the log).
+fn a_large_batch_commits_whole(store: &dyn Backend) {
+    let names: Vec<PackageName> = (0..10).map(|n| name(&format!("acme:p{n}"))).collect();
+    let logs: Vec<LogId> = names.iter().map(LogId::package).collect();
+    let records: Vec<StoredRecord> = (0..1_000u64)
+        .map(|i| {
+            record(
+                &logs[(i % 10) as usize],
+                &format!("many {i}"),
+                RecordState::Sequenced { index: i },
+            )
+        })
+        .collect();
+    store
+        .commit(&Batch {
+            records: records.clone(),
+            names: logs.iter().copied().zip(names.iter().cloned()).collect(),
+            checkpoint: Some(checkpoint(1_000)),
+            ..Batch::default()
+        })
+        .expect("commit");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.leaves.len(), 1_000);
+    assert!(loaded
+        .leaves
+        .iter()
+        .zip(&records)
+        .all(|(leaf, r)| leaf.log_id == r.log_id && leaf.record_id == r.record_id));
+    assert_eq!(store.package_list().expect("list"), names);
+    // Read back by key, in the order asked, absent keys included.
+    let absent = (logs[1], records[0].record_id);
+    let keys = vec![
+        (records[999].log_id, records[999].record_id),
+        absent,
+        (records[3].log_id, records[3].record_id),
+    ];
+    let found = store.writer_records(&keys).expect("records");
+    assert_eq!(
+        found,
+        vec![Some(records[999].clone()), None, Some(records[3].clone())]
+    );
+    let log = store
+        .log_records(&logs[7], Some(7), 500, 3)
+        .expect("log")
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect::<Vec<_>>();
+    assert_eq!(log, [17, 27, 37]);
+    assert_eq!(store.writer_log(&logs[7]).expect("log").len(), 100);
+    assert_eq!(
+        store.leaves_at(&[999, 1_000, 500]).expect("leaves").len(),
+        3
+    );
+    assert_eq!(store.leaves(990, 100).expect("leaves").len(), 10);
+}
+
+/// Manifests committed with records, as a Wasm push's are: written in
+/// order, so the first manifest of a digest stays and the last tag wins.
+fn manifests_commit_with_their_records(store: &dyn Backend) {
+    let package = name("acme:pushed");
+    let log = LogId::package(&package);
+    let repo = "acme/pushed";
+    let blob = Digest::of(Algorithm::Sha256, b"layer");
+    let manifest = |bytes: &[u8]| StoredManifest {
+        digest: Digest::of(Algorithm::Sha256, bytes),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        bytes: bytes.to_vec(),
+        subject: None,
+    };
+    let (first, second) = (manifest(b"{\"v\":1}"), manifest(b"{\"v\":2}"));
+    let write = |m: &StoredManifest, tag: &str| ManifestWrite {
+        repository: repo.into(),
+        manifest: m.clone(),
+        tag: Some(tag.into()),
+        links: vec![blob.clone()],
+    };
+    let mut same_digest = second.clone();
+    same_digest.media_type = "application/other".into();
+    store
+        .commit(&Batch {
+            records: vec![record(&log, "pushed", RecordState::Sequenced { index: 0 })],
+            names: vec![(log, package)],
+            manifests: vec![
+                write(&first, "1.0.0"),
+                write(&second, "1.0.0"),
+                write(&second, "2.0.0"),
+                ManifestWrite {
+                    manifest: same_digest,
+                    tag: None,
+                    ..write(&second, "unused")
+                },
+            ],
+            ..Batch::default()
+        })
+        .expect("commit");
+    assert_eq!(
+        store.tag(repo, "1.0.0").expect("tag"),
+        Some(second.digest.clone()),
+        "the last write of a tag wins"
+    );
+    assert_eq!(store.tags(repo).expect("tags").len(), 2);
+    assert_eq!(
+        store.manifest(repo, &second.digest).expect("manifest"),
+        Some(second.clone()),
+        "the first manifest of a digest stays"
+    );
+    assert!(store
+        .manifest(repo, &first.digest)
+        .expect("manifest")
+        .is_some());
+    assert!(store.blob_linked(repo, &blob).expect("linked"));
+    assert_eq!(
+        store.repositories(Some("acme/a"), 10).expect("repos"),
+        vec![repo.to_owned()]
+    );
+    assert!(store
+        .repositories(Some(repo), 10)
+        .expect("repos")
+        .is_empty());
 }

@@ -25,15 +25,26 @@ pub(crate) const CHANNEL: &str = "cairn_checkpoint";
 /// How long the listener waits before connecting again after a failure.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
-/// The session that holds the lead, with its prepared statements.
+/// The session that holds the lead, with its prepared statements; or,
+/// while another process leads, the session that will try again to take
+/// it (kept, so that a follower trying every few hundred milliseconds does
+/// not connect each time).
 pub(crate) struct Writer {
     pub(crate) client: Client,
     pub(crate) statements: HashMap<&'static str, Statement>,
+    /// Whether it holds the lead's lock.
+    leads: bool,
     /// Cleared when the session's connection ends.
     alive: Arc<AtomicBool>,
     /// The task driving the connection: aborted (closing the session,
     /// which releases the lock) when the writer is dropped.
     connection: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn usable(&self) -> bool {
+        self.alive.load(Ordering::SeqCst) && !self.client.is_closed()
+    }
 }
 
 impl Drop for Writer {
@@ -71,7 +82,7 @@ pub(crate) fn not_leading() -> StoreError {
 
 /// The writer is gone: the lead with it.
 fn lose(shared: &Shared, writer: &mut Option<Writer>) {
-    if writer.take().is_some() {
+    if writer.take().is_some_and(|w| w.leads) {
         tracing::warn!("postgres: the lead is lost (the writer's session ended)");
     }
     *shared.lead.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -89,11 +100,12 @@ where
     F: for<'a> FnOnce(&'a mut Writer) -> WriterFuture<'a, T>,
 {
     let mut guard = shared.writer.lock().await;
-    let usable = guard
-        .as_ref()
-        .is_some_and(|w| w.alive.load(Ordering::SeqCst) && !w.client.is_closed());
+    let leads = guard.as_ref().is_some_and(|w| w.leads);
+    let usable = leads && guard.as_ref().is_some_and(Writer::usable);
     let Some(writer) = guard.as_mut().filter(|_| usable) else {
-        lose(shared, &mut guard);
+        if leads {
+            lose(shared, &mut guard);
+        }
         return Err(not_leading());
     };
     let timeout = shared.options.writer_timeout;
@@ -115,35 +127,40 @@ where
     }
 }
 
-/// Takes the lead on a new session, if no session holds it.
+/// Takes the lead, if no session holds it: on the session kept from the
+/// last try, or a new one.
 async fn take_lead(shared: &Shared, url: String) -> Result<bool, StoreError> {
     let what = "take the lead";
     let mut guard = shared.writer.lock().await;
-    if guard
-        .as_ref()
-        .is_some_and(|w| w.alive.load(Ordering::SeqCst) && !w.client.is_closed())
-    {
-        return Ok(true);
+    match guard.as_ref() {
+        Some(w) if w.leads && w.usable() => return Ok(true),
+        Some(w) if w.leads || !w.usable() => lose(shared, &mut guard),
+        _ => {}
     }
-    lose(shared, &mut guard);
-    let (client, connection) = shared
-        .session_config
-        .connect(NoTls)
-        .await
-        .map_err(failed(what))?;
-    let alive = Arc::new(AtomicBool::new(true));
-    let flag = alive.clone();
-    let connection = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!("postgres: the writer's session ended: {e}");
+    let mut writer = match guard.take() {
+        Some(candidate) => candidate,
+        None => {
+            let (client, connection) = shared
+                .session_config
+                .connect(NoTls)
+                .await
+                .map_err(failed(what))?;
+            let alive = Arc::new(AtomicBool::new(true));
+            let flag = alive.clone();
+            let connection = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!("postgres: the writer's session ended: {e}");
+                }
+                flag.store(false, Ordering::SeqCst);
+            });
+            Writer {
+                client,
+                statements: HashMap::new(),
+                leads: false,
+                alive,
+                connection,
+            }
         }
-        flag.store(false, Ordering::SeqCst);
-    });
-    let writer = Writer {
-        client,
-        statements: HashMap::new(),
-        alive: alive.clone(),
-        connection,
     };
     // On any failure from here, dropping `writer` ends the session (and
     // releases the lock if it was taken).
@@ -155,6 +172,7 @@ async fn take_lead(shared: &Shared, url: String) -> Result<bool, StoreError> {
         .try_get(0)
         .map_err(failed(what))?;
     if !taken {
+        *guard = Some(writer);
         return Ok(false);
     }
     writer
@@ -167,6 +185,8 @@ async fn take_lead(shared: &Shared, url: String) -> Result<bool, StoreError> {
         )
         .await
         .map_err(failed(what))?;
+    writer.leads = true;
+    let alive = writer.alive.clone();
     *guard = Some(writer);
     *shared.lead.lock().unwrap_or_else(|e| e.into_inner()) = Some(alive);
     tracing::info!("postgres: this process leads the registry");
@@ -272,7 +292,7 @@ impl Leadership for PgStore {
     fn resign(&self) {
         let resigned = self.run("give up the lead", |shared| async move {
             let mut guard = shared.writer.lock().await;
-            if let Some(writer) = guard.as_ref() {
+            if let Some(writer) = guard.as_ref().filter(|w| w.leads) {
                 // Ending the session would release the lock too; this is
                 // at once, even if the session's end is slow to be seen.
                 let unlock = writer
