@@ -20,7 +20,7 @@ pub(crate) type Chunks = BoxStream<'static, object_store::Result<Bytes>>;
 
 /// How many times in a row a read may fail (and start again where it
 /// stopped, with a new request) before the error is the reader's.
-const READ_ATTEMPTS: u32 = 3;
+pub(crate) const READ_ATTEMPTS: u32 = 3;
 
 /// How many parts of one upload may be in flight while the writer goes on.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -107,7 +107,9 @@ impl Read for ObjectReader {
                     self.position += bytes.len() as u64;
                     self.chunk = bytes;
                     self.chunks = Some(chunks);
-                    self.failures = 0;
+                    if !self.chunk.is_empty() {
+                        self.failures = 0;
+                    }
                 }
                 // The object ends before `end`: so does the read.
                 None => self.end = self.position,

@@ -62,6 +62,7 @@ use object_store::{
 };
 use tokio::runtime::{Handle, Runtime};
 
+pub use object_store;
 pub use stores::{ObjectBlobStore, ObjectContentStore};
 
 /// The smallest part of a multipart upload S3 accepts (but the last).
@@ -179,6 +180,30 @@ impl ObjectStores {
                 return Err(bad("expected s3://<bucket>/<prefix> or memory://"));
             };
         let prefix = Path::parse(prefix.trim_matches('/')).map_err(|e| bad(&e.to_string()))?;
+        ObjectStores::open(store, signer, prefix, options, url)
+    }
+
+    /// The stores under `prefix` of any `object_store` store (Google Cloud
+    /// Storage, Azure, a wrapper that injects faults in tests, ...),
+    /// without presigned URLs.
+    pub fn from_store(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        options: ObjectOptions,
+    ) -> Result<ObjectStores, StoreError> {
+        let name = format!("{store}/{prefix}");
+        let prefix = Path::parse(prefix.trim_matches('/'))
+            .map_err(|e| StoreError::Backend(format!("bad object store prefix `{prefix}`: {e}")))?;
+        ObjectStores::open(store, None, prefix, options, &name)
+    }
+
+    fn open(
+        store: Arc<dyn ObjectStore>,
+        signer: Option<Arc<AmazonS3>>,
+        prefix: Path,
+        options: ObjectOptions,
+        url: &str,
+    ) -> Result<ObjectStores, StoreError> {
         let bucket = Arc::new(Bucket {
             store,
             signer,
@@ -490,6 +515,9 @@ impl Bucket {
         })
     }
 }
+
+#[cfg(test)]
+mod faults;
 
 #[cfg(test)]
 mod tests {
