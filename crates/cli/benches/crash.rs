@@ -24,30 +24,26 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use cairn_protocol::package::{PackageEntry, PackageRecord};
-use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
+use cairn_protocol::{Hash, LogId, PackageName, PrivateKey};
 use serde_json::{json, Value};
 
 use cairn_interop::warg::wasm;
+use common::publish::Publisher;
 use common::{admin_token, free_addr, http, request, Tmpfs};
 
 /// Answers that said the disk is full (507).
 static FULL: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts a 507 and passes the answer on.
-fn counted(answer: common::Response) -> common::Response {
+/// Counts a 507.
+fn count_full(answer: &common::Response) {
     if answer.status == 507 {
         FULL.fetch_add(1, Ordering::Relaxed);
     }
-    answer
 }
 
 /// The load comes from one address: no rate limits.
@@ -68,126 +64,6 @@ struct Seen {
     oci_tried: BTreeSet<String>,
     /// Checkpoints read before kills.
     checkpoints: Vec<Value>,
-}
-
-struct Client {
-    addr: SocketAddr,
-    bearer: String,
-    key: PrivateKey,
-}
-
-impl Client {
-    fn auth(&self) -> [(&str, &str); 1] {
-        [("authorization", self.bearer.as_str())]
-    }
-
-    /// A Warg init and release of `content`, with the upload; `Some`
-    /// once the upload is acknowledged.
-    fn warg_publish(&self, name: &PackageName, content: &[u8]) -> Option<String> {
-        let envelope = Envelope::sign(
-            &self.key,
-            PackageRecord {
-                prev: None,
-                version: 0,
-                timestamp: Timestamp::new(1_800_000_000, 0),
-                entries: vec![
-                    PackageEntry::Init {
-                        hash_algorithm: HashAlgorithm::Sha256,
-                        key: self.key.public_key().clone(),
-                    },
-                    PackageEntry::Release {
-                        version: "1.0.0".parse().expect("version"),
-                        content: Hash::of(content),
-                    },
-                ],
-            },
-        );
-        let body = json!({
-            "packageName": name.to_string(),
-            "record": {
-                "contentBytes": STANDARD.encode(envelope.content_bytes()),
-                "keyId": envelope.key_id().to_string(),
-                "signature": envelope.signature().to_string(),
-            }
-        })
-        .to_string();
-        let log = LogId::package(name);
-        let mut headers = self.auth().to_vec();
-        headers.push(("content-type", "application/json"));
-        let answer = request(
-            self.addr,
-            "POST",
-            &format!("/v1/package/{log}/record"),
-            &headers,
-            body.as_bytes(),
-        )
-        .ok()
-        .map(counted)?;
-        if answer.status != 202 {
-            return None;
-        }
-        let id = envelope.record_id().to_string();
-        let uploaded = request(
-            self.addr,
-            "POST",
-            &format!(
-                "/v1/package/{log}/record/{id}/content/{}",
-                Hash::of(content)
-            ),
-            &[],
-            content,
-        )
-        .ok()
-        .map(counted)?;
-        (uploaded.status == 201).then_some(id)
-    }
-
-    /// Pushes a Wasm artifact to `repo:1.0.0`; `Some((manifest, layer))`
-    /// once the push is acknowledged.
-    fn oci_push(&self, repo: &str, content: &[u8]) -> Option<(String, String)> {
-        let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#;
-        for blob in [&config[..], content] {
-            let answer = request(
-                self.addr,
-                "POST",
-                &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(blob)),
-                &self.auth(),
-                blob,
-            )
-            .ok()
-            .map(counted)?;
-            if answer.status != 201 {
-                return None;
-            }
-        }
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.wasm.config.v0+json",
-                "digest": sha256(config),
-                "size": config.len(),
-            },
-            "layers": [{
-                "mediaType": "application/wasm",
-                "digest": sha256(content),
-                "size": content.len(),
-            }],
-        })
-        .to_string();
-        let mut headers = self.auth().to_vec();
-        headers.push(("content-type", "application/vnd.oci.image.manifest.v1+json"));
-        let answer = request(
-            self.addr,
-            "PUT",
-            &format!("/v2/{repo}/manifests/1.0.0"),
-            &headers,
-            manifest.as_bytes(),
-        )
-        .ok()
-        .map(counted)?;
-        (answer.status == 201).then(|| (sha256(manifest.as_bytes()), sha256(content)))
-    }
 }
 
 struct Options {
@@ -259,10 +135,11 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..4)
             .map(|worker| {
-                let client = Client {
+                let client = Publisher {
                     addr,
                     bearer: bearer.clone(),
                     key: key.clone(),
+                    observe: count_full,
                 };
                 let (stop, seen, counter) = (stop.clone(), seen.clone(), counter.clone());
                 std::thread::spawn(move || {

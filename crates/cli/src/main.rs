@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use cairn_registry::auth::{new_token, token_hash, AuthStore, Scope, TokenInfo};
+use cairn_registry::oci::{BlobStore, OciStore};
 use cairn_registry::oci::{Oci, OciConfig};
-use cairn_registry::{Config, Registry};
+use cairn_registry::{Config, ContentStore, Leadership, MetaStore, Registry};
 use cairn_server::{ServerOptions, Services};
 use cairn_store::{DataDir, KeySource, SqliteStore};
 use clap::{Parser, Subcommand};
@@ -197,6 +198,34 @@ struct ServeArgs {
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "CAIRN_MAX_JSON_BODY", value_name = "BYTES", default_value_t = 2 << 20)]
     max_json_body: usize,
+    /// Keep records, logs, checkpoints, OCI metadata and tokens in this
+    /// PostgreSQL database (`postgres://user:password@host:port/db`)
+    /// instead of SQLite in the data directory. Several `cairn serve`
+    /// processes on one database are replicas: one sequences, the others
+    /// serve reads and forward writes to it, and one takes over if it goes.
+    #[arg(long, env = "CAIRN_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// Keep release content and OCI blobs in this S3-compatible bucket
+    /// (`s3://bucket/prefix`; endpoint, region and credentials from the
+    /// usual AWS_* variables) instead of files in the data directory.
+    /// Replicas need it (they share the bytes).
+    #[arg(long, env = "CAIRN_CONTENT_URL", value_name = "URL")]
+    content_url: Option<String>,
+    /// Hand clients presigned URLs of the bucket for content downloads,
+    /// valid this many seconds, so the bytes need not pass through Cairn
+    /// (with --content-url s3://...); 0 serves them through Cairn.
+    #[arg(
+        long,
+        env = "CAIRN_CONTENT_REDIRECT_SECONDS",
+        value_name = "S",
+        default_value_t = 0
+    )]
+    content_redirect_seconds: u64,
+    /// Where the other replicas reach this one to forward writes while it
+    /// leads (plain HTTP on the private network, e.g. `http://10.0.0.5:8090`);
+    /// by default `http://<--listen>` when that is a concrete address.
+    #[arg(long, env = "CAIRN_ADVERTISE_URL", value_name = "URL")]
+    advertise_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -887,6 +916,130 @@ fn run() -> Result<()> {
     }
 }
 
+/// The stores a server runs on.
+struct Backends {
+    meta: Arc<dyn MetaStore>,
+    oci: Arc<dyn OciStore>,
+    auth: Arc<dyn AuthStore>,
+    content: Arc<dyn ContentStore>,
+    blobs: Arc<dyn BlobStore>,
+    /// The lead among replicas (PostgreSQL); `None` for SQLite.
+    lead: Option<Arc<dyn Leadership>>,
+}
+
+/// Opens the metadata store (SQLite in the data directory, or PostgreSQL)
+/// and the content and blob stores (files in the data directory, or an
+/// S3-compatible bucket).
+fn open_backends(args: &ServeArgs, dir: &DataDir) -> Result<Backends> {
+    let (content, blobs): (Arc<dyn ContentStore>, Arc<dyn BlobStore>) = match &args.content_url {
+        Some(url) => {
+            let stores = cairn_objects::ObjectStores::from_url(
+                url,
+                cairn_objects::ObjectOptions {
+                    presign: (args.content_redirect_seconds > 0)
+                        .then(|| Duration::from_secs(args.content_redirect_seconds)),
+                    ..cairn_objects::ObjectOptions::default()
+                },
+            )
+            .with_context(|| format!("cannot open the content store {url}"))?;
+            tracing::info!("content and blobs in {url}");
+            (Arc::new(stores.content), Arc::new(stores.blobs))
+        }
+        None => {
+            let (content, blobs) = dir.open_files()?;
+            (Arc::new(content), Arc::new(blobs))
+        }
+    };
+    if let Some(url) = &args.database_url {
+        let pg = Arc::new(
+            cairn_postgres::PgStore::connect(url, cairn_postgres::PgOptions::default())
+                .with_context(|| {
+                    format!("cannot open the PostgreSQL database {}", redact_url(url))
+                })?,
+        );
+        let sealed = pg.seal_custodial_keys(dir.sealer()?)?;
+        if sealed > 0 {
+            tracing::info!("sealed {sealed} custodial keys stored in plaintext");
+        }
+        if args.content_url.is_none() {
+            tracing::warn!(
+                "content and blobs are files in {}: replicas on this database need a shared \
+                 bucket (--content-url s3://...)",
+                dir.root().display()
+            );
+        }
+        tracing::info!("metadata in PostgreSQL {}", redact_url(url));
+        return Ok(Backends {
+            meta: pg.clone(),
+            oci: pg.clone(),
+            auth: pg.clone(),
+            lead: Some(pg),
+            content,
+            blobs,
+        });
+    }
+    let meta = match dir.open_meta_migrated() {
+        Ok(meta) => meta,
+        Err(first) => {
+            if !dir.release_ballast()? {
+                return Err(with_disk_hint(first.into(), dir.root()));
+            }
+            tracing::warn!(
+                "cannot open the stores ({first}); released the disk-space ballast ({}) and \
+                 trying again: the disk may be full. Free space: the ballast is reserved again at \
+                 the next start with room",
+                dir.ballast_file().display()
+            );
+            dir.open_meta_migrated()
+                .map_err(|e| with_disk_hint(e.into(), dir.root()))?
+        }
+    };
+    let meta = Arc::new(meta);
+    Ok(Backends {
+        meta: meta.clone(),
+        oci: meta.clone(),
+        auth: meta,
+        lead: None,
+        content,
+        blobs,
+    })
+}
+
+/// `url` without the password of its user part, for logs and errors.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Where the other replicas forward writes to this one.
+fn advertise_url(args: &ServeArgs) -> Result<String> {
+    if let Some(url) = &args.advertise_url {
+        if !url.starts_with("http://") {
+            bail!(
+                "--advertise-url {url}: replicas forward writes over plain HTTP on the private \
+                 network; give an http:// URL"
+            );
+        }
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    if args.listen.ip().is_unspecified() || args.listen.port() == 0 {
+        bail!(
+            "--listen {} is not an address the other replicas can reach: pass --advertise-url \
+             http://<this host>:<port>",
+            args.listen
+        );
+    }
+    Ok(format!("http://{}", args.listen))
+}
+
 fn serve(args: ServeArgs) -> Result<()> {
     let dir = data_dir_at(&args.data_dir)?.with_disk_reserve(args.ballast_bytes);
     let _lock = dir.try_lock()?.with_context(|| {
@@ -912,22 +1065,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             key.public_key().id()
         ),
     }
-    let stores = match dir.open_stores() {
-        Ok(stores) => stores,
-        Err(first) => {
-            if !dir.release_ballast()? {
-                return Err(with_disk_hint(first.into(), dir.root()));
-            }
-            tracing::warn!(
-                "cannot open the stores ({first}); released the disk-space ballast ({}) and \
-                 trying again: the disk may be full. Free space: the ballast is reserved again at \
-                 the next start with room",
-                dir.ballast_file().display()
-            );
-            dir.open_stores()
-                .map_err(|e| with_disk_hint(e.into(), dir.root()))?
-        }
-    };
+    let stores = open_backends(&args, &dir)?;
     match dir.reserve_ballast(args.ballast_bytes) {
         Ok(true) => tracing::info!(
             "reserved {} MiB of disk in {} for recovering from a full disk",
@@ -937,20 +1075,39 @@ fn serve(args: ServeArgs) -> Result<()> {
         Ok(false) => {}
         Err(e) => tracing::warn!("no disk-space ballast: {e}"),
     }
-    let (meta, content) = (stores.meta, stores.content);
     let config = Config {
         max_content_bytes: args.max_content_bytes,
         content_timeout: Duration::from_secs(args.content_timeout),
         ..Config::default()
     };
     let started = Instant::now();
-    let registry = Registry::open(meta.clone(), content.clone(), key, &args.namespaces, config)?;
+    let registry = match &stores.lead {
+        None => Registry::open(
+            stores.meta.clone(),
+            stores.content.clone(),
+            key,
+            &args.namespaces,
+            config,
+        )?,
+        Some(lead) => {
+            let url = advertise_url(&args)?;
+            Registry::open_replica(
+                stores.meta.clone(),
+                stores.content.clone(),
+                key,
+                &args.namespaces,
+                config,
+                lead.clone(),
+                url.clone(),
+            )?
+        }
+    };
     tracing::info!(
         "opened the registry in {:.2?}: log length {}",
         started.elapsed(),
         registry.log_length()
     );
-    let auth: Arc<dyn AuthStore> = meta.clone();
+    let auth = stores.auth.clone();
     if !auth.has_accounts()? {
         let token = new_token();
         auth.ensure_account("admin")?;
@@ -971,8 +1128,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let oci = Arc::new(Oci::new(
         registry.clone(),
-        meta,
-        stores.blobs,
+        stores.oci.clone(),
+        stores.blobs.clone(),
         OciConfig {
             max_blob_bytes: args.max_blob_bytes,
             max_uploads_per_account: args.max_uploads_per_account,

@@ -327,8 +327,19 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
         }
     };
     match outcome {
-        Ok(length) => axum::Json(serde_json::json!({ "status": "ready", "log_length": length }))
-            .into_response(),
+        Ok(length) => {
+            let (role, leader) = match app.registry.role() {
+                cairn_registry::Role::Leader => ("leader", None),
+                cairn_registry::Role::Follower { leader } => ("follower", leader),
+            };
+            axum::Json(serde_json::json!({
+                "status": "ready",
+                "log_length": length,
+                "role": role,
+                "leader": leader,
+            }))
+            .into_response()
+        }
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({ "status": "unavailable", "reason": reason })),

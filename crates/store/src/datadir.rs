@@ -235,7 +235,7 @@ impl DataDir {
 
     /// The key-encryption key: the one given, else the key file's (made,
     /// mode 0600, if missing).
-    fn sealer(&self) -> Result<Sealer, StoreError> {
+    pub fn sealer(&self) -> Result<Sealer, StoreError> {
         if let Some(Secret(text)) = &self.key_encryption_key {
             return Sealer::parse(text).map_err(|e| {
                 StoreError::Backend(format!("the key-encryption key given is invalid: {e}"))
@@ -276,6 +276,19 @@ impl DataDir {
         Ok(meta)
     }
 
+    /// Opens the metadata store, first moving a data directory of the
+    /// earlier layout to the current one (see [`DataDir::open_stores`]).
+    pub fn open_meta_migrated(&self) -> Result<SqliteStore, StoreError> {
+        let meta = self.open_meta()?;
+        crate::layout::migrate(
+            &meta,
+            &self.root.join("content"),
+            &self.root.join("blobs"),
+            &self.root.join("layout"),
+        )?;
+        Ok(meta)
+    }
+
     /// Opens the metadata, release content and blob stores, first moving
     /// a data directory of the earlier layout (one `content/` directory for
     /// both kinds of bytes) to the current one.
@@ -291,6 +304,17 @@ impl DataDir {
             content: Arc::new(content),
             blobs: Arc::new(blobs),
         })
+    }
+}
+
+impl DataDir {
+    /// The release content and blob stores of the data directory alone
+    /// (for a server whose metadata lives elsewhere, in PostgreSQL).
+    pub fn open_files(&self) -> Result<(FsContentStore, FsBlobStore), StoreError> {
+        let content =
+            FsContentStore::open(&self.root.join("content"))?.with_reserve(self.disk_reserve);
+        let blobs = FsBlobStore::open(&self.root.join("blobs"))?.with_reserve(self.disk_reserve);
+        Ok((content, blobs))
     }
 }
 
