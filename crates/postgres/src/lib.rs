@@ -10,7 +10,7 @@
 //! thread of the server's own runtime. So the store owns a small tokio
 //! runtime of its own (two worker threads named `cairn-pg`): each method
 //! spawns its future onto that runtime and waits for the answer on a
-//! standard channel ([`PgStore::run`]). Nothing here calls
+//! standard channel (one helper, `PgStore::run`). Nothing here calls
 //! `Runtime::block_on`, which panics inside another runtime.
 //!
 //! **Connections.** Reads and the OCI and auth writes go through a pool
@@ -259,9 +259,17 @@ impl PgStore {
                 .map_err(|e| StoreError::Backend(format!("postgres: make the pool: {e}")))?
         };
         let mut session_config = config;
-        // A lost writer or listener is noticed within about a minute even
-        // when the network drops packets silently.
+        // A lost writer or listener is noticed within about half a minute
+        // even when the network drops packets silently: by this process,
+        // and by the server, which then ends the session and so frees the
+        // lead for another process (its own keepalive default is hours).
+        let settings = format!(
+            "{} -c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 \
+             -c tcp_keepalives_count=3 -c tcp_user_timeout=30000",
+            session_config.get_options().unwrap_or_default()
+        );
         session_config
+            .options(settings.trim())
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(15))
             .keepalives_interval(Duration::from_secs(5))

@@ -535,6 +535,10 @@ async fn load(shared: &Shared) -> Result<Loaded, StoreError> {
         .start()
         .await
         .map_err(&fail)?;
+    // Every leaf at once: as long as that takes, on a long log.
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
+        .await
+        .map_err(&fail)?;
     let mut loaded = Loaded::default();
     let params: [i64; 0] = [];
     let leaves = tx
@@ -683,6 +687,9 @@ impl MetaStore for PgStore {
         if !self.shared.leading() {
             return Err(crate::lead::not_leading());
         }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let keys: Vec<(Vec<u8>, Vec<u8>)> = keys
             .iter()
             .map(|(l, r)| (id_bytes(l.digest()), id_bytes(r.digest())))
@@ -741,6 +748,9 @@ impl MetaStore for PgStore {
     }
 
     fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, StoreError> {
+        if log_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let ids: Vec<Vec<u8>> = log_ids.iter().map(|l| id_bytes(l.digest())).collect();
         self.run("read package names", |shared| async move {
             let what = "read package names";
@@ -785,6 +795,9 @@ impl MetaStore for PgStore {
     }
 
     fn leaves_at(&self, indexes: &[u64]) -> Result<Vec<Option<LogLeaf>>, StoreError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
         let indexes: Vec<i64> = indexes.iter().map(|i| sql_index(*i)).collect();
         self.run("read leaves", |shared| async move {
             let what = "read leaves";
