@@ -287,6 +287,9 @@ mod lead {
         else {
             return;
         };
+        // A server whose default makes commits not durable: each session
+        // of the store raises it again.
+        pg.psql("ALTER DATABASE cairn SET synchronous_commit = off");
         // Several processes creating the schema at once: one creates it,
         // the others find it made.
         let stores: Vec<PgStore> = std::thread::scope(|scope| {

@@ -177,6 +177,11 @@ async fn take_lead(shared: &Shared, url: String) -> Result<bool, StoreError> {
     }
     writer
         .client
+        .batch_execute(crate::DURABLE)
+        .await
+        .map_err(failed(what))?;
+    writer
+        .client
         .execute(
             "INSERT INTO cairn_leader (id, url, pid, since) VALUES (1, $1, pg_backend_pid(), now()) \
              ON CONFLICT (id) DO UPDATE SET url = excluded.url, pid = excluded.pid, \

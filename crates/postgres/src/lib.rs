@@ -55,7 +55,9 @@ use std::time::Duration;
 use cairn_protocol::Hash;
 use cairn_registry::StoreError;
 use cairn_store::Sealer;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
@@ -153,6 +155,14 @@ impl Shared {
     }
 }
 
+/// Makes the commits of a session durable (flushed to disk before they
+/// return): `synchronous_commit` is raised to `on` where the server's
+/// default turns it `off`, and left as it is otherwise (a server that
+/// also waits for standbys keeps doing so).
+pub(crate) const DURABLE: &str = "DO $$ BEGIN \
+     IF current_setting('synchronous_commit') = 'off' THEN \
+     PERFORM set_config('synchronous_commit', 'on', false); END IF; END $$";
+
 /// A PostgreSQL failure while doing `what`: [`StoreError::Full`] for the
 /// server's "insufficient resources" class (disk full, out of memory),
 /// else [`StoreError::Backend`].
@@ -202,8 +212,7 @@ pub(crate) fn sql_count(v: usize) -> i64 {
 }
 
 /// The settings of every connection: `url`'s, with the timeouts of
-/// `options`, durable commits, and the application name `cairn` unless
-/// the URL names one.
+/// `options` and the application name `cairn` unless the URL names one.
 fn base_config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config, StoreError> {
     // The URL may hold a password: it is never part of a message.
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
@@ -214,7 +223,6 @@ fn base_config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config,
         config.application_name("cairn");
     }
     let mut settings = config.get_options().unwrap_or_default().to_owned();
-    settings.push_str(" -c synchronous_commit=on");
     if let Some(timeout) = options.statement_timeout {
         settings.push_str(&format!(
             " -c statement_timeout={}",
@@ -255,6 +263,14 @@ impl PgStore {
                 .wait_timeout(Some(options.pool_wait))
                 .create_timeout(Some(options.connect_timeout))
                 .recycle_timeout(Some(options.connect_timeout))
+                .post_create(Hook::async_fn(|client, _| {
+                    Box::pin(async move {
+                        client
+                            .batch_execute(DURABLE)
+                            .await
+                            .map_err(HookError::Backend)
+                    })
+                }))
                 .build()
                 .map_err(|e| StoreError::Backend(format!("postgres: make the pool: {e}")))?
         };
