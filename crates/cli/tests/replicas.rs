@@ -382,3 +382,53 @@ fn wait_for_checkpoint_covering(replicas: &[Replica], length: u64) -> u64 {
     );
     served(replicas[0].addr)
 }
+
+/// One server (SQLite) with its content in a bucket that presigns: a
+/// content download is a redirect to the bucket, and the `cairn` client
+/// follows it and verifies the bytes.
+#[test]
+fn content_in_a_bucket_downloads_by_presigned_redirect() {
+    let test = "content_in_a_bucket_downloads_by_presigned_redirect";
+    let Some(s3) = Moto::start(test) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let data = scratch.path().join("data");
+    let addr = free_addr();
+    let mut child = cairn()
+        .args(["serve", "--namespace", "acme", "--listen"])
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--content-url", &s3.url("single")])
+        .args(["--content-redirect-seconds", "300"])
+        .envs(s3.env())
+        .env_remove("CAIRN_OPERATOR_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cairn serve");
+    wait_ready(&mut child, addr);
+    let publisher = Publisher {
+        addr,
+        bearer: format!("Bearer {}", admin_token(&data)),
+        key: PrivateKey::generate(),
+        observe: |_| {},
+    };
+    let content = wasm("in a bucket");
+    let name: PackageName = "acme:bucket".parse().expect("name");
+    publisher.warg_publish(&name, &content).expect("published");
+    let hex = Hash::of(&content).to_string().replace("sha256:", "");
+    let answer = request(addr, "GET", &format!("/content/sha256-{hex}"), &[], b"").expect("get");
+    assert_eq!(answer.status, 307);
+    let location = answer.header("location").expect("location").to_owned();
+    assert!(
+        location.starts_with(&s3.endpoint) && location.contains("X-Amz-Signature"),
+        "{location}"
+    );
+    let user = User::new(scratch.path(), "alice", &format!("http://{addr}"), None);
+    user.ok(&["get", "acme:bucket", "--output", "got.wasm"]);
+    assert_eq!(user.read("got.wasm"), content);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -883,7 +883,7 @@ impl MetaStore for SharedMemory {
     }
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut state = self.state();
-        if !state.holder.as_ref().is_some_and(|(id, _)| *id == self.id) {
+        if state.holder.as_ref().is_none_or(|(id, _)| *id != self.id) {
             return Err(StoreError::Backend(
                 "this process does not lead: commit refused".into(),
             ));

@@ -936,6 +936,17 @@ impl Registry {
         Ok(self.shared.content.size(digest)?)
     }
 
+    /// A URL the release content with `digest` downloads from directly,
+    /// valid for at least `valid_for`, when the content store hands them
+    /// out (an object store's presigned URL); `None`: serve the bytes.
+    pub fn content_download_url(
+        &self,
+        digest: &Hash,
+        valid_for: std::time::Duration,
+    ) -> Result<Option<String>, QueryError> {
+        Ok(self.shared.content.download_url(digest, valid_for)?)
+    }
+
     /// `len` bytes of the release content with `digest` from `start`.
     pub fn read_content(
         &self,
