@@ -1,13 +1,19 @@
 //! The registry log: an append-only Merkle log in Warg v1's in-order node
 //! numbering, with inclusion and consistency proofs.
+//!
+//! Two logs in memory: [`VecLog`] holds every node (two hashes per leaf);
+//! [`TiledLog`] holds only the nodes above 256-leaf chunks and the last
+//! incomplete chunk, and rebuilds the rest from a [`ChunkSource`].
 
 mod bundle;
 mod node;
 mod proof;
+mod tiled;
 
 pub use bundle::{BundleError, LogProofBundle, SparseLogData};
 pub use node::{Node, MAX_LOG_LENGTH};
 pub use proof::{ConsistencyProof, InclusionProof, ProofError};
+pub use tiled::{ChunkSource, NoChunks, Sourced, TiledLog, CHUNK_HEIGHT, CHUNK_LEAVES};
 
 use crate::hash::{hash_branch, Hash};
 
@@ -32,7 +38,8 @@ pub fn fold_broots(broots: impl DoubleEndedIterator<Item = Hash>) -> Hash {
         .unwrap_or_else(empty_root)
 }
 
-/// A log held in memory: one hash per in-order node.
+/// A log held in memory: one hash per in-order node (64 bytes per leaf;
+/// see [`TiledLog`] for a log that keeps a fraction of that).
 #[derive(Clone, Debug, Default)]
 pub struct VecLog {
     hashes: Vec<Hash>,
@@ -71,6 +78,11 @@ impl VecLog {
             self.hashes[node.index() as usize] = hash;
         }
         leaf
+    }
+
+    /// Bytes of heap memory the log holds (its vector's capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.hashes.capacity() * std::mem::size_of::<Hash>()
     }
 
     /// The root of the whole log.
