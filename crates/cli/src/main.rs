@@ -205,6 +205,11 @@ struct ServeArgs {
     /// serve reads and forward writes to it, and one takes over if it goes.
     #[arg(long, env = "CAIRN_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    /// Certificate authorities (PEM) to trust for TLS to PostgreSQL, beside
+    /// the system's. TLS follows the URL's `sslmode` (`disable`, `prefer`,
+    /// `require`); the server's certificate and name are always verified.
+    #[arg(long, env = "PGSSLROOTCERT", value_name = "PEM")]
+    database_ca_file: Option<PathBuf>,
     /// Keep release content and OCI blobs in this S3-compatible bucket
     /// (`s3://bucket/prefix`; endpoint, region and credentials from the
     /// usual AWS_* variables) instead of files in the data directory.
@@ -952,10 +957,14 @@ fn open_backends(args: &ServeArgs, dir: &DataDir) -> Result<Backends> {
     };
     if let Some(url) = &args.database_url {
         let pg = Arc::new(
-            cairn_postgres::PgStore::connect(url, cairn_postgres::PgOptions::default())
-                .with_context(|| {
-                    format!("cannot open the PostgreSQL database {}", redact_url(url))
-                })?,
+            cairn_postgres::PgStore::connect(
+                url,
+                cairn_postgres::PgOptions {
+                    ca_file: args.database_ca_file.clone(),
+                    ..cairn_postgres::PgOptions::default()
+                },
+            )
+            .with_context(|| format!("cannot open the PostgreSQL database {}", redact_url(url)))?,
         );
         let sealed = pg.seal_custodial_keys(dir.sealer()?)?;
         if sealed > 0 {
@@ -1011,10 +1020,10 @@ fn redact_url(url: &str) -> String {
         return url.to_owned();
     };
     match rest.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split_once(':').map_or(user, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}")
-        }
+        Some((user, host)) => match user.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
     }
 }

@@ -432,3 +432,68 @@ fn content_in_a_bucket_downloads_by_presigned_redirect() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// PostgreSQL over TLS: with `sslmode=require` the server's certificate is
+/// verified against `--database-ca-file`; without that CA the start fails
+/// naming the certificate.
+#[test]
+fn postgres_over_tls_is_verified() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let test = "postgres_over_tls_is_verified";
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca = ca.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let cert = leaf.signed_by(&key, &ca, &ca_key).expect("certificate");
+    let Some(pg) = Postgres::start_tls(test, &cert.pem(), &key.serialize_pem()) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let ca_file = scratch.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write CA");
+    let url = format!("{}?sslmode=require", pg.url);
+
+    let refused = cairn()
+        .args(["serve", "--listen"])
+        .arg(free_addr().to_string())
+        .arg("--data-dir")
+        .arg(scratch.path().join("untrusting"))
+        .args(["--database-url", &url])
+        .env_remove("PGSSLROOTCERT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cairn serve");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    let addr = free_addr();
+    let mut child = cairn()
+        .args(["serve", "--namespace", "acme", "--listen"])
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(scratch.path().join("trusting"))
+        .args(["--database-url", &url])
+        .arg("--database-ca-file")
+        .arg(&ca_file)
+        .env_remove("CAIRN_OPERATOR_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cairn serve");
+    wait_ready(&mut child, addr);
+    let encrypted = pg.psql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE s.ssl AND a.application_name = 'cairn'",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        encrypted.trim().parse::<u32>().expect("count") > 0,
+        "no TLS session from cairn: {encrypted}"
+    );
+}

@@ -71,6 +71,15 @@ impl Postgres {
     /// Starts a server for `test`; `None` where PostgreSQL is not installed
     /// and tools are not required.
     pub fn start(test: &str) -> Option<Postgres> {
+        Postgres::start_with(test, None)
+    }
+
+    /// Starts a server that also accepts TLS with `cert` and `key` (PEM).
+    pub fn start_tls(test: &str, cert: &str, key: &str) -> Option<Postgres> {
+        Postgres::start_with(test, Some((cert, key)))
+    }
+
+    fn start_with(test: &str, tls: Option<(&str, &str)>) -> Option<Postgres> {
         let Some(bin) = find_bin() else {
             assert!(
                 std::env::var_os(tools::REQUIRE_TOOLS).is_none(),
@@ -88,6 +97,28 @@ impl Postgres {
             .tempdir()
             .expect("temp dir");
         let data = dir.path().join("data");
+        let mut settings = vec!["-c".to_owned(), "fsync=off".to_owned()];
+        if let Some((cert, key)) = tls {
+            for (file, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = dir.path().join(file);
+                std::fs::write(&path, text).expect("write TLS file");
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .expect("chmod");
+                }
+                let setting = if file.ends_with("crt") {
+                    "ssl_cert_file"
+                } else {
+                    "ssl_key_file"
+                };
+                settings.push("-c".into());
+                settings.push(format!("{setting}={}", path.display()));
+            }
+            settings.push("-c".into());
+            settings.push("ssl=on".into());
+        }
         if is_root() {
             let status = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -118,7 +149,8 @@ impl Postgres {
             .arg(&data)
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
             .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "max_connections=200"])
+            .args(&settings)
+            .args(["-c", "max_connections=200"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

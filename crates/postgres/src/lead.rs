@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_registry::{Leadership, StoreError};
-use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
+use tokio_postgres::{AsyncMessage, Client, Statement};
 
 use crate::{failed, index_of, pg_error, PgStore, Shared};
 
@@ -142,7 +142,7 @@ async fn take_lead(shared: &Shared, url: String) -> Result<bool, StoreError> {
         None => {
             let (client, connection) = shared
                 .session_config
-                .connect(NoTls)
+                .connect(shared.tls.clone())
                 .await
                 .map_err(failed(what))?;
             let alive = Arc::new(AtomicBool::new(true));
@@ -229,7 +229,7 @@ async fn listen_once(shared: &Arc<Shared>) -> Result<(), StoreError> {
     let what = "listen for checkpoints";
     let (client, mut connection) = shared
         .session_config
-        .connect(NoTls)
+        .connect(shared.tls.clone())
         .await
         .map_err(failed(what))?;
     let notified = shared.clone();

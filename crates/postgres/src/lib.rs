@@ -59,7 +59,7 @@ use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use schema::SCHEMA_VERSION;
 
@@ -80,6 +80,12 @@ pub struct PgOptions {
     /// unknown, and only a new leader, reading the store afresh, may
     /// write. Default 60 s.
     pub writer_timeout: Duration,
+    /// More certificate authorities (PEM) trusted for TLS to the server,
+    /// beside the system's (libpq's `PGSSLROOTCERT`). TLS is used as the
+    /// URL's `sslmode` says: `disable`, `prefer` (the default: TLS when the
+    /// server offers it) or `require`; the server's certificate and name
+    /// are always verified when TLS is used.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PgOptions {
@@ -90,6 +96,7 @@ impl Default for PgOptions {
             connect_timeout: Duration::from_secs(10),
             pool_wait: Duration::from_secs(30),
             writer_timeout: Duration::from_secs(60),
+            ca_file: None,
         }
     }
 }
@@ -107,6 +114,8 @@ pub(crate) struct Shared {
     pub(crate) options: PgOptions,
     /// The settings of the writer's and the listener's own connections.
     pub(crate) session_config: tokio_postgres::Config,
+    /// TLS for the writer's and the listener's sessions.
+    pub(crate) tls: MakeRustlsConnect,
     /// The session holding the lead, if this process took it.
     pub(crate) writer: tokio::sync::Mutex<Option<lead::Writer>>,
     /// Whether the writer's session is alive (cleared by its connection
@@ -213,6 +222,55 @@ pub(crate) fn sql_count(v: usize) -> i64 {
 
 /// The settings of every connection: `url`'s, with the timeouts of
 /// `options` and the application name `cairn` unless the URL names one.
+/// TLS for connections to the server: the system's roots and
+/// `options.ca_file`'s, verified by rustls.
+fn tls_connector(options: &PgOptions) -> Result<MakeRustlsConnect, StoreError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot use is skipped.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &options.ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+            StoreError::Backend(format!(
+                "postgres: cannot read the CA file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| {
+                StoreError::Backend(format!(
+                    "postgres: the CA file {} is not PEM certificates: {e}",
+                    path.display()
+                ))
+            })?;
+            roots.add(cert).map_err(|e| {
+                StoreError::Backend(format!(
+                    "postgres: a certificate in {} is not usable: {e}",
+                    path.display()
+                ))
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(StoreError::Backend(format!(
+                "postgres: the CA file {} holds no certificate",
+                path.display()
+            )));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StoreError::Backend(format!("postgres: TLS settings: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 fn base_config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config, StoreError> {
     // The URL may hold a password: it is never part of a message.
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
@@ -235,7 +293,8 @@ fn base_config(url: &str, options: &PgOptions) -> Result<tokio_postgres::Config,
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
-    /// or key-value settings; TLS is not supported yet) and creates or checks
+    /// or key-value settings; TLS as its `sslmode` says, see
+    /// [`PgOptions::ca_file`]) and creates or checks
     /// the schema. The store does not lead: a process that commits calls
     /// [`cairn_registry::Leadership::try_lead`] first (a single process
     /// calls it once at start).
@@ -247,9 +306,10 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::io("postgres: start the store's runtime", &e))?;
+        let tls = tls_connector(&options)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -297,6 +357,7 @@ impl PgStore {
                 pool,
                 options,
                 session_config,
+                tls,
                 writer: tokio::sync::Mutex::new(None),
                 lead: Mutex::new(None),
                 checkpoints,
