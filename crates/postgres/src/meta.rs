@@ -619,6 +619,10 @@ impl PgStore {
 }
 
 impl MetaStore for PgStore {
+    fn local(&self) -> bool {
+        false
+    }
+
     fn load(&self) -> Result<Loaded, StoreError> {
         self.run("load the log", |shared| async move { load(&shared).await })
     }

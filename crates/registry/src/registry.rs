@@ -931,6 +931,12 @@ impl Registry {
         Ok((same, signed))
     }
 
+    /// Whether the metadata store answers reads locally (see
+    /// [`MetaStore::local`]): a small read may then run on an async worker.
+    pub fn local_reads(&self) -> bool {
+        self.shared.meta.local()
+    }
+
     /// The size of the release content with `digest`, if stored.
     pub fn content_size(&self, digest: &Hash) -> Result<Option<u64>, QueryError> {
         Ok(self.shared.content.size(digest)?)

@@ -195,6 +195,13 @@ pub trait MetaStore: Send + Sync + 'static {
     fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError>;
     /// The latest map snapshot and the log length it is at.
     fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    /// Whether reads are answered from this machine's disk or memory (in
+    /// microseconds), so that a small one may run on an async worker; a
+    /// store across the network says no, and its reads go to the blocking
+    /// pool.
+    fn local(&self) -> bool {
+        true
+    }
 }
 
 /// A stream of stored bytes.

@@ -142,9 +142,10 @@ pub async fn fetch_logs(
             .packages
             .push((log_id, token.map(fetch_token).transpose()?));
     }
-    // A fetch of a few logs is a handful of indexed reads: answering it on
-    // this worker costs less than handing it to the blocking pool.
-    let response = if request.packages.len() <= QUICK_FETCH_LOGS {
+    // A fetch of a few logs from a local store is a handful of indexed
+    // reads: answering it on this worker costs less than handing it to the
+    // blocking pool. A store across the network always goes there.
+    let response = if request.packages.len() <= QUICK_FETCH_LOGS && app.registry.local_reads() {
         app.registry.fetch_logs(&request)?
     } else {
         let registry = app.registry.clone();
