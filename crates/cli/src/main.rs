@@ -512,6 +512,14 @@ fn list_tokens(
 /// A data directory that must exist already (commands that only read or
 /// change an existing registry never create one).
 fn existing_data_dir(path: &Path) -> Result<DataDir> {
+    if !path.join("cairn.sqlite3").exists() && std::env::var_os("CAIRN_DATABASE_URL").is_some() {
+        bail!(
+            "this registry keeps its data in PostgreSQL (CAIRN_DATABASE_URL), not in {}: \
+             administer it over HTTP with --registry <its URL> and an admin token \
+             (--admin-token-file, or CAIRN_ADMIN_TOKEN)",
+            path.display()
+        );
+    }
     if !path.join("cairn.sqlite3").exists() {
         bail!(
             "{} holds no registry (nothing is created here): pass the --data-dir of your \
