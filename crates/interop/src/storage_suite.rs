@@ -64,8 +64,10 @@ fn checkpoint(length: u64) -> cairn_protocol::SignedCheckpoint {
 }
 
 fn an_empty_store_loads_nothing(store: &dyn Backend) {
-    let loaded = store.load().expect("load");
+    let loaded = store.load(0).expect("load");
     assert!(loaded.leaves.is_empty() && loaded.sourcing.is_empty());
+    assert_eq!(loaded.log_length, 0);
+    assert!(store.load(u64::MAX).expect("load").leaves.is_empty());
     assert!(loaded.checkpoint.is_none());
     assert!(store.package_list().expect("list").is_empty());
     assert!(store.leaves(0, 10).expect("leaves").is_empty());
@@ -88,7 +90,7 @@ fn records_leaves_names_and_checkpoints(store: &dyn Backend) {
         ..Batch::default()
     };
     store.commit(&batch).expect("commit");
-    let loaded = store.load().expect("load");
+    let loaded = store.load(0).expect("load");
     let leaves: Vec<LogLeaf> = records
         .iter()
         .map(|r| LogLeaf {
@@ -97,6 +99,19 @@ fn records_leaves_names_and_checkpoints(store: &dyn Backend) {
         })
         .collect();
     assert_eq!(loaded.leaves, leaves);
+    assert_eq!(loaded.log_length, 3);
+    // The leaves from an index on, with the whole log's length.
+    for from in [1, 2] {
+        let loaded = store.load(from).expect("load");
+        assert_eq!(loaded.leaves, leaves[from as usize..].to_vec());
+        assert_eq!(loaded.log_length, 3);
+        assert!(loaded.checkpoint.is_some());
+    }
+    for from in [3, 4, u64::MAX] {
+        let loaded = store.load(from).expect("load");
+        assert!(loaded.leaves.is_empty());
+        assert_eq!(loaded.log_length, 3);
+    }
     assert_eq!(
         loaded.checkpoint.map(|c| c.contents.checkpoint.log_length),
         Some(3)
@@ -168,7 +183,8 @@ fn sourcing_records_are_sequenced_rejected_or_still_wait(store: &dyn Backend) {
             ..Batch::default()
         })
         .expect("commit");
-    assert_eq!(store.load().expect("load").sourcing.len(), 3);
+    assert_eq!(store.load(0).expect("load").sourcing.len(), 3);
+    assert_eq!(store.load(u64::MAX).expect("load").sourcing.len(), 3);
     store
         .commit(&Batch {
             sequenced: vec![(log, first.record_id, 0)],
@@ -177,8 +193,9 @@ fn sourcing_records_are_sequenced_rejected_or_still_wait(store: &dyn Backend) {
             ..Batch::default()
         })
         .expect("commit");
-    let loaded = store.load().expect("load");
+    let loaded = store.load(0).expect("load");
     assert_eq!(loaded.leaves.len(), 1);
+    assert_eq!(loaded.log_length, 1);
     assert_eq!(loaded.sourcing.len(), 1);
     assert!(matches!(
         &loaded.sourcing[0].state,
@@ -358,8 +375,12 @@ fn a_large_batch_commits_whole(store: &dyn Backend) {
             ..Batch::default()
         })
         .expect("commit");
-    let loaded = store.load().expect("load");
+    let loaded = store.load(0).expect("load");
     assert_eq!(loaded.leaves.len(), 1_000);
+    assert_eq!(loaded.log_length, 1_000);
+    let tail = store.load(744).expect("load");
+    assert_eq!(tail.log_length, 1_000);
+    assert_eq!(tail.leaves, loaded.leaves[744..].to_vec());
     assert!(loaded
         .leaves
         .iter()

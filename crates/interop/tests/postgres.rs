@@ -140,7 +140,7 @@ mod lead {
 
         a.commit(&batch(0, 3, "a")).expect("the leader commits");
         assert_eq!(
-            b.load().expect("load").leaves.len(),
+            b.load(0).expect("load").leaves.len(),
             3,
             "b reads what a wrote"
         );
@@ -223,7 +223,7 @@ mod lead {
         );
         a.commit(&batch(3, 1, "a"))
             .expect("the leader again commits");
-        assert_eq!(a.load().expect("load").leaves.len(), 4);
+        assert_eq!(a.load(0).expect("load").leaves.len(), 4);
     }
 
     #[test]
@@ -304,7 +304,7 @@ mod lead {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
             for s in &stores {
-                assert!(s.load().expect("load").leaves.is_empty());
+                assert!(s.load(0).expect("load").leaves.is_empty());
             }
             assert!(stores[0].try_lead("http://a.example:1").expect("lead"));
             stores[0].commit(&batch(0, 1_000, "many")).expect("commit");

@@ -524,7 +524,7 @@ pub(crate) async fn commit_rows(writer: &mut Writer, rows: &CommitRows) -> Resul
 }
 
 /// Everything [`MetaStore::load`] returns, read in one snapshot.
-async fn load(shared: &Shared) -> Result<Loaded, StoreError> {
+async fn load(shared: &Shared, leaves_from: u64) -> Result<Loaded, StoreError> {
     let what = "load the log";
     let fail = failed(what);
     let mut conn = shared.conn(what).await?;
@@ -535,23 +535,33 @@ async fn load(shared: &Shared) -> Result<Loaded, StoreError> {
         .start()
         .await
         .map_err(&fail)?;
-    // Every leaf at once: as long as that takes, on a long log.
+    // The leaves since the engine's snapshot at once: as long as that
+    // takes (every leaf, when asked from 0).
     tx.batch_execute("SET LOCAL statement_timeout = 0")
         .await
         .map_err(&fail)?;
-    let mut loaded = Loaded::default();
-    let params: [i64; 0] = [];
+    let length: i64 = tx
+        .query_one("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves", &[])
+        .await
+        .map_err(&fail)?
+        .try_get(0)
+        .map_err(&fail)?;
+    let mut loaded = Loaded {
+        log_length: index_of(length)?,
+        ..Loaded::default()
+    };
+    let from = leaves_from.min(loaded.log_length);
     let leaves = tx
         .query_raw(
-            "SELECT idx, log_id, record_id FROM leaves ORDER BY idx",
-            params,
+            "SELECT idx, log_id, record_id FROM leaves WHERE idx >= $1 ORDER BY idx",
+            [sql_index(from)],
         )
         .await
         .map_err(&fail)?;
     let mut leaves = std::pin::pin!(leaves);
     while let Some(row) = leaves.try_next().await.map_err(&fail)? {
         let idx: i64 = row.try_get(0).map_err(&fail)?;
-        if index_of(idx)? != loaded.leaves.len() as u64 {
+        if index_of(idx)? != from + loaded.leaves.len() as u64 {
             return Err(StoreError::Corrupt(format!("log leaf {idx} out of order")));
         }
         let log_id: &[u8] = row.try_get(1).map_err(&fail)?;
@@ -623,8 +633,10 @@ impl MetaStore for PgStore {
         false
     }
 
-    fn load(&self) -> Result<Loaded, StoreError> {
-        self.run("load the log", |shared| async move { load(&shared).await })
+    fn load(&self, leaves_from: u64) -> Result<Loaded, StoreError> {
+        self.run("load the log", |shared| async move {
+            load(&shared, leaves_from).await
+        })
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {

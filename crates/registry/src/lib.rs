@@ -22,6 +22,7 @@
 mod answer;
 pub mod auth;
 mod cache;
+mod chunks;
 mod clock;
 mod codec;
 mod config;
@@ -32,6 +33,7 @@ pub mod oci;
 mod registry;
 mod replica;
 mod sequencer;
+mod snapshot;
 mod storage;
 mod thread;
 mod view;

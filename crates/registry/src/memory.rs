@@ -117,10 +117,14 @@ fn sequenced_index(record: &StoredRecord) -> Option<u64> {
 }
 
 impl MetaStore for MemoryMeta {
-    fn load(&self) -> Result<Loaded, StoreError> {
+    fn load(&self, leaves_from: u64) -> Result<Loaded, StoreError> {
         let meta = self.lock();
+        let from = usize::try_from(leaves_from)
+            .unwrap_or(usize::MAX)
+            .min(meta.leaves.len());
         Ok(Loaded {
-            leaves: meta.leaves.clone(),
+            log_length: meta.leaves.len() as u64,
+            leaves: meta.leaves[from..].to_vec(),
             checkpoint: meta.checkpoints.values().next_back().cloned(),
             sourcing: meta
                 .records
@@ -878,8 +882,8 @@ impl crate::storage::Leadership for SharedMemory {
 }
 
 impl MetaStore for SharedMemory {
-    fn load(&self) -> Result<Loaded, StoreError> {
-        self.meta.load()
+    fn load(&self, leaves_from: u64) -> Result<Loaded, StoreError> {
+        self.meta.load(leaves_from)
     }
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut state = self.state();

@@ -17,20 +17,22 @@ use cairn_protocol::{
     Envelope, Hash, KeyId, LogId, LogLeaf, MapLeaf, PackageName, PrivateKey, PublicKey, RecordId,
     SignatureChecked, SignedCheckpoint,
 };
-use cairn_transparency::log::{ConsistencyProof, InclusionProof, LogProofBundle, VecLog};
+use cairn_transparency::log::{ConsistencyProof, InclusionProof, TiledLog, CHUNK_LEAVES};
 use cairn_transparency::map::{Map, MapProofBundle};
 use rayon::prelude::*;
 
 use crate::answer::{self, Answer};
 use crate::cache::Generations;
+use crate::chunks::ChunkCache;
 use crate::codec;
 use crate::config::Config;
 use crate::content::Admission;
 use crate::error::{ContentError, OpenError, QueryError};
 use crate::oci::ManifestWrite;
 use crate::sequencer::{Attesting, Input, Sourcing, Submission};
+use crate::snapshot;
 use crate::storage::{
-    ByteReader, ContentStore, Leadership, MetaStore, RecordState, StoreError, StoredRecord,
+    ByteReader, ContentStore, Leadership, Loaded, MetaStore, RecordState, StoreError, StoredRecord,
 };
 use crate::thread::{Command, Reply, SequencerThread};
 use crate::view::{OperatorView, View};
@@ -111,6 +113,8 @@ pub(crate) struct Shared {
     published: Mutex<Generations<LogId, (u64, PackageState)>>,
     /// The memory uploads may hold while their Wasm is validated.
     pub budget: crate::content::Budget,
+    /// Leaf hashes of chunks of the log read for proofs.
+    pub chunks: ChunkCache,
 }
 
 impl Shared {
@@ -136,6 +140,7 @@ impl Shared {
             config,
             keys: RwLock::new(Generations::new(generation)),
             published: Mutex::new(Generations::new(generation)),
+            chunks: ChunkCache::default(),
         })
     }
 
@@ -195,38 +200,196 @@ impl Upload {
     }
 }
 
-/// The stored map snapshot if it is usable for a checkpoint at `length`: it
-/// must be at a checkpointed length not beyond `length`, and decode to that
-/// checkpoint's map root. Otherwise (none, stale, damaged) an empty map from 0.
-fn usable_snapshot(meta: &dyn MetaStore, length: u64) -> Result<(Map, u64), StoreError> {
+/// A stored snapshot that can be started from: its log length, the map
+/// there, and the chunk hashes of the log up to there with the log root
+/// they must lead to (none in a map-only snapshot).
+struct Snapshot {
+    at: u64,
+    map: Map,
+    chunks: Option<(Vec<Hash>, Hash)>,
+}
+
+/// The stored snapshot, if it is usable: at a checkpointed length, and
+/// decoding to that checkpoint's map root. Otherwise (none, damaged, or
+/// another checkpoint's) `None`, and the log is read from the start.
+fn usable_snapshot(meta: &dyn MetaStore) -> Result<Option<Snapshot>, StoreError> {
     let (at, bytes) = match meta.load_map_snapshot() {
         Ok(Some(found)) => found,
-        Ok(None) => return Ok((Map::new(), 0)),
+        Ok(None) => return Ok(None),
         Err(e) => {
-            tracing::warn!("ignoring the map snapshot: {e}");
-            return Ok((Map::new(), 0));
+            tracing::warn!("ignoring the snapshot: {e}");
+            return Ok(None);
         }
     };
-    let checkpoint = if at <= length {
-        meta.checkpoint(at)?
-    } else {
-        None
+    let Some(checkpoint) = meta.checkpoint(at)? else {
+        tracing::warn!("ignoring the snapshot at log length {at}: no such checkpoint");
+        return Ok(None);
     };
-    let Some(checkpoint) = checkpoint else {
-        tracing::warn!("ignoring the map snapshot at log length {at}: no such checkpoint");
-        return Ok((Map::new(), 0));
-    };
-    match Map::from_snapshot(&bytes) {
-        Ok(map) if map.root() == checkpoint.contents.checkpoint.map_root => Ok((map, at)),
-        Ok(_) => {
-            tracing::warn!("ignoring the map snapshot at log length {at}: its root differs from the checkpoint's");
-            Ok((Map::new(), 0))
-        }
+    let checkpoint = &checkpoint.contents.checkpoint;
+    let decoded = match snapshot::decode(&bytes) {
+        Ok(decoded) => decoded,
         Err(e) => {
-            tracing::warn!("ignoring the map snapshot at log length {at}: {e}");
-            Ok((Map::new(), 0))
+            tracing::warn!("ignoring the snapshot at log length {at}: {e}");
+            return Ok(None);
+        }
+    };
+    if decoded.map.root() != checkpoint.map_root {
+        tracing::warn!(
+            "ignoring the snapshot at log length {at}: its map root differs from the checkpoint's"
+        );
+        return Ok(None);
+    }
+    let chunks = match decoded.chunk_roots {
+        Some(roots) if roots.len() as u64 <= at / CHUNK_LEAVES => {
+            Some((roots, checkpoint.log_root))
+        }
+        Some(roots) => {
+            tracing::warn!(
+                "ignoring the log chunks of the snapshot at log length {at}: {} chunks is too many",
+                roots.len()
+            );
+            None
+        }
+        None => None,
+    };
+    Ok(Some(Snapshot {
+        at,
+        map: decoded.map,
+        chunks,
+    }))
+}
+
+/// Leaves read at once when the log is read in pieces.
+const LEAVES_PER_READ: u64 = 1 << 20;
+
+/// The log and the map of a checkpoint, rebuilt from leaves fed in order.
+struct Rebuild {
+    log: TiledLog,
+    /// The map, from the snapshot's (or empty) to the checkpoint's.
+    map: Map,
+    /// The first leaf the map lacks.
+    map_from: u64,
+    /// The checkpoint's length, and the log root there once the log passed it.
+    checkpointed: u64,
+    root: Option<Hash>,
+    /// The snapshot's length and the log root its chunk hashes must give
+    /// there; then whether they did.
+    check: Option<(u64, Hash)>,
+    checked: Option<bool>,
+    /// Leaves after the checkpoint.
+    uncheckpointed: Vec<LogLeaf>,
+}
+
+impl Rebuild {
+    fn new(log: TiledLog, map: Map, map_from: u64, checkpointed: u64) -> Rebuild {
+        let mut rebuild = Rebuild {
+            log,
+            map,
+            map_from,
+            checkpointed,
+            root: None,
+            check: None,
+            checked: None,
+            uncheckpointed: Vec::new(),
+        };
+        rebuild.note();
+        rebuild
+    }
+
+    /// Takes the roots the log has now, if it is at a length they are due.
+    fn note(&mut self) {
+        let length = self.log.len();
+        if length == self.checkpointed {
+            self.root = Some(self.log.root());
+        }
+        if let Some((at, root)) = self.check {
+            if at == length {
+                self.checked = Some(self.log.root() == root);
+            }
         }
     }
+
+    /// Appends `leaves`, the next of the log.
+    fn feed(&mut self, leaves: &[LogLeaf]) {
+        let start = self.log.len();
+        let hashes: Vec<Hash> = leaves.par_iter().map(LogLeaf::leaf_hash).collect();
+        for hash in hashes {
+            self.log.push(hash);
+            self.note();
+        }
+        let offset = |index: u64| (index.saturating_sub(start) as usize).min(leaves.len());
+        let (from, to) = (offset(self.map_from), offset(self.checkpointed));
+        if from < to {
+            self.map = apply_latest(std::mem::take(&mut self.map), &leaves[from..to]);
+        }
+        self.uncheckpointed.extend_from_slice(&leaves[to..]);
+    }
+
+    /// Reads the leaves from the log's length to `end` from the store, a
+    /// piece at a time.
+    fn stream(&mut self, meta: &dyn MetaStore, end: u64) -> Result<(), StoreError> {
+        while self.log.len() < end {
+            let at = self.log.len();
+            let limit = (end - at).min(LEAVES_PER_READ);
+            let mut piece = meta.leaves(at, limit as usize)?;
+            if piece.is_empty() {
+                return Err(StoreError::Corrupt(format!(
+                    "the log has {end} leaves but ends at {at}"
+                )));
+            }
+            piece.truncate(limit as usize);
+            self.feed(&piece);
+        }
+        Ok(())
+    }
+}
+
+/// Rebuilds the log (every leaf) and the map of the checkpoint at
+/// `checkpointed`: from `snapshot` and `loaded`'s leaves (those from its
+/// last chunk on) when its chunk hashes lead to its checkpoint's root,
+/// otherwise by reading every leaf in pieces (with the snapshot's map, if
+/// there is one).
+fn rebuild(
+    meta: &dyn MetaStore,
+    snapshot: Option<Snapshot>,
+    loaded: &mut Loaded,
+    checkpointed: u64,
+) -> Result<(Rebuild, u64), StoreError> {
+    let length = loaded.log_length;
+    let (map, at, chunks) = match snapshot {
+        Some(s) => (s.map, s.at, s.chunks),
+        None => (Map::new(), 0, None),
+    };
+    if let Some((roots, root)) = chunks {
+        let from = roots.len() as u64 * CHUNK_LEAVES;
+        let leaves = std::mem::take(&mut loaded.leaves);
+        if leaves.len() as u64 == length.saturating_sub(from) {
+            let mut rebuild =
+                Rebuild::new(TiledLog::from_chunks(roots), map.clone(), at, checkpointed);
+            rebuild.check = Some((at, root));
+            rebuild.note();
+            rebuild.feed(&leaves);
+            if rebuild.checked == Some(true) {
+                return Ok((rebuild, at));
+            }
+            tracing::warn!(
+                "ignoring the log chunks of the snapshot at log length {at}: they do not lead to \
+                 its checkpoint's log root; reading every leaf"
+            );
+        } else {
+            tracing::warn!(
+                "the store returned {} leaves from {from}, not {}; reading every leaf",
+                leaves.len(),
+                length.saturating_sub(from)
+            );
+        }
+    }
+    // No chunk hashes saved (or none to trust): every leaf, in pieces. The
+    // snapshot's map was checked against its checkpoint, so it stays; the
+    // next snapshot (due at once) saves the chunk hashes.
+    let mut rebuild = Rebuild::new(TiledLog::new(), map, at, checkpointed);
+    rebuild.stream(meta, length)?;
+    Ok((rebuild, 0))
 }
 
 /// Checks namespace names given on the command line.
@@ -241,15 +404,17 @@ fn check_namespaces(namespaces: &[String]) -> Result<(), OpenError> {
 /// What the sequencer and the view start from, loaded from the store: at
 /// open, and when a replica takes the lead.
 pub(crate) struct State {
-    /// Every committed leaf's hash (taken by the view).
-    pub log: VecLog,
+    /// The registry log of every committed leaf (taken by the view).
+    pub log: TiledLog,
     /// The number of committed leaves.
     pub log_length: u64,
     /// The map of the latest checkpoint.
     pub map: Map,
     /// The latest checkpoint.
     pub checkpoint: Option<SignedCheckpoint>,
-    /// The log length of the map snapshot the map was rebuilt from.
+    /// The log length of the snapshot the log and map were rebuilt from
+    /// (0 when it lacked the log's chunk hashes, so that the next one is
+    /// saved at once).
     pub snapshot_length: u64,
     /// Leaves not covered by the latest checkpoint.
     pub uncheckpointed: Vec<LogLeaf>,
@@ -263,52 +428,76 @@ pub(crate) struct State {
 
 impl State {
     /// Loads the log, rebuilds the map of the latest checkpoint (from the
-    /// map snapshot when one matches) and refuses unless both roots equal
-    /// the checkpoint's; replays the operator log and checks that `key`
-    /// may sign checkpoints.
+    /// snapshot when one matches) and refuses unless both roots equal the
+    /// checkpoint's; replays the operator log and checks that `key` may
+    /// sign checkpoints.
+    ///
+    /// With a usable snapshot, only the leaves from its last saved chunk on
+    /// are read; without one, every leaf is read in pieces of
+    /// [`LEAVES_PER_READ`] and none is kept beyond the checkpoint's.
     pub fn load(meta: &dyn MetaStore, key: &PrivateKey) -> Result<State, OpenError> {
         let started = Instant::now();
-        let loaded = meta.load()?;
-        let loaded_in = started.elapsed();
-        let mut log = VecLog::new();
-        let hashes: Vec<Hash> = loaded.leaves.par_iter().map(LogLeaf::leaf_hash).collect();
-        for hash in hashes {
-            log.push(hash);
-        }
-        let (map, checkpointed, snapshot_length) = match &loaded.checkpoint {
-            None => (Map::new(), 0, 0),
-            Some(cp) => {
-                let length = cp.contents.checkpoint.log_length;
-                let len = usize::try_from(length)
-                    .ok()
-                    .filter(|l| *l <= loaded.leaves.len())
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "checkpoint at length {length} but the log has {} leaves",
-                            loaded.leaves.len()
-                        ))
-                    })?;
-                let (base, from) = usable_snapshot(meta, length)?;
-                let map = apply_latest(base, &loaded.leaves[from as usize..len]);
-                if log.root_at(length) != Some(cp.contents.checkpoint.log_root)
-                    || map.root() != cp.contents.checkpoint.map_root
-                {
-                    return Err(StoreError::Corrupt(format!(
-                        "the stored log does not reproduce the roots of checkpoint {length}"
-                    ))
-                    .into());
-                }
-                (map, len, from)
-            }
+        let snapshot = usable_snapshot(meta)?;
+        let from = match &snapshot {
+            Some(Snapshot {
+                chunks: Some((roots, _)),
+                ..
+            }) => roots.len() as u64 * CHUNK_LEAVES,
+            _ => u64::MAX,
         };
+        let mut loaded = meta.load(from)?;
+        let loaded_in = started.elapsed();
+        let checkpointed = loaded
+            .checkpoint
+            .as_ref()
+            .map_or(0, |cp| cp.contents.checkpoint.log_length);
+        if checkpointed > loaded.log_length {
+            return Err(StoreError::Corrupt(format!(
+                "checkpoint at length {checkpointed} but the log has {} leaves",
+                loaded.log_length
+            ))
+            .into());
+        }
+        let snapshot = snapshot.filter(|s| {
+            let usable = s.at <= checkpointed;
+            if !usable {
+                tracing::warn!(
+                    "ignoring the snapshot at log length {}: past the latest checkpoint",
+                    s.at
+                );
+            }
+            usable
+        });
+        let read = loaded.leaves.len();
+        let (rebuilt, snapshot_length) = rebuild(meta, snapshot, &mut loaded, checkpointed)?;
+        if let Some(cp) = &loaded.checkpoint {
+            if rebuilt.root != Some(cp.contents.checkpoint.log_root)
+                || rebuilt.map.root() != cp.contents.checkpoint.map_root
+            {
+                return Err(StoreError::Corrupt(format!(
+                    "the stored log does not reproduce the roots of checkpoint {checkpointed}"
+                ))
+                .into());
+            }
+        }
+        let Rebuild {
+            log,
+            map,
+            uncheckpointed,
+            ..
+        } = rebuilt;
         tracing::info!(
-            leaves = loaded.leaves.len(),
+            leaves = log.len(),
             keys = map.len(),
             from_snapshot = snapshot_length,
+            leaves_loaded = if snapshot_length > 0 {
+                read as u64
+            } else {
+                log.len()
+            },
             "loaded the log in {loaded_in:.2?}, log and map rebuilt and checked in {:.2?}",
             started.elapsed() - loaded_in
         );
-        let uncheckpointed = loaded.leaves[checkpointed..].to_vec();
         let (operator, operator_records) = load_operator(meta)?;
         if operator.head().is_some() {
             let holds = operator.authorities().holds(
@@ -888,9 +1077,7 @@ impl Registry {
             .iter()
             .map(|i| InclusionProof::for_leaf(*i, log_length))
             .collect();
-        let bundle = LogProofBundle::bundle(&[], &inclusions, &*self.view().log())
-            .and_then(|b| b.encode())
-            .map_err(|e| QueryError::Invalid(format!("cannot bundle proofs: {e}")))?;
+        let bundle = self.shared.bundle(&[], &inclusions)?;
         let map_bundle = MapProofBundle { proofs: map_proofs }.encode();
         Ok((bundle, map_bundle))
     }
@@ -909,9 +1096,7 @@ impl Registry {
             old_length: from,
             new_length: to,
         };
-        LogProofBundle::bundle(&[proof], &[], &*self.view().log())
-            .and_then(|b| b.encode())
-            .map_err(|e| QueryError::Invalid(format!("cannot bundle proofs: {e}")))
+        self.shared.bundle(&[proof], &[])
     }
 
     /// Whether `checkpoint` is one this registry made (same roots, length and

@@ -286,7 +286,7 @@ pub(crate) fn catch_up(shared: &Shared, latest: u64) -> Result<(), StoreError> {
         .unwrap_or_default();
     let map = apply_latest(base, &leaves);
     let expected = &checkpoint.contents.checkpoint;
-    if view.log().root_at(latest) != Some(expected.log_root) || map.root() != expected.map_root {
+    if shared.log_root_at(latest)? != Some(expected.log_root) || map.root() != expected.map_root {
         return Err(StoreError::Corrupt(format!(
             "the stored leaves do not reproduce the roots of checkpoint {latest}"
         )));

@@ -90,7 +90,11 @@ pub enum RecordState {
 /// What the engine reads once at startup.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// Every leaf of the registry log, in registry order.
+    /// The number of leaves in the registry log.
+    pub log_length: u64,
+    /// The leaves at the registry index asked for and after, in registry
+    /// order (the first is leaf `leaves_from`; none when `leaves_from` is
+    /// the log length or more).
     pub leaves: Vec<LogLeaf>,
     /// The latest checkpoint.
     pub checkpoint: Option<SignedCheckpoint>,
@@ -142,8 +146,12 @@ pub struct AdminRequest {
 
 /// Records, logs, checkpoints and indexes.
 pub trait MetaStore: Send + Sync + 'static {
-    /// Everything the engine keeps in memory.
-    fn load(&self) -> Result<Loaded, StoreError>;
+    /// What the engine reads at startup, in one consistent read: the log
+    /// length, the latest checkpoint, the records waiting for content, and
+    /// the leaves at index `leaves_from` and after (the engine rebuilds the
+    /// log before them from a snapshot, or reads it in pieces with
+    /// [`MetaStore::leaves`]; `u64::MAX` asks for no leaf).
+    fn load(&self, leaves_from: u64) -> Result<Loaded, StoreError>;
     /// Writes `batch` atomically and durably.
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
     /// A record of `log_id` by id. Record ids are unique within a log only:

@@ -2,7 +2,7 @@
 //! in batches, fetches the facts the [`Sequencer`] needs, hands them over
 //! with the time, commits the staged change in one transaction, applies it
 //! to the sequencer and the readers' view, and only then answers (group
-//! commit). It also makes checkpoints, map snapshots, and runs housekeeping.
+//! commit). It also makes checkpoints, snapshots, and runs housekeeping.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::error::OpenError;
 use crate::error::SubmitError;
 use crate::registry::{namespaces_of, operator_keys, Attested, RecordStatus, Shared, State};
 use crate::sequencer::{Facts, Input, Needs, Outcome, Sequencer, Settings, Staged};
+use crate::snapshot;
 use crate::storage::{Leadership, RecordState, StoreError};
 
 /// Where the answer to an [`Input`] goes.
@@ -326,7 +327,7 @@ impl SequencerThread {
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {
         let length = self.sequencer.log_length();
-        let Some(root) = self.shared.view.log().root_at(length) else {
+        let Some(root) = self.shared.log_root_at(length)? else {
             return Ok(());
         };
         let now = self.shared.config.clock.now();
@@ -346,7 +347,8 @@ impl SequencerThread {
         Ok(())
     }
 
-    /// Saves a map snapshot in the background once the log grew enough.
+    /// Saves a snapshot (the map and the log's chunk hashes, see
+    /// `snapshot.rs`) in the background once the log grew enough.
     pub fn maybe_snapshot(&mut self) {
         let length = self.shared.view.checkpointed_length();
         if length < self.snapshot_length + self.shared.config.snapshot_every
@@ -357,11 +359,12 @@ impl SequencerThread {
         self.wait_for_snapshot();
         self.snapshot_length = length;
         let (map, meta) = (self.sequencer.map().clone(), self.shared.meta.clone());
+        let chunk_roots = self.shared.view.log().chunk_roots(length);
         let spawned = std::thread::Builder::new()
             .name("cairn-map-snapshot".into())
             .spawn(move || {
                 let started = Instant::now();
-                let bytes = map.snapshot();
+                let bytes = snapshot::encode(map.snapshot(), &chunk_roots);
                 match meta.save_map_snapshot(length, &bytes) {
                     Ok(()) => tracing::info!(
                         "saved a map snapshot at log length {length} ({} MB) in {:.2?}",
@@ -386,16 +389,15 @@ impl SequencerThread {
         }
     }
 
-    /// At shutdown: a snapshot of the final map, so the next start is quick.
+    /// At shutdown: a snapshot of the final map and log, so the next start
+    /// is quick.
     fn final_snapshot(&mut self) {
         self.wait_for_snapshot();
         let length = self.shared.view.checkpointed_length();
         if length > self.snapshot_length {
-            if let Err(e) = self
-                .shared
-                .meta
-                .save_map_snapshot(length, &self.sequencer.map().snapshot())
-            {
+            let chunk_roots = self.shared.view.log().chunk_roots(length);
+            let bytes = snapshot::encode(self.sequencer.map().snapshot(), &chunk_roots);
+            if let Err(e) = self.shared.meta.save_map_snapshot(length, &bytes) {
                 tracing::error!("cannot save a map snapshot: {e}");
             }
             self.snapshot_length = length;

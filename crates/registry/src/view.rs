@@ -1,13 +1,15 @@
 //! What readers see, kept in memory by the writer: the registry log's
-//! hashes, the recent checkpoints with their maps, the operator log, the
-//! status of recent records and the checkpointed length (which waiters
-//! watch). Readers take short read locks; nothing here does IO.
+//! upper hashes (a [`TiledLog`]: the nodes inside complete chunks are
+//! rebuilt from leaves read from the store, see `chunks.rs`), the recent
+//! checkpoints with their maps, the operator log, the status of recent
+//! records and the checkpointed length (which waiters watch). Readers take
+//! short read locks; nothing here does IO.
 
 use std::collections::VecDeque;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cairn_protocol::{PublicKey, SignedCheckpoint};
-use cairn_transparency::log::VecLog;
+use cairn_transparency::log::TiledLog;
 use cairn_transparency::map::Map;
 use tokio::sync::watch;
 
@@ -30,7 +32,7 @@ pub(crate) struct OperatorView {
 
 /// The readers' view.
 pub(crate) struct View {
-    log: RwLock<VecLog>,
+    log: RwLock<TiledLog>,
     /// Recent checkpoints with the map at each, oldest first.
     recent: RwLock<VecDeque<(SignedCheckpoint, Map)>>,
     operator: RwLock<OperatorView>,
@@ -54,7 +56,7 @@ impl View {
     /// A view of `log`, the latest checkpoint (if any) with its map, and the
     /// operator log.
     pub fn new(
-        log: VecLog,
+        log: TiledLog,
         latest: Option<(SignedCheckpoint, Map)>,
         operator: OperatorView,
         status_generation: usize,
@@ -71,8 +73,8 @@ impl View {
         }
     }
 
-    /// The registry log (hashes).
-    pub fn log(&self) -> RwLockReadGuard<'_, VecLog> {
+    /// The registry log (the hashes it keeps in memory).
+    pub fn log(&self) -> RwLockReadGuard<'_, TiledLog> {
         read(&self.log)
     }
 
@@ -127,7 +129,7 @@ impl View {
 
     /// Replaces the log with `log`, which extends it (a replica that took
     /// the lead loaded every committed leaf afresh).
-    pub fn replace_log(&self, log: VecLog) {
+    pub fn replace_log(&self, log: TiledLog) {
         *write(&self.log) = log;
     }
 

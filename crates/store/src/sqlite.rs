@@ -604,50 +604,68 @@ fn query_log(
         .collect()
 }
 
+/// What [`MetaStore::load`] reads, on `conn` (in one transaction).
+fn load_in(conn: &Connection, leaves_from: u64) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded {
+        log_length: conn
+            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(backend)
+            .and_then(index_of)?,
+        ..Loaded::default()
+    };
+    let from = leaves_from.min(loaded.log_length);
+    let mut stmt = conn
+        .prepare("SELECT idx, log_id, record_id FROM leaves WHERE idx >= ?1 ORDER BY idx")
+        .map_err(backend)?;
+    let mut rows = stmt.query(params![sql_index(from)]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let idx: i64 = row.get(0).map_err(backend)?;
+        if index_of(idx)? != from + loaded.leaves.len() as u64 {
+            return Err(StoreError::Corrupt(format!("log leaf {idx} out of order")));
+        }
+        let log_id: Vec<u8> = row.get(1).map_err(backend)?;
+        let record_id: Vec<u8> = row.get(2).map_err(backend)?;
+        loaded.leaves.push(LogLeaf {
+            log_id: LogId::from(hash_from(&log_id, "log id")?),
+            record_id: RecordId::from(hash_from(&record_id, "record id")?),
+        });
+    }
+    loaded.checkpoint = conn
+        .query_row(
+            "SELECT log_length, log_root, map_root, timestamp, key_id, signature
+             FROM checkpoints ORDER BY log_length DESC LIMIT 1",
+            [],
+            checkpoint_from_row,
+        )
+        .optional()
+        .map_err(backend)?
+        .map(to_checkpoint)
+        .transpose()?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE state = 0"
+        ))
+        .map_err(backend)?;
+    let raws = stmt
+        .query_map([], record_from_row)
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    for raw in raws {
+        loaded.sourcing.push(raw.into_stored()?);
+    }
+    Ok(loaded)
+}
+
 impl MetaStore for SqliteStore {
-    fn load(&self) -> Result<Loaded, StoreError> {
+    fn load(&self, leaves_from: u64) -> Result<Loaded, StoreError> {
         self.read(|conn| {
-            let mut loaded = Loaded::default();
-            let mut stmt = conn
-                .prepare("SELECT idx, log_id, record_id FROM leaves ORDER BY idx")
-                .map_err(backend)?;
-            let mut rows = stmt.query([]).map_err(backend)?;
-            while let Some(row) = rows.next().map_err(backend)? {
-                let idx: i64 = row.get(0).map_err(backend)?;
-                if index_of(idx)? != loaded.leaves.len() as u64 {
-                    return Err(StoreError::Corrupt(format!("log leaf {idx} out of order")));
-                }
-                let log_id: Vec<u8> = row.get(1).map_err(backend)?;
-                let record_id: Vec<u8> = row.get(2).map_err(backend)?;
-                loaded.leaves.push(LogLeaf {
-                    log_id: LogId::from(hash_from(&log_id, "log id")?),
-                    record_id: RecordId::from(hash_from(&record_id, "record id")?),
-                });
-            }
-            loaded.checkpoint = conn
-                .query_row(
-                    "SELECT log_length, log_root, map_root, timestamp, key_id, signature
-                     FROM checkpoints ORDER BY log_length DESC LIMIT 1",
-                    [],
-                    checkpoint_from_row,
-                )
-                .optional()
-                .map_err(backend)?
-                .map(to_checkpoint)
-                .transpose()?;
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {RECORD_COLUMNS} FROM records WHERE state = 0"
-                ))
-                .map_err(backend)?;
-            let raws = stmt
-                .query_map([], record_from_row)
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            for raw in raws {
-                loaded.sourcing.push(raw.into_stored()?);
-            }
+            // One read transaction: the length, leaves and checkpoint agree.
+            let tx = conn.unchecked_transaction().map_err(backend)?;
+            let loaded = load_in(&tx, leaves_from)?;
+            tx.finish().map_err(backend)?;
             Ok(loaded)
         })
     }
