@@ -417,7 +417,12 @@ fn content_in_a_bucket_downloads_by_presigned_redirect() {
     };
     let content = wasm("in a bucket");
     let name: PackageName = "acme:bucket".parse().expect("name");
-    publisher.warg_publish(&name, &content).expect("published");
+    let id = publisher.warg_publish(&name, &content).expect("published");
+    let log = LogId::package(&name);
+    eventually("the release is published", Duration::from_secs(30), || {
+        http(addr, "GET", &format!("/v1/package/{log}/record/{id}"), None)
+            .is_ok_and(|(_, record)| record["state"] == "published")
+    });
     let hex = Hash::of(&content).to_string().replace("sha256:", "");
     let answer = request(addr, "GET", &format!("/content/sha256-{hex}"), &[], b"").expect("get");
     assert_eq!(answer.status, 307);
