@@ -41,6 +41,8 @@
 //!   1 GiB per connection, which the kernel can take back), and the peak
 //!   RSS since the backend started (`VmHWM`, reset per backend; it
 //!   includes a wave of pre-signed envelopes), from `/proc/self/status`;
+//!   and, after the restart below, RSS and anonymous memory again (what a
+//!   freshly opened registry holds);
 //! - startup: `shutdown()`, drop, `Registry::open` on the same stores,
 //!   timed; the run goes on with the reopened registry.
 //!
@@ -1004,6 +1006,8 @@ struct Milestone {
     anon_kib: u64,
     peak_rss_kib: u64,
     rss_after_restart_kib: u64,
+    /// Of it, anonymous memory.
+    anon_after_restart_kib: u64,
     stopped: Option<String>,
 }
 
@@ -1041,6 +1045,7 @@ impl Milestone {
             "rss_anon_mib": mib(self.anon_kib),
             "peak_rss_mib": mib(self.peak_rss_kib),
             "rss_after_restart_mib": mib(self.rss_after_restart_kib),
+            "rss_anon_after_restart_mib": mib(self.anon_after_restart_kib),
             "stopped": self.stopped,
         })
     }
@@ -1244,6 +1249,7 @@ fn measure(
     );
     trim_heap();
     let rss_after_restart_kib = status_kib(None, "VmRSS:");
+    let anon_after_restart_kib = status_kib(None, "RssAnon:");
     let m = Milestone {
         backend: backend.name(),
         records,
@@ -1265,6 +1271,7 @@ fn measure(
         anon_kib,
         peak_rss_kib,
         rss_after_restart_kib,
+        anon_after_restart_kib,
         stopped,
     };
     (m, registry)
@@ -1275,7 +1282,8 @@ fn milestone_line(m: &Milestone) -> String {
         "  {} records: ingest {}/s ({} records in {:.1} s, signing {:.1} s apart); \
          publish→checkpoint p50 {:.2} ms p99 {:.2} ms; fetch_logs p99 {:.2} ms; inclusion \
          proof p99 {:.2} ms; startup {}; disk {:.0} B/record ({:.2} GiB, WAL {:.0} MiB); RSS \
-         {:.0} MiB (anonymous {:.0} MiB), peak {:.0} MiB, after restart {:.0} MiB",
+         {:.0} MiB (anonymous {:.0} MiB), peak {:.0} MiB, after restart {:.0} MiB (anonymous \
+         {:.0} MiB)",
         thousands(m.records as f64),
         thousands(m.rate()),
         thousands(m.segment_records as f64),
@@ -1293,6 +1301,7 @@ fn milestone_line(m: &Milestone) -> String {
         mib(m.anon_kib),
         mib(m.peak_rss_kib),
         mib(m.rss_after_restart_kib),
+        mib(m.anon_after_restart_kib),
     )
 }
 
@@ -1336,7 +1345,7 @@ fn extrapolate(run: &[Milestone], output: &mut Output) {
     };
     let (rss, rss_slope) = predict(points(&|m| m.rss_kib as f64 * 1024.0));
     let (anon, anon_slope) = predict(points(&|m| m.anon_kib as f64 * 1024.0));
-    let (fresh, fresh_slope) = predict(points(&|m| m.rss_after_restart_kib as f64 * 1024.0));
+    let (fresh, fresh_slope) = predict(points(&|m| m.anon_after_restart_kib as f64 * 1024.0));
     let (peak, _) = predict(points(&|m| m.peak_rss_kib as f64 * 1024.0));
     let (disk, disk_slope) = predict(points(&|m| m.disk_bytes as f64));
     let (startup, startup_slope) = predict(points(&|m| m.startup.as_secs_f64()));
@@ -1352,8 +1361,8 @@ fn extrapolate(run: &[Milestone], output: &mut Output) {
     };
     println!(
         "  EXTRAPOLATED to {} records ({}, {how}): RSS {:.1} GiB ({:.1} B/record), of it \
-         anonymous {:.1} GiB ({:.1} B/record), RSS just after a restart {:.1} GiB ({:.1} \
-         B/record), peak RSS {:.1} GiB, disk {:.1} GiB ({:.0} B/record at the margin), startup {:.1} s ({:.2} µs per \
+         anonymous {:.1} GiB ({:.1} B/record), anonymous just after a restart {:.1} GiB \
+         ({:.1} B/record), peak RSS {:.1} GiB, disk {:.1} GiB ({:.0} B/record at the margin), startup {:.1} s ({:.2} µs per \
          record)",
         thousands(at),
         last.backend,
@@ -1379,8 +1388,8 @@ fn extrapolate(run: &[Milestone], output: &mut Output) {
         "rss_bytes_per_record": rss_slope,
         "rss_anon_mib": anon / (1u64 << 20) as f64,
         "rss_anon_bytes_per_record": anon_slope,
-        "rss_after_restart_mib": fresh / (1u64 << 20) as f64,
-        "rss_after_restart_bytes_per_record": fresh_slope,
+        "rss_anon_after_restart_mib": fresh / (1u64 << 20) as f64,
+        "rss_anon_after_restart_bytes_per_record": fresh_slope,
         "peak_rss_mib": peak / (1u64 << 20) as f64,
         "disk_bytes": disk,
         "disk_bytes_per_record_marginal": disk_slope,
@@ -1390,6 +1399,14 @@ fn extrapolate(run: &[Milestone], output: &mut Output) {
 }
 
 // ---- warg-server baseline ----
+
+impl WargFigures {
+    /// RSS grown per record accepted, in bytes.
+    fn rss_per_record(&self) -> f64 {
+        (self.rss_end_kib.saturating_sub(self.rss_start_kib) * 1024) as f64
+            / self.records.max(1) as f64
+    }
+}
 
 struct WargFigures {
     records: usize,
@@ -1591,8 +1608,7 @@ fn warg_baseline(args: &Args, work: &Path, output: &mut Output) -> Option<WargFi
         }
     });
     drop(runtime);
-    let per_record = (figures.rss_end_kib.saturating_sub(figures.rss_start_kib) * 1024) as f64
-        / figures.records.max(1) as f64;
+    let per_record = figures.rss_per_record();
     println!(
         "  {} records accepted ({}), {} published within {:.1} s ({}/s to published); RSS {:.0} \
          MiB at start, {:.0} MiB after ({:.0} B per record), peak {:.0} MiB",
@@ -1694,6 +1710,18 @@ fn short_count(x: f64) -> String {
     }
 }
 
+/// An axis label: `1.5M`, `20k`, `250`, `2.5`, `0.25`.
+fn axis_number(y: f64) -> String {
+    if y.abs() >= 1e3 {
+        short_count(y)
+    } else if y.abs() >= 10.0 || y == 0.0 {
+        format!("{y:.0}")
+    } else {
+        let text = format!("{y:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
 fn trim_float(x: f64) -> String {
     let text = format!("{x:.1}");
     text.trim_end_matches(".0").to_owned()
@@ -1732,6 +1760,9 @@ fn draw_plot(
     };
     let mut rss = series("RSS", &|m| mib(m.rss_kib));
     rss.extend(series("RSS anonymous", &|m| mib(m.anon_kib)));
+    rss.extend(series("anonymous after restart", &|m| {
+        mib(m.anon_after_restart_kib)
+    }));
     rss.extend(series("peak RSS", &|m| mib(m.peak_rss_kib)));
     if let Some((records, rss_mib)) = warg {
         rss.push((
@@ -1742,15 +1773,18 @@ fn draw_plot(
     let mut p99 = series("publish→checkpoint", &|m| ms(m.publish_p99));
     p99.extend(series("fetch_logs", &|m| ms(m.fetch_p99)));
     p99.extend(series("inclusion proof", &|m| ms(m.proof_p99)));
-    let panels: Vec<(&str, &str, Vec<Series>)> = vec![
+    // Title, unit, whether the y axis is logarithmic (latencies span
+    // orders of magnitude), the lines.
+    let panels: Vec<(&str, &str, bool, Vec<Series>)> = vec![
         (
             "ingest rate (durable records/s)",
             "records/s",
+            false,
             series("", &|m| m.rate()),
         ),
-        ("memory (MiB)", "MiB", rss),
-        ("p99 latency (ms)", "ms", p99),
-        ("startup (s)", "s", series("", &|m| m.startup.as_secs_f64())),
+        ("memory (MiB)", "MiB", false, rss),
+        ("p99 latency (ms)", "ms (log scale)", true, p99),
+        ("startup (ms)", "ms", false, series("", &|m| ms(m.startup))),
     ];
 
     let (x_min, x_max) = milestones
@@ -1784,7 +1818,7 @@ fn draw_plot(
                 .x_desc("records (log scale)")
                 .y_desc($unit)
                 .x_label_formatter(&|x| short_count(*x))
-                .y_label_formatter(&|y| short_count(*y))
+                .y_label_formatter(&|y| axis_number(*y))
                 .draw()?;
             for (i, (label, points)) in $lines.into_iter().enumerate() {
                 if points.is_empty() {
@@ -1806,28 +1840,21 @@ fn draw_plot(
                 .draw()?;
         }};
     }
-    for (area, (title, unit, lines)) in root.split_evenly((2, 2)).iter().zip(panels) {
+    for (area, (title, unit, log_y, lines)) in root.split_evenly((2, 2)).iter().zip(panels) {
         let values = || {
             lines
                 .iter()
                 .flat_map(|(_, points)| points.iter().map(|p| p.1))
         };
         let y_max = values().fold(0.0f64, f64::max);
-        if unit == "ms" {
-            // Latencies span orders of magnitude: a log scale.
+        if log_y {
             let y_min = values().filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
             let (y_min, y_max) = if y_max > 0.0 {
                 (y_min / 2.0, y_max * 2.0)
             } else {
                 (0.01, 1.0)
             };
-            panel!(
-                area,
-                title,
-                "ms (log scale)",
-                lines,
-                (y_min..y_max).log_scale()
-            );
+            panel!(area, title, unit, lines, (y_min..y_max).log_scale());
         } else {
             let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
             panel!(area, title, unit, lines, 0.0..y_max);
@@ -1948,6 +1975,7 @@ fn main() {
             runs.push(run);
         }
     }
+    let mut warg = None;
     if args.warg_server {
         if let Some(w) = warg_baseline(&args, &work, &mut output) {
             output.warg = Some((w.records as u64, mib(w.rss_end_kib)));
@@ -1960,6 +1988,7 @@ fn main() {
                     "warg-server published nothing"
                 );
             }
+            warg = Some(w);
         }
     }
 
@@ -1972,13 +2001,23 @@ fn main() {
         .iter()
         .flat_map(|r| r.milestones.iter().map(Milestone::row))
         .collect();
-    report::print_grid(&HEADERS, &rows);
-    println!(
-        "ingest: durable records/s over the segment since the previous milestone (signing \
-         excluded); latencies one at a time at the latest checkpoint; disk: metadata only \
-         (content excluded); RSS after malloc_trim (anon: RssAnon, the heap; the rest is mapped \
-         files, mostly SQLite's mmap of its database); peak = VmHWM since the backend's start"
-    );
+    if !rows.is_empty() {
+        report::print_grid(&HEADERS, &rows);
+        println!(
+            "ingest: durable records/s over the segment since the previous milestone (signing \
+             excluded); latencies one at a time at the latest checkpoint; disk: metadata only \
+             (content excluded); RSS after malloc_trim, of the registry opened at the previous \
+             milestone (anon: RssAnon, the heap; the rest is mapped files, mostly SQLite's mmap \
+             of its database); peak = VmHWM since the backend's start"
+        );
+    }
+    if let Some(w) = &warg {
+        println!(
+            "warg-server 0.10 (memory store): {:.0} bytes of RSS per record at {} records",
+            w.rss_per_record(),
+            thousands(w.records as f64)
+        );
+    }
     for run in &runs {
         extrapolate(&run.milestones, &mut output);
         if let Some(why) = &run.stopped {
