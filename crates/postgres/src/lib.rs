@@ -52,7 +52,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use cairn_protocol::Hash;
 use cairn_registry::StoreError;
 use cairn_store::Sealer;
 use deadpool_postgres::{
@@ -200,20 +199,7 @@ pub(crate) fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> StoreError
     move |e| pg_error(what, &e)
 }
 
-/// A stored 32-byte hash.
-pub(crate) fn hash_from(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
-    Hash::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
-/// A stored index, length or time (`BIGINT`) as the engine's `u64`.
-pub(crate) fn index_of(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative index {v}")))
-}
-
-/// An index, length or time as a `BIGINT` (past `i64::MAX`: the largest).
-pub(crate) fn sql_index(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
+pub(crate) use cairn_store::row::{hash_from, index_of, sql_index};
 
 /// A count or limit as a `BIGINT`.
 pub(crate) fn sql_count(v: usize) -> i64 {

@@ -20,9 +20,7 @@ use crate::lead::{prepared, Writer};
 use crate::oci::{write_manifests, ManifestRows};
 use crate::{failed, hash_from, index_of, sql_count, sql_index, PgStore, Shared};
 
-const SOURCING: i32 = 0;
-const SEQUENCED: i32 = 1;
-const REJECTED: i32 = 2;
+use cairn_store::row::{missing_text, RawRecord, REJECTED, SEQUENCED, SOURCING};
 
 /// The columns of a record, in [`RawRecord`]'s order (`records` is `r`).
 const RECORD_COLUMNS: &str = "r.record_id, r.log_id, r.content_bytes, r.key_id, r.signature, \
@@ -45,78 +43,22 @@ const SELECT_LOG: &str = "SELECT r.record_id, r.log_id, r.content_bytes, r.key_i
 const SELECT_CHECKPOINT: &str =
     "SELECT log_length, log_root, map_root, timestamp, key_id, signature FROM checkpoints";
 
-struct RawRecord {
-    record_id: Vec<u8>,
-    log_id: Vec<u8>,
-    content_bytes: Vec<u8>,
-    key_id: String,
-    signature: String,
-    state: i32,
-    registry_index: Option<i64>,
-    missing: Option<String>,
-    since: Option<i64>,
-    reason: Option<String>,
-}
-
-impl RawRecord {
-    fn of(row: &Row) -> Result<RawRecord, StoreError> {
-        let what = "read a record";
-        let get = failed(what);
-        Ok(RawRecord {
-            record_id: row.try_get(0).map_err(&get)?,
-            log_id: row.try_get(1).map_err(&get)?,
-            content_bytes: row.try_get(2).map_err(&get)?,
-            key_id: row.try_get(3).map_err(&get)?,
-            signature: row.try_get(4).map_err(&get)?,
-            state: row.try_get(5).map_err(&get)?,
-            registry_index: row.try_get(6).map_err(&get)?,
-            missing: row.try_get(7).map_err(&get)?,
-            since: row.try_get(8).map_err(&get)?,
-            reason: row.try_get(9).map_err(&get)?,
-        })
-    }
-
-    fn into_stored(self) -> Result<StoredRecord, StoreError> {
-        let state = match self.state {
-            SOURCING => RecordState::Sourcing {
-                missing: self
-                    .missing
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(|d| {
-                        d.parse()
-                            .map_err(|_| StoreError::Corrupt(format!("bad digest `{d}`")))
-                    })
-                    .collect::<Result<_, _>>()?,
-                since: self.since.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-            },
-            SEQUENCED => RecordState::Sequenced {
-                index: index_of(self.registry_index.ok_or_else(|| {
-                    StoreError::Corrupt("sequenced record without index".into())
-                })?)?,
-            },
-            REJECTED => RecordState::Rejected {
-                reason: self.reason.unwrap_or_default(),
-            },
-            other => return Err(StoreError::Corrupt(format!("unknown record state {other}"))),
-        };
-        Ok(StoredRecord {
-            record_id: RecordId::from(hash_from(&self.record_id, "record id")?),
-            log_id: LogId::from(hash_from(&self.log_id, "log id")?),
-            content_bytes: self.content_bytes,
-            key_id: self.key_id,
-            signature: self.signature,
-            state,
-        })
-    }
-}
-
-fn missing_text(missing: &[Hash]) -> String {
-    missing
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A record's row (the columns of [`RECORD_COLUMNS`]-like selects, in order).
+fn raw_record(row: &Row) -> Result<RawRecord, StoreError> {
+    let what = "read a record";
+    let get = failed(what);
+    Ok(RawRecord {
+        record_id: row.try_get(0).map_err(&get)?,
+        log_id: row.try_get(1).map_err(&get)?,
+        content_bytes: row.try_get(2).map_err(&get)?,
+        key_id: row.try_get(3).map_err(&get)?,
+        signature: row.try_get(4).map_err(&get)?,
+        state: i64::from(row.try_get::<_, i32>(5).map_err(&get)?),
+        registry_index: row.try_get(6).map_err(&get)?,
+        missing: row.try_get(7).map_err(&get)?,
+        since: row.try_get(8).map_err(&get)?,
+        reason: row.try_get(9).map_err(&get)?,
+    })
 }
 
 fn id_bytes(hash: &Hash) -> Vec<u8> {
@@ -180,7 +122,7 @@ async fn query_log(
         .map_err(failed(what))?;
     rows.iter()
         .map(|row| {
-            let stored = RawRecord::of(row)?.into_stored()?;
+            let stored = raw_record(row)?.into_stored()?;
             match stored.state {
                 RecordState::Sequenced { index } => Ok((index, stored)),
                 _ => Err(StoreError::Corrupt("indexed record not sequenced".into())),
@@ -203,7 +145,7 @@ async fn query_records(
         .map_err(failed("read records"))?;
     let mut found = HashMap::with_capacity(rows.len());
     for row in &rows {
-        let raw = RawRecord::of(row)?;
+        let raw = raw_record(row)?;
         found.insert((raw.log_id.clone(), raw.record_id.clone()), raw);
     }
     keys.iter()
@@ -308,7 +250,8 @@ impl CommitRows {
             rows.content_bytes.push(r.content_bytes.clone());
             rows.key_id.push(r.key_id.clone());
             rows.signature.push(r.signature.clone());
-            rows.state.push(state);
+            // The states are 0, 1 and 2 (`INTEGER` column).
+            rows.state.push(state as i32);
             rows.registry_index.push(index);
             rows.missing.push(missing);
             rows.since.push(since);
@@ -585,7 +528,7 @@ async fn load(shared: &Shared, leaves_from: u64) -> Result<Loaded, StoreError> {
         .await
         .map_err(&fail)?;
     for row in &sourcing {
-        loaded.sourcing.push(RawRecord::of(row)?.into_stored()?);
+        loaded.sourcing.push(raw_record(row)?.into_stored()?);
     }
     tx.commit().await.map_err(&fail)?;
     Ok(loaded)
@@ -673,7 +616,7 @@ impl MetaStore for PgStore {
             conn.query_opt(&statement, &[&log_id, &record_id])
                 .await
                 .map_err(failed(what))?
-                .map(|row| RawRecord::of(&row)?.into_stored())
+                .map(|row| raw_record(&row)?.into_stored())
                 .transpose()
         })
     }

@@ -9,6 +9,7 @@ mod datadir;
 mod files;
 mod layout;
 mod oci;
+pub mod row;
 mod seal;
 mod sqlite;
 

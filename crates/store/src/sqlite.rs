@@ -6,8 +6,7 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
 use cairn_protocol::{
-    Checkpoint, Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint,
-    TimestampedCheckpoint,
+    Checkpoint, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint, TimestampedCheckpoint,
 };
 use cairn_registry::{
     AdminRequest, Batch, Loaded, MetaStore, RecordState, StoreError, StoredRecord,
@@ -135,9 +134,9 @@ DROP TABLE records_v1;
 DROP TABLE packages;
 ";
 
-const SOURCING: i64 = 0;
-const SEQUENCED: i64 = 1;
-const REJECTED: i64 = 2;
+use crate::row::{
+    hash_from, index_of, missing_text, sql_index, RawRecord, REJECTED, SEQUENCED, SOURCING,
+};
 /// SQLite metadata store: one writer connection, and a fixed pool of
 /// reader connections. A read waits for a free reader rather than opening
 /// another connection, so the number of connections (and of threads
@@ -163,18 +162,6 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
         return StoreError::Full(format!("sqlite: {e}"));
     }
     StoreError::Backend(format!("sqlite: {e}"))
-}
-
-fn hash_from(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
-    Hash::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
-fn index_of(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative index {v}")))
-}
-
-fn sql_index(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -445,63 +432,6 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
 }
 
 const RECORD_COLUMNS: &str = "record_id, log_id, content_bytes, key_id, signature, state, registry_index, missing, since, reason";
-
-struct RawRecord {
-    record_id: Vec<u8>,
-    log_id: Vec<u8>,
-    content_bytes: Vec<u8>,
-    key_id: String,
-    signature: String,
-    state: i64,
-    registry_index: Option<i64>,
-    missing: Option<String>,
-    since: Option<i64>,
-    reason: Option<String>,
-}
-
-impl RawRecord {
-    fn into_stored(self) -> Result<StoredRecord, StoreError> {
-        let state = match self.state {
-            SOURCING => RecordState::Sourcing {
-                missing: self
-                    .missing
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(|d| {
-                        d.parse()
-                            .map_err(|_| StoreError::Corrupt(format!("bad digest `{d}`")))
-                    })
-                    .collect::<Result<_, _>>()?,
-                since: self.since.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-            },
-            SEQUENCED => RecordState::Sequenced {
-                index: index_of(self.registry_index.ok_or_else(|| {
-                    StoreError::Corrupt("sequenced record without index".into())
-                })?)?,
-            },
-            REJECTED => RecordState::Rejected {
-                reason: self.reason.unwrap_or_default(),
-            },
-            other => return Err(StoreError::Corrupt(format!("unknown record state {other}"))),
-        };
-        Ok(StoredRecord {
-            record_id: RecordId::from(hash_from(&self.record_id, "record id")?),
-            log_id: LogId::from(hash_from(&self.log_id, "log id")?),
-            content_bytes: self.content_bytes,
-            key_id: self.key_id,
-            signature: self.signature,
-            state,
-        })
-    }
-}
-
-fn missing_text(missing: &[Hash]) -> String {
-    missing
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// A `checkpoints` row: length, log root, map root, timestamp, key id, signature.
 type CheckpointRow = (i64, Vec<u8>, Vec<u8>, i64, String, String);

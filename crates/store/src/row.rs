@@ -1,0 +1,101 @@
+//! How a record is kept in a table row, for every SQL backend (SQLite
+//! here, PostgreSQL in `cairn-postgres`): the state as a small integer,
+//! missing digests as text, indexes as signed 64-bit integers, hashes as
+//! 32 bytes; and the conversions back, which refuse what does not parse.
+
+use cairn_protocol::{Hash, LogId, RecordId};
+use cairn_registry::{RecordState, StoreError, StoredRecord};
+
+/// `state` of a record waiting for content.
+pub const SOURCING: i64 = 0;
+/// `state` of a record in the log.
+pub const SEQUENCED: i64 = 1;
+/// `state` of a record refused after it was accepted.
+pub const REJECTED: i64 = 2;
+
+/// A record's row as read.
+pub struct RawRecord {
+    /// The record id (32 bytes).
+    pub record_id: Vec<u8>,
+    /// The log id (32 bytes).
+    pub log_id: Vec<u8>,
+    /// The signed protobuf bytes.
+    pub content_bytes: Vec<u8>,
+    /// The signing key id.
+    pub key_id: String,
+    /// The signature.
+    pub signature: String,
+    /// [`SOURCING`], [`SEQUENCED`] or [`REJECTED`].
+    pub state: i64,
+    /// The registry index, when sequenced.
+    pub registry_index: Option<i64>,
+    /// Missing digests, space-separated, when sourcing.
+    pub missing: Option<String>,
+    /// When it was accepted, when sourcing.
+    pub since: Option<i64>,
+    /// Why, when rejected.
+    pub reason: Option<String>,
+}
+
+impl RawRecord {
+    /// The record, or why the row is corrupt.
+    pub fn into_stored(self) -> Result<StoredRecord, StoreError> {
+        let state = match self.state {
+            SOURCING => RecordState::Sourcing {
+                missing: self
+                    .missing
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(|d| {
+                        d.parse()
+                            .map_err(|_| StoreError::Corrupt(format!("bad digest `{d}`")))
+                    })
+                    .collect::<Result<_, _>>()?,
+                since: self.since.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            },
+            SEQUENCED => RecordState::Sequenced {
+                index: index_of(self.registry_index.ok_or_else(|| {
+                    StoreError::Corrupt("sequenced record without index".into())
+                })?)?,
+            },
+            REJECTED => RecordState::Rejected {
+                reason: self.reason.unwrap_or_default(),
+            },
+            other => return Err(StoreError::Corrupt(format!("unknown record state {other}"))),
+        };
+        Ok(StoredRecord {
+            record_id: RecordId::from(hash_from(&self.record_id, "record id")?),
+            log_id: LogId::from(hash_from(&self.log_id, "log id")?),
+            content_bytes: self.content_bytes,
+            key_id: self.key_id,
+            signature: self.signature,
+            state,
+        })
+    }
+}
+
+/// Missing digests as stored: space-separated text.
+pub fn missing_text(missing: &[Hash]) -> String {
+    missing
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A stored 32-byte hash.
+pub fn hash_from(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
+    Hash::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+/// A stored index, length or time (a signed 64-bit integer) as the
+/// engine's `u64`.
+pub fn index_of(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative index {v}")))
+}
+
+/// An index, length or time as a signed 64-bit integer (past `i64::MAX`:
+/// the largest).
+pub fn sql_index(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
