@@ -44,7 +44,9 @@
 //!   and, after the restart below, RSS and anonymous memory again (what a
 //!   freshly opened registry holds);
 //! - startup: `shutdown()`, drop, `Registry::open` on the same stores,
-//!   timed; the run goes on with the reopened registry.
+//!   timed; the run goes on with the reopened registry (so the RSS at a
+//!   milestone is that of a registry opened at the previous one, which
+//!   has ingested the segment since).
 //!
 //! The run stops early, and says why, when the disk holding the data has
 //! less than 10% free (`--min-free-percent`; the smoke run 0.5%), when
@@ -69,7 +71,7 @@
 //! `CAIRN_REQUIRE_TOOLS`).
 //!
 //! **warg-server 0.10 baseline** (`--warg-server`, and in the smoke run
-//! when the binary is there): the reference server (`$CAIRN_WARG_SERVER`
+//! when the binary is there; required under `CAIRN_REQUIRE_TOOLS`): the reference server (`$CAIRN_WARG_SERVER`
 //! or `~/.cache/cairn-ci/warg-server-0.10.0/bin/warg-server`) with its
 //! memory store, in a process of its own; `init` records of fresh packages
 //! (one record each: a release would need its content uploaded), signed
