@@ -11,14 +11,8 @@ use tokio_postgres::Row;
 
 use crate::{failed, PgStore};
 
-/// How a sealed custodial key starts: `cairn_store`'s format (sealed
-/// values are written and opened only by [`Sealer`]; this tells them
-/// from keys an earlier Cairn stored in plaintext).
-const SEALED_PREFIX: &str = "sealed:v1:";
-
-fn is_sealed(stored: &str) -> bool {
-    stored.starts_with(SEALED_PREFIX)
-}
+/// How a sealed custodial key starts (`cairn_store`'s format).
+use cairn_store::seal::PREFIX as SEALED_PREFIX;
 
 /// When an account or token is created (kept for the operator's records).
 fn now() -> i64 {
@@ -62,23 +56,7 @@ fn token_entry(row: &Row) -> Result<TokenEntry, StoreError> {
 
 impl PgStore {
     fn account_of(&self, name: String, stored: String) -> Result<Account, StoreError> {
-        let text = if is_sealed(&stored) {
-            let sealer = self.shared.sealer.get().ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "the custodial key of account `{name}` is sealed, and no key-encryption key \
-                     was given"
-                ))
-            })?;
-            sealer.open(&name, &stored)?
-        } else {
-            stored
-        };
-        let custodial_key = PrivateKey::decode(&text)
-            .map_err(|e| StoreError::Corrupt(format!("custodial key of account `{name}`: {e}")))?;
-        Ok(Account {
-            name,
-            custodial_key,
-        })
+        cairn_store::seal::account(self.shared.sealer.get(), name, stored)
     }
 
     /// From now on, custodial keys are sealed with `sealer` (as

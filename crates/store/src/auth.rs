@@ -25,23 +25,7 @@ fn parse_scopes(text: &str) -> Result<Vec<Scope>, StoreError> {
 
 impl SqliteStore {
     fn account_of(&self, name: String, stored: String) -> Result<Account, StoreError> {
-        let text = if is_sealed(&stored) {
-            let sealer = self.sealer.get().ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "the custodial key of account `{name}` is sealed, and no key-encryption key \
-                     was given"
-                ))
-            })?;
-            sealer.open(&name, &stored)?
-        } else {
-            stored
-        };
-        let custodial_key = PrivateKey::decode(&text)
-            .map_err(|e| StoreError::Corrupt(format!("custodial key of account `{name}`: {e}")))?;
-        Ok(Account {
-            name,
-            custodial_key,
-        })
+        crate::seal::account(self.sealer.get(), name, stored)
     }
 
     /// From now on, custodial keys are sealed with `sealer`: keys stored in

@@ -10,7 +10,7 @@ mod files;
 mod layout;
 mod oci;
 pub mod row;
-mod seal;
+pub mod seal;
 mod sqlite;
 
 pub use datadir::{DataDir, DirLock, KeySource, Stores};

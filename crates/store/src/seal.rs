@@ -12,7 +12,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use cairn_registry::StoreError;
 
 /// How a sealed value starts.
-pub(crate) const PREFIX: &str = "sealed:v1:";
+pub const PREFIX: &str = "sealed:v1:";
 
 /// A key-encryption key.
 pub struct Sealer {
@@ -26,7 +26,7 @@ impl std::fmt::Debug for Sealer {
 }
 
 /// Whether a stored value is sealed.
-pub(crate) fn is_sealed(stored: &str) -> bool {
+pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(PREFIX)
 }
 
@@ -107,6 +107,32 @@ impl Sealer {
             .map_err(|_| wrong())?;
         String::from_utf8(plain.to_vec()).map_err(|_| wrong())
     }
+}
+
+/// The account `name` with its stored custodial key (sealed, opened with
+/// `sealer`; or plaintext, as an earlier Cairn stored it).
+pub fn account(
+    sealer: Option<&Sealer>,
+    name: String,
+    stored: String,
+) -> Result<cairn_registry::oci::Account, StoreError> {
+    let text = if is_sealed(&stored) {
+        let sealer = sealer.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "the custodial key of account `{name}` is sealed, and no key-encryption key \
+                 was given"
+            ))
+        })?;
+        sealer.open(&name, &stored)?
+    } else {
+        stored
+    };
+    let custodial_key = cairn_protocol::PrivateKey::decode(&text)
+        .map_err(|e| StoreError::Corrupt(format!("custodial key of account `{name}`: {e}")))?;
+    Ok(cairn_registry::oci::Account {
+        name,
+        custodial_key,
+    })
 }
 
 #[cfg(test)]
