@@ -23,6 +23,12 @@ use sha2::Digest;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 
+/// How many times a request is sent while the registry answers 502 or 503
+/// (a takeover among replicas takes a second or two).
+pub const TAKEOVER_TRIES: u32 = 4;
+/// The longest wait between those tries, whatever `Retry-After` says.
+const TAKEOVER_WAIT_MAX: u64 = 5;
+
 /// The most of a refusal's body read for its message.
 const ERROR_BODY_BYTES: u64 = 64 << 10;
 
@@ -181,7 +187,9 @@ impl Api {
         }
     }
 
-    /// Sends `request`, which may wait `waited` for its answer.
+    /// Sends `request`, which may wait `waited` for its answer; sends it
+    /// again (up to [`TAKEOVER_TRIES`] in all) while the registry answers
+    /// 502 or 503, as replicas do during a takeover.
     fn send(
         &self,
         request: reqwest::blocking::RequestBuilder,
@@ -192,7 +200,35 @@ impl Api {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request.send().map_err(|e| self.failed(url, &e, waited))?;
+        // A registry of replicas answers 503 (or 502 from a follower whose
+        // leader just went) while one takes over, which takes a second or
+        // two: every request this client sends may be sent again (a record
+        // or an upload sent twice is the same record or upload), so it is,
+        // a few times, after the wait the registry asks for.
+        let mut request = request;
+        let mut tries = 1;
+        let response = loop {
+            let again = (tries < TAKEOVER_TRIES)
+                .then(|| request.try_clone())
+                .flatten();
+            let response = request.send().map_err(|e| self.failed(url, &e, waited))?;
+            let status = response.status().as_u16();
+            match again {
+                Some(next) if status == 502 || status == 503 => {
+                    let wait = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .unwrap_or(1)
+                        .clamp(1, TAKEOVER_WAIT_MAX);
+                    std::thread::sleep(Duration::from_secs(wait));
+                    request = next;
+                    tries += 1;
+                }
+                _ => break response,
+            }
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(Response(response));
