@@ -24,12 +24,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use cairn_interop::postgres::Postgres;
 use cairn_interop::s3::Moto;
-use cairn_protocol::package::{PackageEntry, PackageRecord};
-use cairn_protocol::{Envelope, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
+use cairn_protocol::{PackageName, PrivateKey};
 use rayon::prelude::*;
 
 use common::{admin_token, cairn, free_addr, wait_ready};
@@ -71,31 +68,8 @@ fn prepare(first: usize, count: usize) -> Vec<Prepared> {
         .into_par_iter()
         .map(|n| {
             let name: PackageName = format!("bench:p{n}").parse().expect("name");
-            let envelope = Envelope::sign(
-                &key,
-                PackageRecord {
-                    prev: None,
-                    version: 0,
-                    timestamp: Timestamp::new(1_800_000_000, 0),
-                    entries: vec![PackageEntry::Init {
-                        hash_algorithm: HashAlgorithm::Sha256,
-                        key: key.public_key().clone(),
-                    }],
-                },
-            );
-            let body = serde_json::json!({
-                "packageName": name.to_string(),
-                "record": {
-                    "contentBytes": STANDARD.encode(envelope.content_bytes()),
-                    "keyId": envelope.key_id().to_string(),
-                    "signature": envelope.signature().to_string(),
-                }
-            })
-            .to_string();
-            Prepared {
-                path: format!("/v1/package/{}/record", LogId::package(&name)),
-                body,
-            }
+            let (path, body) = common::publish::init_request(&key, &name);
+            Prepared { path, body }
         })
         .collect()
 }

@@ -227,10 +227,15 @@ struct ServeArgs {
     )]
     content_redirect_seconds: u64,
     /// Where the other replicas reach this one to forward writes while it
-    /// leads (plain HTTP on the private network, e.g. `http://10.0.0.5:8090`);
-    /// by default `http://<--listen>` when that is a concrete address.
+    /// leads (e.g. `http://10.0.0.5:8090`, or `https://...` when this one
+    /// serves TLS); by default `http(s)://<--listen>` when that is a
+    /// concrete address.
     #[arg(long, env = "CAIRN_ADVERTISE_URL", value_name = "URL")]
     advertise_url: Option<String>,
+    /// Certificate authorities (PEM) trusted, beside the system's, for the
+    /// leading replica's `https` URL when this one forwards writes to it.
+    #[arg(long, env = "CAIRN_REPLICA_CA_FILE", value_name = "PEM")]
+    replica_ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -1038,11 +1043,15 @@ fn redact_url(url: &str) -> String {
 
 /// Where the other replicas forward writes to this one.
 fn advertise_url(args: &ServeArgs) -> Result<String> {
+    let tls = args.tls_dev || args.tls_cert.is_some();
     if let Some(url) = &args.advertise_url {
-        if !url.starts_with("http://") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--advertise-url {url}: give an http:// or https:// URL");
+        }
+        if tls && url.starts_with("http://") {
             bail!(
-                "--advertise-url {url}: replicas forward writes over plain HTTP on the private \
-                 network; give an http:// URL"
+                "--advertise-url {url}: this replica serves TLS, so the others reach it at an \
+                 https:// URL"
             );
         }
         return Ok(url.trim_end_matches('/').to_owned());
@@ -1054,7 +1063,11 @@ fn advertise_url(args: &ServeArgs) -> Result<String> {
             args.listen
         );
     }
-    Ok(format!("http://{}", args.listen))
+    Ok(format!(
+        "{}://{}",
+        if tls { "https" } else { "http" },
+        args.listen
+    ))
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
@@ -1236,6 +1249,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             },
             max_json_body: args.max_json_body,
             tls: tls.clone(),
+            replica_ca_file: args.replica_ca_file.clone(),
             ..ServerOptions::default()
         };
         cairn_server::serve(listener, services, options, shutdown_signal())

@@ -502,3 +502,103 @@ fn postgres_over_tls_is_verified() {
         "no TLS session from cairn: {encrypted}"
     );
 }
+
+/// Replicas that serve TLS forward writes over HTTPS: a follower trusting
+/// the leader's CA (`--replica-ca-file`) passes a publish on; one that does
+/// not refuses to (502), since the leader's certificate is verified.
+#[test]
+fn replicas_serving_tls_forward_over_verified_https() {
+    let test = "replicas_serving_tls_forward_over_verified_https";
+    let Some(pg) = Postgres::start(test) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let data: Vec<_> = (0..3)
+        .map(|i| scratch.path().join(format!("replica-{i}")))
+        .collect();
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let start = |i: usize, extra: &[&str]| -> Child {
+        let log = data[i].with_extension("log");
+        let mut child = cairn()
+            .args(["serve", "--tls-dev", "--namespace", "acme", "--listen"])
+            .arg(addrs[i].to_string())
+            .arg("--data-dir")
+            .arg(&data[i])
+            .args(["--database-url", &pg.url])
+            .args(extra)
+            .env("CAIRN_LOG", "info")
+            .env_remove("CAIRN_OPERATOR_KEY")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn cairn serve");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("listening on https://") {
+                break;
+            }
+            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                panic!("replica {i} did not start: {text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let mut children = vec![start(0, &[])];
+    // The others share the leader's keys and its development certificate
+    // (the CA and a certificate for 127.0.0.1).
+    let ca = data[0].join("tls").join("ca.pem");
+    for i in 1..3 {
+        std::fs::create_dir_all(data[i].join("tls")).expect("tls dir");
+        for file in ["operator.key", "custodial.key"] {
+            std::fs::copy(data[0].join(file), data[i].join(file)).expect("copy key");
+        }
+        for entry in std::fs::read_dir(data[0].join("tls")).expect("tls") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), data[i].join("tls").join(entry.file_name()))
+                .expect("copy tls");
+        }
+    }
+    children.push(start(1, &["--replica-ca-file", ca.to_str().expect("path")]));
+    children.push(start(2, &[]));
+
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&ca).expect("ca")).expect("pem"),
+        )
+        .build()
+        .expect("client");
+    let bearer = format!("Bearer {}", admin_token(&data[0]));
+    let key = PrivateKey::generate();
+    let publish = |i: usize, name: &str| {
+        let (path, body) = common::publish::init_request(&key, &name.parse().expect("name"));
+        client
+            .post(format!("https://{}{path}", addrs[i]))
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("answer")
+    };
+    let role = |i: usize| -> Value {
+        client
+            .get(format!("https://{}/readyz", addrs[i]))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(role(1)["role"], "follower");
+    assert_eq!(role(1)["leader"], json!(format!("https://{}", addrs[0])));
+    let trusted = publish(1, "acme:through-tls");
+    assert_eq!(trusted.status().as_u16(), 202, "{:?}", trusted.text());
+    let untrusted = publish(2, "acme:not-through-tls");
+    assert_eq!(untrusted.status().as_u16(), 502);
+    let message = untrusted.text().expect("body");
+    assert!(message.contains("leading replica"), "{message}");
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -4,13 +4,16 @@
 //! write through to the leader's advertised URL, body streamed both ways,
 //! marked with the replicas' shared secret (so the leader trusts the
 //! forwarded client address and does not count the follower against the
-//! rate limits twice). Upload sessions therefore live on the leader.
+//! rate limits twice). Upload sessions therefore live on the leader. A
+//! leader that serves TLS advertises an `https` URL, and the followers
+//! verify it ([`crate::ServerOptions::replica_ca_file`]).
 //!
 //! A forwarded request that reaches a replica which no longer leads is
 //! answered 503 with `Retry-After` rather than forwarded again, as is a
 //! write while no replica leads (between a leader's end and a takeover).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -19,6 +22,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cairn_registry::Role;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -34,21 +38,60 @@ const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// the body streams after). Covers a large blob upload's PUT.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The HTTP client followers forward with (connections kept alive).
+/// The HTTP client followers forward with (connections kept alive): plain
+/// HTTP, or HTTPS to a leader that advertises an `https` URL, verified
+/// against the system's roots and the replicas' CA file.
 pub(crate) struct Forwarder {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl Forwarder {
-    pub(crate) fn new() -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        Forwarder {
+    /// A forwarder trusting the system's roots and the PEM certificates in
+    /// `ca_file`.
+    pub(crate) fn new(ca_file: Option<&std::path::Path>) -> std::io::Result<Forwarder> {
+        use tokio_rustls::rustls;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // A system certificate rustls cannot use is skipped.
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = ca_file {
+            use rustls_pki_types::pem::PemObject;
+            let bad = |e: &dyn std::fmt::Display| {
+                std::io::Error::other(format!("the replicas' CA file {}: {e}", path.display()))
+            };
+            let mut added = 0;
+            for cert in
+                rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?
+            {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(bad(&"no certificate in it"));
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Forwarder {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
-        }
+        })
     }
 }
 

@@ -86,6 +86,9 @@ pub struct ServerOptions {
     /// Serve HTTPS with this configuration (see [`tls_config`]) instead of
     /// plain HTTP.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Certificate authorities (PEM) a follower trusts, beside the
+    /// system's, for the leader's `https` URL when it forwards writes.
+    pub replica_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -99,6 +102,7 @@ impl Default for ServerOptions {
             rate_limits: RateLimits::default(),
             max_json_body: 2 << 20,
             tls: None,
+            replica_ca_file: None,
         }
     }
 }
@@ -128,12 +132,14 @@ pub fn router(
     listen: String,
 ) -> std::io::Result<Router> {
     let grants = grants_for(&services)?;
+    let forwarder = forward::Forwarder::new(options.replica_ca_file.as_deref())?;
     Ok(router_with(
         services,
         &options,
         listen,
         Arc::new(Metrics::new()),
         grants,
+        forwarder,
     ))
 }
 
@@ -143,6 +149,7 @@ fn router_with(
     listen: String,
     metrics: Arc<Metrics>,
     grants: grant::Grants,
+    forwarder: forward::Forwarder,
 ) -> Router {
     let clock = services.registry.config().clock.clone();
     let tokens = Arc::new(Tokens::new(
@@ -164,7 +171,7 @@ fn router_with(
         metrics,
         limits: Arc::new(limit::Limiters::new(&options.rate_limits)),
         grants: Arc::new(grants),
-        forwarder: Arc::new(forward::Forwarder::new()),
+        forwarder: Arc::new(forwarder),
         scheme: if options.tls.is_some() {
             "https"
         } else {
@@ -326,7 +333,15 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let limits = options.connections.clone();
     let grants = grants_for(&services)?;
-    let app = router_with(services, &options, listen, metrics.clone(), grants);
+    let forwarder = forward::Forwarder::new(options.replica_ca_file.as_deref())?;
+    let app = router_with(
+        services,
+        &options,
+        listen,
+        metrics.clone(),
+        grants,
+        forwarder,
+    );
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let result = conn::serve(listener, app, limits, tls, metrics, shutdown).await;
     sweeper.abort();

@@ -145,3 +145,29 @@ impl Publisher {
         (answer.status == 201).then(|| (sha256(manifest.as_bytes()), sha256(content)))
     }
 }
+
+/// The path and JSON body of a publish of `name`'s signed `init` record.
+pub fn init_request(key: &PrivateKey, name: &PackageName) -> (String, String) {
+    let envelope = Envelope::sign(
+        key,
+        PackageRecord {
+            prev: None,
+            version: 0,
+            timestamp: Timestamp::new(1_800_000_000, 0),
+            entries: vec![PackageEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: key.public_key().clone(),
+            }],
+        },
+    );
+    let body = json!({
+        "packageName": name.to_string(),
+        "record": {
+            "contentBytes": STANDARD.encode(envelope.content_bytes()),
+            "keyId": envelope.key_id().to_string(),
+            "signature": envelope.signature().to_string(),
+        }
+    })
+    .to_string();
+    (format!("/v1/package/{}/record", LogId::package(name)), body)
+}
