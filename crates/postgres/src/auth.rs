@@ -19,14 +19,7 @@ fn now() -> i64 {
     i64::try_from(SystemClock.now_seconds()).unwrap_or(i64::MAX)
 }
 
-fn parse_scopes(text: &str) -> Result<Vec<Scope>, StoreError> {
-    text.split_whitespace()
-        .map(|s| {
-            s.parse::<Scope>()
-                .map_err(|e| StoreError::Corrupt(format!("stored token scope: {e}")))
-        })
-        .collect()
-}
+use cairn_store::row::parse_scopes;
 
 fn seconds(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)

@@ -6,10 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cairn_protocol::{
-    Checkpoint, Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint,
-    TimestampedCheckpoint,
-};
+use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 use cairn_registry::{
     AdminRequest, Batch, Loaded, MetaStore, RecordState, StoreError, StoredRecord,
 };
@@ -74,28 +71,14 @@ fn leaf_of(log_id: &[u8], record_id: &[u8]) -> Result<LogLeaf, StoreError> {
 
 fn checkpoint_of(row: &Row) -> Result<SignedCheckpoint, StoreError> {
     let get = failed("read a checkpoint");
-    let len: i64 = row.try_get(0).map_err(&get)?;
-    let log_root: Vec<u8> = row.try_get(1).map_err(&get)?;
-    let map_root: Vec<u8> = row.try_get(2).map_err(&get)?;
-    let timestamp: i64 = row.try_get(3).map_err(&get)?;
-    let key_id: String = row.try_get(4).map_err(&get)?;
-    let signature: String = row.try_get(5).map_err(&get)?;
-    Ok(SignedCheckpoint {
-        contents: TimestampedCheckpoint {
-            checkpoint: Checkpoint {
-                log_root: hash_from(&log_root, "log root")?,
-                log_length: index_of(len)?,
-                map_root: hash_from(&map_root, "map root")?,
-            },
-            timestamp: index_of(timestamp)?,
-        },
-        key_id: key_id
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("bad key id `{key_id}`")))?,
-        signature: signature
-            .parse()
-            .map_err(|_| StoreError::Corrupt("bad checkpoint signature".into()))?,
-    })
+    cairn_store::row::to_checkpoint((
+        row.try_get(0).map_err(&get)?,
+        row.try_get(1).map_err(&get)?,
+        row.try_get(2).map_err(&get)?,
+        row.try_get(3).map_err(&get)?,
+        row.try_get(4).map_err(&get)?,
+        row.try_get(5).map_err(&get)?,
+    ))
 }
 
 fn package_name(name: String) -> Result<PackageName, StoreError> {

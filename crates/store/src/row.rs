@@ -3,7 +3,8 @@
 //! missing digests as text, indexes as signed 64-bit integers, hashes as
 //! 32 bytes; and the conversions back, which refuse what does not parse.
 
-use cairn_protocol::{Hash, LogId, RecordId};
+use cairn_protocol::{Checkpoint, Hash, LogId, RecordId, SignedCheckpoint, TimestampedCheckpoint};
+use cairn_registry::auth::Scope;
 use cairn_registry::{RecordState, StoreError, StoredRecord};
 
 /// `state` of a record waiting for content.
@@ -98,4 +99,40 @@ pub fn index_of(v: i64) -> Result<u64, StoreError> {
 /// the largest).
 pub fn sql_index(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A checkpoint's row: log length, log root, map root, timestamp, key id,
+/// signature.
+pub type CheckpointRow = (i64, Vec<u8>, Vec<u8>, i64, String, String);
+
+/// The checkpoint of a row, or why the row is corrupt.
+pub fn to_checkpoint(
+    (len, log_root, map_root, ts, key_id, signature): CheckpointRow,
+) -> Result<SignedCheckpoint, StoreError> {
+    Ok(SignedCheckpoint {
+        contents: TimestampedCheckpoint {
+            checkpoint: Checkpoint {
+                log_root: hash_from(&log_root, "log root")?,
+                log_length: index_of(len)?,
+                map_root: hash_from(&map_root, "map root")?,
+            },
+            timestamp: index_of(ts)?,
+        },
+        key_id: key_id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("bad key id `{key_id}`")))?,
+        signature: signature
+            .parse()
+            .map_err(|_| StoreError::Corrupt("bad checkpoint signature".into()))?,
+    })
+}
+
+/// A token's stored scopes (space-separated).
+pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, StoreError> {
+    text.split_whitespace()
+        .map(|s| {
+            s.parse::<Scope>()
+                .map_err(|e| StoreError::Corrupt(format!("stored token scope: {e}")))
+        })
+        .collect()
 }

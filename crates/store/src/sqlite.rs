@@ -5,9 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
-use cairn_protocol::{
-    Checkpoint, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint, TimestampedCheckpoint,
-};
+use cairn_protocol::{LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 use cairn_registry::{
     AdminRequest, Batch, Loaded, MetaStore, RecordState, StoreError, StoredRecord,
 };
@@ -135,7 +133,8 @@ DROP TABLE packages;
 ";
 
 use crate::row::{
-    hash_from, index_of, missing_text, sql_index, RawRecord, REJECTED, SEQUENCED, SOURCING,
+    hash_from, index_of, missing_text, sql_index, to_checkpoint, CheckpointRow, RawRecord,
+    REJECTED, SEQUENCED, SOURCING,
 };
 /// SQLite metadata store: one writer connection, and a fixed pool of
 /// reader connections. A read waits for a free reader rather than opening
@@ -434,8 +433,6 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
 const RECORD_COLUMNS: &str = "record_id, log_id, content_bytes, key_id, signature, state, registry_index, missing, since, reason";
 
 /// A `checkpoints` row: length, log root, map root, timestamp, key id, signature.
-type CheckpointRow = (i64, Vec<u8>, Vec<u8>, i64, String, String);
-
 fn checkpoint_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRow> {
     Ok((
         row.get(0)?,
@@ -445,27 +442,6 @@ fn checkpoint_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRo
         row.get(4)?,
         row.get(5)?,
     ))
-}
-
-fn to_checkpoint(
-    (len, log_root, map_root, ts, key_id, signature): CheckpointRow,
-) -> Result<SignedCheckpoint, StoreError> {
-    Ok(SignedCheckpoint {
-        contents: TimestampedCheckpoint {
-            checkpoint: Checkpoint {
-                log_root: hash_from(&log_root, "log root")?,
-                log_length: index_of(len)?,
-                map_root: hash_from(&map_root, "map root")?,
-            },
-            timestamp: index_of(ts)?,
-        },
-        key_id: key_id
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("bad key id `{key_id}`")))?,
-        signature: signature
-            .parse()
-            .map_err(|_| StoreError::Corrupt("bad checkpoint signature".into()))?,
-    })
 }
 
 /// A record of `log_id` by id.
