@@ -8,8 +8,9 @@
 //! `1.0.9`, one per record, each naming the previous record (`prev`). Every
 //! release names the same small Wasm module, put into the content store
 //! once before the run, so every release is sequenced at once. Records are
-//! signed in parallel (rayon) one wave at a time, before the wave's clock
-//! starts, so memory holds one wave of envelopes, never the run.
+//! signed in parallel (rayon) one round of a wave at a time (every
+//! package's record `r`), outside the ingest's clock, so memory holds one
+//! round of envelopes, never the run.
 //!
 //! **The ingest.** Records go through the engine's door in-process
 //! (`Registry::submit`, the door the HTTP faces call), with `--in-flight`
@@ -37,10 +38,10 @@
 //!   and shared-memory files, or `pg_database_size`;
 //! - RSS now (after `malloc_trim`, so the bench's freed wave buffers do
 //!   not count), of it the anonymous memory (`RssAnon`: the heap; the rest
-//!   is file pages, mostly SQLite's memory map of its database, up to
-//!   1 GiB per connection, which the kernel can take back), and the peak
+//!   is mapped files: the binary and its libraries, SQLite reads its
+//!   database into its own page caches), and the peak
 //!   RSS since the backend started (`VmHWM`, reset per backend; it
-//!   includes a wave of pre-signed envelopes), from `/proc/self/status`;
+//!   includes a round of pre-signed envelopes), from `/proc/self/status`;
 //!   and, after the restart below, RSS and anonymous memory again (what a
 //!   freshly opened registry holds);
 //! - startup: `shutdown()`, drop, `Registry::open` on the same stores,
@@ -426,42 +427,37 @@ fn package_record(
     )
 }
 
-/// A wave of packages, signed: `rounds[r][i]` is record `r` of the wave's
-/// package `i`.
-struct Wave {
-    names: Vec<(PackageName, LogId)>,
-    rounds: Vec<Vec<Envelope<PackageRecord>>>,
-}
-
-fn sign_wave(key: &PrivateKey, digest: Hash, packages: std::ops::Range<u64>) -> Wave {
-    type Signed = ((PackageName, LogId), Vec<Envelope<PackageRecord>>);
-    let signed: Vec<Signed> = packages
-        .into_par_iter()
+/// The names and log ids of a wave's packages.
+fn wave_names(packages: std::ops::Range<u64>) -> Vec<(PackageName, LogId)> {
+    packages
         .map(|p| {
             let name = package_name(p);
             let log_id = LogId::package(&name);
-            let mut prev = None;
-            let records: Vec<_> = (0..RECORDS_PER_PACKAGE)
-                .map(|r| {
-                    let envelope = package_record(key, digest, p, r, prev);
-                    prev = Some(envelope.record_id());
-                    envelope
-                })
-                .collect();
-            ((name, log_id), records)
+            (name, log_id)
         })
+        .collect()
+}
+
+/// Record `r` of each package of a wave starting at package `first`,
+/// signed; `prev[i]` is the id of package `i`'s record `r - 1`, and
+/// becomes that of its record `r`. One round at a time, so memory holds
+/// one round of envelopes.
+fn sign_round(
+    key: &PrivateKey,
+    digest: Hash,
+    first: u64,
+    r: u64,
+    prev: &mut [Option<cairn_protocol::RecordId>],
+) -> Vec<Envelope<PackageRecord>> {
+    let round: Vec<_> = prev
+        .par_iter()
+        .enumerate()
+        .map(|(i, prev)| package_record(key, digest, first + i as u64, r, *prev))
         .collect();
-    let mut names = Vec::with_capacity(signed.len());
-    let mut rounds: Vec<Vec<_>> = (0..RECORDS_PER_PACKAGE)
-        .map(|_| Vec::with_capacity(signed.len()))
-        .collect();
-    for (name, records) in signed {
-        names.push(name);
-        for (round, envelope) in rounds.iter_mut().zip(records) {
-            round.push(envelope);
-        }
+    for (prev, envelope) in prev.iter_mut().zip(&round) {
+        *prev = Some(envelope.record_id());
     }
-    Wave { names, rounds }
+    round
 }
 
 // ---- the ingest ----
@@ -1146,13 +1142,15 @@ fn run_backend(backend: Backend, args: &Args, work: &Path, output: &mut Output) 
         }
         if stopped.is_none() && packages_done < target_packages {
             let end = (packages_done + args.wave).min(target_packages);
-            let signing = Instant::now();
-            let wave = sign_wave(&key, digest, packages_done..end);
-            segment.2 += signing.elapsed();
-            let ingest = Instant::now();
-            for round in wave.rounds {
-                let seen =
-                    ingest_round(&registry, &wave.names, round, args.threads, args.in_flight);
+            let names = wave_names(packages_done..end);
+            let mut prev = vec![None; names.len()];
+            for r in 0..RECORDS_PER_PACKAGE {
+                let signing = Instant::now();
+                let round = sign_round(&key, digest, packages_done, r, &mut prev);
+                segment.2 += signing.elapsed();
+                let ingest = Instant::now();
+                let seen = ingest_round(&registry, &names, round, args.threads, args.in_flight);
+                segment.1 += ingest.elapsed();
                 assert!(
                     seen.errors == 0,
                     "{}: {} records were not sequenced; the first: {}",
@@ -1161,7 +1159,6 @@ fn run_backend(backend: Backend, args: &Args, work: &Path, output: &mut Output) 
                     seen.first_error.unwrap_or_default()
                 );
             }
-            segment.1 += ingest.elapsed();
             segment.0 += (end - packages_done) * RECORDS_PER_PACKAGE;
             packages_done = end;
             if packages_done < target_packages {
@@ -2009,8 +2006,8 @@ fn main() {
             "ingest: durable records/s over the segment since the previous milestone (signing \
              excluded); latencies one at a time at the latest checkpoint; disk: metadata only \
              (content excluded); RSS after malloc_trim, of the registry opened at the previous \
-             milestone (anon: RssAnon, the heap; the rest is mapped files, mostly SQLite's mmap \
-             of its database); peak = VmHWM since the backend's start"
+             milestone (anon: RssAnon, the heap; the rest is mapped files); peak = VmHWM since \
+             the backend's start"
         );
     }
     if let Some(w) = &warg {

@@ -21,8 +21,14 @@ pub struct Config {
     pub checkpoint_max_delay: Duration,
     /// A record whose content is not uploaded within this time is rejected.
     pub content_timeout: Duration,
-    /// How many recent checkpoints keep their map for inclusion proofs.
+    /// How many recent checkpoints keep their map for inclusion proofs...
     pub recent_checkpoints: usize,
+    /// ...as long as the map nodes the older ones keep alive (the nodes
+    /// each newer map replaced, about 100 bytes each) stay within this
+    /// many; the latest two are always kept. Under a heavy load, where
+    /// each checkpoint changes thousands of logs, this bounds the memory of
+    /// old maps instead of the count.
+    pub recent_map_nodes: usize,
     /// Most commands the sequencer takes into one batch (one transaction).
     pub batch_max: usize,
     /// Most records per log in one `fetch/logs` answer.
@@ -57,6 +63,7 @@ impl Default for Config {
             checkpoint_max_delay: Duration::from_millis(200),
             content_timeout: Duration::from_secs(600),
             recent_checkpoints: 256,
+            recent_map_nodes: 1 << 19,
             batch_max: 2048,
             fetch_limit_max: 1000,
             fetch_records_max: 10_000,

@@ -208,7 +208,7 @@ impl Follower {
                 view.add_checkpoint(
                     cp.clone(),
                     state.map.clone(),
-                    self.shared.config.recent_checkpoints,
+                    crate::view::Keep::of(&self.shared.config),
                 );
             }
         }
@@ -300,6 +300,6 @@ pub(crate) fn catch_up(shared: &Shared, latest: u64) -> Result<(), StoreError> {
             records,
         });
     }
-    view.add_checkpoint(checkpoint, map, shared.config.recent_checkpoints);
+    view.add_checkpoint(checkpoint, map, crate::view::Keep::of(&shared.config));
     Ok(())
 }

@@ -341,7 +341,7 @@ impl SequencerThread {
         self.shared.view.add_checkpoint(
             staged.checkpoint.clone(),
             staged.map.clone(),
-            self.shared.config.recent_checkpoints,
+            crate::view::Keep::of(&self.shared.config),
         );
         self.sequencer.checkpointed(staged);
         Ok(())

@@ -30,6 +30,25 @@ pub(crate) struct OperatorView {
     pub namespaces: Vec<String>,
 }
 
+/// How many recent maps the view keeps (see [`View::add_checkpoint`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Keep {
+    /// Most maps.
+    pub count: usize,
+    /// Most nodes the maps older than the latest keep alive.
+    pub nodes: usize,
+}
+
+impl Keep {
+    /// The limits of `config`.
+    pub fn of(config: &crate::Config) -> Keep {
+        Keep {
+            count: config.recent_checkpoints.max(1),
+            nodes: config.recent_map_nodes,
+        }
+    }
+}
+
 /// The readers' view.
 pub(crate) struct View {
     log: RwLock<TiledLog>,
@@ -181,17 +200,84 @@ impl View {
         operator.records.extend(records);
     }
 
-    /// Adds a committed checkpoint, keeping the `keep` most recent maps,
-    /// and wakes those waiting for it.
-    pub fn add_checkpoint(&self, checkpoint: SignedCheckpoint, map: Map, keep: usize) {
+    /// Adds a committed checkpoint and wakes those waiting for it. Keeps
+    /// at most `keep.count` recent maps, fewer when the older ones hold
+    /// more than `keep.nodes` nodes that newer ones replaced (but then
+    /// still the latest two).
+    pub fn add_checkpoint(&self, checkpoint: SignedCheckpoint, map: Map, keep: Keep) {
         let length = checkpoint.contents.checkpoint.log_length;
         {
             let mut recent = write(&self.recent);
             recent.push_back((checkpoint, map));
-            while recent.len() > keep.max(1) {
+            // What keeping the oldest alive costs: the nodes every later
+            // version replaced.
+            let mut held: usize = recent.iter().skip(1).map(|(_, m)| m.created_nodes()).sum();
+            while recent.len() > keep.count || (recent.len() > 2 && held > keep.nodes) {
                 recent.pop_front();
+                held -= recent.front().map_or(0, |(_, m)| m.created_nodes());
             }
         }
         self.checkpointed.send_replace(length);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_protocol::{Checkpoint, Hash, PrivateKey, TimestampedCheckpoint};
+
+    use super::*;
+
+    fn checkpoint(key: &PrivateKey, length: u64, map: &Map) -> SignedCheckpoint {
+        TimestampedCheckpoint {
+            checkpoint: Checkpoint {
+                log_root: Hash::of(length.to_le_bytes()),
+                log_length: length,
+                map_root: map.root(),
+            },
+            timestamp: length,
+        }
+        .sign(key)
+    }
+
+    #[test]
+    fn old_maps_are_dropped_by_count_or_by_the_nodes_they_keep_alive() {
+        let key = PrivateKey::generate();
+        let view = View::new(TiledLog::new(), None, OperatorView::default(), 16);
+        let mut map =
+            Map::new().apply((0u64..1000).map(|i| (Hash::of(i.to_le_bytes()), Hash::of([1]))));
+        let keep = Keep {
+            count: 8,
+            nodes: 3_000,
+        };
+        // Small changes: the count bounds.
+        for length in 1..=20u64 {
+            map = map.apply([(Hash::of(length.to_le_bytes()), Hash::of([2]))]);
+            view.add_checkpoint(checkpoint(&key, length, &map), map.clone(), keep);
+        }
+        assert_eq!(view.recent().len(), 8);
+        assert_eq!(view.checkpointed_length(), 20);
+        // Large changes: the nodes bound, but the latest two stay.
+        for length in 21..=30u64 {
+            map = map.apply(
+                (0u64..1000).map(|i| (Hash::of(i.to_le_bytes()), Hash::of(length.to_le_bytes()))),
+            );
+            assert!(map.created_nodes() > 1000);
+            view.add_checkpoint(checkpoint(&key, length, &map), map.clone(), keep);
+            let recent = view.recent();
+            let held: usize = recent.iter().skip(1).map(|(_, m)| m.created_nodes()).sum();
+            assert!(
+                recent.len() == 2 || held <= keep.nodes,
+                "{} maps hold {held}",
+                recent.len()
+            );
+        }
+        let recent = view.recent();
+        assert_eq!(recent.len(), 2, "each map replaced most of the last one");
+        assert_eq!(
+            recent
+                .back()
+                .map(|(cp, _)| cp.contents.checkpoint.log_length),
+            Some(30)
+        );
     }
 }

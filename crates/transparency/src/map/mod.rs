@@ -35,6 +35,8 @@ pub struct Map {
     top: Option<Child>,
     root: Hash,
     len: usize,
+    /// Nodes this version made that the version it was made from lacks.
+    created: usize,
 }
 
 #[derive(Clone)]
@@ -230,6 +232,26 @@ fn new_branch<L: Leaves>(
     }))
 }
 
+/// The nodes of a freshly built tree that no other tree shares: those
+/// only their new parent holds (the old tree, alive meanwhile, holds every
+/// node it shares with the new one).
+fn fresh_nodes(top: &Child) -> usize {
+    let mut count = 0;
+    let mut stack = vec![top];
+    while let Some(node) = stack.pop() {
+        match node {
+            Child::Leaf(leaf) => count += usize::from(Arc::strong_count(leaf) == 1),
+            Child::Branch(branch) if Arc::strong_count(branch) == 1 => {
+                count += 1;
+                stack.push(&branch.left);
+                stack.push(&branch.right);
+            }
+            Child::Branch(_) => {}
+        }
+    }
+    count
+}
+
 fn join<A: Send, B: Send>(
     parallel: bool,
     a: impl FnOnce() -> A + Send,
@@ -349,6 +371,7 @@ impl Default for Map {
             top: None,
             root: *empty_subtree(256),
             len: 0,
+            created: 0,
         }
     }
 }
@@ -411,7 +434,10 @@ impl Map {
             .map(|(i, (key, value))| (Hash::of(key.as_bytes()), i, value))
             .collect();
         if batch.is_empty() {
-            return self.clone();
+            return Map {
+                created: 0,
+                ..self.clone()
+            };
         }
         batch.sort_unstable_by_key(|&(path, i, _)| (path, i));
         let mut sorted: Vec<Update> = Vec::with_capacity(batch.len());
@@ -432,11 +458,22 @@ impl Map {
             build(&Ready::hash(jobs), self.top.as_ref(), &sorted, 0)
         };
         let root = chain(*top.hash(), top.some_path(), top.hang(), 0);
+        let created = fresh_nodes(&top);
         Map {
             top: Some(top),
             root,
             len: self.len + added,
+            created,
         }
+    }
+
+    /// How many nodes this map made that the map it was applied to does
+    /// not share (for a map read from a snapshot: all of them). Keeping an
+    /// older version alive beside a newer one costs about the newer one's
+    /// count of nodes (the ones it replaced), so this is how a holder of
+    /// several versions bounds their memory.
+    pub fn created_nodes(&self) -> usize {
+        self.created
     }
 
     /// A new map with one key set.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::{chain, Branch, Child, Leaf, Map};
+use super::{chain, fresh_nodes, Branch, Child, Leaf, Map};
 use crate::hash::{hash_branch, Hash};
 
 const MAGIC: &[u8] = b"CAIRN-MAP-1";
@@ -63,10 +63,12 @@ impl Map {
             ));
         }
         let root = chain(*top.hash(), top.some_path(), top.hang(), 0);
+        let created = fresh_nodes(&top);
         Ok(Map {
             top: Some(top),
             root,
             len,
+            created,
         })
     }
 }

@@ -176,3 +176,29 @@ fn many_proofs_at_once() {
     assert_eq!(results[0], Err(MapProofError::TooManyPeers(257)));
     assert_eq!(results[1], Ok(map.root()));
 }
+
+#[test]
+fn created_nodes_count_what_a_version_does_not_share() {
+    let base = Map::new().apply((0..1000).map(|i| (key(i), leaf(i, 0))));
+    // A fresh map of k keys: k leaves and k - 1 forks.
+    assert_eq!(base.created_nodes(), 1999);
+    // One changed key: a new leaf and a new fork on each level above it.
+    let one = base.apply([(key(7), leaf(7, 1))]);
+    assert!(
+        (2..=40).contains(&one.created_nodes()),
+        "{}",
+        one.created_nodes()
+    );
+    // An empty batch makes nothing.
+    assert_eq!(one.apply([]).created_nodes(), 0);
+    // A batch shares the forks near the root among its updates.
+    let batch = base.apply((0..100).map(|i| (key(i * 10), leaf(i * 10, 1))));
+    assert!(
+        batch.created_nodes() < 100 * 12,
+        "{}",
+        batch.created_nodes()
+    );
+    // Read back from a snapshot, every node is its own.
+    let read = Map::from_snapshot(&base.snapshot()).expect("snapshot reads");
+    assert_eq!(read.created_nodes(), 1999);
+}
