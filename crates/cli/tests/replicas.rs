@@ -235,11 +235,11 @@ fn replicas_share_one_database_and_bucket_and_survive_the_leader_dying() {
     let seen = seen.lock().expect("lock");
     // Exactly once, no gap.
     let duplicates = pg.psql(
-        "SELECT count(*) FROM (SELECT log_id, record_id FROM leaves \
-         GROUP BY log_id, record_id HAVING count(*) > 1) d",
+        "SELECT count(*) FROM (SELECT log, record_id FROM records \
+         GROUP BY log, record_id HAVING count(*) > 1) d",
     );
     assert_eq!(duplicates.trim(), "0", "records twice in the log");
-    let shape = pg.psql("SELECT count(*) || ' ' || coalesce(max(idx) + 1, 0) FROM leaves");
+    let shape = pg.psql("SELECT count(*) || ' ' || coalesce(max(idx) + 1, 0) FROM records");
     let (count, next) = shape.trim().split_once(' ').expect("count and next index");
     assert_eq!(count, next, "the log has gaps");
 

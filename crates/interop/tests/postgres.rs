@@ -299,7 +299,7 @@ mod lead {
                 .map(|s| s.join().expect("start"))
                 .collect()
         });
-        assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "3");
+        assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
         // Called (and dropped) on a worker thread of another runtime.
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
@@ -319,10 +319,164 @@ mod lead {
             return;
         };
         drop(store(&pg));
-        pg.psql("UPDATE cairn_schema SET version = 4");
+        pg.psql("UPDATE cairn_schema SET version = 5");
         let Err(refused) = PgStore::connect(&pg.url, PgOptions::default()) else {
             panic!("a newer schema is refused");
         };
         assert!(refused.to_string().contains("newer"), "{refused}");
+    }
+
+    /// `bytes` as a PostgreSQL `bytea` literal.
+    fn bytea(bytes: &[u8]) -> String {
+        format!("'\\x{}'::bytea", hex::encode(bytes))
+    }
+
+    fn text(value: &str) -> String {
+        format!("'{}'", value.replace('\'', "''"))
+    }
+
+    #[test]
+    fn a_database_of_schema_3_is_migrated() {
+        let Some(pg) = Postgres::start("a_database_of_schema_3_is_migrated") else {
+            return;
+        };
+        drop(store(&pg));
+        // Version 3's records: one table with every record's state and
+        // signed parts as text, the name on the first row of each log,
+        // and the leaves apart.
+        pg.psql(
+            "DROP TABLE records, pending, logs;
+             CREATE TABLE records (
+                 log_id BYTEA NOT NULL, record_id BYTEA NOT NULL,
+                 seq BIGINT GENERATED ALWAYS AS IDENTITY, content_bytes BYTEA NOT NULL,
+                 key_id TEXT NOT NULL, signature TEXT NOT NULL, state INTEGER NOT NULL,
+                 registry_index BIGINT UNIQUE, missing TEXT, since BIGINT, reason TEXT,
+                 name TEXT COLLATE \"C\", PRIMARY KEY (log_id, record_id));
+             CREATE INDEX records_by_log ON records (log_id, registry_index);
+             CREATE INDEX records_sourcing ON records (state) WHERE state = 0;
+             CREATE INDEX records_named ON records (name) WHERE name IS NOT NULL;
+             CREATE TABLE leaves (idx BIGINT PRIMARY KEY, log_id BYTEA NOT NULL,
+                                  record_id BYTEA NOT NULL);
+             UPDATE cairn_schema SET version = 3;",
+        );
+        let key = PrivateKey::generate();
+        let signed = |text: &str| {
+            let content_bytes = format!("prev sha256:{} {text}", "ab".repeat(32)).into_bytes();
+            let signature = key.sign(&content_bytes).to_string();
+            (content_bytes, signature)
+        };
+        let names = ["acme:one", "acme:two"].map(|n| PackageName::new(n).expect("name"));
+        let mut records = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for r in 0..3u64 {
+                let (content_bytes, signature) = signed(&format!("{name} {r}"));
+                records.push(StoredRecord {
+                    record_id: RecordId::package_record(&content_bytes),
+                    log_id: LogId::package(name),
+                    content_bytes,
+                    key_id: key.public_key().id().to_string(),
+                    signature,
+                    state: match (i, r) {
+                        (1, 2) => RecordState::Sourcing {
+                            missing: vec![Hash::of(b"later")],
+                            since: 1_800_000_000,
+                        },
+                        (0, 2) => RecordState::Rejected {
+                            reason: "no content".into(),
+                        },
+                        _ => RecordState::Sequenced {
+                            index: i as u64 * 2 + r,
+                        },
+                    },
+                });
+            }
+        }
+        // A key id and signature not in their usual forms stay as they are.
+        records[1].key_id = "sha256:NOT-HEX".into();
+        records[1].signature = "ecdsa-p256:AAAA".into();
+        let mut sql = String::new();
+        for (n, r) in records.iter().enumerate() {
+            let (state, index, missing, since, reason) = match &r.state {
+                RecordState::Sequenced { index } => (
+                    1,
+                    index.to_string(),
+                    "NULL".into(),
+                    "NULL".into(),
+                    "NULL".into(),
+                ),
+                RecordState::Sourcing { missing, since } => (
+                    0,
+                    "NULL".into(),
+                    text(
+                        &missing
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    since.to_string(),
+                    "NULL".into(),
+                ),
+                RecordState::Rejected { reason } => {
+                    (2, "NULL".into(), "NULL".into(), "NULL".into(), text(reason))
+                }
+            };
+            let name = if n % 3 == 0 {
+                text(names[n / 3].as_str())
+            } else {
+                "NULL".into()
+            };
+            sql.push_str(&format!(
+                "INSERT INTO records (log_id, record_id, content_bytes, key_id, signature, state, \
+                 registry_index, missing, since, reason, name) VALUES ({}, {}, {}, {}, {}, {state}, \
+                 {index}, {missing}, {since}, {reason}, {name});\n",
+                bytea(r.log_id.digest().as_bytes()),
+                bytea(r.record_id.digest().as_bytes()),
+                bytea(&r.content_bytes),
+                text(&r.key_id),
+                text(&r.signature),
+            ));
+            if let RecordState::Sequenced { index } = r.state {
+                sql.push_str(&format!(
+                    "INSERT INTO leaves VALUES ({index}, {}, {});\n",
+                    bytea(r.log_id.digest().as_bytes()),
+                    bytea(r.record_id.digest().as_bytes())
+                ));
+            }
+        }
+        pg.psql(&sql);
+
+        let migrated = store(&pg);
+        assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
+        assert_eq!(
+            pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('leaves', 'records_v3')"),
+            "0"
+        );
+        for r in &records {
+            assert_eq!(
+                migrated
+                    .record(&r.log_id, &r.record_id)
+                    .expect("read")
+                    .as_ref(),
+                Some(r)
+            );
+        }
+        let loaded = migrated.load(0).expect("load");
+        assert_eq!(loaded.log_length, 4);
+        let leaves: Vec<LogId> = loaded.leaves.iter().map(|l| l.log_id).collect();
+        let (one, two) = (LogId::package(&names[0]), LogId::package(&names[1]));
+        assert_eq!(leaves, vec![one, one, two, two]);
+        assert_eq!(loaded.sourcing, vec![records[5].clone()]);
+        assert_eq!(
+            migrated.package_names(&[one, two]).expect("names"),
+            names.iter().cloned().map(Some).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            migrated
+                .log_records(&two, None, u64::MAX, 10)
+                .expect("log")
+                .len(),
+            2
+        );
     }
 }

@@ -17,37 +17,68 @@ use crate::lead::{prepared, Writer};
 use crate::oci::{write_manifests, ManifestRows};
 use crate::{failed, hash_from, index_of, sql_count, sql_index, PgStore, Shared};
 
-use cairn_store::row::{missing_text, RawRecord, REJECTED, SEQUENCED, SOURCING};
+use cairn_store::row::{missing_text, RawRecord, StoredParts, REJECTED, SOURCING};
 
-/// The columns of a record, in [`RawRecord`]'s order (`records` is `r`).
-const RECORD_COLUMNS: &str = "r.record_id, r.log_id, r.content_bytes, r.key_id, r.signature, \
-                              r.state, r.registry_index, r.missing, r.since, r.reason";
+/// A sequenced record's columns, in [`RawRecord`]'s order (`records` is
+/// `r`, its log's id `$log`).
+macro_rules! sequenced_columns {
+    ($log:literal) => {
+        concat!(
+            $log,
+            ", r.record_id, r.content, r.key_id, r.signature, 1, r.idx, NULL::text, NULL::int8, \
+             NULL::text"
+        )
+    };
+}
 
-const SELECT_RECORD: &str = "SELECT r.record_id, r.log_id, r.content_bytes, r.key_id, \
-     r.signature, r.state, r.registry_index, r.missing, r.since, r.reason \
-     FROM records r WHERE r.log_id = $1 AND r.record_id = $2";
+/// A pending record's columns, in [`RawRecord`]'s order (`pending` is `p`).
+const PENDING_COLUMNS: &str = "p.log_id, p.record_id, p.content, p.key_id, p.signature, \
+     p.state, NULL::int8, p.missing, p.since, p.reason";
 
-const SELECT_RECORDS: &str = "SELECT r.record_id, r.log_id, r.content_bytes, r.key_id, \
-     r.signature, r.state, r.registry_index, r.missing, r.since, r.reason \
-     FROM records r JOIN UNNEST($1::bytea[], $2::bytea[]) AS k (log_id, record_id) \
-     ON r.log_id = k.log_id AND r.record_id = k.record_id";
+const SELECT_RECORD: &str = concat!(
+    "SELECT ",
+    sequenced_columns!("l.log_id"),
+    " FROM records r JOIN logs l ON l.id = r.log WHERE l.log_id = $1 AND r.record_id = $2 \
+     UNION ALL SELECT p.log_id, p.record_id, p.content, p.key_id, p.signature, p.state, \
+     NULL::int8, p.missing, p.since, p.reason FROM pending p \
+     WHERE p.log_id = $1 AND p.record_id = $2"
+);
 
-const SELECT_LOG: &str = "SELECT r.record_id, r.log_id, r.content_bytes, r.key_id, \
-     r.signature, r.state, r.registry_index, r.missing, r.since, r.reason \
-     FROM records r WHERE r.log_id = $1 AND r.registry_index > $2 AND r.registry_index < $3 \
-     ORDER BY r.registry_index LIMIT $4";
+const SELECT_RECORDS: &str = concat!(
+    "SELECT ",
+    sequenced_columns!("l.log_id"),
+    " FROM UNNEST($1::bytea[], $2::bytea[]) AS k (log_id, record_id) \
+     JOIN logs l ON l.log_id = k.log_id JOIN records r ON r.log = l.id AND r.record_id = k.record_id \
+     UNION ALL SELECT p.log_id, p.record_id, p.content, p.key_id, p.signature, p.state, \
+     NULL::int8, p.missing, p.since, p.reason FROM pending p \
+     JOIN UNNEST($1::bytea[], $2::bytea[]) AS k (log_id, record_id) \
+     ON p.log_id = k.log_id AND p.record_id = k.record_id"
+);
+
+const SELECT_LOG: &str = concat!(
+    "SELECT ",
+    sequenced_columns!("$1::bytea"),
+    " FROM records r WHERE r.log = (SELECT id FROM logs WHERE log_id = $1) \
+     AND r.idx > $2 AND r.idx < $3 ORDER BY r.idx LIMIT $4"
+);
+
+/// The leaves (index, log id, record id): the log's records with their
+/// logs' ids.
+const SELECT_LEAVES: &str =
+    "SELECT r.idx, l.log_id, r.record_id FROM records r JOIN logs l ON l.id = r.log";
 
 const SELECT_CHECKPOINT: &str =
     "SELECT log_length, log_root, map_root, timestamp, key_id, signature FROM checkpoints";
 
-/// A record's row (the columns of [`RECORD_COLUMNS`]-like selects, in order).
+/// A record's row (the columns of [`PENDING_COLUMNS`] and the selects
+/// above, in order).
 fn raw_record(row: &Row) -> Result<RawRecord, StoreError> {
     let what = "read a record";
     let get = failed(what);
     Ok(RawRecord {
-        record_id: row.try_get(0).map_err(&get)?,
-        log_id: row.try_get(1).map_err(&get)?,
-        content_bytes: row.try_get(2).map_err(&get)?,
+        log_id: row.try_get(0).map_err(&get)?,
+        record_id: row.try_get(1).map_err(&get)?,
+        content: row.try_get(2).map_err(&get)?,
         key_id: row.try_get(3).map_err(&get)?,
         signature: row.try_get(4).map_err(&get)?,
         state: i64::from(row.try_get::<_, i32>(5).map_err(&get)?),
@@ -132,23 +163,7 @@ async fn query_records(
         found.insert((raw.log_id.clone(), raw.record_id.clone()), raw);
     }
     keys.iter()
-        .map(|key| match found.get(key) {
-            Some(raw) => RawRecord {
-                record_id: raw.record_id.clone(),
-                log_id: raw.log_id.clone(),
-                content_bytes: raw.content_bytes.clone(),
-                key_id: raw.key_id.clone(),
-                signature: raw.signature.clone(),
-                state: raw.state,
-                registry_index: raw.registry_index,
-                missing: raw.missing.clone(),
-                since: raw.since,
-                reason: raw.reason.clone(),
-            }
-            .into_stored()
-            .map(Some),
-            None => Ok(None),
-        })
+        .map(|key| found.remove(key).map(RawRecord::into_stored).transpose())
         .collect()
 }
 
@@ -156,24 +171,32 @@ async fn query_records(
 /// (the commit runs on the store's runtime and needs owned values).
 #[derive(Default)]
 pub(crate) struct CommitRows {
-    // New records.
-    record_id: Vec<Vec<u8>>,
-    log_id: Vec<Vec<u8>>,
-    content_bytes: Vec<Vec<u8>>,
-    key_id: Vec<String>,
-    signature: Vec<String>,
-    state: Vec<i32>,
-    registry_index: Vec<Option<i64>>,
-    missing: Vec<Option<String>>,
-    since: Vec<Option<i64>>,
-    reason: Vec<Option<String>>,
-    name: Vec<Option<String>>,
-    // New leaves: of new sequenced records, and of sequenced sourcing ones.
-    leaf_index: Vec<i64>,
-    leaf_log: Vec<Vec<u8>>,
-    leaf_record: Vec<Vec<u8>>,
-    // Sourcing records sequenced now.
-    sequenced: Vec<(Vec<u8>, Vec<u8>, i64)>,
+    // Names first seen: log, name.
+    name_log: Vec<Vec<u8>>,
+    name_name: Vec<String>,
+    // Logs the log's new records are in (numbered if new).
+    logs: Vec<Vec<u8>>,
+    // New records in the log.
+    append_index: Vec<i64>,
+    append_log: Vec<Vec<u8>>,
+    append_record: Vec<Vec<u8>>,
+    append_content: Vec<Vec<u8>>,
+    append_key: Vec<Vec<u8>>,
+    append_signature: Vec<Vec<u8>>,
+    // New records not in the log: waiting for content, or rejected.
+    pend_log: Vec<Vec<u8>>,
+    pend_record: Vec<Vec<u8>>,
+    pend_content: Vec<Vec<u8>>,
+    pend_key: Vec<Vec<u8>>,
+    pend_signature: Vec<Vec<u8>>,
+    pend_state: Vec<i32>,
+    pend_missing: Vec<Option<String>>,
+    pend_since: Vec<Option<i64>>,
+    pend_reason: Vec<Option<String>>,
+    // Sourcing records sequenced now: log, record, index.
+    sequenced_log: Vec<Vec<u8>>,
+    sequenced_record: Vec<Vec<u8>>,
+    sequenced_index: Vec<i64>,
     // Rejected: log, record, reason.
     rejected_log: Vec<Vec<u8>>,
     rejected_record: Vec<Vec<u8>>,
@@ -182,9 +205,6 @@ pub(crate) struct CommitRows {
     still_log: Vec<Vec<u8>>,
     still_record: Vec<Vec<u8>>,
     still_missing: Vec<String>,
-    // Names of logs with no new row in this batch.
-    name_log: Vec<Vec<u8>>,
-    name_name: Vec<String>,
     manifests: ManifestRows,
     checkpoint: Option<CheckpointRow>,
 }
@@ -202,53 +222,56 @@ struct CheckpointRow {
 impl CommitRows {
     pub(crate) fn of(batch: &Batch) -> CommitRows {
         let mut rows = CommitRows::default();
-        // A package's name goes on the first row of its log.
-        let mut names: HashMap<&LogId, &PackageName> =
-            batch.names.iter().map(|(id, name)| (id, name)).collect();
+        for (log_id, package) in &batch.names {
+            rows.name_log.push(id_bytes(log_id.digest()));
+            rows.name_name.push(package.as_str().to_owned());
+        }
+        let mut logs = HashSet::new();
         for r in &batch.records {
-            let (state, index, missing, since, reason) = match &r.state {
+            let parts = StoredParts::of(r);
+            let log_id = id_bytes(r.log_id.digest());
+            let record_id = id_bytes(r.record_id.digest());
+            let (state, missing, since, reason) = match &r.state {
+                RecordState::Sequenced { index } => {
+                    logs.insert(log_id.clone());
+                    rows.append_index.push(sql_index(*index));
+                    rows.append_log.push(log_id);
+                    rows.append_record.push(record_id);
+                    rows.append_content.push(parts.content);
+                    rows.append_key.push(parts.key_id);
+                    rows.append_signature.push(parts.signature);
+                    continue;
+                }
                 RecordState::Sourcing { missing, since } => (
                     SOURCING,
-                    None,
                     Some(missing_text(missing)),
                     Some(sql_index(*since)),
                     None,
                 ),
-                RecordState::Sequenced { index } => {
-                    (SEQUENCED, Some(sql_index(*index)), None, None, None)
-                }
-                RecordState::Rejected { reason } => {
-                    (REJECTED, None, None, None, Some(reason.clone()))
-                }
+                RecordState::Rejected { reason } => (REJECTED, None, None, Some(reason.clone())),
             };
-            let log_id = id_bytes(r.log_id.digest());
-            let record_id = id_bytes(r.record_id.digest());
-            if let Some(index) = index {
-                rows.leaf_index.push(index);
-                rows.leaf_log.push(log_id.clone());
-                rows.leaf_record.push(record_id.clone());
-            }
-            rows.record_id.push(record_id);
-            rows.log_id.push(log_id);
-            rows.content_bytes.push(r.content_bytes.clone());
-            rows.key_id.push(r.key_id.clone());
-            rows.signature.push(r.signature.clone());
-            // The states are 0, 1 and 2 (`INTEGER` column).
-            rows.state.push(state as i32);
-            rows.registry_index.push(index);
-            rows.missing.push(missing);
-            rows.since.push(since);
-            rows.reason.push(reason);
-            rows.name
-                .push(names.remove(&r.log_id).map(|n| n.as_str().to_owned()));
+            rows.pend_log.push(log_id);
+            rows.pend_record.push(record_id);
+            rows.pend_content.push(parts.content);
+            rows.pend_key.push(parts.key_id);
+            rows.pend_signature.push(parts.signature);
+            // The states are 0 and 2 (`INTEGER` column).
+            rows.pend_state.push(state as i32);
+            rows.pend_missing.push(missing);
+            rows.pend_since.push(since);
+            rows.pend_reason.push(reason);
         }
         for (log_id, record_id, index) in &batch.sequenced {
-            let (log_id, record_id) = (id_bytes(log_id.digest()), id_bytes(record_id.digest()));
-            rows.leaf_index.push(sql_index(*index));
-            rows.leaf_log.push(log_id.clone());
-            rows.leaf_record.push(record_id.clone());
-            rows.sequenced.push((log_id, record_id, sql_index(*index)));
+            let log_id = id_bytes(log_id.digest());
+            logs.insert(log_id.clone());
+            rows.sequenced_log.push(log_id);
+            rows.sequenced_record.push(id_bytes(record_id.digest()));
+            rows.sequenced_index.push(sql_index(*index));
         }
+        rows.logs = logs.into_iter().collect();
+        // Numbers in the order the log id sorts: any order would do, one
+        // order spares concurrent batches a deadlock.
+        rows.logs.sort_unstable();
         for (log_id, record_id, reason) in &batch.rejected {
             rows.rejected_log.push(id_bytes(log_id.digest()));
             rows.rejected_record.push(id_bytes(record_id.digest()));
@@ -258,11 +281,6 @@ impl CommitRows {
             rows.still_log.push(id_bytes(log_id.digest()));
             rows.still_record.push(id_bytes(record_id.digest()));
             rows.still_missing.push(missing_text(missing));
-        }
-        // A name whose log has no new row here goes on its first row.
-        for (log_id, package) in names {
-            rows.name_log.push(id_bytes(log_id.digest()));
-            rows.name_name.push(package.as_str().to_owned());
         }
         rows.manifests = ManifestRows::of(&batch.manifests);
         rows.checkpoint = batch.checkpoint.as_ref().map(|cp| {
@@ -287,34 +305,45 @@ impl CommitRows {
     }
 }
 
-const INSERT_RECORDS: &str = "INSERT INTO records (record_id, log_id, content_bytes, key_id, \
-     signature, state, registry_index, missing, since, reason, name) \
-     SELECT record_id, log_id, content_bytes, key_id, signature, state, registry_index, \
-     missing, since, reason, name FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], \
-     $6::int4[], $7::int8[], $8::text[], $9::int8[], $10::text[], $11::text[]) \
-     WITH ORDINALITY AS u (record_id, log_id, content_bytes, key_id, signature, state, \
-     registry_index, missing, since, reason, name, n) ORDER BY n";
+const NAME_LOGS: &str = "INSERT INTO logs (log_id, name) \
+     SELECT * FROM UNNEST($1::bytea[], $2::text[]) \
+     ON CONFLICT (log_id) DO UPDATE SET name = excluded.name WHERE logs.name IS NULL";
 
-const SEQUENCE: &str = "UPDATE records r SET state = 1, registry_index = u.idx, missing = NULL \
-     FROM UNNEST($1::bytea[], $2::bytea[], $3::int8[]) AS u (log_id, record_id, idx) \
-     WHERE r.log_id = u.log_id AND r.record_id = u.record_id AND r.state = 0 \
-     RETURNING r.log_id, r.record_id";
+const NUMBER_LOGS: &str = "INSERT INTO logs (log_id) SELECT * FROM UNNEST($1::bytea[]) \
+     ON CONFLICT (log_id) DO NOTHING";
 
-const REJECT: &str = "UPDATE records r SET state = 2, reason = u.reason, missing = NULL \
+const APPEND: &str = "INSERT INTO records (idx, log, record_id, content, key_id, signature) \
+     SELECT u.idx, l.id, u.record_id, u.content, u.key_id, u.signature \
+     FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[]) \
+     AS u (idx, log_id, record_id, content, key_id, signature) \
+     JOIN logs l ON l.log_id = u.log_id";
+
+const PEND: &str = "INSERT INTO pending (log_id, record_id, content, key_id, signature, state, \
+     missing, since, reason) \
+     SELECT log_id, record_id, content, key_id, signature, state, missing, since, reason \
+     FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::int4[], \
+     $7::text[], $8::int8[], $9::text[]) WITH ORDINALITY \
+     AS u (log_id, record_id, content, key_id, signature, state, missing, since, reason, n) \
+     ORDER BY n";
+
+/// Sourcing records whose content came move from `pending` into the log;
+/// returns the registry index of each one moved.
+const SEQUENCE: &str = "WITH moved AS ( \
+     DELETE FROM pending p USING UNNEST($1::bytea[], $2::bytea[], $3::int8[]) \
+     AS u (log_id, record_id, idx) \
+     WHERE p.log_id = u.log_id AND p.record_id = u.record_id AND p.state = 0 \
+     RETURNING u.idx, p.log_id, p.record_id, p.content, p.key_id, p.signature) \
+     INSERT INTO records (idx, log, record_id, content, key_id, signature) \
+     SELECT m.idx, l.id, m.record_id, m.content, m.key_id, m.signature \
+     FROM moved m JOIN logs l ON l.log_id = m.log_id RETURNING idx";
+
+const REJECT: &str = "UPDATE pending p SET state = 2, reason = u.reason, missing = NULL \
      FROM UNNEST($1::bytea[], $2::bytea[], $3::text[]) AS u (log_id, record_id, reason) \
-     WHERE r.log_id = u.log_id AND r.record_id = u.record_id";
+     WHERE p.log_id = u.log_id AND p.record_id = u.record_id";
 
-const STILL_MISSING: &str = "UPDATE records r SET missing = u.missing \
+const STILL_MISSING: &str = "UPDATE pending p SET missing = u.missing \
      FROM UNNEST($1::bytea[], $2::bytea[], $3::text[]) AS u (log_id, record_id, missing) \
-     WHERE r.log_id = u.log_id AND r.record_id = u.record_id";
-
-const NAME_FIRST_ROWS: &str = "UPDATE records r SET name = u.name \
-     FROM UNNEST($1::bytea[], $2::text[]) AS u (log_id, name) \
-     WHERE r.seq = (SELECT min(f.seq) FROM records f WHERE f.log_id = u.log_id) \
-     AND r.name IS NULL";
-
-const INSERT_LEAVES: &str = "INSERT INTO leaves (idx, log_id, record_id) \
-     SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[])";
+     WHERE p.log_id = u.log_id AND p.record_id = u.record_id";
 
 const INSERT_CHECKPOINT: &str = "INSERT INTO checkpoints \
      (log_length, log_root, map_root, timestamp, key_id, signature) \
@@ -328,52 +357,86 @@ pub(crate) async fn commit_rows(writer: &mut Writer, rows: &CommitRows) -> Resul
     let fail = failed(what);
     let statements = &mut writer.statements;
     let tx = writer.client.transaction().await.map_err(&fail)?;
-    if !rows.record_id.is_empty() {
-        let insert = prepared(statements, tx.client(), INSERT_RECORDS).await?;
+    if !rows.name_log.is_empty() {
+        let name = prepared(statements, tx.client(), NAME_LOGS).await?;
+        tx.execute(&name, &[&rows.name_log, &rows.name_name])
+            .await
+            .map_err(&fail)?;
+    }
+    if !rows.logs.is_empty() {
+        let number = prepared(statements, tx.client(), NUMBER_LOGS).await?;
+        tx.execute(&number, &[&rows.logs]).await.map_err(&fail)?;
+    }
+    if !rows.append_index.is_empty() {
+        let append = prepared(statements, tx.client(), APPEND).await?;
+        let added = tx
+            .execute(
+                &append,
+                &[
+                    &rows.append_index,
+                    &rows.append_log,
+                    &rows.append_record,
+                    &rows.append_content,
+                    &rows.append_key,
+                    &rows.append_signature,
+                ],
+            )
+            .await
+            .map_err(&fail)?;
+        if added != rows.append_index.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "{added} of {} records were added to the log: a log has no number",
+                rows.append_index.len()
+            )));
+        }
+    }
+    if !rows.pend_log.is_empty() {
+        let pend = prepared(statements, tx.client(), PEND).await?;
         tx.execute(
-            &insert,
+            &pend,
             &[
-                &rows.record_id,
-                &rows.log_id,
-                &rows.content_bytes,
-                &rows.key_id,
-                &rows.signature,
-                &rows.state,
-                &rows.registry_index,
-                &rows.missing,
-                &rows.since,
-                &rows.reason,
-                &rows.name,
+                &rows.pend_log,
+                &rows.pend_record,
+                &rows.pend_content,
+                &rows.pend_key,
+                &rows.pend_signature,
+                &rows.pend_state,
+                &rows.pend_missing,
+                &rows.pend_since,
+                &rows.pend_reason,
             ],
         )
         .await
         .map_err(&fail)?;
     }
-    if !rows.sequenced.is_empty() {
+    if !rows.sequenced_index.is_empty() {
         let sequence = prepared(statements, tx.client(), SEQUENCE).await?;
-        let logs: Vec<&[u8]> = rows.sequenced.iter().map(|s| s.0.as_slice()).collect();
-        let ids: Vec<&[u8]> = rows.sequenced.iter().map(|s| s.1.as_slice()).collect();
-        let indexes: Vec<i64> = rows.sequenced.iter().map(|s| s.2).collect();
-        let changed = tx
-            .query(&sequence, &[&logs, &ids, &indexes])
+        let moved = tx
+            .query(
+                &sequence,
+                &[
+                    &rows.sequenced_log,
+                    &rows.sequenced_record,
+                    &rows.sequenced_index,
+                ],
+            )
             .await
             .map_err(&fail)?;
-        if changed.len() != rows.sequenced.len() {
+        if moved.len() != rows.sequenced_index.len() {
             let mut done = HashSet::new();
-            for row in &changed {
-                let log: Vec<u8> = row.try_get(0).map_err(&fail)?;
-                let id: Vec<u8> = row.try_get(1).map_err(&fail)?;
-                done.insert((log, id));
+            for row in &moved {
+                done.insert(row.try_get::<_, i64>(0).map_err(&fail)?);
             }
             // The first not sequenced now (or, if every one was, one named twice).
-            let culprit = rows
-                .sequenced
-                .iter()
-                .find(|(l, r, _)| !done.remove(&(l.clone(), r.clone())))
-                .or(rows.sequenced.first());
-            let (log, id) = match culprit {
-                Some((l, r, _)) => (leaf_of(l, r)?.log_id, leaf_of(l, r)?.record_id),
-                None => return Err(StoreError::Corrupt("a record is not sourcing".into())),
+            let culprit = (0..rows.sequenced_index.len())
+                .find(|&i| !done.remove(&rows.sequenced_index[i]))
+                .unwrap_or(0);
+            let (log, id) = match (
+                rows.sequenced_log.get(culprit),
+                rows.sequenced_record.get(culprit),
+            ) {
+                (Some(l), Some(r)) => (leaf_of(l, r)?.log_id, leaf_of(l, r)?.record_id),
+                _ => return Err(StoreError::Corrupt("a record is not sourcing".into())),
             };
             return Err(StoreError::Corrupt(format!(
                 "record {id} of log {log} is not sourcing"
@@ -398,21 +461,6 @@ pub(crate) async fn commit_rows(writer: &mut Writer, rows: &CommitRows) -> Resul
         tx.execute(
             &still,
             &[&rows.still_log, &rows.still_record, &rows.still_missing],
-        )
-        .await
-        .map_err(&fail)?;
-    }
-    if !rows.name_log.is_empty() {
-        let name = prepared(statements, tx.client(), NAME_FIRST_ROWS).await?;
-        tx.execute(&name, &[&rows.name_log, &rows.name_name])
-            .await
-            .map_err(&fail)?;
-    }
-    if !rows.leaf_index.is_empty() {
-        let leaves = prepared(statements, tx.client(), INSERT_LEAVES).await?;
-        tx.execute(
-            &leaves,
-            &[&rows.leaf_index, &rows.leaf_log, &rows.leaf_record],
         )
         .await
         .map_err(&fail)?;
@@ -467,7 +515,7 @@ async fn load(shared: &Shared, leaves_from: u64) -> Result<Loaded, StoreError> {
         .await
         .map_err(&fail)?;
     let length: i64 = tx
-        .query_one("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves", &[])
+        .query_one("SELECT COALESCE(MAX(idx) + 1, 0) FROM records", &[])
         .await
         .map_err(&fail)?
         .try_get(0)
@@ -479,7 +527,7 @@ async fn load(shared: &Shared, leaves_from: u64) -> Result<Loaded, StoreError> {
     let from = leaves_from.min(loaded.log_length);
     let leaves = tx
         .query_raw(
-            "SELECT idx, log_id, record_id FROM leaves WHERE idx >= $1 ORDER BY idx",
+            &format!("{SELECT_LEAVES} WHERE r.idx >= $1 ORDER BY r.idx"),
             [sql_index(from)],
         )
         .await
@@ -505,7 +553,7 @@ async fn load(shared: &Shared, leaves_from: u64) -> Result<Loaded, StoreError> {
         .transpose()?;
     let sourcing = tx
         .query(
-            &format!("SELECT {RECORD_COLUMNS} FROM records r WHERE r.state = 0 ORDER BY r.seq"),
+            &format!("SELECT {PENDING_COLUMNS} FROM pending p WHERE p.state = 0 ORDER BY p.seq"),
             &[],
         )
         .await
@@ -700,8 +748,7 @@ impl MetaStore for PgStore {
             let conn = shared.conn(what).await?;
             let statement = conn
                 .prepare_cached(
-                    "SELECT DISTINCT ON (log_id) log_id, name FROM records \
-                     WHERE log_id = ANY($1) AND name IS NOT NULL ORDER BY log_id, seq",
+                    "SELECT log_id, name FROM logs WHERE log_id = ANY($1) AND name IS NOT NULL",
                 )
                 .await
                 .map_err(&fail)?;
@@ -724,8 +771,8 @@ impl MetaStore for PgStore {
             let conn = shared.conn(what).await?;
             let statement = conn
                 .prepare_cached(
-                    "SELECT DISTINCT name FROM records WHERE name IS NOT NULL AND state = 1 \
-                     ORDER BY name",
+                    "SELECT name FROM logs l WHERE name IS NOT NULL \
+                     AND EXISTS (SELECT 1 FROM records r WHERE r.log = l.id) ORDER BY name",
                 )
                 .await
                 .map_err(failed(what))?;
@@ -746,7 +793,7 @@ impl MetaStore for PgStore {
             let fail = failed(what);
             let conn = shared.conn(what).await?;
             let statement = conn
-                .prepare_cached("SELECT idx, log_id, record_id FROM leaves WHERE idx = ANY($1)")
+                .prepare_cached(&format!("{SELECT_LEAVES} WHERE r.idx = ANY($1)"))
                 .await
                 .map_err(&fail)?;
             let rows = conn.query(&statement, &[&indexes]).await.map_err(&fail)?;
@@ -767,9 +814,9 @@ impl MetaStore for PgStore {
             let fail = failed(what);
             let conn = shared.conn(what).await?;
             let statement = conn
-                .prepare_cached(
-                    "SELECT log_id, record_id FROM leaves WHERE idx >= $1 ORDER BY idx LIMIT $2",
-                )
+                .prepare_cached(&format!(
+                    "{SELECT_LEAVES} WHERE r.idx >= $1 ORDER BY r.idx LIMIT $2"
+                ))
                 .await
                 .map_err(&fail)?;
             let rows = conn
@@ -777,9 +824,17 @@ impl MetaStore for PgStore {
                 .await
                 .map_err(&fail)?;
             rows.iter()
-                .map(|row| {
-                    let log_id: &[u8] = row.try_get(0).map_err(&fail)?;
-                    let record_id: &[u8] = row.try_get(1).map_err(&fail)?;
+                .enumerate()
+                .map(|(i, row)| {
+                    let idx: i64 = row.try_get(0).map_err(&fail)?;
+                    if index_of(idx)? != start + i as u64 {
+                        return Err(StoreError::Corrupt(format!(
+                            "log leaf {} is missing (found {idx})",
+                            start + i as u64
+                        )));
+                    }
+                    let log_id: &[u8] = row.try_get(1).map_err(&fail)?;
+                    let record_id: &[u8] = row.try_get(2).map_err(&fail)?;
                     leaf_of(log_id, record_id)
                 })
                 .collect()

@@ -5,6 +5,7 @@
 //! the embedded default's data directory ([`DataDir`]).
 
 mod auth;
+pub mod compact;
 mod datadir;
 mod files;
 mod layout;

@@ -1,11 +1,14 @@
 //! How a record is kept in a table row, for every SQL backend (SQLite
 //! here, PostgreSQL in `cairn-postgres`): the state as a small integer,
 //! missing digests as text, indexes as signed 64-bit integers, hashes as
-//! 32 bytes; and the conversions back, which refuse what does not parse.
+//! 32 bytes, the signed parts in their compact forms ([`crate::compact`]);
+//! and the conversions back, which refuse what does not parse.
 
 use cairn_protocol::{Checkpoint, Hash, LogId, RecordId, SignedCheckpoint, TimestampedCheckpoint};
 use cairn_registry::auth::Scope;
 use cairn_registry::{RecordState, StoreError, StoredRecord};
+
+use crate::compact;
 
 /// `state` of a record waiting for content.
 pub const SOURCING: i64 = 0;
@@ -14,18 +17,40 @@ pub const SEQUENCED: i64 = 1;
 /// `state` of a record refused after it was accepted.
 pub const REJECTED: i64 = 2;
 
+/// A record's signed parts as stored: content, key id and signature in
+/// their compact forms.
+pub struct StoredParts {
+    /// [`compact::encode_content`] of the content bytes.
+    pub content: Vec<u8>,
+    /// [`compact::encode_key_id`] of the key id.
+    pub key_id: Vec<u8>,
+    /// [`compact::encode_signature`] of the signature.
+    pub signature: Vec<u8>,
+}
+
+impl StoredParts {
+    /// The stored forms of `record`'s signed parts.
+    pub fn of(record: &StoredRecord) -> StoredParts {
+        StoredParts {
+            content: compact::encode_content(&record.content_bytes),
+            key_id: compact::encode_key_id(&record.key_id),
+            signature: compact::encode_signature(&record.signature),
+        }
+    }
+}
+
 /// A record's row as read.
 pub struct RawRecord {
     /// The record id (32 bytes).
     pub record_id: Vec<u8>,
     /// The log id (32 bytes).
     pub log_id: Vec<u8>,
-    /// The signed protobuf bytes.
-    pub content_bytes: Vec<u8>,
-    /// The signing key id.
-    pub key_id: String,
-    /// The signature.
-    pub signature: String,
+    /// The signed protobuf bytes, stored ([`compact::encode_content`]).
+    pub content: Vec<u8>,
+    /// The signing key id, stored ([`compact::encode_key_id`]).
+    pub key_id: Vec<u8>,
+    /// The signature, stored ([`compact::encode_signature`]).
+    pub signature: Vec<u8>,
     /// [`SOURCING`], [`SEQUENCED`] or [`REJECTED`].
     pub state: i64,
     /// The registry index, when sequenced.
@@ -67,9 +92,9 @@ impl RawRecord {
         Ok(StoredRecord {
             record_id: RecordId::from(hash_from(&self.record_id, "record id")?),
             log_id: LogId::from(hash_from(&self.log_id, "log id")?),
-            content_bytes: self.content_bytes,
-            key_id: self.key_id,
-            signature: self.signature,
+            content_bytes: compact::decode_content(&self.content)?,
+            key_id: compact::decode_key_id(&self.key_id)?,
+            signature: compact::decode_signature(&self.signature)?,
             state,
         })
     }

@@ -11,33 +11,46 @@ use cairn_registry::{
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-/// The schema, version [`SCHEMA_VERSION`]. Of the indexes written on a
-/// publish, only `records_by_log` takes keys in random order (log ids are
-/// hashes); the others grow at their end. A random-order index costs a
-/// page write per record in each commit, so there is one: a record is found
-/// by its log, then its id; a package's name is on the row that began its
-/// log.
+/// The schema, version [`SCHEMA_VERSION`].
+///
+/// The registry log is the table `records`: one row per sequenced record,
+/// its row id the registry index, so the leaves are the rows in order and
+/// a new record is appended at the table's end. A log (package or
+/// operator) is a small number (`logs.id`) that rows name instead of its
+/// 32-byte id; `logs` holds the id and the package's name once per log.
+/// Record ids, key ids, signatures and content are kept in their compact
+/// forms (`crate::compact`). Of the indexes written on a publish, only
+/// `records_by_log` (a log's records in order) and a new log's entry in
+/// `logs`' unique index take keys in random order. Records accepted but not
+/// in the log (waiting for content, or rejected) are in `pending`.
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    log_id BLOB NOT NULL UNIQUE,
+    name TEXT
+);
 CREATE TABLE IF NOT EXISTS records (
+    idx INTEGER PRIMARY KEY,
+    log INTEGER NOT NULL,
     record_id BLOB NOT NULL,
+    content BLOB NOT NULL,
+    key_id BLOB NOT NULL,
+    signature BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_log ON records (log);
+CREATE TABLE IF NOT EXISTS pending (
     log_id BLOB NOT NULL,
-    content_bytes BLOB NOT NULL,
-    key_id TEXT NOT NULL,
-    signature TEXT NOT NULL,
+    record_id BLOB NOT NULL,
+    content BLOB NOT NULL,
+    key_id BLOB NOT NULL,
+    signature BLOB NOT NULL,
     state INTEGER NOT NULL,
-    registry_index INTEGER UNIQUE,
     missing TEXT,
     since INTEGER,
     reason TEXT,
-    name TEXT
-);
-CREATE INDEX IF NOT EXISTS records_by_log ON records (log_id, registry_index);
-CREATE INDEX IF NOT EXISTS records_sourcing ON records (state) WHERE state = 0;
-CREATE TABLE IF NOT EXISTS leaves (
-    idx INTEGER PRIMARY KEY,
-    log_id BLOB NOT NULL,
-    record_id BLOB NOT NULL
-);
+    PRIMARY KEY (log_id, record_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pending_sourcing ON pending (state) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS checkpoints (
     log_length INTEGER PRIMARY KEY,
     log_root BLOB NOT NULL,
@@ -98,7 +111,34 @@ CREATE TABLE IF NOT EXISTS admin_requests (
 ";
 
 /// `PRAGMA user_version` of a database with [`SCHEMA`].
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
+
+/// The records of versions 2 and 3: every record in one table keyed by its
+/// log and record id, with its state, the signed parts as text, and the
+/// package's name on the first row of its log; the log's leaves in a table
+/// of their own. A version 1 database passes through it on its way to 4.
+const RECORDS_V3: &str = "
+CREATE TABLE records (
+    record_id BLOB NOT NULL,
+    log_id BLOB NOT NULL,
+    content_bytes BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    registry_index INTEGER UNIQUE,
+    missing TEXT,
+    since INTEGER,
+    reason TEXT,
+    name TEXT
+);
+CREATE INDEX records_by_log ON records (log_id, registry_index);
+CREATE INDEX records_sourcing ON records (state) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS leaves (
+    idx INTEGER PRIMARY KEY,
+    log_id BLOB NOT NULL,
+    record_id BLOB NOT NULL
+);
+";
 
 /// From version 2 to 3: upload sessions know their account.
 const MIGRATE_2_TO_3: &str = "
@@ -111,8 +151,8 @@ CREATE INDEX IF NOT EXISTS oci_uploads_by_account ON oci_uploads (account);
 ";
 
 /// From version 1 (records keyed by log and record id, names in a
-/// `packages` table) to 2: the old table steps aside, [`SCHEMA`] creates
-/// the new one, then [`MIGRATE_1_TO_2_COPY`] moves the rows over.
+/// `packages` table) to 2: the old table steps aside, [`RECORDS_V3`]
+/// creates the new one, then [`MIGRATE_1_TO_2_COPY`] moves the rows over.
 const MIGRATE_1_TO_2_ASIDE: &str = "
 ALTER TABLE records RENAME TO records_v1;
 DROP INDEX IF EXISTS records_by_log;
@@ -132,9 +172,91 @@ DROP TABLE records_v1;
 DROP TABLE packages;
 ";
 
+/// From version 3 to 4, first step: the version 3 records step aside, so
+/// that [`SCHEMA`] makes the new tables; [`migrate_3_to_4`] then moves the
+/// rows over.
+const MIGRATE_3_TO_4_ASIDE: &str = "
+ALTER TABLE records RENAME TO records_v3;
+DROP INDEX IF EXISTS records_by_log;
+DROP INDEX IF EXISTS records_sourcing;
+";
+
+/// Moves version 3's records into version 4's tables: a log number for
+/// every log in the order the logs began, the log's records in registry
+/// order, the others into `pending`; the signed parts in their compact
+/// forms. The leaves table goes: the log is `records` itself.
+fn migrate_3_to_4(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "INSERT INTO logs (log_id, name)
+             SELECT log_id, MAX(name) FROM records_v3 GROUP BY log_id ORDER BY MIN(rowid);",
+    )
+    .map_err(backend)?;
+    let mut read = tx
+        .prepare(
+            "SELECT record_id, log_id, content_bytes, key_id, signature, state, registry_index,
+                    missing, since, reason
+             FROM records_v3 ORDER BY state <> 1, registry_index, rowid",
+        )
+        .map_err(backend)?;
+    let mut rows = read.query([]).map_err(backend)?;
+    let mut sequenced = tx
+        .prepare(
+            "INSERT INTO records (idx, log, record_id, content, key_id, signature)
+             VALUES (?1, (SELECT id FROM logs WHERE log_id = ?2), ?3, ?4, ?5, ?6)",
+        )
+        .map_err(backend)?;
+    let mut pending = tx
+        .prepare(
+            "INSERT INTO pending (log_id, record_id, content, key_id, signature, state,
+                                  missing, since, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let get = |e: rusqlite::Error| backend(e);
+        let record_id: Vec<u8> = row.get(0).map_err(get)?;
+        let log_id: Vec<u8> = row.get(1).map_err(get)?;
+        let content: Vec<u8> = row.get(2).map_err(get)?;
+        let key_id: String = row.get(3).map_err(get)?;
+        let signature: String = row.get(4).map_err(get)?;
+        let state: i64 = row.get(5).map_err(get)?;
+        let parts = (
+            compact::encode_content(&content),
+            compact::encode_key_id(&key_id),
+            compact::encode_signature(&signature),
+        );
+        match (state, row.get::<_, Option<i64>>(6).map_err(get)?) {
+            (SEQUENCED, Some(index)) => sequenced
+                .execute(params![index, log_id, record_id, parts.0, parts.1, parts.2])
+                .map_err(backend)?,
+            (SEQUENCED, None) => {
+                return Err(StoreError::Corrupt("sequenced record without index".into()))
+            }
+            _ => pending
+                .execute(params![
+                    log_id,
+                    record_id,
+                    parts.0,
+                    parts.1,
+                    parts.2,
+                    state,
+                    row.get::<_, Option<String>>(7).map_err(get)?,
+                    row.get::<_, Option<i64>>(8).map_err(get)?,
+                    row.get::<_, Option<String>>(9).map_err(get)?
+                ])
+                .map_err(backend)?,
+        };
+    }
+    drop(rows);
+    drop(read);
+    tx.execute_batch("DROP TABLE records_v3; DROP TABLE IF EXISTS leaves;")
+        .map_err(backend)
+}
+
+use crate::compact;
 use crate::row::{
     hash_from, index_of, missing_text, sql_index, to_checkpoint, CheckpointRow, RawRecord,
-    REJECTED, SEQUENCED, SOURCING,
+    StoredParts, REJECTED, SEQUENCED, SOURCING,
 };
 /// SQLite metadata store: one writer connection, and a fixed pool of
 /// reader connections. A read waits for a free reader rather than opening
@@ -237,7 +359,6 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
     let current: bool = conn
         .query_row(
             "SELECT (SELECT user_version FROM pragma_user_version) = ?1
-                AND EXISTS (SELECT 1 FROM pragma_table_info('oci_uploads') WHERE name = 'account')
                 AND EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'oci_uploads_by_account')",
             params![SCHEMA_VERSION],
             |r| r.get(0),
@@ -260,30 +381,41 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .map_err(backend)?;
     // Version 1 did not set user_version.
-    let migrate = version == 0 && has_records;
-    match version {
-        0 if migrate => tx.execute_batch(MIGRATE_1_TO_2_ASIDE).map_err(backend)?,
-        0..=SCHEMA_VERSION => {}
-        newer => {
-            return Err(StoreError::Backend(format!(
-                "the database has schema version {newer}, newer than this Cairn's \
-                 {SCHEMA_VERSION}: run a newer Cairn on this data directory"
-            )))
-        }
+    let version = if version == 0 && has_records {
+        1
+    } else {
+        version
+    };
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {version}, newer than this Cairn's \
+             {SCHEMA_VERSION}: run a newer Cairn on this data directory"
+        )));
     }
-    tx.execute_batch(SCHEMA).map_err(backend)?;
-    if migrate {
+    if version == 1 {
+        tx.execute_batch(MIGRATE_1_TO_2_ASIDE).map_err(backend)?;
+        tx.execute_batch(RECORDS_V3).map_err(backend)?;
         tx.execute_batch(MIGRATE_1_TO_2_COPY).map_err(backend)?;
     }
-    let has_account: bool = tx
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('oci_uploads') WHERE name = 'account')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(backend)?;
-    if !has_account {
-        tx.execute_batch(MIGRATE_2_TO_3).map_err(backend)?;
+    if (1..=3).contains(&version) {
+        // Made with the account by `SCHEMA` where it is missing.
+        let lacks_account: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'oci_uploads')
+                    AND NOT EXISTS (SELECT 1 FROM pragma_table_info('oci_uploads')
+                                    WHERE name = 'account')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if lacks_account {
+            tx.execute_batch(MIGRATE_2_TO_3).map_err(backend)?;
+        }
+        tx.execute_batch(MIGRATE_3_TO_4_ASIDE).map_err(backend)?;
+    }
+    tx.execute_batch(SCHEMA).map_err(backend)?;
+    if (1..=3).contains(&version) {
+        migrate_3_to_4(&tx)?;
     }
     tx.execute_batch(LATE_INDEXES).map_err(backend)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -356,16 +488,30 @@ impl SqliteStore {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT content_bytes, key_id, signature FROM records WHERE state = 1
-                     AND log_id IN (SELECT log_id FROM records WHERE name IS NOT NULL)",
+                    "SELECT content, key_id, signature FROM records
+                     WHERE log IN (SELECT id FROM logs WHERE name IS NOT NULL)",
                 )
                 .map_err(backend)?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            Ok(rows)
+            rows.into_iter()
+                .map(|(content, key_id, signature)| {
+                    Ok((
+                        compact::decode_content(&content)?,
+                        compact::decode_key_id(&key_id)?,
+                        compact::decode_signature(&signature)?,
+                    ))
+                })
+                .collect()
         })
     }
 
@@ -417,22 +563,45 @@ impl SqliteStore {
     }
 }
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+/// A `records` row (`SEQUENCED_COLUMNS`) of log `log_id`.
+fn sequenced_from_row(row: &rusqlite::Row<'_>, log_id: &[u8]) -> rusqlite::Result<RawRecord> {
     Ok(RawRecord {
-        record_id: row.get(0)?,
-        log_id: row.get(1)?,
-        content_bytes: row.get(2)?,
+        registry_index: Some(row.get(0)?),
+        record_id: row.get(1)?,
+        log_id: log_id.to_vec(),
+        content: row.get(2)?,
         key_id: row.get(3)?,
         signature: row.get(4)?,
-        state: row.get(5)?,
-        registry_index: row.get(6)?,
-        missing: row.get(7)?,
-        since: row.get(8)?,
-        reason: row.get(9)?,
+        state: SEQUENCED,
+        missing: None,
+        since: None,
+        reason: None,
     })
 }
 
-const RECORD_COLUMNS: &str = "record_id, log_id, content_bytes, key_id, signature, state, registry_index, missing, since, reason";
+const SEQUENCED_COLUMNS: &str = "idx, record_id, content, key_id, signature";
+
+/// A `pending` row (`PENDING_COLUMNS`).
+fn pending_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        log_id: row.get(0)?,
+        record_id: row.get(1)?,
+        content: row.get(2)?,
+        key_id: row.get(3)?,
+        signature: row.get(4)?,
+        state: row.get(5)?,
+        missing: row.get(6)?,
+        since: row.get(7)?,
+        reason: row.get(8)?,
+        registry_index: None,
+    })
+}
+
+const PENDING_COLUMNS: &str =
+    "log_id, record_id, content, key_id, signature, state, missing, since, reason";
+
+/// The number of the log `log_id` (`logs.id`), `SQL` for a subquery.
+const LOG_NUMBER: &str = "(SELECT id FROM logs WHERE log_id = ?1)";
 
 /// A `checkpoints` row: length, log root, map root, timestamp, key id, signature.
 fn checkpoint_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRow> {
@@ -446,27 +615,34 @@ fn checkpoint_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRo
     ))
 }
 
-/// A record of `log_id` by id.
+/// A record of `log_id` by id: in the log, else pending.
 fn query_record(
     conn: &Connection,
     log_id: &LogId,
     record_id: &RecordId,
 ) -> Result<Option<StoredRecord>, StoreError> {
-    conn.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM records WHERE log_id = ?1 AND record_id = ?2"
-    ))
-    .map_err(backend)?
-    .query_row(
-        params![
-            log_id.digest().as_bytes().as_slice(),
-            record_id.digest().as_bytes().as_slice()
-        ],
-        record_from_row,
-    )
-    .optional()
-    .map_err(backend)?
-    .map(RawRecord::into_stored)
-    .transpose()
+    let log = log_id.digest().as_bytes().as_slice();
+    let id = record_id.digest().as_bytes().as_slice();
+    let sequenced = conn
+        .prepare_cached(&format!(
+            "SELECT {SEQUENCED_COLUMNS} FROM records WHERE log = {LOG_NUMBER} AND record_id = ?2"
+        ))
+        .map_err(backend)?
+        .query_row(params![log, id], |row| sequenced_from_row(row, log))
+        .optional()
+        .map_err(backend)?;
+    let raw = match sequenced {
+        Some(raw) => Some(raw),
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {PENDING_COLUMNS} FROM pending WHERE log_id = ?1 AND record_id = ?2"
+            ))
+            .map_err(backend)?
+            .query_row(params![log, id], pending_from_row)
+            .optional()
+            .map_err(backend)?,
+    };
+    raw.map(RawRecord::into_stored).transpose()
 }
 
 /// Sequenced records of `log_id` with `after < index < before`, at most
@@ -478,25 +654,20 @@ fn query_log(
     before: u64,
     limit: usize,
 ) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+    let log = log_id.digest().as_bytes().as_slice();
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records
-             WHERE log_id = ?1 AND registry_index > ?2 AND registry_index < ?3
-             ORDER BY registry_index"
+            "SELECT {SEQUENCED_COLUMNS} FROM records
+             WHERE log = {LOG_NUMBER} AND idx > ?2 AND idx < ?3 ORDER BY idx"
         ))
         .map_err(backend)?;
     let after = after.map(sql_index).unwrap_or(-1);
     // The limit is applied by stepping no further: a bound `LIMIT ?`
     // makes SQLite re-prepare the statement on every run.
     let raws = stmt
-        .query_map(
-            params![
-                log_id.digest().as_bytes().as_slice(),
-                after,
-                sql_index(before)
-            ],
-            record_from_row,
-        )
+        .query_map(params![log, after, sql_index(before)], |row| {
+            sequenced_from_row(row, log)
+        })
         .map_err(backend)?
         .take(limit)
         .collect::<Result<Vec<_>, _>>()
@@ -512,11 +683,33 @@ fn query_log(
         .collect()
 }
 
+/// The leaves from `start` on, in order (at most `limit`): each record of
+/// the log with its log's id.
+const LEAVES_FROM: &str = "SELECT records.idx, logs.log_id, records.record_id
+     FROM records JOIN logs ON logs.id = records.log
+     WHERE records.idx >= ?1 ORDER BY records.idx";
+
+/// A leaf of a `LEAVES_FROM` row, which must be at index `expected`.
+fn leaf_of_row(row: &rusqlite::Row<'_>, expected: u64) -> Result<LogLeaf, StoreError> {
+    let idx: i64 = row.get(0).map_err(backend)?;
+    if index_of(idx)? != expected {
+        return Err(StoreError::Corrupt(format!(
+            "log leaf {expected} is missing (found {idx})"
+        )));
+    }
+    let log_id: Vec<u8> = row.get(1).map_err(backend)?;
+    let record_id: Vec<u8> = row.get(2).map_err(backend)?;
+    Ok(LogLeaf {
+        log_id: LogId::from(hash_from(&log_id, "log id")?),
+        record_id: RecordId::from(hash_from(&record_id, "record id")?),
+    })
+}
+
 /// What [`MetaStore::load`] reads, on `conn` (in one transaction).
 fn load_in(conn: &Connection, leaves_from: u64) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded {
         log_length: conn
-            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves", [], |r| {
+            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM records", [], |r| {
                 r.get::<_, i64>(0)
             })
             .map_err(backend)
@@ -524,21 +717,11 @@ fn load_in(conn: &Connection, leaves_from: u64) -> Result<Loaded, StoreError> {
         ..Loaded::default()
     };
     let from = leaves_from.min(loaded.log_length);
-    let mut stmt = conn
-        .prepare("SELECT idx, log_id, record_id FROM leaves WHERE idx >= ?1 ORDER BY idx")
-        .map_err(backend)?;
+    let mut stmt = conn.prepare(LEAVES_FROM).map_err(backend)?;
     let mut rows = stmt.query(params![sql_index(from)]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
-        let idx: i64 = row.get(0).map_err(backend)?;
-        if index_of(idx)? != from + loaded.leaves.len() as u64 {
-            return Err(StoreError::Corrupt(format!("log leaf {idx} out of order")));
-        }
-        let log_id: Vec<u8> = row.get(1).map_err(backend)?;
-        let record_id: Vec<u8> = row.get(2).map_err(backend)?;
-        loaded.leaves.push(LogLeaf {
-            log_id: LogId::from(hash_from(&log_id, "log id")?),
-            record_id: RecordId::from(hash_from(&record_id, "record id")?),
-        });
+        let expected = from + loaded.leaves.len() as u64;
+        loaded.leaves.push(leaf_of_row(row, expected)?);
     }
     loaded.checkpoint = conn
         .query_row(
@@ -553,11 +736,11 @@ fn load_in(conn: &Connection, leaves_from: u64) -> Result<Loaded, StoreError> {
         .transpose()?;
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE state = 0"
+            "SELECT {PENDING_COLUMNS} FROM pending WHERE state = 0"
         ))
         .map_err(backend)?;
     let raws = stmt
-        .query_map([], record_from_row)
+        .query_map([], pending_from_row)
         .map_err(backend)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;
@@ -565,6 +748,25 @@ fn load_in(conn: &Connection, leaves_from: u64) -> Result<Loaded, StoreError> {
         loaded.sourcing.push(raw.into_stored()?);
     }
     Ok(loaded)
+}
+
+/// The number of log `log_id`, made if it has none yet.
+fn log_number(tx: &Connection, log_id: &LogId) -> Result<i64, StoreError> {
+    let id = log_id.digest().as_bytes().as_slice();
+    let found = tx
+        .prepare_cached("SELECT id FROM logs WHERE log_id = ?1")
+        .map_err(backend)?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    if let Some(number) = found {
+        return Ok(number);
+    }
+    tx.prepare_cached("INSERT INTO logs (log_id) VALUES (?1)")
+        .map_err(backend)?
+        .execute(params![id])
+        .map_err(backend)?;
+    Ok(tx.last_insert_rowid())
 }
 
 impl MetaStore for SqliteStore {
@@ -582,69 +784,94 @@ impl MetaStore for SqliteStore {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction().map_err(backend)?;
         {
-            let mut insert = tx
+            // Names first: a log gets its number (and its name) once.
+            let mut name = tx
+                .prepare_cached(
+                    "INSERT INTO logs (log_id, name) VALUES (?1, ?2)
+                     ON CONFLICT (log_id) DO UPDATE SET name = excluded.name WHERE name IS NULL",
+                )
+                .map_err(backend)?;
+            for (log_id, package) in &batch.names {
+                name.execute(params![
+                    log_id.digest().as_bytes().as_slice(),
+                    package.as_str()
+                ])
+                .map_err(backend)?;
+            }
+            let mut append = tx
+                .prepare_cached(
+                    "INSERT INTO records (idx, log, record_id, content, key_id, signature)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(backend)?;
+            let mut pend = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO records ({RECORD_COLUMNS}, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    "INSERT INTO pending ({PENDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 ))
                 .map_err(backend)?;
-            let mut leaf = tx
-                .prepare_cached("INSERT INTO leaves (idx, log_id, record_id) VALUES (?1, ?2, ?3)")
-                .map_err(backend)?;
-            // A package's name goes on the first row of its log.
-            let mut names: std::collections::HashMap<&LogId, &PackageName> =
-                batch.names.iter().map(|(id, name)| (id, name)).collect();
             for r in &batch.records {
-                let (state, index, missing, since, reason) = match &r.state {
+                let parts = StoredParts::of(r);
+                let log_id = r.log_id.digest().as_bytes().as_slice();
+                let record_id = r.record_id.digest().as_bytes().as_slice();
+                let (state, missing, since, reason) = match &r.state {
+                    RecordState::Sequenced { index } => {
+                        append
+                            .execute(params![
+                                sql_index(*index),
+                                log_number(&tx, &r.log_id)?,
+                                record_id,
+                                parts.content,
+                                parts.key_id,
+                                parts.signature
+                            ])
+                            .map_err(backend)?;
+                        continue;
+                    }
                     RecordState::Sourcing { missing, since } => (
                         SOURCING,
-                        None,
                         Some(missing_text(missing)),
                         Some(sql_index(*since)),
                         None,
                     ),
-                    RecordState::Sequenced { index } => {
-                        (SEQUENCED, Some(sql_index(*index)), None, None, None)
-                    }
                     RecordState::Rejected { reason } => {
-                        (REJECTED, None, None, None, Some(reason.as_str()))
+                        (REJECTED, None, None, Some(reason.as_str()))
                     }
                 };
-                insert
-                    .execute(params![
-                        r.record_id.digest().as_bytes().as_slice(),
-                        r.log_id.digest().as_bytes().as_slice(),
-                        r.content_bytes,
-                        r.key_id,
-                        r.signature,
-                        state,
-                        index,
-                        missing,
-                        since,
-                        reason,
-                        names.remove(&r.log_id).map(|n| n.as_str())
-                    ])
-                    .map_err(backend)?;
-                if let Some(index) = index {
-                    leaf.execute(params![
-                        index,
-                        r.log_id.digest().as_bytes().as_slice(),
-                        r.record_id.digest().as_bytes().as_slice()
-                    ])
-                    .map_err(backend)?;
-                }
+                pend.execute(params![
+                    log_id,
+                    record_id,
+                    parts.content,
+                    parts.key_id,
+                    parts.signature,
+                    state,
+                    missing,
+                    since,
+                    reason
+                ])
+                .map_err(backend)?;
             }
+            // Sourcing records whose content came move into the log.
             let mut sequence = tx
                 .prepare_cached(
-                    "UPDATE records SET state = 1, registry_index = ?3, missing = NULL
+                    "INSERT INTO records (idx, log, record_id, content, key_id, signature)
+                     SELECT ?3, ?4, record_id, content, key_id, signature FROM pending
                      WHERE log_id = ?1 AND record_id = ?2 AND state = 0",
                 )
                 .map_err(backend)?;
+            let mut unpend = tx
+                .prepare_cached("DELETE FROM pending WHERE log_id = ?1 AND record_id = ?2")
+                .map_err(backend)?;
             for (log_id, record_id, index) in &batch.sequenced {
+                let key = params![
+                    log_id.digest().as_bytes().as_slice(),
+                    record_id.digest().as_bytes().as_slice()
+                ];
                 let changed = sequence
                     .execute(params![
                         log_id.digest().as_bytes().as_slice(),
                         record_id.digest().as_bytes().as_slice(),
-                        sql_index(*index)
+                        sql_index(*index),
+                        log_number(&tx, log_id)?
                     ])
                     .map_err(backend)?;
                 if changed != 1 {
@@ -652,16 +879,11 @@ impl MetaStore for SqliteStore {
                         "record {record_id} of log {log_id} is not sourcing"
                     )));
                 }
-                leaf.execute(params![
-                    sql_index(*index),
-                    log_id.digest().as_bytes().as_slice(),
-                    record_id.digest().as_bytes().as_slice()
-                ])
-                .map_err(backend)?;
+                unpend.execute(key).map_err(backend)?;
             }
             let mut reject = tx
                 .prepare_cached(
-                    "UPDATE records SET state = 2, reason = ?3, missing = NULL
+                    "UPDATE pending SET state = 2, reason = ?3, missing = NULL
                      WHERE log_id = ?1 AND record_id = ?2",
                 )
                 .map_err(backend)?;
@@ -676,7 +898,7 @@ impl MetaStore for SqliteStore {
             }
             let mut still = tx
                 .prepare_cached(
-                    "UPDATE records SET missing = ?3 WHERE log_id = ?1 AND record_id = ?2",
+                    "UPDATE pending SET missing = ?3 WHERE log_id = ?1 AND record_id = ?2",
                 )
                 .map_err(backend)?;
             for (log_id, record_id, missing) in &batch.still_missing {
@@ -687,20 +909,6 @@ impl MetaStore for SqliteStore {
                         missing_text(missing)
                     ])
                     .map_err(backend)?;
-            }
-            // A name whose log has no new row here goes on its first row.
-            let mut name = tx
-                .prepare_cached(
-                    "UPDATE records SET name = ?2 WHERE rowid =
-                     (SELECT MIN(rowid) FROM records WHERE log_id = ?1) AND name IS NULL",
-                )
-                .map_err(backend)?;
-            for (log_id, package) in names {
-                name.execute(params![
-                    log_id.digest().as_bytes().as_slice(),
-                    package.as_str()
-                ])
-                .map_err(backend)?;
             }
             for write in &batch.manifests {
                 crate::oci::write_manifest(&tx, write)?;
@@ -779,9 +987,7 @@ impl MetaStore for SqliteStore {
     fn package_names(&self, log_ids: &[LogId]) -> Result<Vec<Option<PackageName>>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT name FROM records WHERE log_id = ?1 AND name IS NOT NULL LIMIT 1",
-                )
+                .prepare_cached("SELECT name FROM logs WHERE log_id = ?1")
                 .map_err(backend)?;
             log_ids
                 .iter()
@@ -789,7 +995,8 @@ impl MetaStore for SqliteStore {
                     let name: Option<String> = stmt
                         .query_row(params![id.digest().as_bytes().as_slice()], |r| r.get(0))
                         .optional()
-                        .map_err(backend)?;
+                        .map_err(backend)?
+                        .flatten();
                     name.map(|n| {
                         PackageName::new(n)
                             .map_err(|e| StoreError::Corrupt(format!("stored package name: {e}")))
@@ -803,7 +1010,11 @@ impl MetaStore for SqliteStore {
     fn package_list(&self) -> Result<Vec<PackageName>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT DISTINCT name FROM records WHERE name IS NOT NULL AND state = 1 ORDER BY name")
+                .prepare_cached(
+                    "SELECT name FROM logs WHERE name IS NOT NULL
+                     AND EXISTS (SELECT 1 FROM records WHERE records.log = logs.id)
+                     ORDER BY name",
+                )
                 .map_err(backend)?;
             let names = stmt
                 .query_map([], |r| r.get::<_, String>(0))
@@ -823,22 +1034,19 @@ impl MetaStore for SqliteStore {
     fn leaves_at(&self, indexes: &[u64]) -> Result<Vec<Option<LogLeaf>>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT log_id, record_id FROM leaves WHERE idx = ?1")
+                .prepare_cached(
+                    "SELECT records.idx, logs.log_id, records.record_id
+                     FROM records JOIN logs ON logs.id = records.log WHERE records.idx = ?1",
+                )
                 .map_err(backend)?;
             indexes
                 .iter()
-                .map(|i| {
-                    let row: Option<(Vec<u8>, Vec<u8>)> = stmt
-                        .query_row(params![sql_index(*i)], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                        .map_err(backend)?;
-                    row.map(|(l, r)| {
-                        Ok(LogLeaf {
-                            log_id: LogId::from(hash_from(&l, "log id")?),
-                            record_id: RecordId::from(hash_from(&r, "record id")?),
-                        })
-                    })
-                    .transpose()
+                .map(|&i| {
+                    let mut rows = stmt.query(params![sql_index(i)]).map_err(backend)?;
+                    match rows.next().map_err(backend)? {
+                        Some(row) => leaf_of_row(row, i).map(Some),
+                        None => Ok(None),
+                    }
                 })
                 .collect()
         })
@@ -846,25 +1054,16 @@ impl MetaStore for SqliteStore {
 
     fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT log_id, record_id FROM leaves WHERE idx >= ?1 ORDER BY idx")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![sql_index(start)], |r| {
-                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .map_err(backend)?
-                .take(limit)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            rows.into_iter()
-                .map(|(l, r)| {
-                    Ok(LogLeaf {
-                        log_id: LogId::from(hash_from(&l, "log id")?),
-                        record_id: RecordId::from(hash_from(&r, "record id")?),
-                    })
-                })
-                .collect()
+            let mut stmt = conn.prepare_cached(LEAVES_FROM).map_err(backend)?;
+            let mut rows = stmt.query(params![sql_index(start)]).map_err(backend)?;
+            let mut leaves = Vec::with_capacity(limit.min(1 << 20));
+            while leaves.len() < limit {
+                let Some(row) = rows.next().map_err(backend)? else {
+                    break;
+                };
+                leaves.push(leaf_of_row(row, start + leaves.len() as u64)?);
+            }
+            Ok(leaves)
         })
     }
 

@@ -276,7 +276,7 @@ fn a_tampered_log_is_refused_at_startup() {
     drop(registry);
     let conn = rusqlite::Connection::open(dir.path().join("cairn.sqlite3")).expect("sqlite");
     conn.execute(
-        "UPDATE leaves SET record_id = ?1 WHERE idx = 1",
+        "UPDATE records SET record_id = ?1 WHERE idx = 1",
         [Hash::of(b"forged").as_bytes().as_slice()],
     )
     .expect("tamper");
@@ -372,6 +372,110 @@ fn a_damaged_or_stale_map_snapshot_is_ignored() {
     assert_eq!(registry.latest_checkpoint(), checkpoint);
 }
 
+/// Rewrites the database at `path` into schema 3: every record in one
+/// table with its state and its signed parts as text, the package's name
+/// on the first row of its log, the leaves in a table of their own.
+fn downgrade_to_schema_3(path: &Path) {
+    use cairn_store::compact::{decode_content, decode_key_id, decode_signature};
+    let mut conn = rusqlite::Connection::open(path).expect("open database");
+    let tx = conn.transaction().expect("transaction");
+    tx.execute_batch(
+        "CREATE TABLE records_v3 (
+             record_id BLOB NOT NULL, log_id BLOB NOT NULL, content_bytes BLOB NOT NULL,
+             key_id TEXT NOT NULL, signature TEXT NOT NULL, state INTEGER NOT NULL,
+             registry_index INTEGER UNIQUE, missing TEXT, since INTEGER, reason TEXT,
+             name TEXT);
+         CREATE TABLE leaves (idx INTEGER PRIMARY KEY, log_id BLOB NOT NULL,
+                              record_id BLOB NOT NULL);",
+    )
+    .expect("v3 tables");
+    type Row = (
+        Vec<u8>,
+        Vec<u8>,
+        Vec<u8>,
+        Vec<u8>,
+        Vec<u8>,
+        i64,
+        Option<i64>,
+    );
+    let text = |bytes: Vec<u8>, decode: fn(&[u8]) -> Result<String, StoreError>| {
+        decode(&bytes).expect("decodes")
+    };
+    let rows: Vec<(Row, Option<String>, Option<i64>, Option<String>)> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT r.record_id, l.log_id, r.content, r.key_id, r.signature, 1, r.idx,
+                        NULL, NULL, NULL
+                 FROM records r JOIN logs l ON l.id = r.log
+                 UNION ALL
+                 SELECT record_id, log_id, content, key_id, signature, state, NULL,
+                        missing, since, reason FROM pending",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| {
+            Ok((
+                (
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ),
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    };
+    for ((record_id, log_id, content, key_id, signature, state, index), missing, since, reason) in
+        rows
+    {
+        tx.execute(
+            "INSERT INTO records_v3 (record_id, log_id, content_bytes, key_id, signature, state,
+                                     registry_index, missing, since, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            rusqlite::params![
+                record_id,
+                log_id,
+                decode_content(&content).expect("content decodes"),
+                text(key_id, decode_key_id),
+                text(signature, decode_signature),
+                state,
+                index,
+                missing,
+                since,
+                reason
+            ],
+        )
+        .expect("insert record");
+        if let Some(index) = index {
+            tx.execute(
+                "INSERT INTO leaves (idx, log_id, record_id) VALUES (?1, ?2, ?3)",
+                rusqlite::params![index, log_id, record_id],
+            )
+            .expect("insert leaf");
+        }
+    }
+    tx.execute_batch(
+        "UPDATE records_v3 SET name = (SELECT name FROM logs WHERE logs.log_id = records_v3.log_id)
+             WHERE rowid IN (SELECT MIN(rowid) FROM records_v3 GROUP BY log_id);
+         DROP TABLE records;
+         DROP TABLE pending;
+         DROP TABLE logs;
+         ALTER TABLE records_v3 RENAME TO records;
+         CREATE INDEX records_by_log ON records (log_id, registry_index);
+         CREATE INDEX records_sourcing ON records (state) WHERE state = 0;
+         PRAGMA user_version = 3;",
+    )
+    .expect("v3");
+    tx.commit().expect("commit");
+}
+
 /// Rewrites the database at `path` into the first schema (records keyed by
 /// log and record id, names in a `packages` table, no user_version).
 fn downgrade_to_schema_1(path: &Path) {
@@ -414,6 +518,7 @@ fn a_database_of_the_first_schema_is_migrated() {
     registry.shutdown();
     drop(registry);
     let database = DataDir::create(dir.path()).expect("data dir").database();
+    downgrade_to_schema_3(&database);
     downgrade_to_schema_1(&database);
 
     let registry = open(dir.path(), Config::default()).expect("reopen after migration");
@@ -441,7 +546,7 @@ fn a_database_of_the_first_schema_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let upload_account: bool = conn
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info('oci_uploads') WHERE name = 'account')",
@@ -458,6 +563,105 @@ fn a_database_of_the_first_schema_is_migrated() {
         )
         .expect("count");
     assert_eq!(packages, 0, "the packages table is gone");
+}
+
+#[test]
+fn a_database_of_schema_3_is_migrated_with_its_waiting_and_rejected_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = PrivateKey::generate();
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let config = || Config {
+        clock: clock.clone(),
+        content_timeout: Duration::from_secs(60),
+        ..Config::default()
+    };
+    let registry = open(dir.path(), config()).expect("open");
+    let done: PackageName = "example:done".parse().expect("name");
+    let (init_id, release_id) = publish_two(&registry, &key, &done);
+    // One waits for its content, one was rejected.
+    let init_with = |name: &PackageName, content: &[u8]| {
+        let envelope = record(
+            &key,
+            None,
+            1,
+            vec![
+                PackageEntry::Init {
+                    hash_algorithm: HashAlgorithm::Sha256,
+                    key: key.public_key().clone(),
+                },
+                PackageEntry::Release {
+                    version: "1.0.0".parse().expect("version"),
+                    content: Hash::of(content),
+                },
+            ],
+        );
+        let id = envelope.record_id();
+        assert!(matches!(
+            submit(&registry, name, envelope).expect("accepted"),
+            RecordStatus::Sourcing { .. }
+        ));
+        id
+    };
+    let lost: PackageName = "example:lost".parse().expect("name");
+    let lost_id = init_with(&lost, b"never uploaded");
+    clock.advance(Duration::from_secs(61));
+    registry.housekeeping().wait().expect("housekeeping");
+    let waiting: PackageName = "example:waiting".parse().expect("name");
+    let other = b"\0asm\x01\0\0\0\0\x02\x01x";
+    let waiting_id = init_with(&waiting, other);
+    let checkpoint = registry.latest_checkpoint().expect("checkpoint");
+    registry.shutdown();
+    drop(registry);
+    let database = DataDir::create(dir.path()).expect("data dir").database();
+    downgrade_to_schema_3(&database);
+
+    let registry = open(dir.path(), config()).expect("reopen after migration");
+    assert_eq!(registry.latest_checkpoint(), Some(checkpoint));
+    for id in [init_id, release_id] {
+        assert!(matches!(
+            registry.record_status(&LogId::package(&done), &id),
+            Ok(RecordStatus::Published { .. })
+        ));
+    }
+    assert!(matches!(
+        registry.record_status(&LogId::package(&lost), &lost_id),
+        Ok(RecordStatus::Rejected { .. })
+    ));
+    assert!(matches!(
+        registry.record_status(&LogId::package(&waiting), &waiting_id),
+        Ok(RecordStatus::Sourcing { .. })
+    ));
+    let names = registry
+        .package_names(&[LogId::package(&done), LogId::package(&waiting)])
+        .expect("names");
+    assert_eq!(names, vec![Some(done.clone()), Some(waiting.clone())]);
+    // The waiting record completes after the migration.
+    upload(&registry, &waiting, &waiting_id, other);
+    published(&registry, &waiting, &waiting_id);
+    let fetched = registry
+        .fetch_logs(&cairn_registry::FetchRequest {
+            log_length: registry.log_length(),
+            operator: None,
+            packages: vec![(LogId::package(&done), None)],
+            limit: None,
+        })
+        .expect("fetch");
+    assert_eq!(fetched.packages[0].1.len(), 2, "{fetched:?}");
+    registry.shutdown();
+    drop(registry);
+    let conn = rusqlite::Connection::open(&database).expect("open database");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 4);
+    let old: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('leaves', 'records_v3')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(old, 0, "the tables of version 3 are gone");
 }
 
 #[test]
