@@ -4,6 +4,7 @@
 //! PostgreSQL run it (`tests/storage.rs`); a new backend must pass the same
 //! suite.
 
+use std::io::Read;
 use std::sync::Arc;
 
 use cairn_protocol::{
@@ -217,13 +218,42 @@ fn sourcing_records_are_sequenced_rejected_or_still_wait(store: &dyn Backend) {
     ));
 }
 
+/// Saves `bytes`, written in pieces of `piece` bytes.
+fn save_snapshot(store: &dyn Backend, length: u64, bytes: &[u8], piece: usize) {
+    store
+        .save_map_snapshot(length, &mut |out| {
+            for part in bytes.chunks(piece) {
+                out.write_all(part)?;
+            }
+            Ok(())
+        })
+        .expect("save");
+}
+
+fn load_snapshot(store: &dyn Backend) -> Option<(u64, Vec<u8>)> {
+    let (length, mut reader) = store.load_map_snapshot().expect("load")?;
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).expect("read the snapshot");
+    Some((length, bytes))
+}
+
 fn map_snapshots_replace_each_other(store: &dyn Backend) {
-    store.save_map_snapshot(10, b"first").expect("save");
-    store.save_map_snapshot(20, b"second").expect("save");
-    assert_eq!(
-        store.load_map_snapshot().expect("load"),
-        Some((20, b"second".to_vec()))
-    );
+    save_snapshot(store, 10, b"first", 2);
+    save_snapshot(store, 20, b"second", 100);
+    assert_eq!(load_snapshot(store), Some((20, b"second".to_vec())));
+    // A large one (several of PostgreSQL's pieces), streamed both ways.
+    let large: Vec<u8> = (0..9_000_000u32).map(|i| (i % 251) as u8).collect();
+    save_snapshot(store, 30, &large, 65_536);
+    assert_eq!(load_snapshot(store), Some((30, large.clone())));
+    // A save that fails part way leaves the last one.
+    let failed = store.save_map_snapshot(40, &mut |out| {
+        out.write_all(&large[..5_000_000])?;
+        Err(std::io::Error::other("the writer gave up"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(load_snapshot(store), Some((30, large)));
+    save_snapshot(store, 50, b"", 1);
+    assert_eq!(load_snapshot(store), Some((50, Vec::new())));
 }
 
 fn blobs_manifests_tags_and_referrers(store: &dyn Backend) {

@@ -345,7 +345,11 @@ mod lead {
         // signed parts as text, the name on the first row of each log,
         // and the leaves apart.
         pg.psql(
-            "DROP TABLE records, pending, logs;
+            "DROP TABLE records, pending, logs, map_snapshot, map_snapshot_chunks;
+             DROP SEQUENCE map_snapshot_generation;
+             CREATE TABLE map_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                        log_length BIGINT NOT NULL, bytes BYTEA NOT NULL);
+             INSERT INTO map_snapshot VALUES (1, 4, '\\x00'::bytea);
              CREATE TABLE records (
                  log_id BYTEA NOT NULL, record_id BYTEA NOT NULL,
                  seq BIGINT GENERATED ALWAYS AS IDENTITY, content_bytes BYTEA NOT NULL,

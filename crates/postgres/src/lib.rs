@@ -368,22 +368,41 @@ impl PgStore {
         F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        let Some(runtime) = &self.runtime else {
-            return Err(StoreError::Backend(format!(
-                "postgres: {what}: the store is closed"
-            )));
-        };
-        let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        let future = task(self.shared.clone());
-        runtime.spawn(async move {
-            let _ = answer.send(future.await);
-        });
-        answered.recv().map_err(|_| {
-            StoreError::Backend(format!(
-                "postgres: {what}: the request ended without an answer"
-            ))
-        })?
+        run_on(&self.handle()?, self.shared.clone(), what, task)
     }
+
+    /// The store's runtime, while it is open.
+    pub(crate) fn handle(&self) -> Result<tokio::runtime::Handle, StoreError> {
+        match &self.runtime {
+            Some(runtime) => Ok(runtime.handle().clone()),
+            None => Err(StoreError::Backend("postgres: the store is closed".into())),
+        }
+    }
+}
+
+/// [`PgStore::run`] on the runtime `runtime` (which may have been shut
+/// down since: then the answer is an error).
+pub(crate) fn run_on<T, F, Fut>(
+    runtime: &tokio::runtime::Handle,
+    shared: Arc<Shared>,
+    what: &str,
+    task: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<Shared>) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    let (answer, answered) = std::sync::mpsc::sync_channel(1);
+    let future = task(shared);
+    runtime.spawn(async move {
+        let _ = answer.send(future.await);
+    });
+    answered.recv().map_err(|_| {
+        StoreError::Backend(format!(
+            "postgres: {what}: the request ended without an answer"
+        ))
+    })?
 }
 
 impl Drop for PgStore {

@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 use cairn_registry::{
-    AdminRequest, Batch, Loaded, MetaStore, RecordState, StoreError, StoredRecord,
+    AdminRequest, Batch, ByteReader, Loaded, MetaStore, RecordState, SnapshotWriter, StoreError,
+    StoredRecord,
 };
 use futures_util::TryStreamExt;
 use tokio_postgres::{Client, Row, Statement};
@@ -351,12 +352,13 @@ const INSERT_CHECKPOINT: &str = "INSERT INTO checkpoints \
 
 const NOTIFY_CHECKPOINT: &str = "SELECT pg_notify('cairn_checkpoint', $1)";
 
-/// Writes `rows` in one transaction on the writer's session.
-pub(crate) async fn commit_rows(writer: &mut Writer, rows: &CommitRows) -> Result<(), StoreError> {
-    let what = "commit";
-    let fail = failed(what);
-    let statements = &mut writer.statements;
-    let tx = writer.client.transaction().await.map_err(&fail)?;
+/// Writes the names, log numbers and new records of `rows` in `tx`.
+pub(crate) async fn write_records(
+    tx: &tokio_postgres::Transaction<'_>,
+    statements: &mut HashMap<&'static str, Statement>,
+    rows: &CommitRows,
+) -> Result<(), StoreError> {
+    let fail = failed("write records");
     if !rows.name_log.is_empty() {
         let name = prepared(statements, tx.client(), NAME_LOGS).await?;
         tx.execute(&name, &[&rows.name_log, &rows.name_name])
@@ -409,6 +411,16 @@ pub(crate) async fn commit_rows(writer: &mut Writer, rows: &CommitRows) -> Resul
         .await
         .map_err(&fail)?;
     }
+    Ok(())
+}
+
+/// Writes `rows` in one transaction on the writer's session.
+pub(crate) async fn commit_rows(writer: &mut Writer, rows: &CommitRows) -> Result<(), StoreError> {
+    let what = "commit";
+    let fail = failed(what);
+    let statements = &mut writer.statements;
+    let tx = writer.client.transaction().await.map_err(&fail)?;
+    write_records(&tx, statements, rows).await?;
     if !rows.sequenced_index.is_empty() {
         let sequence = prepared(statements, tx.client(), SEQUENCE).await?;
         let moved = tx
@@ -880,31 +892,65 @@ impl MetaStore for PgStore {
         })
     }
 
-    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        let bytes = bytes.to_vec();
-        self.run("save the map snapshot", |shared| async move {
-            let what = "save the map snapshot";
+    fn save_map_snapshot(
+        &self,
+        log_length: u64,
+        write: SnapshotWriter<'_>,
+    ) -> Result<(), StoreError> {
+        let what = "save the map snapshot";
+        let generation: i64 = self.run(what, |shared| async move {
             let conn = shared.conn(what).await?;
-            conn.execute(
-                "INSERT INTO map_snapshot (id, log_length, bytes) VALUES (1, $1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET log_length = excluded.log_length, \
-                 bytes = excluded.bytes",
-                &[&sql_index(log_length), &bytes],
+            conn.query_one("SELECT nextval('map_snapshot_generation')", &[])
+                .await
+                .map_err(failed(what))?
+                .try_get(0)
+                .map_err(failed(what))
+        })?;
+        let mut out = ChunkWriter {
+            store: self,
+            generation,
+            chunks: 0,
+            buffer: Vec::with_capacity(SNAPSHOT_CHUNK),
+            failed: None,
+        };
+        let written = write(&mut out).and_then(|()| out.send());
+        if let Some(e) = out.failed.take() {
+            return Err(e);
+        }
+        written.map_err(|e| StoreError::io(what, &e))?;
+        let chunks = out.chunks;
+        // The new generation replaces the old (and any a failed save left).
+        self.run(what, |shared| async move {
+            let fail = failed(what);
+            let mut conn = shared.conn(what).await?;
+            let tx = conn.transaction().await.map_err(&fail)?;
+            tx.execute(
+                "INSERT INTO map_snapshot (id, log_length, generation, chunks) \
+                 VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET \
+                 log_length = excluded.log_length, generation = excluded.generation, \
+                 chunks = excluded.chunks",
+                &[&sql_index(log_length), &generation, &chunks],
             )
             .await
-            .map_err(failed(what))?;
-            Ok(())
+            .map_err(&fail)?;
+            tx.execute(
+                "DELETE FROM map_snapshot_chunks WHERE generation <> $1",
+                &[&generation],
+            )
+            .await
+            .map_err(&fail)?;
+            tx.commit().await.map_err(&fail)
         })
     }
 
-    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.run("load the map snapshot", |shared| async move {
-            let what = "load the map snapshot";
+    fn load_map_snapshot(&self) -> Result<Option<(u64, ByteReader)>, StoreError> {
+        let what = "load the map snapshot";
+        let found = self.run(what, |shared| async move {
             let fail = failed(what);
             let conn = shared.conn(what).await?;
             let Some(row) = conn
                 .query_opt(
-                    "SELECT log_length, bytes FROM map_snapshot WHERE id = 1",
+                    "SELECT log_length, generation, chunks FROM map_snapshot WHERE id = 1",
                     &[],
                 )
                 .await
@@ -913,8 +959,136 @@ impl MetaStore for PgStore {
                 return Ok(None);
             };
             let length: i64 = row.try_get(0).map_err(&fail)?;
-            let bytes: Vec<u8> = row.try_get(1).map_err(&fail)?;
-            Ok(Some((index_of(length)?, bytes)))
-        })
+            let generation: i64 = row.try_get(1).map_err(&fail)?;
+            let chunks: i32 = row.try_get(2).map_err(&fail)?;
+            Ok(Some((index_of(length)?, generation, chunks)))
+        })?;
+        let Some((length, generation, chunks)) = found else {
+            return Ok(None);
+        };
+        let reader = ChunkReader {
+            runtime: self.handle()?,
+            shared: self.shared.clone(),
+            generation,
+            next: 0,
+            chunks,
+            current: std::io::Cursor::new(Vec::new()),
+        };
+        Ok(Some((length, Box::new(reader))))
+    }
+}
+
+/// The size of a stored piece of a map snapshot.
+const SNAPSHOT_CHUNK: usize = 4 << 20;
+
+/// Saves a map snapshot as it is written, a chunk of
+/// [`SNAPSHOT_CHUNK`] bytes at a time, under its generation.
+struct ChunkWriter<'a> {
+    store: &'a PgStore,
+    generation: i64,
+    chunks: i32,
+    buffer: Vec<u8>,
+    /// The store's error, if saving a chunk failed.
+    failed: Option<StoreError>,
+}
+
+impl ChunkWriter<'_> {
+    /// Saves what is buffered as the next chunk.
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::replace(&mut self.buffer, Vec::with_capacity(SNAPSHOT_CHUNK));
+        let (generation, seq) = (self.generation, self.chunks);
+        let what = "save a piece of the map snapshot";
+        let saved = self.store.run(what, |shared| async move {
+            let conn = shared.conn(what).await?;
+            conn.execute(
+                "INSERT INTO map_snapshot_chunks (generation, seq, bytes) VALUES ($1, $2, $3)",
+                &[&generation, &seq, &bytes],
+            )
+            .await
+            .map_err(failed(what))?;
+            Ok(())
+        });
+        match saved {
+            Ok(()) => {
+                self.chunks += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.failed = Some(e);
+                Err(std::io::Error::other(message))
+            }
+        }
+    }
+}
+
+impl std::io::Write for ChunkWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(SNAPSHOT_CHUNK - self.buffer.len());
+        self.buffer.extend_from_slice(&buf[..n]);
+        if self.buffer.len() == SNAPSHOT_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a saved map snapshot a chunk at a time.
+struct ChunkReader {
+    runtime: tokio::runtime::Handle,
+    shared: std::sync::Arc<Shared>,
+    generation: i64,
+    next: i32,
+    chunks: i32,
+    current: std::io::Cursor<Vec<u8>>,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.current.read(buf)?;
+            if n > 0 || buf.is_empty() || self.next >= self.chunks {
+                return Ok(n);
+            }
+            let (generation, seq) = (self.generation, self.next);
+            let what = "load a piece of the map snapshot";
+            let read = crate::run_on(
+                &self.runtime,
+                self.shared.clone(),
+                what,
+                |shared| async move {
+                    let conn = shared.conn(what).await?;
+                    let row = conn
+                    .query_opt(
+                        "SELECT bytes FROM map_snapshot_chunks WHERE generation = $1 AND seq = $2",
+                        &[&generation, &seq],
+                    )
+                    .await
+                    .map_err(failed(what))?;
+                    row.map(|r| r.try_get::<_, Vec<u8>>(0).map_err(failed(what)))
+                        .transpose()
+                },
+            );
+            match read {
+                Ok(Some(bytes)) => {
+                    self.current = std::io::Cursor::new(bytes);
+                    self.next += 1;
+                }
+                // A newer snapshot replaced this one while it was read.
+                Ok(None) => {
+                    return Err(std::io::Error::other(
+                        "a piece of the map snapshot is gone (a newer one replaced it)",
+                    ))
+                }
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
     }
 }

@@ -35,11 +35,6 @@ CREATE TABLE checkpoints (
     key_id TEXT NOT NULL,
     signature TEXT NOT NULL
 );
-CREATE TABLE map_snapshot (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    log_length BIGINT NOT NULL,
-    bytes BYTEA NOT NULL
-);
 CREATE TABLE oci_blobs (
     repo TEXT COLLATE "C" NOT NULL,
     digest TEXT COLLATE "C" NOT NULL,
@@ -104,7 +99,9 @@ CREATE TABLE cairn_secret (
 "#;
 
 /// Version 3's records step aside (with their indexes and constraints,
-/// whose names version 4 reuses) for [`migrate_3_to_4`].
+/// whose names version 4 reuses) for [`migrate_3_to_4`]; its map
+/// snapshot, one value, goes (the next start reads the log and saves one
+/// in chunks).
 const MIGRATE_3_TO_4_ASIDE: &str = "
 ALTER TABLE records RENAME TO records_v3;
 DROP INDEX records_by_log;
@@ -112,9 +109,12 @@ DROP INDEX records_sourcing;
 DROP INDEX records_named;
 ALTER TABLE records_v3 DROP CONSTRAINT records_pkey;
 ALTER TABLE records_v3 DROP CONSTRAINT records_registry_index_key;
+DROP TABLE map_snapshot;
 ";
 
-/// The tables of the records and logs (new in version 4).
+/// The tables of the records and logs, and of the map snapshot (kept in
+/// chunks, so that none is near PostgreSQL's 1 GB limit on a value): new
+/// in version 4.
 const RECORD_TABLES: &str = r#"
 CREATE TABLE logs (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -144,6 +144,19 @@ CREATE TABLE pending (
     PRIMARY KEY (log_id, record_id)
 );
 CREATE INDEX pending_sourcing ON pending (state) WHERE state = 0;
+CREATE SEQUENCE map_snapshot_generation;
+CREATE TABLE map_snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    log_length BIGINT NOT NULL,
+    generation BIGINT NOT NULL,
+    chunks INTEGER NOT NULL
+);
+CREATE TABLE map_snapshot_chunks (
+    generation BIGINT NOT NULL,
+    seq INTEGER NOT NULL,
+    bytes BYTEA NOT NULL,
+    PRIMARY KEY (generation, seq)
+);
 "#;
 
 /// Rows read and written at a time by [`migrate_3_to_4`].
@@ -155,7 +168,9 @@ const MIGRATE_PAGE: i32 = 10_000;
 /// order they came; signed parts in their compact forms. The leaves table
 /// goes (the log is `records`).
 async fn migrate_3_to_4(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
-    use cairn_store::compact;
+    use cairn_protocol::{LogId, RecordId};
+    use cairn_registry::{Batch, StoredRecord};
+    use cairn_store::row::{hash_from, record_state};
     let what = "migrate the records to schema 4";
     let fail = failed(what);
     tx.batch_execute(MIGRATE_3_TO_4_ASIDE)
@@ -176,26 +191,8 @@ async fn migrate_3_to_4(tx: &tokio_postgres::Transaction<'_>) -> Result<(), Stor
         )
         .await
         .map_err(&fail)?;
-    let append = tx
-        .prepare(
-            "INSERT INTO records (idx, log, record_id, content, key_id, signature) \
-             SELECT u.idx, l.id, u.record_id, u.content, u.key_id, u.signature \
-             FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], \
-             $6::bytea[]) AS u (idx, log_id, record_id, content, key_id, signature) \
-             JOIN logs l ON l.log_id = u.log_id",
-        )
-        .await
-        .map_err(&fail)?;
-    let pend = tx
-        .prepare(
-            "INSERT INTO pending (log_id, record_id, content, key_id, signature, state, \
-             missing, since, reason) \
-             SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], \
-             $5::bytea[], $6::int4[], $7::text[], $8::int8[], $9::text[])",
-        )
-        .await
-        .map_err(&fail)?;
     let portal = tx.bind(&read, &[]).await.map_err(&fail)?;
+    let mut statements = std::collections::HashMap::new();
     loop {
         let rows = tx
             .query_portal(&portal, MIGRATE_PAGE)
@@ -204,75 +201,25 @@ async fn migrate_3_to_4(tx: &tokio_postgres::Transaction<'_>) -> Result<(), Stor
         if rows.is_empty() {
             break;
         }
-        let mut log: (
-            Vec<i64>,
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-        ) = Default::default();
-        let mut waiting: (
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-            Vec<Vec<u8>>,
-            Vec<i32>,
-            Vec<Option<String>>,
-            Vec<Option<i64>>,
-            Vec<Option<String>>,
-        ) = Default::default();
+        let mut batch = Batch::default();
         for row in &rows {
-            let record_id: Vec<u8> = row.try_get(0).map_err(&fail)?;
-            let log_id: Vec<u8> = row.try_get(1).map_err(&fail)?;
-            let content: Vec<u8> = row.try_get(2).map_err(&fail)?;
-            let key_id: String = row.try_get(3).map_err(&fail)?;
-            let signature: String = row.try_get(4).map_err(&fail)?;
-            let state: i32 = row.try_get(5).map_err(&fail)?;
-            let index: Option<i64> = row.try_get(6).map_err(&fail)?;
-            let (content, key_id, signature) = (
-                compact::encode_content(&content),
-                compact::encode_key_id(&key_id),
-                compact::encode_signature(&signature),
-            );
-            if state == 1 {
-                let index = index
-                    .ok_or_else(|| StoreError::Corrupt("sequenced record without index".into()))?;
-                log.0.push(index);
-                log.1.push(log_id);
-                log.2.push(record_id);
-                log.3.push(content);
-                log.4.push(key_id);
-                log.5.push(signature);
-            } else {
-                waiting.0.push(log_id);
-                waiting.1.push(record_id);
-                waiting.2.push(content);
-                waiting.3.push(key_id);
-                waiting.4.push(signature);
-                waiting.5.push(state);
-                waiting.6.push(row.try_get(7).map_err(&fail)?);
-                waiting.7.push(row.try_get(8).map_err(&fail)?);
-                waiting.8.push(row.try_get(9).map_err(&fail)?);
-            }
+            batch.records.push(StoredRecord {
+                record_id: RecordId::from(hash_from(row.try_get(0).map_err(&fail)?, "record id")?),
+                log_id: LogId::from(hash_from(row.try_get(1).map_err(&fail)?, "log id")?),
+                content_bytes: row.try_get(2).map_err(&fail)?,
+                key_id: row.try_get(3).map_err(&fail)?,
+                signature: row.try_get(4).map_err(&fail)?,
+                state: record_state(
+                    i64::from(row.try_get::<_, i32>(5).map_err(&fail)?),
+                    row.try_get(6).map_err(&fail)?,
+                    row.try_get(7).map_err(&fail)?,
+                    row.try_get(8).map_err(&fail)?,
+                    row.try_get(9).map_err(&fail)?,
+                )?,
+            });
         }
-        if !log.0.is_empty() {
-            tx.execute(&append, &[&log.0, &log.1, &log.2, &log.3, &log.4, &log.5])
-                .await
-                .map_err(&fail)?;
-        }
-        if !waiting.0.is_empty() {
-            tx.execute(
-                &pend,
-                &[
-                    &waiting.0, &waiting.1, &waiting.2, &waiting.3, &waiting.4, &waiting.5,
-                    &waiting.6, &waiting.7, &waiting.8,
-                ],
-            )
-            .await
-            .map_err(&fail)?;
-        }
+        let rows = crate::meta::CommitRows::of(&batch);
+        crate::meta::write_records(tx, &mut statements, &rows).await?;
     }
     // The portal holds the old table until it is closed.
     drop(portal);

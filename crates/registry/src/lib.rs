@@ -49,6 +49,6 @@ pub use registry::{
 };
 pub use storage::{
     AdminRequest, Batch, ByteReader, ContentStore, Leadership, Loaded, MetaStore, PendingContent,
-    RecordState, StoreError, StoredRecord,
+    RecordState, SnapshotWriter, StoreError, StoredRecord,
 };
 pub use wasm::{WasmError, WasmStream};

@@ -16,8 +16,17 @@ use crate::oci::{
 };
 use crate::storage::{
     AdminRequest, Batch, ByteReader, ContentStore, Loaded, MetaStore, PendingContent, RecordState,
-    StoreError, StoredRecord,
+    SnapshotWriter, StoreError, StoredRecord,
 };
+
+/// Bytes shared with the store, read through a cursor without a copy.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 #[derive(Default)]
 struct Oci {
@@ -54,7 +63,7 @@ struct Meta {
     checkpoints: BTreeMap<u64, SignedCheckpoint>,
     names: BTreeMap<LogId, PackageName>,
     admin: Vec<(AdminRequest, Option<String>)>,
-    snapshot: Option<(u64, Vec<u8>)>,
+    snapshot: Option<(u64, Arc<Vec<u8>>)>,
     manifests: Vec<ManifestWrite>,
     oci: Oci,
     accounts: BTreeMap<String, Account>,
@@ -322,13 +331,22 @@ impl MetaStore for MemoryMeta {
         Ok(())
     }
 
-    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.lock().snapshot = Some((log_length, bytes.to_vec()));
+    fn save_map_snapshot(
+        &self,
+        log_length: u64,
+        write: SnapshotWriter<'_>,
+    ) -> Result<(), StoreError> {
+        let mut bytes = Vec::new();
+        write(&mut bytes).map_err(|e| StoreError::io("map snapshot", &e))?;
+        self.lock().snapshot = Some((log_length, Arc::new(bytes)));
         Ok(())
     }
 
-    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        Ok(self.lock().snapshot.clone())
+    fn load_map_snapshot(&self) -> Result<Option<(u64, ByteReader)>, StoreError> {
+        Ok(self.lock().snapshot.clone().map(|(length, bytes)| {
+            let reader: ByteReader = Box::new(Cursor::new(SharedBytes(bytes)));
+            (length, reader)
+        }))
     }
 }
 
@@ -936,10 +954,14 @@ impl MetaStore for SharedMemory {
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         self.meta.finish_admin_request(id, outcome)
     }
-    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.meta.save_map_snapshot(log_length, bytes)
+    fn save_map_snapshot(
+        &self,
+        log_length: u64,
+        write: SnapshotWriter<'_>,
+    ) -> Result<(), StoreError> {
+        self.meta.save_map_snapshot(log_length, write)
     }
-    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    fn load_map_snapshot(&self) -> Result<Option<(u64, ByteReader)>, StoreError> {
         self.meta.load_map_snapshot()
     }
 }

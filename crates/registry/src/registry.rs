@@ -213,7 +213,7 @@ struct Snapshot {
 /// decoding to that checkpoint's map root. Otherwise (none, damaged, or
 /// another checkpoint's) `None`, and the log is read from the start.
 fn usable_snapshot(meta: &dyn MetaStore) -> Result<Option<Snapshot>, StoreError> {
-    let (at, bytes) = match meta.load_map_snapshot() {
+    let (at, mut bytes) = match meta.load_map_snapshot() {
         Ok(Some(found)) => found,
         Ok(None) => return Ok(None),
         Err(e) => {
@@ -226,7 +226,7 @@ fn usable_snapshot(meta: &dyn MetaStore) -> Result<Option<Snapshot>, StoreError>
         return Ok(None);
     };
     let checkpoint = &checkpoint.contents.checkpoint;
-    let decoded = match snapshot::decode(&bytes) {
+    let decoded = match snapshot::decode(&mut bytes) {
         Ok(decoded) => decoded,
         Err(e) => {
             tracing::warn!("ignoring the snapshot at log length {at}: {e}");

@@ -14,27 +14,27 @@
 //! A snapshot written before chunk hashes were saved is the map's bytes
 //! alone; it still reads, with no chunk hashes.
 
+use std::io::{Read, Write};
+
 use cairn_protocol::Hash;
 use cairn_transparency::map::Map;
 
 const MAGIC: &[u8] = b"CAIRN-SNAPSHOT";
+/// How a map-only snapshot (an older engine's) starts.
+const MAP_MAGIC: &[u8] = b"CAIRN-MAP-1";
 const VERSION: u16 = 1;
 const HASH: usize = 32;
 
-/// The snapshot's bytes: `map` (what [`Map::snapshot`] wrote) with the
-/// log's `chunk_roots` before it. Takes the map's bytes to move them, not
-/// copy them.
-pub(crate) fn encode(map: Vec<u8>, chunk_roots: &[Hash]) -> Vec<u8> {
-    let mut header = Vec::with_capacity(MAGIC.len() + 2 + 8 + chunk_roots.len() * HASH);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&(chunk_roots.len() as u64).to_le_bytes());
+/// Writes the snapshot of `map` with the log's `chunk_roots` to `out`, as
+/// it goes (a buffered writer; nothing of the map's size is held).
+pub(crate) fn encode(out: &mut dyn Write, map: &Map, chunk_roots: &[Hash]) -> std::io::Result<()> {
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    out.write_all(&(chunk_roots.len() as u64).to_le_bytes())?;
     for root in chunk_roots {
-        header.extend_from_slice(root.as_bytes());
+        out.write_all(root.as_bytes())?;
     }
-    let mut bytes = map;
-    bytes.splice(0..0, header);
-    bytes
+    map.write_snapshot(&mut &mut *out)
 }
 
 /// A snapshot read back.
@@ -47,43 +47,59 @@ pub(crate) struct Decoded {
     pub chunk_roots: Option<Vec<Hash>>,
 }
 
-/// Reads a snapshot [`encode`] wrote, or an older map-only one.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
-    let Some(rest) = bytes.strip_prefix(MAGIC) else {
-        let map = Map::from_snapshot(bytes).map_err(|e| e.to_string())?;
+fn read_array<const N: usize>(input: &mut dyn Read) -> Result<[u8; N], String> {
+    let mut out = [0u8; N];
+    input.read_exact(&mut out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            "snapshot cut short".to_string()
+        } else {
+            format!("snapshot could not be read: {e}")
+        }
+    })?;
+    Ok(out)
+}
+
+/// Reads a snapshot [`encode`] wrote, or an older map-only one, from
+/// `input` (a buffered reader) to its end.
+pub(crate) fn decode(input: &mut dyn Read) -> Result<Decoded, String> {
+    let head: [u8; 11] = read_array(input)?;
+    if head == MAP_MAGIC {
+        let mut whole = std::io::Cursor::new(head).chain(input);
         return Ok(Decoded {
-            map,
+            map: read_map(&mut whole)?,
             chunk_roots: None,
         });
-    };
-    let (version, rest) = split::<2>(rest)?;
-    let version = u16::from_le_bytes(version);
+    }
+    let tail: [u8; 3] = read_array(input)?;
+    if head[..] != MAGIC[..11] || tail[..] != MAGIC[11..] {
+        return Err("not a snapshot".into());
+    }
+    let version = u16::from_le_bytes(read_array(input)?);
     if version != VERSION {
         return Err(format!("snapshot version {version} is not known"));
     }
-    let (count, rest) = split::<8>(rest)?;
-    let count = u64::from_le_bytes(count);
-    let size = usize::try_from(count)
-        .ok()
-        .and_then(|c| c.checked_mul(HASH))
-        .filter(|size| *size <= rest.len())
-        .ok_or_else(|| format!("snapshot cut short: {count} chunk hashes announced"))?;
-    let (roots, map) = rest.split_at(size);
-    let chunk_roots = roots
-        .chunks_exact(HASH)
-        .map(|h| Hash::try_from(h).map_err(|_| "a chunk hash is not 32 bytes".to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let count = u64::from_le_bytes(read_array(input)?);
+    // Every hash is read before it is kept: a damaged count runs out of
+    // bytes, never of memory.
+    let mut chunk_roots = Vec::with_capacity(usize::try_from(count.min(1 << 20)).unwrap_or(0));
+    for _ in 0..count {
+        chunk_roots.push(Hash::from_bytes(read_array::<HASH>(input)?));
+    }
     Ok(Decoded {
-        map: Map::from_snapshot(map).map_err(|e| e.to_string())?,
+        map: read_map(input)?,
         chunk_roots: Some(chunk_roots),
     })
 }
 
-fn split<const N: usize>(bytes: &[u8]) -> Result<([u8; N], &[u8]), String> {
-    let (head, rest) = bytes
-        .split_first_chunk::<N>()
-        .ok_or_else(|| "snapshot cut short".to_string())?;
-    Ok((*head, rest))
+/// The map to the end of `input`, which must end there.
+fn read_map(input: &mut dyn Read) -> Result<Map, String> {
+    let map = Map::read_snapshot(&mut &mut *input).map_err(|e| e.to_string())?;
+    let mut rest = [0u8; 1];
+    match input.read(&mut rest) {
+        Ok(0) => Ok(map),
+        Ok(_) => Err("bytes after the snapshot's map".into()),
+        Err(e) => Err(format!("snapshot could not be read: {e}")),
+    }
 }
 
 #[cfg(test)]
@@ -94,26 +110,36 @@ mod tests {
         Map::new().apply((0u8..5).map(|i| (Hash::of([i]), Hash::of([i, i]))))
     }
 
+    fn encoded(map: &Map, roots: &[Hash]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&mut out, map, roots).expect("encodes");
+        out
+    }
+
+    fn decode_bytes(mut bytes: &[u8]) -> Result<Decoded, String> {
+        decode(&mut bytes)
+    }
+
     #[test]
     fn snapshots_round_trip_and_old_ones_still_read() {
         let roots: Vec<Hash> = (0u8..3).map(|i| Hash::of([i])).collect();
-        let bytes = encode(map().snapshot(), &roots);
-        let decoded = decode(&bytes).expect("decodes");
+        let bytes = encoded(&map(), &roots);
+        let decoded = decode_bytes(&bytes).expect("decodes");
         assert_eq!(decoded.map.root(), map().root());
         assert_eq!(decoded.chunk_roots, Some(roots));
 
-        let empty = decode(&encode(Map::new().snapshot(), &[])).expect("decodes");
+        let empty = decode_bytes(&encoded(&Map::new(), &[])).expect("decodes");
         assert_eq!(empty.map.root(), Map::new().root());
         assert_eq!(empty.chunk_roots, Some(Vec::new()));
 
-        let old = decode(&map().snapshot()).expect("a map-only snapshot");
+        let old = decode_bytes(&map().snapshot()).expect("a map-only snapshot");
         assert_eq!(old.map.root(), map().root());
         assert_eq!(old.chunk_roots, None);
     }
 
     #[test]
     fn damaged_snapshots_are_refused() {
-        let bytes = encode(map().snapshot(), &[Hash::of(b"a"), Hash::of(b"b")]);
+        let bytes = encoded(&map(), &[Hash::of(b"a"), Hash::of(b"b")]);
         for cut in [
             3,
             MAGIC.len() + 1,
@@ -121,14 +147,17 @@ mod tests {
             MAGIC.len() + 10 + 40,
             bytes.len() - 1,
         ] {
-            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(decode_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         let mut future = bytes.clone();
         future[MAGIC.len()] = 9;
-        assert!(decode(&future).unwrap_err().contains("version 9"));
+        assert!(decode_bytes(&future).unwrap_err().contains("version 9"));
         let mut huge = bytes;
         huge[MAGIC.len() + 2..MAGIC.len() + 10].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode(&huge).is_err());
-        assert!(decode(b"neither").is_err());
+        assert!(decode_bytes(&huge).is_err());
+        assert!(decode_bytes(b"neither").is_err());
+        let mut longer = encoded(&map(), &[]);
+        longer.push(0);
+        assert!(decode_bytes(&longer).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! SQLite and the filesystem; [`crate::memory`] has in-memory ones for
 //! tests.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
@@ -199,10 +199,19 @@ pub trait MetaStore: Send + Sync + 'static {
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError>;
     /// Marks an admin request done, with its outcome.
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError>;
-    /// Saves a snapshot of the map at `log_length` (replacing the previous one).
-    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError>;
-    /// The latest map snapshot and the log length it is at.
-    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    /// Saves a snapshot of the map at `log_length`, replacing the previous
+    /// one once all of it is saved: `write` writes the bytes (opaque to the
+    /// store) to the writer it is given, as it makes them, so a snapshot
+    /// of a large map is never held whole in memory. An error from `write`
+    /// leaves the previous snapshot in place.
+    fn save_map_snapshot(
+        &self,
+        log_length: u64,
+        write: SnapshotWriter<'_>,
+    ) -> Result<(), StoreError>;
+    /// The latest map snapshot: the log length it is at, and its bytes as
+    /// a stream.
+    fn load_map_snapshot(&self) -> Result<Option<(u64, ByteReader)>, StoreError>;
     /// Whether reads are answered from this machine's disk or memory (in
     /// microseconds), so that a small one may run on an async worker; a
     /// store across the network says no, and its reads go to the blocking
@@ -214,6 +223,10 @@ pub trait MetaStore: Send + Sync + 'static {
 
 /// A stream of stored bytes.
 pub type ByteReader = Box<dyn Read + Send>;
+
+/// What writes a map snapshot's bytes into the writer a store gives it
+/// ([`MetaStore::save_map_snapshot`]).
+pub type SnapshotWriter<'a> = &'a mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>;
 
 /// Release content: bytes that passed the content door ([`crate::Admission`]),
 /// by SHA-256 digest. Bytes become visible only through

@@ -18,7 +18,8 @@ use crate::error::SubmitError;
 use crate::registry::{namespaces_of, operator_keys, Attested, RecordStatus, Shared, State};
 use crate::sequencer::{Facts, Input, Needs, Outcome, Sequencer, Settings, Staged};
 use crate::snapshot;
-use crate::storage::{Leadership, RecordState, StoreError};
+use crate::storage::{Leadership, MetaStore, RecordState, StoreError};
+use cairn_transparency::map::Map;
 
 /// Where the answer to an [`Input`] goes.
 pub(crate) enum Reply {
@@ -364,11 +365,10 @@ impl SequencerThread {
             .name("cairn-map-snapshot".into())
             .spawn(move || {
                 let started = Instant::now();
-                let bytes = snapshot::encode(map.snapshot(), &chunk_roots);
-                match meta.save_map_snapshot(length, &bytes) {
-                    Ok(()) => tracing::info!(
+                match save_snapshot(meta.as_ref(), length, &map, &chunk_roots) {
+                    Ok(bytes) => tracing::info!(
                         "saved a map snapshot at log length {length} ({} MB) in {:.2?}",
-                        bytes.len() / 1_000_000,
+                        bytes / 1_000_000,
                         started.elapsed()
                     ),
                     Err(e) => tracing::error!("cannot save a map snapshot: {e}"),
@@ -396,8 +396,8 @@ impl SequencerThread {
         let length = self.shared.view.checkpointed_length();
         if length > self.snapshot_length {
             let chunk_roots = self.shared.view.log().chunk_roots(length);
-            let bytes = snapshot::encode(self.sequencer.map().snapshot(), &chunk_roots);
-            if let Err(e) = self.shared.meta.save_map_snapshot(length, &bytes) {
+            let map = self.sequencer.map();
+            if let Err(e) = save_snapshot(self.shared.meta.as_ref(), length, map, &chunk_roots) {
                 tracing::error!("cannot save a map snapshot: {e}");
             }
             self.snapshot_length = length;
@@ -436,6 +436,45 @@ impl Outcome {
             Outcome::Defined(r) => r.is_ok(),
             Outcome::Attested(r) => r.is_ok(),
         }
+    }
+}
+
+/// Saves the snapshot of `map` and the log's `chunk_roots` at `length`,
+/// streamed into the store; the number of bytes saved.
+fn save_snapshot(
+    meta: &dyn MetaStore,
+    length: u64,
+    map: &Map,
+    chunk_roots: &[cairn_protocol::Hash],
+) -> Result<u64, StoreError> {
+    let mut size = 0;
+    meta.save_map_snapshot(length, &mut |out| {
+        let mut counted = Counted {
+            inner: out,
+            bytes: 0,
+        };
+        snapshot::encode(&mut counted, map, chunk_roots)?;
+        size = counted.bytes;
+        Ok(())
+    })?;
+    Ok(size)
+}
+
+/// A writer that counts what passes.
+struct Counted<'a> {
+    inner: &'a mut dyn std::io::Write,
+    bytes: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

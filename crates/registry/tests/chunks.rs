@@ -16,8 +16,8 @@ use cairn_protocol::{
 };
 use cairn_registry::memory::{MemoryContent, MemoryMeta};
 use cairn_registry::{
-    wait_until, AdminRequest, Batch, Config, Loaded, MetaStore, QueryError, RecordStatus, Registry,
-    StoreError, StoredRecord,
+    wait_until, AdminRequest, Batch, ByteReader, Config, Loaded, MetaStore, QueryError,
+    RecordStatus, Registry, SnapshotWriter, StoreError, StoredRecord,
 };
 use cairn_transparency::log::{LogProofBundle, VecLog};
 
@@ -71,12 +71,30 @@ impl MetaStore for Flaky {
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         self.inner.finish_admin_request(id, outcome)
     }
-    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.inner.save_map_snapshot(log_length, bytes)
+    fn save_map_snapshot(
+        &self,
+        log_length: u64,
+        write: SnapshotWriter<'_>,
+    ) -> Result<(), StoreError> {
+        self.inner.save_map_snapshot(log_length, write)
     }
-    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    fn load_map_snapshot(&self) -> Result<Option<(u64, ByteReader)>, StoreError> {
         self.inner.load_map_snapshot()
     }
+}
+
+/// The stored snapshot's length and bytes.
+fn stored_snapshot(meta: &Flaky) -> (u64, Vec<u8>) {
+    let (at, mut reader) = meta.load_map_snapshot().expect("read").expect("a snapshot");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut bytes).expect("read");
+    (at, bytes)
+}
+
+/// Stores `bytes` as the snapshot at `at`.
+fn store_snapshot(meta: &Flaky, at: u64, bytes: &[u8]) {
+    meta.save_map_snapshot(at, &mut |out| out.write_all(bytes))
+        .expect("save");
 }
 
 fn open(meta: &Arc<Flaky>, operator: &PrivateKey) -> Arc<Registry> {
@@ -194,7 +212,7 @@ fn proofs_over_chunks_hold_across_restarts_from_every_kind_of_snapshot() {
     drop(registry);
 
     // From the snapshot saved at shutdown: chunk hashes and map.
-    let (at, bytes) = meta.load_map_snapshot().expect("read").expect("a snapshot");
+    let (at, bytes) = stored_snapshot(&meta);
     assert_eq!(at, length);
     assert!(bytes.starts_with(b"CAIRN-SNAPSHOT"));
     let reopened = open(&meta, &operator);
@@ -205,17 +223,17 @@ fn proofs_over_chunks_hold_across_restarts_from_every_kind_of_snapshot() {
     drop(reopened);
 
     // From an older engine's snapshot: the map alone.
-    let (at, bytes) = meta.load_map_snapshot().expect("read").expect("a snapshot");
+    let (at, bytes) = stored_snapshot(&meta);
     let map = bytes
         .windows(11)
         .position(|w| w == b"CAIRN-MAP-1")
         .expect("the map inside");
-    meta.save_map_snapshot(at, &bytes[map..]).expect("save");
+    store_snapshot(&meta, at, &bytes[map..]);
     let reopened = open(&meta, &operator);
     check_proofs(&reopened, &meta);
     reopened.shutdown();
     drop(reopened);
-    let (_, resaved) = meta.load_map_snapshot().expect("read").expect("a snapshot");
+    let (_, resaved) = stored_snapshot(&meta);
     assert!(
         resaved.starts_with(b"CAIRN-SNAPSHOT"),
         "the chunk hashes are saved again"
@@ -224,14 +242,14 @@ fn proofs_over_chunks_hold_across_restarts_from_every_kind_of_snapshot() {
     // Chunk hashes that do not lead to the checkpoint's root are ignored.
     let mut damaged = resaved.clone();
     damaged[14 + 2 + 8] ^= 1;
-    meta.save_map_snapshot(at, &damaged).expect("save");
+    store_snapshot(&meta, at, &damaged);
     let reopened = open(&meta, &operator);
     check_proofs(&reopened, &meta);
     reopened.shutdown();
     drop(reopened);
 
     // No usable snapshot: every leaf is read, in pieces.
-    meta.save_map_snapshot(at, b"not a snapshot").expect("save");
+    store_snapshot(&meta, at, b"not a snapshot");
     let reopened = open(&meta, &operator);
 
     // A store that fails while a proof reads a chunk (none is cached yet

@@ -66,38 +66,56 @@ pub struct RawRecord {
 impl RawRecord {
     /// The record, or why the row is corrupt.
     pub fn into_stored(self) -> Result<StoredRecord, StoreError> {
-        let state = match self.state {
-            SOURCING => RecordState::Sourcing {
-                missing: self
-                    .missing
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(|d| {
-                        d.parse()
-                            .map_err(|_| StoreError::Corrupt(format!("bad digest `{d}`")))
-                    })
-                    .collect::<Result<_, _>>()?,
-                since: self.since.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-            },
-            SEQUENCED => RecordState::Sequenced {
-                index: index_of(self.registry_index.ok_or_else(|| {
-                    StoreError::Corrupt("sequenced record without index".into())
-                })?)?,
-            },
-            REJECTED => RecordState::Rejected {
-                reason: self.reason.unwrap_or_default(),
-            },
-            other => return Err(StoreError::Corrupt(format!("unknown record state {other}"))),
-        };
         Ok(StoredRecord {
             record_id: RecordId::from(hash_from(&self.record_id, "record id")?),
             log_id: LogId::from(hash_from(&self.log_id, "log id")?),
             content_bytes: compact::decode_content(&self.content)?,
             key_id: compact::decode_key_id(&self.key_id)?,
             signature: compact::decode_signature(&self.signature)?,
-            state,
+            state: record_state(
+                self.state,
+                self.registry_index,
+                self.missing,
+                self.since,
+                self.reason,
+            )?,
         })
     }
+}
+
+/// A record's state from its row's columns: `state` ([`SOURCING`],
+/// [`SEQUENCED`] or [`REJECTED`]), the registry index, the missing digests,
+/// since when, and the reason.
+pub fn record_state(
+    state: i64,
+    registry_index: Option<i64>,
+    missing: Option<String>,
+    since: Option<i64>,
+    reason: Option<String>,
+) -> Result<RecordState, StoreError> {
+    Ok(match state {
+        SOURCING => RecordState::Sourcing {
+            missing: missing
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(|d| {
+                    d.parse()
+                        .map_err(|_| StoreError::Corrupt(format!("bad digest `{d}`")))
+                })
+                .collect::<Result<_, _>>()?,
+            since: since.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+        },
+        SEQUENCED => RecordState::Sequenced {
+            index: index_of(
+                registry_index
+                    .ok_or_else(|| StoreError::Corrupt("sequenced record without index".into()))?,
+            )?,
+        },
+        REJECTED => RecordState::Rejected {
+            reason: reason.unwrap_or_default(),
+        },
+        other => return Err(StoreError::Corrupt(format!("unknown record state {other}"))),
+    })
 }
 
 /// Missing digests as stored: space-separated text.

@@ -1,13 +1,14 @@
 //! The metadata store on SQLite in WAL mode. One connection writes (the
 //! engine has one writer); a small pool of connections reads.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
 use cairn_protocol::{LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
 use cairn_registry::{
-    AdminRequest, Batch, Loaded, MetaStore, RecordState, StoreError, StoredRecord,
+    AdminRequest, Batch, ByteReader, Loaded, MetaStore, RecordState, SnapshotWriter, StoreError,
+    StoredRecord,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
@@ -1088,13 +1089,19 @@ impl MetaStore for SqliteStore {
         })
     }
 
-    fn save_map_snapshot(&self, log_length: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    fn save_map_snapshot(
+        &self,
+        log_length: u64,
+        write: SnapshotWriter<'_>,
+    ) -> Result<(), StoreError> {
         let path = self.snapshot_path();
         let dir = path.parent().unwrap_or(Path::new("."));
         let io = |e: std::io::Error| StoreError::io("map snapshot", &e);
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        file.write_all(&log_length.to_le_bytes()).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
+        let file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&log_length.to_le_bytes()).map_err(io)?;
+        write(&mut out).map_err(io)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.as_file().sync_all().map_err(io)?;
         file.persist(&path).map_err(|e| io(e.error))?;
         std::fs::File::open(dir)
@@ -1103,18 +1110,18 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
-    fn load_map_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let mut bytes = match std::fs::read(self.snapshot_path()) {
-            Ok(bytes) => bytes,
+    fn load_map_snapshot(&self) -> Result<Option<(u64, ByteReader)>, StoreError> {
+        let file = match std::fs::File::open(self.snapshot_path()) {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::Backend(format!("map snapshot: {e}"))),
         };
-        let Some((head, _)) = bytes.split_first_chunk::<8>() else {
-            return Err(StoreError::Corrupt("map snapshot is truncated".into()));
-        };
-        let log_length = u64::from_le_bytes(*head);
-        bytes.drain(..8);
-        Ok(Some((log_length, bytes)))
+        let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut head = [0u8; 8];
+        input
+            .read_exact(&mut head)
+            .map_err(|_| StoreError::Corrupt("map snapshot is truncated".into()))?;
+        Ok(Some((u64::from_le_bytes(head), Box::new(input))))
     }
 
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {

@@ -401,7 +401,9 @@ fn downgrade_to_schema_3(path: &Path) {
     let text = |bytes: Vec<u8>, decode: fn(&[u8]) -> Result<String, StoreError>| {
         decode(&bytes).expect("decodes")
     };
-    let rows: Vec<(Row, Option<String>, Option<i64>, Option<String>)> = {
+    // Missing digests, since, reason.
+    type Pending = (Option<String>, Option<i64>, Option<String>);
+    let rows: Vec<(Row, Pending)> = {
         let mut stmt = tx
             .prepare(
                 "SELECT r.record_id, l.log_id, r.content, r.key_id, r.signature, 1, r.idx,
@@ -423,16 +425,14 @@ fn downgrade_to_schema_3(path: &Path) {
                     r.get(5)?,
                     r.get(6)?,
                 ),
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
+                (r.get(7)?, r.get(8)?, r.get(9)?),
             ))
         })
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows")
     };
-    for ((record_id, log_id, content, key_id, signature, state, index), missing, since, reason) in
+    for ((record_id, log_id, content, key_id, signature, state, index), (missing, since, reason)) in
         rows
     {
         tx.execute(

@@ -8,6 +8,7 @@
 //! branch hash from its children and the root from the top node; leaf
 //! hashes (a chain of up to 256 hashes each) are taken as stored.
 
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -26,37 +27,76 @@ pub enum SnapshotError {
     /// The nodes do not form a valid map.
     #[error("map snapshot is malformed: {0}")]
     Malformed(&'static str),
+    /// The bytes could not be read.
+    #[error("map snapshot could not be read: {0}")]
+    Read(String),
 }
 
 impl Map {
     /// The snapshot bytes of this map.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAGIC.len() + 8 + self.len * 140);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(self.len as u64).to_le_bytes());
-        if let Some(top) = &self.top {
-            write_node(top, &mut out);
+        let mut out = Vec::with_capacity(MAGIC.len() + 8 + self.len * 102);
+        // Writing to memory cannot fail.
+        match self.write_snapshot(&mut out) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
         }
-        out
+    }
+
+    /// Writes the snapshot to `out` as it walks the tree, so a large map
+    /// needs no buffer of its size (give a buffered writer).
+    pub fn write_snapshot(&self, out: &mut impl Write) -> std::io::Result<()> {
+        out.write_all(MAGIC)?;
+        out.write_all(&(self.len as u64).to_le_bytes())?;
+        let Some(top) = &self.top else {
+            return Ok(());
+        };
+        // Iterative pre-order: depth is at most 257, but keep the stack explicit.
+        let mut stack = vec![top];
+        while let Some(node) = stack.pop() {
+            match node {
+                Child::Leaf(leaf) => {
+                    out.write_all(&[0])?;
+                    out.write_all(&leaf.depth.to_le_bytes())?;
+                    out.write_all(leaf.path.as_bytes())?;
+                    out.write_all(leaf.value.as_bytes())?;
+                    out.write_all(leaf.hash.as_bytes())?;
+                }
+                Child::Branch(branch) => {
+                    out.write_all(&[1, branch.hang, branch.bit])?;
+                    stack.push(&branch.right);
+                    stack.push(&branch.left);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads a snapshot made by [`Map::snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<Map, SnapshotError> {
-        let rest = bytes.strip_prefix(MAGIC).ok_or(SnapshotError::Truncated)?;
-        let mut reader = Reader { bytes: rest };
+        let mut input = bytes;
+        let map = Map::read_snapshot(&mut input)?;
+        if !input.is_empty() {
+            return Err(SnapshotError::Malformed("bytes after the last node"));
+        }
+        Ok(map)
+    }
+
+    /// Reads a snapshot made by [`Map::write_snapshot`] from `input` as it
+    /// builds the tree, up to its last node (give a buffered reader).
+    pub fn read_snapshot(input: &mut impl Read) -> Result<Map, SnapshotError> {
+        let mut reader = Reader { input };
+        let magic: [u8; 11] = reader.array()?;
+        if magic != MAGIC {
+            return Err(SnapshotError::Truncated);
+        }
         let len = u64::from_le_bytes(reader.array()?);
         let len = usize::try_from(len).map_err(|_| SnapshotError::Malformed("key count"))?;
-        if reader.bytes.is_empty() {
-            if len != 0 {
-                return Err(SnapshotError::Malformed("key count of an empty map"));
-            }
+        if len == 0 {
             return Ok(Map::new());
         }
         let mut count = 0usize;
         let top = read_node(&mut reader, None, &mut count)?;
-        if !reader.bytes.is_empty() {
-            return Err(SnapshotError::Malformed("bytes after the last node"));
-        }
         if count != len {
             return Err(SnapshotError::Malformed(
                 "key count does not match the leaves",
@@ -73,41 +113,21 @@ impl Map {
     }
 }
 
-fn write_node(node: &Child, out: &mut Vec<u8>) {
-    // Iterative pre-order: depth is at most 257, but keep the stack explicit.
-    let mut stack = vec![node];
-    while let Some(node) = stack.pop() {
-        match node {
-            Child::Leaf(leaf) => {
-                out.push(0);
-                out.extend_from_slice(&leaf.depth.to_le_bytes());
-                out.extend_from_slice(leaf.path.as_bytes());
-                out.extend_from_slice(leaf.value.as_bytes());
-                out.extend_from_slice(leaf.hash.as_bytes());
-            }
-            Child::Branch(branch) => {
-                out.push(1);
-                out.push(branch.hang);
-                out.push(branch.bit);
-                stack.push(&branch.right);
-                stack.push(&branch.left);
-            }
-        }
-    }
+struct Reader<'a, R> {
+    input: &'a mut R,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl Reader<'_> {
+impl<R: Read> Reader<'_, R> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
-        let (head, rest) = self
-            .bytes
-            .split_first_chunk::<N>()
-            .ok_or(SnapshotError::Truncated)?;
-        self.bytes = rest;
-        Ok(*head)
+        let mut out = [0u8; N];
+        self.input.read_exact(&mut out).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                SnapshotError::Truncated
+            } else {
+                SnapshotError::Read(e.to_string())
+            }
+        })?;
+        Ok(out)
     }
 
     fn hash(&mut self) -> Result<Hash, SnapshotError> {
@@ -117,8 +137,8 @@ impl Reader<'_> {
 
 /// Reads one subtree; `expect_hang` is the depth it must hang from (none for
 /// the top). Recursion depth is bounded by the 256 levels of the tree.
-fn read_node(
-    reader: &mut Reader<'_>,
+fn read_node<R: Read>(
+    reader: &mut Reader<'_, R>,
     expect_hang: Option<usize>,
     count: &mut usize,
 ) -> Result<Child, SnapshotError> {
