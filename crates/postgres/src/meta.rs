@@ -877,6 +877,10 @@ impl MetaStore for PgStore {
         })
     }
 
+    fn request_define_namespace(&self, namespace: &str) -> Result<i64, StoreError> {
+        PgStore::request_define_namespace(self, namespace)
+    }
+
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         let outcome = outcome.to_owned();
         self.run("finish an admin request", |shared| async move {

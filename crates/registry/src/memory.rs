@@ -324,6 +324,10 @@ impl MetaStore for MemoryMeta {
             .collect())
     }
 
+    fn request_define_namespace(&self, namespace: &str) -> Result<i64, StoreError> {
+        Ok(MemoryMeta::request_define_namespace(self, namespace))
+    }
+
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         if let Some(entry) = self.lock().admin.iter_mut().find(|(r, _)| r.id == id) {
             entry.1 = Some(outcome.to_owned());
@@ -950,6 +954,9 @@ impl MetaStore for SharedMemory {
     }
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         self.meta.admin_requests()
+    }
+    fn request_define_namespace(&self, namespace: &str) -> Result<i64, StoreError> {
+        MetaStore::request_define_namespace(self.meta.as_ref(), namespace)
     }
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         self.meta.finish_admin_request(id, outcome)

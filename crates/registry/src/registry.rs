@@ -667,6 +667,20 @@ impl Registry {
                 "another replica leads; following its checkpoints (log length {})",
                 shared.view.checkpointed_length()
             );
+            // Namespaces this replica was given that the log lacks are
+            // defined by whichever replica sequences, from the store's
+            // admin requests.
+            let defined = shared.view.operator().namespaces.clone();
+            for namespace in namespaces.iter().filter(|n| !defined.contains(n)) {
+                match shared.meta.request_define_namespace(namespace) {
+                    Ok(_) => tracing::info!(
+                        "asked the replica that leads to define namespace `{namespace}`"
+                    ),
+                    Err(e) => tracing::warn!(
+                        "cannot ask the replica that leads to define namespace `{namespace}`: {e}"
+                    ),
+                }
+            }
             None
         };
         let (tx, rx) = mpsc::channel();

@@ -197,6 +197,9 @@ pub trait MetaStore: Send + Sync + 'static {
     fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, StoreError>;
     /// Admin requests not yet done.
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError>;
+    /// Leaves a request to define `namespace` for the process that
+    /// sequences (which runs admin requests as it keeps house); its id.
+    fn request_define_namespace(&self, namespace: &str) -> Result<i64, StoreError>;
     /// Marks an admin request done, with its outcome.
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError>;
     /// Saves a snapshot of the map at `log_length`, replacing the previous

@@ -68,6 +68,9 @@ impl MetaStore for Flaky {
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         self.inner.admin_requests()
     }
+    fn request_define_namespace(&self, namespace: &str) -> Result<i64, StoreError> {
+        MetaStore::request_define_namespace(&self.inner, namespace)
+    }
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         self.inner.finish_admin_request(id, outcome)
     }

@@ -20,11 +20,22 @@ fn replica(
     key: &PrivateKey,
     url: &str,
 ) -> Arc<Registry> {
+    replica_of(store, content, key, url, &["acme"])
+}
+
+fn replica_of(
+    store: &Arc<SharedMemory>,
+    content: &MemoryContent,
+    key: &PrivateKey,
+    url: &str,
+    namespaces: &[&str],
+) -> Arc<Registry> {
+    let namespaces: Vec<String> = namespaces.iter().map(|n| n.to_string()).collect();
     Registry::open_replica(
         store.clone(),
         Arc::new(content.clone()),
         key.clone(),
-        &["acme".to_owned()],
+        &namespaces,
         Config::default(),
         store.clone(),
         url.to_owned(),
@@ -159,4 +170,26 @@ fn one_replica_leads_the_others_follow_and_one_takes_over_when_it_goes() {
 fn meta_leaves(meta: &MemoryMeta) -> Vec<cairn_protocol::LogLeaf> {
     use cairn_registry::MetaStore;
     meta.leaves(0, usize::MAX).expect("leaves")
+}
+
+#[test]
+fn a_namespace_given_to_a_follower_is_defined_by_the_leader() {
+    let meta = Arc::new(MemoryMeta::default());
+    let content = MemoryContent::default();
+    let key = PrivateKey::generate();
+    let a_store = Arc::new(SharedMemory::new(meta.clone()));
+    let b_store = Arc::new(a_store.another());
+    let a = replica(&a_store, &content, &key, "http://a");
+    let b = replica_of(&b_store, &content, &key, "http://b", &["acme", "later"]);
+    assert!(matches!(b.role(), Role::Follower { .. }));
+    eventually("the follower sees the namespace it asked for", || {
+        b.namespaces().contains(&"later".to_owned())
+    });
+    assert!(a.namespaces().contains(&"later".to_owned()));
+    publish(&a, "later:thing").expect("the new namespace takes packages");
+    // Asked again by a follower restarting: already defined, nothing new.
+    drop(b);
+    let b = replica_of(&b_store, &content, &key, "http://b", &["later"]);
+    assert_eq!(a.namespaces(), vec!["acme".to_owned(), "later".to_owned()]);
+    assert_eq!(b.namespaces(), a.namespaces());
 }

@@ -1124,6 +1124,10 @@ impl MetaStore for SqliteStore {
         Ok(Some((u64::from_le_bytes(head), Box::new(input))))
     }
 
+    fn request_define_namespace(&self, namespace: &str) -> Result<i64, StoreError> {
+        SqliteStore::request_define_namespace(self, namespace)
+    }
+
     fn finish_admin_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         conn.execute(
