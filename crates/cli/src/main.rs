@@ -104,6 +104,11 @@ struct ServeArgs {
     /// The URL clients use to reach this server (default: `http://<Host header>`).
     #[arg(long, env = "CAIRN_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The origin (identity) of the log's C2SP checkpoints, used when the
+    /// log key is made at first start (default: `<public URL or listen
+    /// address, without scheme>/tlog`); the key keeps it from then on.
+    #[arg(long, env = "CAIRN_LOG_ORIGIN")]
+    log_origin: Option<String>,
     /// Largest content upload accepted, in bytes.
     #[arg(long, env = "CAIRN_MAX_CONTENT_BYTES", default_value_t = 100 * 1024 * 1024)]
     max_content_bytes: u64,
@@ -684,6 +689,21 @@ fn data_dir_at(path: &Path) -> Result<DataDir> {
         .with_key_encryption_key(std::env::var("CAIRN_KEY_ENCRYPTION_KEY").ok()))
 }
 
+/// The origin a new log key is named after: `--log-origin`, else the
+/// public URL (or the listen address) without its scheme, then `/tlog`.
+fn default_log_origin(args: &ServeArgs) -> String {
+    if let Some(origin) = &args.log_origin {
+        return origin.trim().to_owned();
+    }
+    let base = args
+        .public_url
+        .as_deref()
+        .map(|u| u.split_once("://").map_or(u, |(_, rest)| rest))
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| args.listen.to_string());
+    format!("{base}/tlog")
+}
+
 fn operator_key_env() -> Option<String> {
     std::env::var("CAIRN_OPERATOR_KEY")
         .ok()
@@ -1095,6 +1115,24 @@ fn serve(args: ServeArgs) -> Result<()> {
             key.public_key().id()
         ),
     }
+    let log_key_env = std::env::var("CAIRN_LOG_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let (log_key, source) = dir.log_key(log_key_env.as_deref(), || default_log_origin(&args))?;
+    let log_key = Arc::new(cairn_server::TlogKey::new(log_key));
+    match source {
+        KeySource::Created => tracing::info!(
+            "created the log key of origin `{}` in {} (mode 0600); its verifier key: {}",
+            log_key.origin(),
+            dir.log_key_file().display(),
+            log_key.verifier_key()
+        ),
+        KeySource::File | KeySource::Given => tracing::info!(
+            "C2SP log `{}`, verifier key {}",
+            log_key.origin(),
+            log_key.verifier_key()
+        ),
+    }
     let stores = open_backends(&args, &dir)?;
     match dir.reserve_ballast(args.ballast_bytes) {
         Ok(true) => tracing::info!(
@@ -1250,6 +1288,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             max_json_body: args.max_json_body,
             tls: tls.clone(),
             replica_ca_file: args.replica_ca_file.clone(),
+            tlog: Some(log_key.clone()),
             ..ServerOptions::default()
         };
         cairn_server::serve(listener, services, options, shutdown_signal())

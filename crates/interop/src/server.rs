@@ -148,6 +148,14 @@ impl TestServer {
             .expect("lock")
             .expect("data directory is free");
         let (key, _) = dir.operator_key(None).expect("operator key");
+        let mut server_options = server_options;
+        if server_options.tlog.is_none() {
+            // As `cairn serve` does: the log key of the data directory.
+            let (log_key, _) = dir
+                .log_key(None, || "cairn.test/tlog".to_owned())
+                .expect("log key");
+            server_options.tlog = Some(Arc::new(cairn_server::TlogKey::new(log_key)));
+        }
         let stores = dir.open_stores().expect("stores");
         let (meta, content) = (stores.meta, stores.content);
         let namespaces: Vec<String> = namespaces.iter().map(|n| n.to_string()).collect();

@@ -36,6 +36,7 @@ mod sequencer;
 mod snapshot;
 mod storage;
 mod thread;
+mod tiles;
 mod view;
 mod wasm;
 

@@ -159,7 +159,7 @@ impl Shared {
 
 /// A running registry.
 pub struct Registry {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     tx: Sender<Command>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Set when this is one of several processes sharing a store.

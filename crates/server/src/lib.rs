@@ -13,6 +13,7 @@ mod home;
 mod limit;
 mod observe;
 mod oci;
+mod tlog;
 mod warg;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ pub use conn::{tls_config, Limits};
 pub use error::ApiError;
 pub use limit::{Rate, RateLimits};
 pub use observe::REQUEST_ID;
+pub use tlog::TlogKey;
 
 use observe::Metrics;
 
@@ -57,6 +59,8 @@ pub struct AppState {
     scheme: &'static str,
     /// Sends writes to the leading replica (on a follower).
     forwarder: Arc<forward::Forwarder>,
+    /// The key of the log's C2SP checkpoints, when it publishes them.
+    tlog: Option<Arc<TlogKey>>,
 }
 
 /// Server options.
@@ -89,6 +93,9 @@ pub struct ServerOptions {
     /// Certificate authorities (PEM) a follower trusts, beside the
     /// system's, for the leader's `https` URL when it forwards writes.
     pub replica_ca_file: Option<std::path::PathBuf>,
+    /// The key that signs the log's C2SP checkpoints (`/tlog/...`); every
+    /// replica must have the same one. Without it, no C2SP log is served.
+    pub tlog: Option<Arc<TlogKey>>,
 }
 
 impl Default for ServerOptions {
@@ -103,6 +110,7 @@ impl Default for ServerOptions {
             max_json_body: 2 << 20,
             tls: None,
             replica_ca_file: None,
+            tlog: None,
         }
     }
 }
@@ -172,6 +180,7 @@ fn router_with(
         limits: Arc::new(limit::Limiters::new(&options.rate_limits)),
         grants: Arc::new(grants),
         forwarder: Arc::new(forwarder),
+        tlog: options.tlog.clone(),
         scheme: if options.tls.is_some() {
             "https"
         } else {
@@ -194,6 +203,9 @@ fn router_with(
         .route(paths::LEDGER_SOURCES, get(warg::ledger_sources))
         .route(route::LEDGER_RECORDS, get(warg::ledger_records))
         .route(route::ATTESTATIONS, get(warg::attestations))
+        .route("/tlog/checkpoint", get(tlog::checkpoint))
+        .route("/tlog/key", get(tlog::verifier_key))
+        .route("/tlog/tile/{*path}", get(tlog::tile))
         .route("/metrics", get(observe::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

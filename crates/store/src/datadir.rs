@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use cairn_protocol::PrivateKey;
 use cairn_registry::StoreError;
+use cairn_transparency::note::{Signer, ED25519};
 
 use crate::{FsBlobStore, FsContentStore, Sealer, SqliteStore};
 
@@ -130,6 +131,48 @@ impl DataDir {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = PrivateKey::generate();
+                write_private(&path, &key.encode())?;
+                Ok((key, KeySource::Created))
+            }
+            Err(e) => Err(io(format!("cannot read {}", path.display()), e)),
+        }
+    }
+
+    /// The file of the log's Ed25519 note key (C2SP checkpoints).
+    pub fn log_key_file(&self) -> PathBuf {
+        self.root.join("log.key")
+    }
+
+    /// The key that signs the log's C2SP checkpoints: `given` if set
+    /// (`PRIVATE+KEY+...`); else the key file; else a new key named
+    /// `origin()` (the log's identity, which the key keeps from then on),
+    /// written to the key file with mode 0600.
+    pub fn log_key(
+        &self,
+        given: Option<&str>,
+        origin: impl FnOnce() -> String,
+    ) -> Result<(Signer, KeySource), StoreError> {
+        if let Some(text) = given {
+            let key = Signer::parse(text)
+                .map_err(|e| StoreError::Backend(format!("the log key given is invalid: {e}")))?;
+            return Ok((key, KeySource::Given));
+        }
+        let path = self.log_key_file();
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = Signer::parse(&text).map_err(|e| {
+                    StoreError::Corrupt(format!("log key file {}: {e}", path.display()))
+                })?;
+                Ok((key, KeySource::File))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut seed = [0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+                    .map_err(|_| StoreError::Backend("no randomness for a new log key".into()))?;
+                let name = origin();
+                let key = Signer::from_seed(&name, ED25519, seed).map_err(|e| {
+                    StoreError::Backend(format!("cannot make a log key named `{name}`: {e}"))
+                })?;
                 write_private(&path, &key.encode())?;
                 Ok((key, KeySource::Created))
             }

@@ -4,13 +4,16 @@
 //! - [`log`]: the registry's append-only Merkle log, inclusion and
 //!   consistency proofs, and `LogProofBundle`s;
 //! - [`map`]: the sparse Merkle map from log id to latest record, inclusion
-//!   proofs and `MapProofBundle`s.
+//!   proofs and `MapProofBundle`s;
+//! - [`note`]: the C2SP formats beside Warg's: signed notes, checkpoints
+//!   and cosignatures (the log as tiles is in [`log`]).
 #![warn(missing_docs)]
 
 mod hash;
 mod lanes;
 pub mod log;
 pub mod map;
+pub mod note;
 mod proto;
 
 pub use hash::{empty_subtree, hash_branch, hash_leaf, Hash, HashParseError};

@@ -9,11 +9,16 @@ mod bundle;
 mod node;
 mod proof;
 mod tiled;
+mod tiles;
 
 pub use bundle::{BundleError, LogProofBundle, SparseLogData};
 pub use node::{Node, MAX_LOG_LENGTH};
 pub use proof::{ConsistencyProof, InclusionProof, ProofError};
 pub use tiled::{ChunkSource, NoChunks, Sourced, TiledLog, CHUNK_HEIGHT, CHUNK_LEAVES};
+pub use tiles::{
+    bundle_bytes, format_index, tile_bytes, width_at, Tile, TileError, TileKind, MAX_LEVEL,
+    TILE_WIDTH,
+};
 
 use crate::hash::{hash_branch, Hash};
 
