@@ -214,3 +214,61 @@ fn keys_and_signatures_read_the_same_in_both_implementations() {
         .verify(&VerifierList::new(vec![Box::new(verifier)]))
         .expect("theirs verifies ours");
 }
+
+/// Go's `tlog` reading the hashes of one of our logs: its stored hash
+/// index names a subtree (level, n), which is a node of ours.
+struct OurHashes<'a>(&'a cairn_transparency::log::VecLog);
+
+impl tlog_tiles::HashReader for OurHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        use cairn_transparency::log::{LogData, Node};
+        indexes
+            .iter()
+            .map(|&index| {
+                let (level, n) = tlog_tiles::split_stored_hash_index(index);
+                let start = n << level;
+                let node = Node(2 * start + (1u64 << level) - 1);
+                self.0
+                    .hash_for(node)
+                    .map(|h| tlog_tiles::Hash(*h.as_bytes()))
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn rfc_proofs_equal_those_of_gos_tlog() {
+    use cairn_transparency::hash_leaf;
+    use cairn_transparency::log::rfc9162;
+    use cairn_transparency::log::VecLog;
+    let mut log = VecLog::new();
+    for i in 0..300u64 {
+        log.push(hash_leaf(&i.to_le_bytes()));
+    }
+    let go = OurHashes(&log);
+    let as_go = |proof: Vec<cairn_transparency::Hash>| -> Vec<tlog_tiles::Hash> {
+        proof.iter().map(|h| tlog_tiles::Hash(*h.as_bytes())).collect()
+    };
+    for size in [1u64, 2, 3, 7, 8, 9, 100, 255, 256, 257, 300] {
+        let root = tlog_tiles::tree_hash(size, &go).expect("tree hash");
+        assert_eq!(root.0, *log.root_at(size).expect("root").as_bytes());
+        for index in [0, size / 3, size / 2, size - 1] {
+            assert_eq!(
+                as_go(rfc9162::inclusion_proof(&log, index, size).expect("ours")),
+                tlog_tiles::prove_record(size, index, &go).expect("theirs"),
+                "inclusion of {index} in {size}"
+            );
+        }
+        for old in [1, size / 2, size.saturating_sub(1), size] {
+            if old == 0 {
+                continue;
+            }
+            assert_eq!(
+                as_go(rfc9162::consistency_proof(&log, old, size).expect("ours")),
+                tlog_tiles::prove_tree(size, old, &go).expect("theirs"),
+                "consistency from {old} to {size}"
+            );
+        }
+    }
+}

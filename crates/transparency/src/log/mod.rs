@@ -8,6 +8,7 @@
 mod bundle;
 mod node;
 mod proof;
+pub mod rfc9162;
 mod tiled;
 mod tiles;
 
