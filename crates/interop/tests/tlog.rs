@@ -248,7 +248,10 @@ fn rfc_proofs_equal_those_of_gos_tlog() {
     }
     let go = OurHashes(&log);
     let as_go = |proof: Vec<cairn_transparency::Hash>| -> Vec<tlog_tiles::Hash> {
-        proof.iter().map(|h| tlog_tiles::Hash(*h.as_bytes())).collect()
+        proof
+            .iter()
+            .map(|h| tlog_tiles::Hash(*h.as_bytes()))
+            .collect()
     };
     for size in [1u64, 2, 3, 7, 8, 9, 100, 255, 256, 257, 300] {
         let root = tlog_tiles::tree_hash(size, &go).expect("tree hash");
