@@ -6,7 +6,9 @@
 //! - [`map`]: the sparse Merkle map from log id to latest record, inclusion
 //!   proofs and `MapProofBundle`s;
 //! - [`note`]: the C2SP formats beside Warg's: signed notes, checkpoints
-//!   and cosignatures (the log as tiles is in [`log`]).
+//!   and cosignatures (the log as tiles is in [`log`]);
+//! - [`witness`]: a C2SP witness's decision on `add-checkpoint`, and
+//!   trust policies (which logs and witnesses, and how many).
 #![warn(missing_docs)]
 
 mod hash;
@@ -15,6 +17,7 @@ pub mod log;
 pub mod map;
 pub mod note;
 mod proto;
+pub mod witness;
 
 pub use hash::{empty_subtree, hash_branch, hash_leaf, Hash, HashParseError};
 pub use lanes::{hash_branches, LANES};
