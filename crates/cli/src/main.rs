@@ -4,6 +4,7 @@ mod admin;
 mod client;
 mod packages;
 mod tls;
+mod witness;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,9 @@ enum Command {
     Verify(packages::VerifyArgs),
     /// Resolve packages and record version, digest and record in cairn.lock.
     Lock(packages::LockArgs),
+    /// Run a C2SP witness: cosign the checkpoints of the logs it knows
+    /// when each is consistent with the last one it cosigned.
+    Witness(witness::WitnessArgs),
 }
 
 #[derive(clap::Args)]
@@ -109,6 +113,11 @@ struct ServeArgs {
     /// address, without scheme>/tlog`); the key keeps it from then on.
     #[arg(long, env = "CAIRN_LOG_ORIGIN")]
     log_origin: Option<String>,
+    /// A C2SP policy file (`c2sp.org/tlog-policy`) naming the witnesses
+    /// each checkpoint is sent to (`witness <name> <vkey> <url>`) and the
+    /// quorum of them that makes `/tlog/checkpoint` serve it.
+    #[arg(long, env = "CAIRN_WITNESS_POLICY")]
+    witness_policy: Option<PathBuf>,
     /// Largest content upload accepted, in bytes.
     #[arg(long, env = "CAIRN_MAX_CONTENT_BYTES", default_value_t = 100 * 1024 * 1024)]
     max_content_bytes: u64,
@@ -951,6 +960,7 @@ fn run() -> Result<()> {
         Command::Info(args) => packages::info(args),
         Command::Verify(args) => packages::verify(args),
         Command::Lock(args) => packages::lock(args),
+        Command::Witness(args) => witness::witness(args),
     }
 }
 
@@ -1119,7 +1129,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         .ok()
         .filter(|k| !k.trim().is_empty());
     let (log_key, source) = dir.log_key(log_key_env.as_deref(), || default_log_origin(&args))?;
-    let log_key = Arc::new(cairn_server::TlogKey::new(log_key));
+    let mut log_key = cairn_server::TlogKey::new(log_key);
+    if let Some(path) = &args.witness_policy {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the witness policy {}", path.display()))?;
+        let policy = cairn_transparency::witness::Policy::parse(&text)
+            .with_context(|| format!("the witness policy {}", path.display()))?;
+        let count = policy.witnesses.len();
+        log_key = log_key
+            .with_witnesses(policy)
+            .map_err(|e| anyhow::anyhow!("the witness policy {}: {e}", path.display()))?;
+        tracing::info!("checkpoints go to {count} witness(es) ({})", path.display());
+    }
+    let log_key = Arc::new(log_key);
     match source {
         KeySource::Created => tracing::info!(
             "created the log key of origin `{}` in {} (mode 0600); its verifier key: {}",
@@ -1300,7 +1322,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     result
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -5,7 +5,10 @@
 //! read from the store and checked against the chunk hash the log holds.
 
 use cairn_protocol::Hash;
-use cairn_transparency::log::{bundle_bytes, tile_bytes, LogData, Node, Tile, TileKind};
+use cairn_transparency::log::rfc9162::{self, RfcProofError};
+use cairn_transparency::log::{
+    bundle_bytes, tile_bytes, LogData, Node, Tile, TileKind, CHUNK_LEAVES,
+};
 
 use crate::error::QueryError;
 use crate::registry::Registry;
@@ -59,5 +62,36 @@ impl Registry {
         bundle_bytes(entries.iter().map(Vec::as_slice))
             .map(Some)
             .ok_or_else(|| QueryError::Invalid("a log leaf is longer than 65,535 bytes".into()))
+    }
+}
+
+impl Registry {
+    /// The RFC 9162 consistency proof from the log of `old` leaves to that
+    /// of `new` (both at most the latest checkpoint's length), as a C2SP
+    /// witness takes it; the chunks it needs are read from the store.
+    pub fn rfc_consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, QueryError> {
+        if new > self.shared.view.checkpointed_length() {
+            return Err(QueryError::CheckpointNotFound(new));
+        }
+        let mut chunks: Vec<u64> = Vec::new();
+        loop {
+            let wanted = chunks.clone();
+            let proof = self.shared.with_chunks(
+                move |_| wanted.clone(),
+                |log| rfc9162::consistency_proof(log, old, new),
+            )?;
+            match proof {
+                Ok(proof) => return Ok(proof),
+                // A node inside a complete chunk: read it, and again.
+                Err(RfcProofError::MissingNode(node)) => {
+                    let chunk = node / (2 * CHUNK_LEAVES);
+                    if chunks.contains(&chunk) {
+                        return Err(mismatch());
+                    }
+                    chunks.push(chunk);
+                }
+                Err(e) => return Err(QueryError::Invalid(e.to_string())),
+            }
+        }
     }
 }

@@ -46,6 +46,17 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
+    /// Sends `request` (to another replica, or a witness).
+    pub(crate) async fn send(
+        &self,
+        request: Request,
+    ) -> Result<Response<hyper::body::Incoming>, String> {
+        self.client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// A forwarder trusting the system's roots and the PEM certificates in
     /// `ca_file`.
     pub(crate) fn new(ca_file: Option<&std::path::Path>) -> std::io::Result<Forwarder> {

@@ -15,6 +15,7 @@ mod observe;
 mod oci;
 mod tlog;
 mod warg;
+mod witness;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use error::ApiError;
 pub use limit::{Rate, RateLimits};
 pub use observe::REQUEST_ID;
 pub use tlog::TlogKey;
+pub use witness::{serve_witness, witness_router, Witness};
 
 use observe::Metrics;
 
@@ -148,7 +150,8 @@ pub fn router(
         Arc::new(Metrics::new()),
         grants,
         forwarder,
-    ))
+    )
+    .0)
 }
 
 fn router_with(
@@ -158,7 +161,7 @@ fn router_with(
     metrics: Arc<Metrics>,
     grants: grant::Grants,
     forwarder: forward::Forwarder,
-) -> Router {
+) -> (Router, AppState) {
     let clock = services.registry.config().clock.clone();
     let tokens = Arc::new(Tokens::new(
         services.auth,
@@ -211,7 +214,7 @@ fn router_with(
             state.clone(),
             auth::warg_pull_gate,
         ));
-    Router::new()
+    let router = Router::new()
         .merge(reads)
         .route(route::PUBLISH_PACKAGE_RECORD, post(warg::publish_record))
         .route(route::CONTENT_UPLOAD, post(warg::upload_content))
@@ -252,7 +255,8 @@ fn router_with(
             state.clone(),
             observe::access,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    (router, state)
 }
 
 /// Content grants: keyed by the replicas' shared secret when there are
@@ -346,7 +350,7 @@ pub async fn serve(
     let limits = options.connections.clone();
     let grants = grants_for(&services)?;
     let forwarder = forward::Forwarder::new(options.replica_ca_file.as_deref())?;
-    let app = router_with(
+    let (app, state) = router_with(
         services,
         &options,
         listen,
@@ -354,8 +358,11 @@ pub async fn serve(
         grants,
         forwarder,
     );
+    // Checkpoints go to the witnesses, if the log has any.
+    let witnessing = tokio::spawn(tlog::witness_checkpoints(state));
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let result = conn::serve(listener, app, limits, tls, metrics, shutdown).await;
     sweeper.abort();
+    witnessing.abort();
     result
 }

@@ -10,7 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use cairn_transparency::log::Tile;
-use cairn_transparency::note::{Checkpoint, Note, Signer};
+use cairn_transparency::note::{Checkpoint, Note, NoteSignature, Signer, Verifier};
+use cairn_transparency::witness::{AddCheckpoint, Policy};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -20,10 +21,24 @@ const CHECKPOINT_CACHE: &str = "public, max-age=5";
 /// Tiles never change.
 const TILE_CACHE: &str = "public, max-age=31536000, immutable";
 
-/// The log's key and the last checkpoint note it signed.
+/// The log's key and the last checkpoint note it signed; and the
+/// witnesses it sends its checkpoints to, with the latest note a quorum of
+/// them cosigned.
 pub struct TlogKey {
     signer: Signer,
     latest: Mutex<Option<(u64, Arc<str>)>>,
+    witnesses: Vec<Target>,
+    policy: Option<Policy>,
+    cosigned: Mutex<Option<(u64, Arc<str>)>>,
+}
+
+/// A witness the log sends its checkpoints to.
+struct Target {
+    name: String,
+    key: Verifier,
+    url: String,
+    /// The size it holds, as far as the log knows (`None`: not known yet).
+    held: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for TlogKey {
@@ -38,7 +53,36 @@ impl TlogKey {
         TlogKey {
             signer,
             latest: Mutex::new(None),
+            witnesses: Vec::new(),
+            policy: None,
+            cosigned: Mutex::new(None),
         }
+    }
+
+    /// The same log, sending each checkpoint to the witnesses of `policy`
+    /// (each needs a URL, its submission prefix) and serving the latest one
+    /// cosigned by its quorum.
+    pub fn with_witnesses(mut self, policy: Policy) -> Result<TlogKey, String> {
+        for (name, key, url) in &policy.witnesses {
+            let Some(url) = url else {
+                return Err(format!(
+                    "witness `{name}` has no URL in the policy: the log cannot send it checkpoints"
+                ));
+            };
+            self.witnesses.push(Target {
+                name: name.clone(),
+                key: key.clone(),
+                url: url.trim_end_matches('/').to_owned(),
+                held: Mutex::new(None),
+            });
+        }
+        self.policy = Some(policy);
+        Ok(self)
+    }
+
+    /// Whether checkpoints go to witnesses.
+    pub fn witnessed(&self) -> bool {
+        !self.witnesses.is_empty()
     }
 
     /// The log's origin.
@@ -51,14 +95,19 @@ impl TlogKey {
         self.signer.verifier().to_string()
     }
 
-    /// The signed checkpoint note of `size` leaves with `root`.
-    fn note(&self, size: u64, root: cairn_protocol::Hash) -> Arc<str> {
-        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, note)) = latest.as_ref() {
-            if *at == size {
+    /// The note served as the log's checkpoint: with witnesses, the latest
+    /// one their quorum cosigned (until there is one, the plain latest).
+    fn served(&self, size: u64, root: cairn_protocol::Hash) -> Arc<str> {
+        if self.witnessed() {
+            if let Some((_, note)) = lock(&self.cosigned).as_ref() {
                 return note.clone();
             }
         }
+        self.note(size, root)
+    }
+
+    /// The checkpoint note of `size` leaves with `root`, signed by the log.
+    fn signed_note(&self, size: u64, root: cairn_protocol::Hash) -> Note {
         let text = Checkpoint {
             origin: self.origin().to_owned(),
             size,
@@ -67,15 +116,177 @@ impl TlogKey {
         }
         .text();
         let signature = self.signer.sign(&text);
-        let note: Arc<str> = Note {
+        Note {
             text,
             signatures: vec![signature],
         }
-        .to_string()
-        .into();
+    }
+
+    /// The signed checkpoint note of `size` leaves with `root`.
+    fn note(&self, size: u64, root: cairn_protocol::Hash) -> Arc<str> {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, note)) = latest.as_ref() {
+            if *at == size {
+                return note.clone();
+            }
+        }
+        let note: Arc<str> = self.signed_note(size, root).to_string().into();
         *latest = Some((size, note.clone()));
         note
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a witness may take to answer.
+const WITNESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends every new checkpoint to the witnesses, while this process
+/// sequences (a follower's leader does it), until the registry closes.
+pub(crate) async fn witness_checkpoints(app: AppState) {
+    let Some(key) = app.tlog.clone().filter(|k| k.witnessed()) else {
+        return;
+    };
+    let mut done = 0u64;
+    loop {
+        let length = app.registry.log_length();
+        if length > done && app.registry.role() == cairn_registry::Role::Leader {
+            if let Some(cp) = app.registry.latest_checkpoint() {
+                let cp = &cp.contents.checkpoint;
+                witness_one(&app, &key, cp.log_length, cp.log_root).await;
+                done = cp.log_length;
+            }
+        }
+        if !app.registry.checkpointed(length).await {
+            return;
+        }
+    }
+}
+
+/// Sends the checkpoint of `size` to every witness at once, and keeps the
+/// note with their cosignatures once it meets the quorum.
+async fn witness_one(app: &AppState, key: &Arc<TlogKey>, size: u64, root: cairn_protocol::Hash) {
+    let mut note = key.signed_note(size, root);
+    let sends = key
+        .witnesses
+        .iter()
+        .map(|target| send_to(app, target, &note, size));
+    let cosignatures = futures_util::future::join_all(sends).await;
+    note.signatures.extend(cosignatures.into_iter().flatten());
+    let Some(policy) = &key.policy else {
+        return;
+    };
+    match policy.check(&note) {
+        Ok(_) => {
+            let mut cosigned = lock(&key.cosigned);
+            if cosigned.as_ref().is_none_or(|(at, _)| *at < size) {
+                *cosigned = Some((size, note.to_string().into()));
+            }
+        }
+        Err(e) => tracing::warn!(size, "checkpoint not witnessed: {e}"),
+    }
+}
+
+/// Sends the checkpoint to one witness (again once if it holds another
+/// size than the log thought); its cosignature, if it gave one.
+async fn send_to(app: &AppState, target: &Target, note: &Note, size: u64) -> Option<NoteSignature> {
+    for _ in 0..2 {
+        let old = lock(&target.held).unwrap_or(0).min(size);
+        let proof = if old == 0 {
+            Vec::new()
+        } else {
+            let registry = app.registry.clone();
+            match tokio::task::spawn_blocking(move || registry.rfc_consistency_proof(old, size))
+                .await
+            {
+                Ok(Ok(proof)) => proof,
+                Ok(Err(e)) => {
+                    tracing::warn!(witness = %target.name, "cannot prove consistency from {old}: {e}");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!("proof task failed: {e}");
+                    return None;
+                }
+            }
+        };
+        let body = AddCheckpoint {
+            old,
+            proof,
+            note: note.clone(),
+        }
+        .body();
+        let request = match axum::http::Request::post(format!("{}/add-checkpoint", target.url))
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Body::from(body))
+        {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(witness = %target.name, "bad witness URL: {e}");
+                return None;
+            }
+        };
+        let answer = tokio::time::timeout(WITNESS_TIMEOUT, async {
+            let response = app.forwarder.send(request).await?;
+            let status = response.status();
+            let bytes = axum::body::to_bytes(Body::new(response.into_body()), 64 << 10)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, bytes))
+        })
+        .await;
+        let (status, bytes) = match answer {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                tracing::warn!(witness = %target.name, "witness unreachable: {e}");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(witness = %target.name, "witness gave no answer in time");
+                return None;
+            }
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        match status {
+            StatusCode::OK => {
+                // Its lines on our note: keep its own, verified.
+                let cosigned = Note::parse(format!("{}\n{text}", note.text).as_bytes());
+                let verified = cosigned.as_ref().ok().and_then(|n| {
+                    n.verify(std::slice::from_ref(&target.key)).ok()?;
+                    n.signatures
+                        .iter()
+                        .find(|s| s.name == target.key.name() && s.id == target.key.id())
+                        .cloned()
+                });
+                if verified.is_none() {
+                    tracing::warn!(witness = %target.name, "the witness's answer holds no valid cosignature");
+                    return None;
+                }
+                *lock(&target.held) = Some(size);
+                return verified;
+            }
+            StatusCode::CONFLICT => match text.trim().parse::<u64>() {
+                Ok(held) => {
+                    *lock(&target.held) = Some(held);
+                    if held > size {
+                        tracing::warn!(witness = %target.name, held, size, "the witness holds a larger size than this checkpoint");
+                        return None;
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(witness = %target.name, "a conflict without a size");
+                    return None;
+                }
+            },
+            other => {
+                tracing::warn!(witness = %target.name, status = %other, "the witness refused the checkpoint: {}", text.trim());
+                return None;
+            }
+        }
+    }
+    None
 }
 
 fn no_tlog() -> ApiError {
@@ -107,7 +318,7 @@ pub async fn checkpoint(State(app): State<AppState>) -> Result<Response, ApiErro
         )
     })?;
     let cp = &cp.contents.checkpoint;
-    let note = key.note(cp.log_length, cp.log_root);
+    let note = key.served(cp.log_length, cp.log_root);
     Ok(answer(
         note.to_string(),
         "text/plain; charset=utf-8",

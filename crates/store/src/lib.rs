@@ -13,8 +13,10 @@ mod oci;
 pub mod row;
 pub mod seal;
 mod sqlite;
+mod witness;
 
 pub use datadir::{DataDir, DirLock, KeySource, Stores};
 pub use files::{FsBlobStore, FsContentStore};
 pub use seal::Sealer;
 pub use sqlite::{default_readers, SqliteStore};
+pub use witness::{Held, WitnessState};
