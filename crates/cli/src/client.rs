@@ -70,6 +70,15 @@ pub struct ConfigArgs {
     /// Remove a namespace's mapping (repeatable).
     #[arg(long, value_name = "NS")]
     unmap: Vec<String>,
+    /// Trust registries' checkpoints only when they extend one cosigned by
+    /// the witnesses of this C2SP policy file (`log`, `witness`, `group`,
+    /// `quorum` lines; `c2sp.org/tlog-policy`). CAIRN_WITNESS_POLICY
+    /// overrides it.
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<std::path::PathBuf>,
+    /// Stop requiring witnesses.
+    #[arg(long, conflicts_with = "witness_policy")]
+    no_witness_policy: bool,
     /// Print the configuration as JSON.
     #[arg(long)]
     json: bool,
@@ -79,8 +88,20 @@ pub struct ConfigArgs {
 pub fn config(args: ConfigArgs) -> Result<()> {
     let paths = args.files.paths()?;
     let mut config = Config::load(&paths.config)?;
-    let changing =
-        args.registry.is_some() || !args.namespace_registry.is_empty() || !args.unmap.is_empty();
+    let changing = args.registry.is_some()
+        || !args.namespace_registry.is_empty()
+        || !args.unmap.is_empty()
+        || args.witness_policy.is_some()
+        || args.no_witness_policy;
+    if let Some(path) = &args.witness_policy {
+        let path = std::fs::canonicalize(path)
+            .with_context(|| format!("no witness policy at {}", path.display()))?;
+        load_policy(&path)?;
+        config.witness_policy = Some(path);
+    }
+    if args.no_witness_policy {
+        config.witness_policy = None;
+    }
     if let Some(url) = &args.registry {
         config.registry = Some(check_url(url)?);
     }
@@ -109,6 +130,7 @@ pub fn config(args: ConfigArgs) -> Result<()> {
                 "file": paths.config.display().to_string(),
                 "registry": config.registry,
                 "namespaceRegistries": config.namespace_registries,
+                "witnessPolicy": config.witness_policy,
             })
         );
     } else {
@@ -120,8 +142,19 @@ pub fn config(args: ConfigArgs) -> Result<()> {
         for (ns, url) in &config.namespace_registries {
             println!("namespace {ns} -> {url}");
         }
+        if let Some(path) = &config.witness_policy {
+            println!("witness policy = {}", path.display());
+        }
     }
     Ok(())
+}
+
+/// Reads and checks a witness policy file.
+pub(crate) fn load_policy(path: &std::path::Path) -> Result<cairn_transparency::witness::Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the witness policy {}", path.display()))?;
+    cairn_transparency::witness::Policy::parse(&text)
+        .with_context(|| format!("the witness policy {}", path.display()))
 }
 
 /// `cairn key ...`.

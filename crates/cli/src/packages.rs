@@ -112,7 +112,7 @@ impl Session {
                 registry,
             )?;
             let limits = cairn_client::Limits::from_env(|k| std::env::var_os(k))?;
-            let client = Client::open_with(
+            let mut client = Client::open_with(
                 registry,
                 token,
                 &self.paths.state,
@@ -120,6 +120,13 @@ impl Session {
                 self.progress.clone(),
                 limits,
             )?;
+            let policy = std::env::var_os("CAIRN_WITNESS_POLICY")
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from)
+                .or_else(|| self.config.witness_policy.clone());
+            if let Some(path) = policy {
+                client = client.with_witness_policy(crate::client::load_policy(&path)?);
+            }
             self.clients.insert(registry.to_owned(), client);
         }
         Ok(self.clients.get_mut(registry).expect("inserted above"))

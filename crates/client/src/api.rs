@@ -282,6 +282,14 @@ impl Api {
         Ok((cp, json))
     }
 
+    /// `GET /tlog/checkpoint`: the log's C2SP checkpoint, a signed note
+    /// (with the witnesses' cosignatures), unverified.
+    pub fn tlog_checkpoint(&self) -> Result<Vec<u8>> {
+        let url = self.url("/tlog/checkpoint");
+        self.send(self.http.get(&url), &url, self.limits.read_timeout)?
+            .bytes(self, &url, cairn_transparency::note::MAX_NOTE_BYTES as u64)
+    }
+
     /// `POST /v1/fetch/logs`: records after the given registry indexes, up
     /// to the checkpoint at `log_length`.
     pub fn fetch_logs(
@@ -468,6 +476,28 @@ pub(crate) fn copy_hashing(
 struct Response(reqwest::blocking::Response);
 
 impl Response {
+    /// The body, read within `bound` bytes.
+    fn bytes(self, api: &Api, url: &str, bound: u64) -> Result<Vec<u8>> {
+        let too_large = || Error::TooLarge {
+            url: url.to_owned(),
+            what: "the answer",
+            bound_name: "the bound on signed notes",
+            bound,
+        };
+        if self.0.content_length().is_some_and(|n| n > bound) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        self.0
+            .take(bound.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| api.read_failed(url, &e, "answer interrupted"))?;
+        if bytes.len() as u64 > bound {
+            return Err(too_large());
+        }
+        Ok(bytes)
+    }
+
     /// The body as JSON, read within [`Limits::max_json_bytes`]: a larger
     /// Content-Length is refused before reading, and reading stops one
     /// byte past the bound.

@@ -13,6 +13,8 @@ use cairn_protocol::{
     Envelope, Hash, HashAlgorithm, KeyId, LogId, PackageName, PrivateKey, PublicKey, RecordId,
     SignatureChecked, SignedCheckpoint, Timestamp, Version, VersionReq,
 };
+use cairn_transparency::note::Note;
+use cairn_transparency::witness::Policy;
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -103,6 +105,9 @@ pub struct VerifyReport {
 pub struct Client {
     api: Api,
     trusted: Trusted,
+    /// Witnesses whose quorum must have cosigned (a checkpoint the one
+    /// used extends) before anything is trusted.
+    policy: Option<Policy>,
     cache_dir: PathBuf,
     progress: Arc<dyn Progress>,
     /// Whether stale temporary files were swept from the cache.
@@ -158,6 +163,68 @@ impl Client {
             cache_dir: cache_dir.to_owned(),
             progress,
             swept: AtomicBool::new(false),
+            policy: None,
+        })
+    }
+
+    /// The same client, trusting the registry's checkpoints only when
+    /// they extend one that the log of `policy` signed and its witnesses'
+    /// quorum cosigned (`c2sp.org/tlog-policy`).
+    pub fn with_witness_policy(mut self, policy: Policy) -> Client {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Checks the registry's C2SP checkpoint against the witness policy,
+    /// and that the Warg checkpoint `cp` is it or extends it.
+    fn witnessed(&self, cp: &SignedCheckpoint, cp_json: &SignedCheckpointJson) -> Result<()> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        let bytes = self.api.tlog_checkpoint()?;
+        let note_text = String::from_utf8_lossy(&bytes).into_owned();
+        let unwitnessed = |why: String| {
+            self.fail(
+                why,
+                "unwitnessed-checkpoint",
+                json!({ "note": note_text, "checkpoint": cp_json }),
+            )
+        };
+        let note = Note::parse(&bytes).map_err(|e| {
+            unwitnessed(format!("the registry's C2SP checkpoint is malformed: {e}"))
+        })?;
+        let (witnessed, _) = policy.check(&note).map_err(|e| {
+            unwitnessed(format!(
+                "the registry's checkpoint does not meet the witness policy: {e}"
+            ))
+        })?;
+        let c = &cp.contents.checkpoint;
+        if witnessed.size > c.log_length {
+            return Err(unwitnessed(format!(
+                "the witnessed checkpoint ({} records) is newer than the one the registry \
+                 serves ({}); try again in a moment",
+                witnessed.size, c.log_length
+            )));
+        }
+        if witnessed.size == c.log_length {
+            if witnessed.root != c.log_root {
+                return Err(unwitnessed(format!(
+                    "the witnesses cosigned another root at {} records: a split view",
+                    c.log_length
+                )));
+            }
+            return Ok(());
+        }
+        let bundle = self.api.prove_consistency(witnessed.size, c.log_length)?;
+        verify::log_consistency(
+            (witnessed.size, &witnessed.root),
+            (c.log_length, &c.log_root),
+            &bundle,
+        )
+        .map_err(|e| {
+            unwitnessed(format!(
+                "the checkpoint does not extend the witnessed one: {e}"
+            ))
         })
     }
 
@@ -227,6 +294,7 @@ impl Client {
         if self.trusted.operator.may_sign_checkpoints(&cp.key_id) {
             signature(&self.trusted.operator)?;
         }
+        self.witnessed(&cp, &cp_json)?;
         if let Some(old) = &self.trusted.checkpoint {
             let old_length = old.contents.checkpoint.log_length;
             let bundle = if length > old_length {

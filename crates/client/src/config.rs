@@ -8,7 +8,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -54,6 +54,10 @@ pub struct Config {
     /// Registries for particular namespaces.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub namespace_registries: BTreeMap<String, String>,
+    /// A C2SP witness policy file: registries' checkpoints are trusted
+    /// only when they extend one the policy's witnesses cosigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_policy: Option<PathBuf>,
 }
 
 /// Checks a registry URL and returns it without a trailing `/`.

@@ -104,33 +104,51 @@ pub fn consistency(
             })
         };
     }
-    let fail = |why: String| ProofFailure::Inconsistent {
+    let bundle = bundle.ok_or_else(|| ProofFailure::Inconsistent {
         old: o.log_length,
         new: n.log_length,
+        why: "no consistency proof was given".into(),
+    })?;
+    log_consistency(
+        (o.log_length, &o.log_root),
+        (n.log_length, &n.log_root),
+        bundle,
+    )
+}
+
+/// Checks that the log of `old` (length, root) is a prefix of the log of
+/// `new` (longer), by a Warg consistency proof `bundle`.
+pub fn log_consistency(
+    old: (u64, &Hash),
+    new: (u64, &Hash),
+    bundle: &[u8],
+) -> Result<(), ProofFailure> {
+    let fail = |why: String| ProofFailure::Inconsistent {
+        old: old.0,
+        new: new.0,
         why,
     };
-    let bundle = bundle.ok_or_else(|| fail("no consistency proof was given".into()))?;
     let bundle = LogProofBundle::decode(bundle).map_err(|e| fail(format!("the proof: {e}")))?;
-    if bundle.log_length != n.log_length || bundle.consistent_lengths != [o.log_length] {
+    if bundle.log_length != new.0 || bundle.consistent_lengths != [old.0] {
         return Err(fail(format!(
             "the proof is for lengths {:?} to {}, not {} to {}",
-            bundle.consistent_lengths, bundle.log_length, o.log_length, n.log_length
+            bundle.consistent_lengths, bundle.log_length, old.0, new.0
         )));
     }
     let (data, proofs, _) = bundle.unbundle();
     let (old_root, new_root) = proofs[0]
         .evaluate(&data)
         .map_err(|e| fail(format!("the proof does not evaluate: {e}")))?;
-    if old_root != o.log_root {
+    if old_root != *old.1 {
         return Err(fail(format!(
             "the proof leads to old root {old_root}, but the trusted root is {}",
-            o.log_root
+            old.1
         )));
     }
-    if new_root != n.log_root {
+    if new_root != *new.1 {
         return Err(fail(format!(
             "the proof leads to new root {new_root}, but the checkpoint's root is {}",
-            n.log_root
+            new.1
         )));
     }
     Ok(())

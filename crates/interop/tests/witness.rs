@@ -329,5 +329,40 @@ fn three_witnesses_cosign_the_registrys_checkpoints_and_refuse_a_fork() {
     let index = publish(&server, 400, 10);
     let (_, by) = witnessed(&http, &policy, index);
     assert_eq!(by.len(), 3);
+
+    // A client with the policy trusts the registry; one whose policy asks
+    // for a witness that never saw this log refuses it, and keeps why.
+    let client_dir = dir.path().join("client");
+    let client = |policy: Policy| {
+        cairn_client::Client::open(
+            &server.url,
+            None,
+            &client_dir.join("state"),
+            &client_dir.join("cache"),
+            Arc::new(cairn_client::api::NoProgress),
+        )
+        .expect("client")
+        .with_witness_policy(policy)
+    };
+    let name: PackageName = "acme:w7".parse().expect("name");
+    client(policy.clone())
+        .update(std::slice::from_ref(&name), false)
+        .expect("witnessed: trusted");
+    let stranger = Signer::from_seed(
+        "witness.test/never",
+        cairn_transparency::note::COSIGNATURE,
+        [8; 32],
+    )
+    .expect("key");
+    let strict_text = format!(
+        "{}witness never {}\ngroup with-never all two never\nquorum with-never\n",
+        policy_text.replace("quorum two\n", ""),
+        stranger.verifier()
+    );
+    let strict = Policy::parse(&strict_text).expect("policy");
+    let refused = client(strict)
+        .update(std::slice::from_ref(&name), true)
+        .expect_err("a quorum not met is refused");
+    assert!(refused.to_string().contains("witness policy"), "{refused}");
     server.stop();
 }
