@@ -14,6 +14,7 @@ pub mod server;
 pub mod storage_suite;
 pub mod tools;
 pub mod warg;
+pub mod witness;
 
 use cairn_protocol::{Hash, PrivateKey};
 use warg_crypto::hash::{AnyHash, HashAlgorithm, Sha256};

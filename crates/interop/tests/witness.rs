@@ -4,89 +4,20 @@
 //! refuses what is not consistent with what it cosigned (and keeps the
 //! evidence), and keeps its state across a restart.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_interop::http::Http;
 use cairn_interop::server::{TestOptions, TestServer};
+use cairn_interop::witness::RunningWitness;
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
-use cairn_registry::{RecordStatus, SystemClock};
-use cairn_server::{TlogKey, Witness};
-use cairn_store::{DataDir, WitnessState};
+use cairn_registry::RecordStatus;
+use cairn_server::TlogKey;
+use cairn_store::DataDir;
 use cairn_transparency::note::{Checkpoint, Note, Signer};
 use cairn_transparency::witness::{AddCheckpoint, Policy};
 use reqwest::{Method, StatusCode};
-use tokio::sync::oneshot;
-
-/// A witness serving on `ip`, on a runtime thread of its own.
-struct RunningWitness {
-    url: String,
-    key: String,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RunningWitness {
-    fn start(ip: [u8; 4], port: u16, dir: &Path, name: &str, log: &str) -> RunningWitness {
-        let state = Arc::new(WitnessState::open(dir).expect("witness state"));
-        let key = state.key(name).expect("witness key");
-        let vkey = key.verifier().to_string();
-        let log_key = cairn_transparency::note::Verifier::parse(log).expect("log vkey");
-        let logs = HashMap::from([(log_key.name().to_owned(), vec![log_key])]);
-        let witness = Arc::new(Witness {
-            key,
-            logs,
-            state,
-            clock: Arc::new(SystemClock),
-        });
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let addr = SocketAddr::from((ip, port));
-        let thread = std::thread::spawn(move || {
-            let runtime = cairn_server::runtime(Some(1)).expect("runtime");
-            runtime.block_on(async move {
-                let listener = cairn_server::bind(addr).expect("bind");
-                let _ = bound_tx.send(listener.local_addr().expect("address"));
-                let stop = async move {
-                    let _ = stop_rx.await;
-                };
-                cairn_server::serve_witness(listener, witness, stop)
-                    .await
-                    .expect("serve");
-            });
-        });
-        let addr = bound_rx.recv().expect("bound");
-        RunningWitness {
-            url: format!("http://{addr}"),
-            key: vkey,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port")
-    }
-}
-
-impl Drop for RunningWitness {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 fn publish(server: &TestServer, from: u64, count: u64) -> u64 {
     let key = PrivateKey::generate();
