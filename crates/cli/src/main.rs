@@ -3,6 +3,7 @@
 mod admin;
 mod client;
 mod packages;
+mod proofs;
 mod tls;
 mod witness;
 
@@ -89,6 +90,15 @@ enum Command {
     Verify(packages::VerifyArgs),
     /// Resolve packages and record version, digest and record in cairn.lock.
     Lock(packages::LockArgs),
+    /// Download a release's offline proof (`c2sp.org/tlog-proof@v1`): keep
+    /// it beside the file to verify it later with no network.
+    Proof(proofs::ProofArgs),
+    /// Check that a file (fetched by wkg, oras or anything) is a release in
+    /// a registry's log, in a checkpoint the trust policy accepts; offline
+    /// with --proof.
+    VerifyFile(proofs::VerifyFileArgs),
+    /// Check every component a wkg.lock pins against its registry's log.
+    Audit(proofs::AuditArgs),
     /// Run a C2SP witness: cosign the checkpoints of the logs it knows
     /// when each is consistent with the last one it cosigned.
     Witness(witness::WitnessArgs),
@@ -801,6 +811,13 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<packages::UsageError>().is_some() {
             return 2;
         }
+        if cause
+            .downcast_ref::<cairn_protocol::release_proof::ReleaseProofError>()
+            .is_some()
+            || cause.downcast_ref::<proofs::NotProven>().is_some()
+        {
+            return 3;
+        }
     }
     1
 }
@@ -961,6 +978,9 @@ fn run() -> Result<()> {
         Command::Verify(args) => packages::verify(args),
         Command::Lock(args) => packages::lock(args),
         Command::Witness(args) => witness::witness(args),
+        Command::Proof(args) => proofs::proof(args),
+        Command::VerifyFile(args) => proofs::verify_file(args),
+        Command::Audit(args) => proofs::audit(args),
     }
 }
 

@@ -290,6 +290,22 @@ impl Api {
             .bytes(self, &url, cairn_transparency::note::MAX_NOTE_BYTES as u64)
     }
 
+    /// `GET /tlog/proof/{name}/{version}`: the offline proof of a release
+    /// (`c2sp.org/tlog-proof@v1`), unverified.
+    pub fn tlog_proof(
+        &self,
+        name: &PackageName,
+        version: &cairn_protocol::Version,
+    ) -> Result<Vec<u8>> {
+        let url = self.url(&format!("/tlog/proof/{name}/{version}"));
+        self.send(self.http.get(&url), &url, self.limits.read_timeout)?
+            .bytes(
+                self,
+                &url,
+                cairn_transparency::tlog_proof::MAX_PROOF_BYTES as u64,
+            )
+    }
+
     /// `POST /v1/fetch/logs`: records after the given registry indexes, up
     /// to the checkpoint at `log_length`.
     pub fn fetch_logs(
@@ -481,7 +497,7 @@ impl Response {
         let too_large = || Error::TooLarge {
             url: url.to_owned(),
             what: "the answer",
-            bound_name: "the bound on signed notes",
+            bound_name: "the bound on signed notes and proofs",
             bound,
         };
         if self.0.content_length().is_some_and(|n| n > bound) {

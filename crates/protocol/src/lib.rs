@@ -19,6 +19,7 @@ pub mod operator;
 pub mod package;
 pub mod proto;
 mod record;
+pub mod release_proof;
 mod time;
 mod validation;
 

@@ -4,11 +4,16 @@
 //! entry bundles (the Warg log leaves' bytes) from the leaves of a chunk,
 //! read from the store and checked against the chunk hash the log holds.
 
-use cairn_protocol::Hash;
+use cairn_protocol::package::PackageRecord;
+use cairn_protocol::release_proof::ReleaseRecord;
+use cairn_protocol::{Hash, LogId, PackageName, Version};
 use cairn_transparency::log::rfc9162::{self, RfcProofError};
 use cairn_transparency::log::{
-    bundle_bytes, tile_bytes, LogData, Node, Tile, TileKind, CHUNK_LEAVES,
+    bundle_bytes, tile_bytes, LogData, Node, Sourced, Tile, TileKind, CHUNK_LEAVES,
 };
+
+use crate::chunks::Fetched;
+use crate::codec;
 
 use crate::error::QueryError;
 use crate::registry::Registry;
@@ -73,13 +78,32 @@ impl Registry {
         if new > self.shared.view.checkpointed_length() {
             return Err(QueryError::CheckpointNotFound(new));
         }
+        self.rfc_proof(|log| rfc9162::consistency_proof(log, old, new))
+    }
+
+    /// The RFC 9162 inclusion path of leaf `index` in the log of `size`
+    /// leaves (at most the latest checkpoint's length), as a C2SP
+    /// `tlog-proof` carries it.
+    pub fn rfc_inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, QueryError> {
+        if size > self.shared.view.checkpointed_length() {
+            return Err(QueryError::CheckpointNotFound(size));
+        }
+        if index >= size {
+            return Err(QueryError::LeafNotFound(index));
+        }
+        self.rfc_proof(|log| rfc9162::inclusion_proof(log, index, size))
+    }
+
+    /// Makes a proof from the log in memory, reading the chunks it finds
+    /// missing from the store until it has them all.
+    fn rfc_proof(
+        &self,
+        prove: impl Fn(&Sourced<'_, Fetched>) -> Result<Vec<Hash>, RfcProofError>,
+    ) -> Result<Vec<Hash>, QueryError> {
         let mut chunks: Vec<u64> = Vec::new();
         loop {
             let wanted = chunks.clone();
-            let proof = self.shared.with_chunks(
-                move |_| wanted.clone(),
-                |log| rfc9162::consistency_proof(log, old, new),
-            )?;
+            let proof = self.shared.with_chunks(move |_| wanted.clone(), &prove)?;
             match proof {
                 Ok(proof) => return Ok(proof),
                 // A node inside a complete chunk: read it, and again.
@@ -93,5 +117,30 @@ impl Registry {
                 Err(e) => return Err(QueryError::Invalid(e.to_string())),
             }
         }
+    }
+
+    /// The record that released `version` of `name` (covered by the latest
+    /// checkpoint), with its index in the registry log.
+    pub fn release_record(
+        &self,
+        name: &PackageName,
+        version: &Version,
+    ) -> Result<Option<(u64, ReleaseRecord)>, QueryError> {
+        let published = self.log_length();
+        let records =
+            self.shared
+                .meta
+                .log_records(&LogId::package(name), None, published, usize::MAX)?;
+        for (index, stored) in records {
+            let envelope = codec::decode::<PackageRecord>(&stored)?;
+            let release = ReleaseRecord {
+                package: name.clone(),
+                envelope,
+            };
+            if release.releases().any(|(v, _)| v == version) {
+                return Ok(Some((index, release)));
+            }
+        }
+        Ok(None)
     }
 }

@@ -66,6 +66,14 @@ impl ApiError {
         }
     }
 
+    /// The same error, asking to retry after `seconds` (`Retry-After`).
+    pub fn retry_after(self, seconds: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(seconds),
+            ..self
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -209,6 +209,7 @@ fn router_with(
         .route("/tlog/checkpoint", get(tlog::checkpoint))
         .route("/tlog/key", get(tlog::verifier_key))
         .route("/tlog/tile/{*path}", get(tlog::tile))
+        .route("/tlog/proof/{package}/{version}", get(tlog::proof))
         .route("/metrics", get(observe::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

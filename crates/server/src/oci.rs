@@ -844,7 +844,27 @@ async fn referrers(
     let artifact_type = params.get("artifactType").cloned();
     let filtered = artifact_type.is_some();
     let oci = oci(app);
-    let bytes = blocking(move || oci.referrers(&repo, &digest, artifact_type.as_deref())).await?;
+    let tlog = app.tlog.clone();
+    let registry = app.registry.clone();
+    let bytes = blocking(move || {
+        // A release's manifest carries its offline proof, made the first
+        // time its referrers are asked for once a checkpoint (cosigned,
+        // with witnesses) covers it.
+        if let Some(key) = tlog {
+            oci.attach_release_proof(&repo, &digest, |name, version| {
+                match crate::tlog::prove_release(&registry, &key, name, version) {
+                    Ok(text) => Ok(Some(text)),
+                    Err(crate::tlog::NoProof::Query(e)) => Err(OciError::new(
+                        ErrorCode::Internal,
+                        format!("cannot make the release's proof: {e}"),
+                    )),
+                    Err(_) => Ok(None),
+                }
+            })?;
+        }
+        oci.referrers(&repo, &digest, artifact_type.as_deref())
+    })
+    .await?;
     let mut response = ([(header::CONTENT_TYPE, IMAGE_INDEX)], bytes).into_response();
     if filtered {
         response.headers_mut().insert(

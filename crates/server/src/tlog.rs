@@ -9,6 +9,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
+use cairn_protocol::release_proof::release_proof;
+use cairn_protocol::{PackageName, Version};
+use cairn_registry::{QueryError, Registry};
 use cairn_transparency::log::Tile;
 use cairn_transparency::note::{Checkpoint, Note, NoteSignature, Signer, Verifier};
 use cairn_transparency::witness::{AddCheckpoint, Policy};
@@ -98,12 +101,17 @@ impl TlogKey {
     /// The note served as the log's checkpoint: with witnesses, the latest
     /// one their quorum cosigned (until there is one, the plain latest).
     fn served(&self, size: u64, root: cairn_protocol::Hash) -> Arc<str> {
+        self.served_at(size, root).1
+    }
+
+    /// The size and note of [`TlogKey::served`].
+    fn served_at(&self, size: u64, root: cairn_protocol::Hash) -> (u64, Arc<str>) {
         if self.witnessed() {
-            if let Some((_, note)) = lock(&self.cosigned).as_ref() {
-                return note.clone();
+            if let Some((at, note)) = lock(&self.cosigned).as_ref() {
+                return (*at, note.clone());
             }
         }
-        self.note(size, root)
+        (size, self.note(size, root))
     }
 
     /// The checkpoint note of `size` leaves with `root`, signed by the log.
@@ -287,6 +295,90 @@ async fn send_to(app: &AppState, target: &Target, note: &Note, size: u64) -> Opt
         }
     }
     None
+}
+
+/// Why a release's offline proof cannot be made.
+pub(crate) enum NoProof {
+    /// The package has no such release under the latest checkpoint.
+    Unknown,
+    /// The release is newer than the checkpoint the witnesses cosigned.
+    NotYetWitnessed {
+        /// The release record's index.
+        index: u64,
+        /// The size of the latest cosigned checkpoint.
+        cosigned: u64,
+    },
+    /// Reading the log failed.
+    Query(QueryError),
+}
+
+/// The offline proof (`c2sp.org/tlog-proof@v1`) of `version` of `name`,
+/// against the checkpoint `/tlog/checkpoint` serves (with witnesses, the
+/// latest their quorum cosigned). Blocking.
+pub(crate) fn prove_release(
+    registry: &Registry,
+    key: &TlogKey,
+    name: &PackageName,
+    version: &Version,
+) -> Result<String, NoProof> {
+    let cp = registry.latest_checkpoint().ok_or(NoProof::Unknown)?;
+    let cp = &cp.contents.checkpoint;
+    let (size, note) = key.served_at(cp.log_length, cp.log_root);
+    let (index, release) = registry
+        .release_record(name, version)
+        .map_err(NoProof::Query)?
+        .ok_or(NoProof::Unknown)?;
+    if index >= size {
+        return Err(NoProof::NotYetWitnessed {
+            index,
+            cosigned: size,
+        });
+    }
+    let path = registry
+        .rfc_inclusion_proof(index, size)
+        .map_err(NoProof::Query)?;
+    let note = Note::parse(note.as_bytes())
+        .map_err(|e| NoProof::Query(QueryError::Invalid(format!("the served checkpoint: {e}"))))?;
+    Ok(release_proof(&release, index, path, note).text())
+}
+
+/// `GET /tlog/proof/{package}/{version}`: the offline proof of a release,
+/// to keep beside its file and check with `cairn verify-file`.
+pub async fn proof(
+    State(app): State<AppState>,
+    Path((package, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = app.tlog.clone().ok_or_else(no_tlog)?;
+    let name = PackageName::new(&package)
+        .map_err(|e| ApiError::bad_request(format!("`{package}` is not a package name: {e}")))?;
+    let version = Version::parse(&version)
+        .map_err(|e| ApiError::bad_request(format!("`{version}` is not a version: {e}")))?;
+    let registry = app.registry.clone();
+    let (n, v) = (name.clone(), version.clone());
+    let made = tokio::task::spawn_blocking(move || prove_release(&registry, &key, &n, &v))
+        .await
+        .map_err(|e| {
+            ApiError::message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("task failed: {e}"),
+            )
+        })?;
+    match made {
+        Ok(text) => Ok(answer(text, "text/plain; charset=utf-8", CHECKPOINT_CACHE)),
+        Err(NoProof::Unknown) => Err(ApiError::message(
+            StatusCode::NOT_FOUND,
+            format!("package `{name}` has no release {version} in the log"),
+        )),
+        Err(NoProof::NotYetWitnessed { index, cosigned }) => Err(ApiError::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "release {version} of `{name}` is record {index}; the witnesses have cosigned \
+                 the log up to {cosigned} records so far: ask again in a few seconds"
+            ),
+        )
+        .retry_after(2)),
+        Err(NoProof::Query(e)) => Err(e.into()),
+    }
 }
 
 fn no_tlog() -> ApiError {

@@ -17,6 +17,7 @@ pub mod log;
 pub mod map;
 pub mod note;
 mod proto;
+pub mod tlog_proof;
 pub mod witness;
 
 pub use hash::{empty_subtree, hash_branch, hash_leaf, Hash, HashParseError};

@@ -21,6 +21,13 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 /// The layer of a Wasm artifact.
 pub const WASM_LAYER: &str = "application/wasm";
+/// The artifact type of a release's offline proof, a referrer of its
+/// manifest.
+pub const TLOG_PROOF_ARTIFACT: &str = "application/vnd.cairn.tlog-proof.v1";
+/// The media type of the proof's one layer: a `c2sp.org/tlog-proof@v1` text.
+pub const TLOG_PROOF_LAYER: &str = "application/vnd.cairn.tlog-proof.v1+text";
+/// The empty config of an artifact with no config (`{}`).
+pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 /// Largest manifest accepted, in bytes (the distribution spec's suggestion).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 

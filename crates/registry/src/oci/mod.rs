@@ -31,7 +31,7 @@ pub use error::{ErrorCode, Hint, OciError};
 pub use manifest::{
     metadata_annotations, rfc3339, BuiltArtifact, Descriptor, Kind, Manifest, ManifestError,
     ReleaseArtifact, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, IMAGE_INDEX, IMAGE_MANIFEST,
-    MAX_MANIFEST_BYTES, WASM_CONFIG, WASM_LAYER,
+    MAX_MANIFEST_BYTES, TLOG_PROOF_ARTIFACT, TLOG_PROOF_LAYER, WASM_CONFIG, WASM_LAYER,
 };
 pub use names::{check_repository, check_tag, package_of, repository_of, Reference};
 pub use push::{PendingPush, PushStep, Pushed};
@@ -81,6 +81,9 @@ pub struct Oci {
     /// Held while an upload session is counted and created, so that the
     /// limits hold against parallel starts.
     starting: std::sync::Mutex<()>,
+    /// Held while a release's proof is made and attached, so that it is
+    /// attached once.
+    proving: std::sync::Mutex<()>,
 }
 
 impl Oci {
@@ -98,6 +101,7 @@ impl Oci {
             config,
             busy: uploads::Busy::default(),
             starting: std::sync::Mutex::new(()),
+            proving: std::sync::Mutex::new(()),
         }
     }
 

@@ -6,13 +6,14 @@ use std::io::Read;
 use std::sync::Arc;
 
 use cairn_protocol::package::PackageState;
-use cairn_protocol::{Hash, PackageName};
+use cairn_protocol::{Hash, PackageName, Version};
 use serde_json::json;
 
 use super::digest::{Algorithm, Digest};
 use super::error::{ErrorCode, OciError};
 use super::manifest::{
-    self, metadata_annotations, Manifest, ReleaseArtifact, IMAGE_INDEX, IMAGE_MANIFEST,
+    self, metadata_annotations, Manifest, ReleaseArtifact, EMPTY_CONFIG, IMAGE_INDEX,
+    IMAGE_MANIFEST, TLOG_PROOF_ARTIFACT, TLOG_PROOF_LAYER,
 };
 use super::names::{check_repository, check_tag, repository_of, Reference};
 use super::store::{BlobStore, ManifestWrite, StoredManifest};
@@ -321,6 +322,97 @@ impl Oci {
             "mediaType": IMAGE_INDEX,
             "manifests": manifests,
         })))
+    }
+
+    /// The package and version whose release artifact is the manifest
+    /// `subject` of `repository`, if it is one.
+    pub fn release_of(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Option<(PackageName, Version)>, OciError> {
+        check_repository(repository)?;
+        let Releases { package, tags } = self.ensure_release_artifacts(repository)?;
+        let Some((name, state)) = package else {
+            return Ok(None);
+        };
+        let found = tags
+            .iter()
+            .filter(|(_, d)| *d == subject)
+            .filter_map(|(tag, _)| Version::parse(tag).ok())
+            .find(|v| state.releases().any(|r| r.version == *v));
+        Ok(found.map(|v| (name, v)))
+    }
+
+    /// Attaches an offline proof (a `c2sp.org/tlog-proof@v1` text) of the
+    /// release whose artifact is `subject` as a referrer of it, once: a
+    /// second call finds it there and makes nothing. `prove` makes the
+    /// proof's text, or `None` when it cannot be made yet.
+    pub fn attach_release_proof(
+        &self,
+        repository: &str,
+        subject: &Digest,
+        prove: impl FnOnce(&PackageName, &Version) -> Result<Option<String>, OciError>,
+    ) -> Result<(), OciError> {
+        let _one = self.proving.lock().unwrap_or_else(|e| e.into_inner());
+        let attached = self.store.referrers(repository, subject)?.iter().any(|m| {
+            Manifest::parse(Some(&m.media_type), &m.bytes)
+                .is_ok_and(|p| p.effective_artifact_type() == Some(TLOG_PROOF_ARTIFACT))
+        });
+        if attached {
+            return Ok(());
+        }
+        let Some((name, version)) = self.release_of(repository, subject)? else {
+            return Ok(());
+        };
+        let Some(subject_manifest) = self.store.manifest(repository, subject)? else {
+            return Ok(());
+        };
+        let Some(text) = prove(&name, &version)? else {
+            return Ok(());
+        };
+        let layer = Digest::of(Algorithm::Sha256, text.as_bytes());
+        self.blobs.put(&layer, text.as_bytes())?;
+        let config = Digest::of(Algorithm::Sha256, b"{}");
+        self.blobs.put(&config, b"{}")?;
+        let title = format!("{}_{}@{version}.tlog-proof", name.namespace(), name.name());
+        let bytes = manifest::to_bytes(&json!({
+            "schemaVersion": 2,
+            "mediaType": IMAGE_MANIFEST,
+            "artifactType": TLOG_PROOF_ARTIFACT,
+            "config": {
+                "mediaType": EMPTY_CONFIG,
+                "digest": config.to_string(),
+                "size": 2,
+                "data": "e30=",
+            },
+            "layers": [{
+                "mediaType": TLOG_PROOF_LAYER,
+                "digest": layer.to_string(),
+                "size": text.len(),
+                "annotations": { "org.opencontainers.image.title": title },
+            }],
+            "subject": {
+                "mediaType": subject_manifest.media_type,
+                "digest": subject.to_string(),
+                "size": subject_manifest.bytes.len(),
+            },
+            "annotations": {
+                "dev.cairn.release": format!("{name}@{version}"),
+            },
+        }));
+        self.store.put_manifest(&ManifestWrite {
+            repository: repository.to_owned(),
+            manifest: StoredManifest {
+                digest: Digest::of(Algorithm::Sha256, &bytes),
+                media_type: IMAGE_MANIFEST.to_owned(),
+                bytes,
+                subject: Some(subject.clone()),
+            },
+            tag: None,
+            links: vec![config, layer],
+        })?;
+        Ok(())
     }
 
     /// Deletes a tag or a manifest. Versions of packages are immutable.
