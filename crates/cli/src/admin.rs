@@ -127,8 +127,77 @@ impl Remote {
         Ok(answer["defined"].as_bool().unwrap_or(false))
     }
 
+    /// Takes down (or, with `restore`, restores) a release or a package.
+    pub fn notice(
+        &self,
+        restore: bool,
+        package: &str,
+        version: Option<&str>,
+        reason: &str,
+    ) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            if restore { "/restores" } else { "/takedowns" },
+            Some(json!({ "package": package, "version": version, "reason": reason })),
+        )
+    }
+
     /// The URL administered.
     pub fn url(&self) -> &str {
         &self.url
     }
+}
+
+/// `cairn takedown`.
+#[derive(clap::Args)]
+pub struct TakeDownArgs {
+    /// The release (`namespace:name@1.2.3`) or, without a version, the
+    /// whole package: every release, and no new records.
+    target: String,
+    /// Why, in words shown with every refused download and kept in the
+    /// log for good (e.g. a legal notice's reference).
+    #[arg(long)]
+    reason: String,
+    /// Lift an earlier take-down of the same release or package instead.
+    #[arg(long)]
+    restore: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `cairn takedown`: a signed notice in the registry's log; the content
+/// is refused (451, with the reason) on both faces from the next
+/// checkpoint on, while every record and proof stays valid.
+pub fn take_down(args: TakeDownArgs) -> Result<()> {
+    let (package, version) = match args.target.split_once('@') {
+        Some((p, v)) => (p, Some(v)),
+        None => (args.target.as_str(), None),
+    };
+    let Some(api) = Remote::from_args(&args.remote)? else {
+        bail!(
+            "a take-down is recorded by the running registry: name it with --registry URL (or \
+             CAIRN_ADMIN_URL) and give its admin token (CAIRN_ADMIN_TOKEN or --admin-token-file)"
+        );
+    };
+    let answer = api.notice(args.restore, package, version, &args.reason)?;
+    if args.json {
+        println!("{answer}");
+    } else {
+        println!(
+            "{} {} on {} (notice record {} at registry index {})",
+            args.target,
+            if args.restore {
+                "restored"
+            } else {
+                "taken down"
+            },
+            api.url(),
+            answer["recordId"].as_str().unwrap_or("?"),
+            answer["registryIndex"]
+        );
+    }
+    Ok(())
 }

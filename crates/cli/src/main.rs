@@ -90,6 +90,10 @@ enum Command {
     Verify(packages::VerifyArgs),
     /// Resolve packages and record version, digest and record in cairn.lock.
     Lock(packages::LockArgs),
+    /// Take a release (or a whole package) down for a stated reason, or
+    /// restore it: a signed notice in the log; downloads then get 451 with
+    /// the reason on both faces, and records and proofs stay valid.
+    Takedown(admin::TakeDownArgs),
     /// Download a release's offline proof (`c2sp.org/tlog-proof@v1`): keep
     /// it beside the file to verify it later with no network.
     Proof(proofs::ProofArgs),
@@ -979,6 +983,7 @@ fn run() -> Result<()> {
         Command::Lock(args) => packages::lock(args),
         Command::Witness(args) => witness::witness(args),
         Command::Proof(args) => proofs::proof(args),
+        Command::Takedown(args) => admin::take_down(args),
         Command::VerifyFile(args) => proofs::verify_file(args),
         Command::Audit(args) => proofs::audit(args),
     }

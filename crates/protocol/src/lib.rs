@@ -15,6 +15,7 @@ mod checkpoint;
 mod encoding;
 mod ids;
 mod keys;
+pub mod notice;
 pub mod operator;
 pub mod package;
 pub mod proto;

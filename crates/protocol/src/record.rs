@@ -95,6 +95,9 @@ pub enum DecodeError {
     /// The envelope's signature text does not parse.
     #[error("invalid envelope signature: {0}")]
     Signature(KeyParseError),
+    /// A field of one of Cairn's own records is malformed.
+    #[error("{0}")]
+    Field(String),
 }
 
 /// The bytes a signature covers: `PREFIX:content`.

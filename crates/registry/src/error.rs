@@ -41,6 +41,14 @@ pub enum SubmitError {
         /// Seconds until it is rejected if the content does not arrive.
         retry_in: u64,
     },
+    /// The package was taken down by the operator: it takes no records.
+    #[error("package `{name}` was taken down by the registry operator: {reason}")]
+    TakenDown {
+        /// The package.
+        name: PackageName,
+        /// The operator's reason.
+        reason: String,
+    },
     /// The log's rules refuse the record.
     #[error("{0}")]
     Invalid(String),
@@ -82,6 +90,16 @@ pub enum QueryError {
         asked: usize,
         /// The most allowed.
         max: usize,
+    },
+    /// The content was taken down by the operator (its records stay).
+    #[error("content {digest} of {scope} was taken down by the registry operator: {reason}")]
+    TakenDown {
+        /// The content's digest.
+        digest: Hash,
+        /// The release or package taken down.
+        scope: String,
+        /// The operator's reason.
+        reason: String,
     },
     /// Storage failed.
     #[error(transparent)]

@@ -35,6 +35,7 @@ mod replica;
 mod sequencer;
 mod snapshot;
 mod storage;
+mod takedown;
 mod thread;
 mod tiles;
 mod view;

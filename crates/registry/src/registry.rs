@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use cairn_protocol::attestation::{Attestation, AttestationRecord};
+use cairn_protocol::notice::NoticeLog;
 use cairn_protocol::operator::{OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
 use cairn_protocol::{
@@ -115,6 +116,9 @@ pub(crate) struct Shared {
     pub budget: crate::content::Budget,
     /// Leaf hashes of chunks of the log read for proofs.
     pub chunks: ChunkCache,
+    /// The notice log as readers see it: the registry log length it was
+    /// read up to, the index of its last record, and its state.
+    pub notices: Mutex<(u64, Option<u64>, NoticeLog)>,
 }
 
 impl Shared {
@@ -140,6 +144,7 @@ impl Shared {
             config,
             keys: RwLock::new(Generations::new(generation)),
             published: Mutex::new(Generations::new(generation)),
+            notices: Mutex::new((0, None, NoticeLog::new())),
             chunks: ChunkCache::default(),
         })
     }
@@ -424,6 +429,8 @@ pub(crate) struct State {
     pub operator_records: Vec<(u64, StoredRecord)>,
     /// Records waiting for content.
     pub sourcing: HashMap<(LogId, RecordId), Sourcing>,
+    /// The notice log (take-downs), replayed.
+    pub notices: NoticeLog,
 }
 
 impl State {
@@ -541,6 +548,7 @@ impl State {
             operator,
             operator_records,
             sourcing,
+            notices: crate::takedown::load_notices(meta, NoticeLog::new(), None, u64::MAX)?.0,
         })
     }
 
@@ -725,7 +733,10 @@ impl Registry {
         &self.shared.config
     }
 
-    fn send<T>(&self, command: impl FnOnce(crate::answer::Reply<T>) -> Command) -> Answer<T> {
+    pub(crate) fn send<T>(
+        &self,
+        command: impl FnOnce(crate::answer::Reply<T>) -> Command,
+    ) -> Answer<T> {
         let (reply, answer) = Answer::new();
         // A send fails only once the sequencer stopped; the reply inside
         // is dropped with the command, and the answer says so.
@@ -1138,6 +1149,7 @@ impl Registry {
 
     /// The size of the release content with `digest`, if stored.
     pub fn content_size(&self, digest: &Hash) -> Result<Option<u64>, QueryError> {
+        self.check_not_taken_down(digest)?;
         Ok(self.shared.content.size(digest)?)
     }
 
@@ -1149,6 +1161,7 @@ impl Registry {
         digest: &Hash,
         valid_for: std::time::Duration,
     ) -> Result<Option<String>, QueryError> {
+        self.check_not_taken_down(digest)?;
         Ok(self.shared.content.download_url(digest, valid_for)?)
     }
 
@@ -1159,6 +1172,7 @@ impl Registry {
         start: u64,
         len: u64,
     ) -> Result<Option<ByteReader>, QueryError> {
+        self.check_not_taken_down(digest)?;
         Ok(self.shared.content.read(digest, start, len)?)
     }
 

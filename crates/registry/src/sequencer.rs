@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_protocol::attestation::{Attestation, AttestationLog, AttestationRecord};
+use cairn_protocol::notice::{Notice, NoticeLog, NoticeRecord};
 use cairn_protocol::operator::{NamespaceState, OperatorEntry, OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
 use cairn_protocol::{
@@ -65,6 +66,9 @@ pub(crate) enum Input {
     Define(Vec<String>),
     /// Append an operator-signed record to a package's attestation log.
     Attest(Box<Attesting>),
+    /// Append an operator-signed notice (a take-down or a restore) to the
+    /// registry's notice log.
+    Notice(Box<Notice>),
     /// Content a sourcing record waits for was stored.
     ContentArrived {
         /// The record's log.
@@ -96,6 +100,8 @@ pub(crate) enum Outcome {
     Defined(Result<Vec<String>, SubmitError>),
     /// Where an attestation was recorded.
     Attested(Result<Attested, SubmitError>),
+    /// Where a notice was recorded.
+    Noticed(Result<Attested, SubmitError>),
 }
 
 /// What the sequencer thread must read from storage before a batch can be decided.
@@ -145,6 +151,8 @@ pub(crate) struct Staged {
     pub leaves: Vec<LogLeaf>,
     packages: HashMap<LogId, PackageState>,
     operator: Option<OperatorState>,
+    /// The notice log this batch makes, if it changes it.
+    notices: Option<NoticeLog>,
     attestations: HashMap<LogId, AttestationLog>,
     new_sourcing: HashMap<RecordKey, Sourcing>,
     still_missing: HashMap<RecordKey, Vec<Hash>>,
@@ -198,6 +206,8 @@ pub(crate) struct Sequencer {
     key: PrivateKey,
     settings: Settings,
     operator: OperatorState,
+    /// The notice log's state (take-downs in force).
+    notices: NoticeLog,
     /// Committed package states recently used (a miss is a fact to fetch).
     packages: Generations<LogId, PackageState>,
     /// Committed attestation logs recently used.
@@ -244,6 +254,7 @@ impl Sequencer {
             key,
             settings,
             operator,
+            notices: NoticeLog::new(),
             packages: Generations::new(generation),
             attestations: Generations::new(generation),
             sourcing,
@@ -255,6 +266,12 @@ impl Sequencer {
             uncheckpointed,
             uncheckpointed_logs,
         }
+    }
+
+    /// The same sequencer over the notice log's committed state.
+    pub fn with_notices(mut self, notices: NoticeLog) -> Sequencer {
+        self.notices = notices;
+        self
     }
 
     /// The operator log's state.
@@ -339,7 +356,7 @@ impl Sequencer {
                         needs.attestations.push(log_id);
                     }
                 }
-                Input::Define(_) => {}
+                Input::Define(_) | Input::Notice(_) => {}
             }
         }
         needs.records.sort_unstable();
@@ -383,6 +400,7 @@ impl Sequencer {
                     } = *attesting;
                     Outcome::Attested(self.attest(&mut staged, &name, attestation, manifest, now))
                 }
+                Input::Notice(notice) => Outcome::Noticed(self.notice(&mut staged, *notice, now)),
                 Input::ContentArrived {
                     log_id,
                     record_id,
@@ -418,6 +436,9 @@ impl Sequencer {
         }
         if let Some(operator) = staged.operator {
             self.operator = operator;
+        }
+        if let Some(notices) = staged.notices {
+            self.notices = notices;
         }
         for key in &staged.done_sourcing {
             self.sourcing.remove(key);
@@ -561,6 +582,13 @@ impl Sequencer {
                 return Err(SubmitError::NamespaceImported(name.namespace().into()))
             }
             Some(NamespaceState::Defined) => {}
+        }
+        let notices = staged.notices.as_ref().unwrap_or(&self.notices);
+        if let Some(down) = notices.package_down(&name) {
+            return Err(SubmitError::TakenDown {
+                name,
+                reason: down.reason.clone(),
+            });
         }
         let key = (log_id, record_id);
         if staged.decided.contains_key(&key) {
@@ -757,6 +785,39 @@ impl Sequencer {
         Ok(Attested {
             log_id,
             record_id,
+            index,
+        })
+    }
+
+    /// Appends `notice` to the notice log, signed by the operator.
+    fn notice(
+        &mut self,
+        staged: &mut Staged,
+        notice: Notice,
+        now: SystemTime,
+    ) -> Result<Attested, SubmitError> {
+        let log = staged
+            .notices
+            .clone()
+            .unwrap_or_else(|| self.notices.clone());
+        let (prev, timestamp) = Head::next(log.head(), Timestamp::from_system_time(now));
+        let envelope = Envelope::sign(
+            &self.key,
+            NoticeRecord {
+                prev,
+                timestamp,
+                notice,
+            },
+        );
+        let next = log
+            .validate(&envelope, self.key.public_key())
+            .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+        let log_id = LogId::notices();
+        let index = self.stage_sequenced(staged, log_id, &envelope);
+        staged.notices = Some(next);
+        Ok(Attested {
+            log_id,
+            record_id: envelope.record_id(),
             index,
         })
     }

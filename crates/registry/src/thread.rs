@@ -95,7 +95,8 @@ impl SequencerThread {
             state.log_length,
             state.uncheckpointed,
             state.sourcing,
-        );
+        )
+        .with_notices(state.notices);
         let mut thread = SequencerThread {
             shared,
             sequencer,
@@ -226,9 +227,11 @@ impl SequencerThread {
                     answer_with(reply, result.map(|s| self.shared.view.published(s)))
                 }
                 (_, Reply::Defined(reply), Outcome::Defined(result)) => answer_with(reply, result),
-                (_, Reply::Attested(reply), Outcome::Attested(result)) => {
-                    answer_with(reply, result)
-                }
+                (
+                    _,
+                    Reply::Attested(reply),
+                    Outcome::Attested(result) | Outcome::Noticed(result),
+                ) => answer_with(reply, result),
                 // A reply of another kind than its input: cannot happen;
                 // dropping the reply answers `Stopped`.
                 _ => tracing::error!("a reply did not match its input"),
@@ -434,7 +437,7 @@ impl Outcome {
         match self {
             Outcome::Record(r) => r.is_ok(),
             Outcome::Defined(r) => r.is_ok(),
-            Outcome::Attested(r) => r.is_ok(),
+            Outcome::Attested(r) | Outcome::Noticed(r) => r.is_ok(),
         }
     }
 }

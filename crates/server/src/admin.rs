@@ -9,7 +9,11 @@
 //!   expiry, note (never the token);
 //! - `DELETE /cairn/v1/admin/tokens/{id}`: revokes the one token whose id
 //!   starts with `id` (at least 8 hex digits);
-//! - `POST /cairn/v1/admin/namespaces` `{namespace}`: defines it.
+//! - `POST /cairn/v1/admin/namespaces` `{namespace}`: defines it;
+//! - `POST /cairn/v1/admin/takedowns` `{package, version?, reason}`: takes
+//!   a release (or a whole package) down, by a notice record in the log;
+//! - `POST /cairn/v1/admin/restores` `{package, version?, reason}`: lifts it;
+//! - `GET /cairn/v1/takedowns` (anyone): the take-downs in force.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -225,4 +229,114 @@ pub(crate) async fn define_namespace(
         "defined": !defined.is_empty(),
     }))
     .into_response())
+}
+
+/// A take-down's or restore's request.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Notice {
+    package: String,
+    version: Option<String>,
+    reason: String,
+}
+
+impl Notice {
+    fn parse(
+        &self,
+    ) -> Result<(cairn_protocol::PackageName, Option<cairn_protocol::Version>), ApiError> {
+        let name = cairn_protocol::PackageName::new(&self.package).map_err(|e| {
+            ApiError::bad_request(format!("`{}` is not a package name: {e}", self.package))
+        })?;
+        let version = self
+            .version
+            .as_deref()
+            .map(|v| {
+                cairn_protocol::Version::parse(v)
+                    .map_err(|e| ApiError::bad_request(format!("`{v}` is not a version: {e}")))
+            })
+            .transpose()?;
+        let reason = self.reason.trim();
+        if reason.is_empty() || self.reason.len() > cairn_protocol::notice::MAX_REASON_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "give the reason, in 1 to {} bytes: it is logged and shown with every refused \
+                 download",
+                cairn_protocol::notice::MAX_REASON_BYTES
+            )));
+        }
+        Ok((name, version))
+    }
+}
+
+/// Answers once the notice at `index` is in a checkpoint (so every reader
+/// enforces it).
+async fn noticed(
+    app: &AppState,
+    attested: cairn_registry::Attested,
+    what: &str,
+    body: &Notice,
+) -> Result<Response, ApiError> {
+    app.registry.checkpointed(attested.index).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "notice": what,
+            "package": body.package,
+            "version": body.version,
+            "reason": body.reason,
+            "registryIndex": attested.index,
+            "recordId": attested.record_id.to_string(),
+        })),
+    )
+        .into_response())
+}
+
+/// `POST /cairn/v1/admin/takedowns` `{package, version?, reason}`.
+pub(crate) async fn take_down(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Notice>,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    let (name, version) = body.parse()?;
+    let registry = app.registry.clone();
+    let reason = body.reason.clone();
+    let answer =
+        blocking(move || Ok(registry.take_down(&name, version.as_ref(), &reason)?)).await?;
+    let attested = answer.await?;
+    noticed(&app, attested, "takeDown", &body).await
+}
+
+/// `POST /cairn/v1/admin/restores` `{package, version?, reason}`.
+pub(crate) async fn restore(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Notice>,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    let (name, version) = body.parse()?;
+    let attested = app
+        .registry
+        .restore(&name, version.as_ref(), &body.reason)
+        .await?;
+    noticed(&app, attested, "restore", &body).await
+}
+
+/// `GET /cairn/v1/takedowns`: every take-down in force, for anyone to see
+/// what the operator removed and why.
+pub(crate) async fn take_downs(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let registry = app.registry.clone();
+    let notices = blocking(move || Ok(registry.notices()?)).await?;
+    let list: Vec<serde_json::Value> = notices
+        .taken_down()
+        .map(|(scope, down)| {
+            json!({
+                "package": scope.package.as_str(),
+                "version": scope.version.as_ref().map(ToString::to_string),
+                "content": down.content.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "reason": down.reason,
+                "timestamp": down.timestamp.seconds(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "takeDowns": list })).into_response())
 }

@@ -127,6 +127,9 @@ impl From<QueryError> for ApiError {
             ),
             QueryError::Invalid(_) => ApiError::bad_request(message),
             QueryError::TooMany { .. } => ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, message),
+            QueryError::TakenDown { .. } => {
+                ApiError::message(StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS, message)
+            }
             QueryError::Store(e) => ApiError::storage(&e, message),
         }
     }
@@ -158,6 +161,9 @@ impl From<SubmitError> for ApiError {
             },
             SubmitError::LogIdMismatch { .. } => ApiError::bad_request(message),
             SubmitError::Invalid(_) => ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message),
+            SubmitError::TakenDown { .. } => {
+                ApiError::message(StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS, message)
+            }
             SubmitError::Store(e) => ApiError::storage(&e, message),
             SubmitError::Stopped => ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message),
             SubmitError::NotLeader => ApiError {

@@ -233,6 +233,9 @@ fn router_with(
             axum::routing::delete(admin::revoke_token),
         )
         .route("/cairn/v1/admin/namespaces", post(admin::define_namespace))
+        .route("/cairn/v1/admin/takedowns", post(admin::take_down))
+        .route("/cairn/v1/admin/restores", post(admin::restore))
+        .route("/cairn/v1/takedowns", get(admin::take_downs))
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))

@@ -57,6 +57,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Full => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::TakenDown => StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
     }
 }
 

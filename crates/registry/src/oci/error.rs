@@ -52,6 +52,8 @@ pub enum ErrorCode {
     Internal,
     /// The registry's storage is full.
     Full,
+    /// The content was taken down by the operator (451).
+    TakenDown,
 }
 
 impl ErrorCode {
@@ -69,7 +71,7 @@ impl ErrorCode {
             ErrorCode::NameUnknown => "NAME_UNKNOWN",
             ErrorCode::SizeInvalid | ErrorCode::TooLarge => "SIZE_INVALID",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::Denied | ErrorCode::Conflict => "DENIED",
+            ErrorCode::Denied | ErrorCode::Conflict | ErrorCode::TakenDown => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::RangeInvalid => "RANGE_INVALID",
             ErrorCode::TooMany => "TOOMANYREQUESTS",
@@ -151,7 +153,11 @@ impl From<StoreError> for OciError {
 
 impl From<QueryError> for OciError {
     fn from(e: QueryError) -> OciError {
-        OciError::new(ErrorCode::Internal, e.to_string())
+        let code = match &e {
+            QueryError::TakenDown { .. } => ErrorCode::TakenDown,
+            _ => ErrorCode::Internal,
+        };
+        OciError::new(code, e.to_string())
     }
 }
 

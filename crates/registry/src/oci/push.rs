@@ -144,6 +144,7 @@ fn refused(e: SubmitError, name: &PackageName, account: &str, key_id: &KeyId) ->
         e @ SubmitError::ConflictPending { .. } => {
             OciError::new(ErrorCode::Conflict, format!("`{name}`: {e}"))
         }
+        e @ SubmitError::TakenDown { .. } => OciError::new(ErrorCode::TakenDown, e.to_string()),
         e => OciError::new(ErrorCode::Internal, e.to_string()),
     }
 }

@@ -63,6 +63,9 @@ impl Oci {
                 format!("blob `{digest}` is not in repository `{repository}`"),
             )
         };
+        if let Some(hash) = digest.to_hash() {
+            self.registry.check_not_taken_down(&hash)?;
+        }
         let linked = self.store.blob_linked(repository, digest)?;
         let released = || -> Result<bool, OciError> {
             Ok(self.package(repository)?.is_some_and(|(_, state)| {

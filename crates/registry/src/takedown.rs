@@ -1,0 +1,146 @@
+//! Take-downs: the operator stops the registry serving a release's content,
+//! or a whole package's, for a stated reason, by a signed record in the
+//! registry's notice log ([`cairn_protocol::notice`]). Records and proofs
+//! stay as they were; every face refuses the content with the reason
+//! ([`QueryError::TakenDown`]), and a package taken down whole takes no new
+//! records. Readers (on every replica) see the notice log as of the latest
+//! checkpoint: it is read again from the store, from its last record on,
+//! whenever the log has grown.
+
+use cairn_protocol::notice::{Notice, NoticeLog, NoticeRecord, Scope, TakenDown};
+use cairn_protocol::{Hash, LogId, PackageName, Version};
+
+use crate::answer::Answer;
+use crate::codec;
+use crate::error::QueryError;
+use crate::registry::{Attested, Registry};
+use crate::sequencer::Input;
+use crate::storage::{MetaStore, StoreError};
+use crate::thread::{Command, Reply};
+
+/// `log` with the notice records after registry index `after` up to
+/// `upto`; with the index of the last one applied.
+pub(crate) fn load_notices(
+    meta: &dyn MetaStore,
+    mut log: NoticeLog,
+    after: Option<u64>,
+    upto: u64,
+) -> Result<(NoticeLog, Option<u64>), StoreError> {
+    let mut last = after;
+    for (index, rec) in meta.log_records(&LogId::notices(), after, upto, usize::MAX)? {
+        let envelope = codec::decode::<NoticeRecord>(&rec)?;
+        log = log
+            .apply(&envelope)
+            .map_err(|e| StoreError::Corrupt(format!("stored notice record: {e}")))?;
+        last = Some(index);
+    }
+    Ok((log, last))
+}
+
+impl Registry {
+    /// The notice log as of the latest checkpoint.
+    pub fn notices(&self) -> Result<NoticeLog, QueryError> {
+        let length = self.log_length();
+        let mut cached = self
+            .shared
+            .notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (upto, last, log) = &mut *cached;
+        if *upto < length {
+            let (next, new_last) =
+                load_notices(self.shared.meta.as_ref(), log.clone(), *last, length)?;
+            *log = next;
+            *last = new_last;
+            *upto = length;
+        }
+        Ok(log.clone())
+    }
+
+    /// Refuses content `digest` if a take-down in force names it.
+    pub fn check_not_taken_down(&self, digest: &Hash) -> Result<(), QueryError> {
+        let notices = self.notices()?;
+        let found = notices
+            .taken_down()
+            .find(|(_, down)| down.content.contains(digest));
+        match found {
+            Some((scope, down)) => Err(QueryError::TakenDown {
+                digest: *digest,
+                scope: scope.to_string(),
+                reason: down.reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Why `version` of `name` is taken down, if it is.
+    pub fn release_taken_down(
+        &self,
+        name: &PackageName,
+        version: &Version,
+    ) -> Result<Option<TakenDown>, QueryError> {
+        Ok(self.notices()?.release_down(name, version).cloned())
+    }
+
+    /// Takes down `version` of `name` (or, with none, the whole package:
+    /// every release and any new record) for `reason`: a notice record
+    /// signed by the operator names the content digests no longer served.
+    /// The answer comes once the record is durably sequenced.
+    pub fn take_down(
+        &self,
+        name: &PackageName,
+        version: Option<&Version>,
+        reason: &str,
+    ) -> Result<Answer<Attested>, QueryError> {
+        let state = self
+            .published_package(&LogId::package(name))?
+            .ok_or_else(|| QueryError::LogNotFound(LogId::package(name)))?;
+        let content: Vec<Hash> = match version {
+            Some(version) => {
+                let release = state
+                    .releases()
+                    .find(|r| r.version == *version)
+                    .ok_or_else(|| {
+                        QueryError::Invalid(format!("package `{name}` has no release {version}"))
+                    })?;
+                vec![release.content]
+            }
+            None => {
+                let mut all: Vec<Hash> = state.releases().map(|r| r.content).collect();
+                all.sort();
+                all.dedup();
+                all
+            }
+        };
+        let notice = Notice::TakeDown {
+            scope: Scope {
+                package: name.clone(),
+                version: version.cloned(),
+            },
+            content,
+            reason: reason.to_owned(),
+        };
+        Ok(self.send_notice(notice))
+    }
+
+    /// Lifts the take-down of `version` of `name` (or of the whole package).
+    pub fn restore(
+        &self,
+        name: &PackageName,
+        version: Option<&Version>,
+        reason: &str,
+    ) -> Answer<Attested> {
+        self.send_notice(Notice::Restore {
+            scope: Scope {
+                package: name.clone(),
+                version: version.cloned(),
+            },
+            reason: reason.to_owned(),
+        })
+    }
+
+    fn send_notice(&self, notice: Notice) -> Answer<Attested> {
+        let input = Input::Notice(Box::new(notice));
+        self.send(|reply| Command::Input(input, Reply::Attested(reply)))
+    }
+}
