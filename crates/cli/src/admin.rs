@@ -127,6 +127,16 @@ impl Remote {
         Ok(answer["defined"].as_bool().unwrap_or(false))
     }
 
+    /// Imports a namespace from another registry; whether it was new.
+    pub fn import_namespace(&self, namespace: &str, from: &str) -> Result<bool> {
+        let answer = self.call(
+            reqwest::Method::POST,
+            "/namespaces",
+            Some(json!({ "namespace": namespace, "importFrom": from })),
+        )?;
+        Ok(answer["imported"].as_bool().unwrap_or(false))
+    }
+
     /// Takes down (or, with `restore`, restores) a release or a package.
     pub fn notice(
         &self,

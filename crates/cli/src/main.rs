@@ -285,6 +285,21 @@ enum NamespaceCommand {
         #[command(flatten)]
         remote: admin::RemoteArgs,
     },
+    /// Import a namespace from another registry (Warg's import record in the
+    /// operator log): its packages live there, and clients asking this
+    /// registry for them are sent there.
+    Import {
+        /// The namespace (kebab-case, e.g. `acme`).
+        namespace: String,
+        /// The registry it belongs to: its URL, or its domain (then https).
+        #[arg(long = "from", value_name = "REGISTRY")]
+        from: String,
+        /// The registry's data directory (when it is not running).
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
+    },
     /// Set whether an OCI push may create packages in a namespace (on by
     /// default; pushes always need a token with a publish scope).
     Policy {
@@ -920,6 +935,15 @@ fn run() -> Result<()> {
         }
         Command::Namespace {
             command:
+                NamespaceCommand::Import {
+                    namespace,
+                    from,
+                    data_dir,
+                    remote,
+                },
+        } => import_namespace(&namespace, &from, &data_dir, &remote),
+        Command::Namespace {
+            command:
                 NamespaceCommand::Define {
                     namespace,
                     data_dir,
@@ -1366,6 +1390,54 @@ pub(crate) async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+fn import_namespace(
+    namespace: &str,
+    from: &str,
+    data_dir: &std::path::Path,
+    remote: &admin::RemoteArgs,
+) -> Result<()> {
+    if let Err(e) = cairn_protocol::validate_namespace(namespace) {
+        bail!(
+            "`{namespace}` is not a valid namespace: {e} (use kebab-case, e.g. `acme` or `my-org`)"
+        );
+    }
+    if let Some(api) = admin::Remote::from_args(remote)? {
+        let new = api.import_namespace(namespace, from)?;
+        println!(
+            "namespace `{namespace}` is {} from {from} on {}",
+            if new { "imported" } else { "already imported" },
+            api.url()
+        );
+        return Ok(());
+    }
+    let dir = existing_data_dir(data_dir)?;
+    let Some(_lock) = dir.try_lock()? else {
+        bail!(
+            "a running registry holds {}: import over HTTP with --registry URL and its admin token",
+            data_dir.display()
+        );
+    };
+    let (key, _) = dir.operator_key(operator_key_env().as_deref())?;
+    let stores = dir.open_stores()?;
+    let registry = Registry::open(stores.meta, stores.content, key, &[], Config::default())?;
+    let outcome = cairn_registry::block_on(
+        registry.import_namespace(namespace.to_owned(), from.to_owned()),
+        Some(Instant::now() + Duration::from_secs(30)),
+    );
+    registry.shutdown();
+    let new = outcome.context("the registry did not record the import in 30 s")??;
+    println!(
+        "namespace `{namespace}` is {} from {from} in {}",
+        if new.is_empty() {
+            "already imported"
+        } else {
+            "imported"
+        },
+        data_dir.display()
+    );
+    Ok(())
 }
 
 fn define_namespace(

@@ -132,9 +132,25 @@ impl Session {
         Ok(self.clients.get_mut(registry).expect("inserted above"))
     }
 
+    /// The client of the registry serving `name`: the one configured (or
+    /// given), unless its operator log imports the namespace from another
+    /// registry; then that one (one step, as Warg clients follow imports).
     fn for_package(&mut self, name: &PackageName) -> Result<&mut Client> {
         let registry = self.registry_for(name)?;
-        self.client(&registry)
+        let imported = self.client(&registry)?.imported_from(name.namespace())?;
+        let Some(from) = imported else {
+            return self.client(&registry);
+        };
+        let url = if from.contains("://") {
+            check_url(&from)?
+        } else {
+            check_url(&format!("https://{from}"))?
+        };
+        eprintln!(
+            "note: {registry} imports namespace `{}` from {url}: asking it there",
+            name.namespace()
+        );
+        self.client(&url)
     }
 
     fn signing_key(&self, signer: &Signer) -> Result<PrivateKey> {

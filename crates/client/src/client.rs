@@ -613,6 +613,21 @@ impl Client {
         ))
     }
 
+    /// The registry `namespace` is imported from, by this registry's
+    /// verified operator log (brought up to date first if it does not name
+    /// the namespace): its packages live there.
+    pub fn imported_from(&mut self, namespace: &str) -> Result<Option<String>> {
+        if self.trusted.operator.namespace(namespace).is_none() {
+            self.update(&[], false)?;
+        }
+        Ok(match self.trusted.operator.namespace(namespace) {
+            Some(cairn_protocol::operator::NamespaceState::Imported { registry }) => {
+                Some(registry.clone())
+            }
+            _ => None,
+        })
+    }
+
     /// Updates `name` and returns its verified log.
     pub fn fetch_package(&mut self, name: &PackageName) -> Result<PackageLog> {
         self.update(std::slice::from_ref(name), false)?;

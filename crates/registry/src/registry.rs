@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use cairn_protocol::attestation::{Attestation, AttestationRecord};
 use cairn_protocol::notice::NoticeLog;
-use cairn_protocol::operator::{OperatorRecord, OperatorState};
+use cairn_protocol::operator::{NamespaceState, OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
 use cairn_protocol::{
     Envelope, Hash, KeyId, LogId, LogLeaf, MapLeaf, PackageName, PrivateKey, PublicKey, RecordId,
@@ -590,9 +590,19 @@ pub(crate) fn apply_latest(map: Map, leaves: &[LogLeaf]) -> Map {
     )
 }
 
-/// The namespaces an operator log defines.
-pub(crate) fn namespaces_of(state: &OperatorState) -> Vec<String> {
-    state.namespaces().map(|(ns, _)| ns.to_owned()).collect()
+/// The namespaces an operator log names, each with the registry it is
+/// imported from (`None`: defined by this registry).
+pub(crate) fn namespaces_of(state: &OperatorState) -> Vec<(String, Option<String>)> {
+    state
+        .namespaces()
+        .map(|(ns, how)| {
+            let from = match how {
+                NamespaceState::Defined => None,
+                NamespaceState::Imported { registry } => Some(registry.clone()),
+            };
+            (ns.to_owned(), from)
+        })
+        .collect()
 }
 
 /// The keys that may sign checkpoints.
@@ -678,8 +688,14 @@ impl Registry {
             // Namespaces this replica was given that the log lacks are
             // defined by whichever replica sequences, from the store's
             // admin requests.
-            let defined = shared.view.operator().namespaces.clone();
-            for namespace in namespaces.iter().filter(|n| !defined.contains(n)) {
+            let named: Vec<String> = shared
+                .view
+                .operator()
+                .namespaces
+                .iter()
+                .map(|(ns, _)| ns.clone())
+                .collect();
+            for namespace in namespaces.iter().filter(|n| !named.contains(n)) {
                 match shared.meta.request_define_namespace(namespace) {
                     Ok(_) => tracing::info!(
                         "asked the replica that leads to define namespace `{namespace}`"
@@ -874,7 +890,42 @@ impl Registry {
 
     /// The namespaces this registry defines.
     pub fn namespaces(&self) -> Vec<String> {
-        self.view().operator().namespaces.clone()
+        self.view()
+            .operator()
+            .namespaces
+            .iter()
+            .filter(|(_, from)| from.is_none())
+            .map(|(ns, _)| ns.clone())
+            .collect()
+    }
+
+    /// The namespaces this registry imports, with the registry each comes
+    /// from.
+    pub fn imported_namespaces(&self) -> Vec<(String, String)> {
+        self.view()
+            .operator()
+            .namespaces
+            .iter()
+            .filter_map(|(ns, from)| Some((ns.clone(), from.clone()?)))
+            .collect()
+    }
+
+    /// The registry `namespace` is imported from, if it is.
+    pub fn imported_from(&self, namespace: &str) -> Option<String> {
+        self.view()
+            .operator()
+            .namespaces
+            .iter()
+            .find(|(ns, _)| ns == namespace)
+            .and_then(|(_, from)| from.clone())
+    }
+
+    /// Imports `namespace` from `registry` (its URL or domain) through a
+    /// new operator record: its packages are another registry's, and
+    /// clients asking for them here are told where they live. Answers
+    /// with the namespace if newly imported, nothing if it already was.
+    pub fn import_namespace(&self, namespace: String, registry: String) -> Answer<Vec<String>> {
+        self.send(|reply| Command::Input(Input::Import(namespace, registry), Reply::Defined(reply)))
     }
 
     /// The keys the operator log holds (the first signs checkpoints).

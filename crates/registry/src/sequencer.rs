@@ -64,6 +64,8 @@ pub(crate) enum Input {
     Submit(Box<Submission>),
     /// Define namespaces (initialising the operator log if needed).
     Define(Vec<String>),
+    /// Import a namespace from another registry (its URL or domain).
+    Import(String, String),
     /// Append an operator-signed record to a package's attestation log.
     Attest(Box<Attesting>),
     /// Append an operator-signed notice (a take-down or a restore) to the
@@ -356,7 +358,7 @@ impl Sequencer {
                         needs.attestations.push(log_id);
                     }
                 }
-                Input::Define(_) | Input::Notice(_) => {}
+                Input::Define(_) | Input::Import(..) | Input::Notice(_) => {}
             }
         }
         needs.records.sort_unstable();
@@ -391,6 +393,9 @@ impl Sequencer {
                 }
                 Input::Define(namespaces) => {
                     Outcome::Defined(self.define(&mut staged, &namespaces, now))
+                }
+                Input::Import(namespace, registry) => {
+                    Outcome::Defined(self.import(&mut staged, namespace, registry, now))
                 }
                 Input::Attest(attesting) => {
                     let Attesting {
@@ -855,6 +860,18 @@ impl Sequencer {
         if entries.is_empty() {
             return Ok(defined);
         }
+        self.stage_operator(staged, &state, entries, now)?;
+        Ok(defined)
+    }
+
+    /// Signs and stages an operator record of `entries` after `state`.
+    fn stage_operator(
+        &mut self,
+        staged: &mut Staged,
+        state: &OperatorState,
+        entries: Vec<OperatorEntry>,
+        now: SystemTime,
+    ) -> Result<(), SubmitError> {
         let (prev, timestamp) = Head::next(state.head(), Timestamp::from_system_time(now));
         let envelope = Envelope::sign(
             &self.key,
@@ -870,7 +887,55 @@ impl Sequencer {
             .map_err(|e| SubmitError::Invalid(e.to_string()))?;
         self.stage_sequenced(staged, LogId::operator(), &envelope);
         staged.operator = Some(next);
-        Ok(defined)
+        Ok(())
+    }
+
+    /// Imports `namespace` from `registry` in one operator record (the
+    /// operator log is initialised first if it is not); answers with the
+    /// namespace if newly imported. A namespace defined here, or imported
+    /// from another registry, is refused.
+    fn import(
+        &mut self,
+        staged: &mut Staged,
+        namespace: String,
+        registry: String,
+        now: SystemTime,
+    ) -> Result<Vec<String>, SubmitError> {
+        cairn_protocol::validate_namespace(&namespace)
+            .map_err(|e| SubmitError::Invalid(format!("namespace `{namespace}`: {e}")))?;
+        let state = staged
+            .operator
+            .clone()
+            .unwrap_or_else(|| self.operator.clone());
+        match state.namespace(&namespace) {
+            Some(NamespaceState::Imported { registry: from }) if *from == registry => {
+                return Ok(Vec::new())
+            }
+            Some(NamespaceState::Imported { registry: from }) => {
+                return Err(SubmitError::Invalid(format!(
+                    "namespace `{namespace}` is imported from {from} already"
+                )))
+            }
+            Some(NamespaceState::Defined) => {
+                return Err(SubmitError::Invalid(format!(
+                    "namespace `{namespace}` is defined by this registry; it cannot be imported"
+                )))
+            }
+            None => {}
+        }
+        let mut entries = Vec::new();
+        if state.head().is_none() {
+            entries.push(OperatorEntry::Init {
+                hash_algorithm: HashAlgorithm::Sha256,
+                key: self.key.public_key().clone(),
+            });
+        }
+        entries.push(OperatorEntry::ImportNamespace {
+            namespace: namespace.clone(),
+            registry,
+        });
+        self.stage_operator(staged, &state, entries, now)?;
+        Ok(vec![namespace])
     }
 
     /// Rejects the records that waited for content longer than the

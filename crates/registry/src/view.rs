@@ -26,8 +26,9 @@ pub(crate) struct OperatorView {
     /// The operator log's records with their registry indexes: short, and
     /// part of nearly every fetch, so served from memory.
     pub records: Vec<(u64, StoredRecord)>,
-    /// The namespaces the operator log defines, in order.
-    pub namespaces: Vec<String>,
+    /// The namespaces the operator log names, in order, each with the
+    /// registry it is imported from (`None`: defined here).
+    pub namespaces: Vec<(String, Option<String>)>,
 }
 
 /// How many recent maps the view keeps (see [`View::add_checkpoint`]).
@@ -191,7 +192,7 @@ impl View {
     pub fn extend_operator(
         &self,
         keys: Vec<PublicKey>,
-        namespaces: Vec<String>,
+        namespaces: Vec<(String, Option<String>)>,
         records: Vec<(u64, StoredRecord)>,
     ) {
         let mut operator = write(&self.operator);

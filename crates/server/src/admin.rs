@@ -202,9 +202,28 @@ pub(crate) async fn revoke_token(
 
 /// A namespace to define.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct DefineNamespace {
     namespace: String,
+    /// Import it from this registry (a URL or domain) instead of defining it.
+    #[serde(default)]
+    import_from: Option<String>,
+}
+
+/// Checks a registry named by an import: a URL or a domain, one short
+/// token of printable characters.
+pub(crate) fn check_registry_name(registry: &str) -> Result<(), ApiError> {
+    let ok = !registry.is_empty()
+        && registry.len() <= 253
+        && registry
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:/[]".contains(c));
+    if !ok {
+        return Err(ApiError::bad_request(format!(
+            "`{registry}` is not a registry: give its URL (`https://registry.example`) or domain"
+        )));
+    }
+    Ok(())
 }
 
 /// `POST /cairn/v1/admin/namespaces`
@@ -219,6 +238,19 @@ pub(crate) async fn define_namespace(
             "`{}` is not a valid namespace: {e} (use kebab-case, e.g. `acme` or `my-org`)",
             body.namespace
         )));
+    }
+    if let Some(from) = &body.import_from {
+        check_registry_name(from)?;
+        let imported = app
+            .registry
+            .import_namespace(body.namespace.clone(), from.clone())
+            .await?;
+        return Ok(Json(json!({
+            "namespace": body.namespace,
+            "importedFrom": from,
+            "imported": !imported.is_empty(),
+        }))
+        .into_response());
     }
     let defined = app
         .registry

@@ -53,6 +53,27 @@ pub(crate) struct Releases {
 }
 
 impl Oci {
+    /// The error for a repository this registry does not hold: it names
+    /// the registry its namespace is imported from, if it is.
+    fn unknown_repository(&self, repository: &str) -> OciError {
+        let imported = repository
+            .split_once('/')
+            .and_then(|(ns, _)| Some((ns, self.registry.imported_from(ns)?)));
+        match imported {
+            Some((ns, from)) => OciError::new(
+                ErrorCode::NameUnknown,
+                format!(
+                    "repository `{repository}` is not here: namespace `{ns}` is imported from \
+                     {from}; pull it from there"
+                ),
+            ),
+            None => OciError::new(
+                ErrorCode::NameUnknown,
+                format!("repository `{repository}` is not known to this registry"),
+            ),
+        }
+    }
+
     /// A blob of a repository: one linked into it, or the content of a
     /// release of the package it shows.
     pub fn blob(&self, repository: &str, digest: &Digest) -> Result<Blob, OciError> {
@@ -234,10 +255,7 @@ impl Oci {
         }
         if self.ensure_release_artifacts(repository)?.package.is_none() {
             if !self.store.repository_exists(repository)? {
-                return Err(OciError::new(
-                    ErrorCode::NameUnknown,
-                    format!("repository `{repository}` is not known to this registry"),
-                ));
+                return Err(self.unknown_repository(repository));
             }
             return Err(unknown());
         }
@@ -255,10 +273,7 @@ impl Oci {
         check_repository(repository)?;
         let Releases { package, tags } = self.ensure_release_artifacts(repository)?;
         if package.is_none() && !self.store.repository_exists(repository)? {
-            return Err(OciError::new(
-                ErrorCode::NameUnknown,
-                format!("repository `{repository}` is not known to this registry"),
-            ));
+            return Err(self.unknown_repository(repository));
         }
         let yanked: BTreeSet<String> = package
             .iter()
