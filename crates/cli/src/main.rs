@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod monitor;
 mod packages;
 mod proofs;
 mod tls;
@@ -90,6 +91,11 @@ enum Command {
     Verify(packages::VerifyArgs),
     /// Resolve packages and record version, digest and record in cairn.lock.
     Lock(packages::LockArgs),
+    /// Follow registries' checkpoints and check each extends the last one
+    /// verified (and, with --replay, every record of every package log);
+    /// serve the findings as JSON and Prometheus metrics, and compare
+    /// checkpoints with other monitors (--peer) to catch a split view.
+    Monitor(monitor::MonitorArgs),
     /// Take a release (or a whole package) down for a stated reason, or
     /// restore it: a signed notice in the log; downloads then get 451 with
     /// the reason on both faces, and records and proofs stay valid.
@@ -1008,6 +1014,7 @@ fn run() -> Result<()> {
         Command::Witness(args) => witness::witness(args),
         Command::Proof(args) => proofs::proof(args),
         Command::Takedown(args) => admin::take_down(args),
+        Command::Monitor(args) => monitor::monitor(args),
         Command::VerifyFile(args) => proofs::verify_file(args),
         Command::Audit(args) => proofs::audit(args),
     }

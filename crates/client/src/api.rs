@@ -306,6 +306,54 @@ impl Api {
             )
     }
 
+    /// `GET /v1/ledger/records/{start}`: a page of the registry log's
+    /// leaves from `start` (log id, record id), unverified.
+    pub fn ledger_page(&self, start: u64) -> Result<Vec<(LogId, RecordId)>> {
+        let url = self.url(&paths::ledger_records(start));
+        // A page holds at most 1,000 leaves of 64 bytes; allow ten times.
+        let bytes = self
+            .send(self.http.get(&url), &url, self.limits.read_timeout)?
+            .bytes(self, &url, 640_000)?;
+        if bytes.len() % 64 != 0 {
+            return Err(malformed(
+                &url,
+                "a ledger page is not whole 64-byte leaves".into(),
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(64)
+            .map(|leaf| {
+                let (log, record) = leaf.split_at(32);
+                (
+                    LogId::from(Hash::try_from(log).unwrap_or_default()),
+                    RecordId::from(Hash::try_from(record).unwrap_or_default()),
+                )
+            })
+            .collect())
+    }
+
+    /// `POST /v1/fetch/names`: the package names of log ids (`None` for
+    /// logs that are not packages'), unverified.
+    pub fn fetch_names(&self, ids: &[LogId]) -> Result<Vec<Option<PackageName>>> {
+        let answer: cairn_api::fetch::FetchPackageNamesResponse = self.post_json(
+            paths::FETCH_NAMES,
+            &cairn_api::fetch::FetchPackageNamesRequest::new(ids),
+        )?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                answer
+                    .packages
+                    .get(&id.to_string())
+                    .cloned()
+                    .flatten()
+                    .and_then(|n| n.parse().ok())
+                    // Trust nothing: the name must hash to the log id.
+                    .filter(|n: &PackageName| LogId::package(n) == *id)
+            })
+            .collect())
+    }
+
     /// `POST /v1/fetch/logs`: records after the given registry indexes, up
     /// to the checkpoint at `log_length`.
     pub fn fetch_logs(

@@ -613,6 +613,85 @@ impl Client {
         ))
     }
 
+    /// The packages whose logs have leaves from registry index `from` up
+    /// to the trusted checkpoint (read from the ledger, named by
+    /// `fetch/names`; each name checked against its log id); with the
+    /// index to read from next time.
+    pub fn packages_since(&self, from: u64) -> Result<(Vec<PackageName>, u64)> {
+        let length = self
+            .trusted
+            .checkpoint
+            .as_ref()
+            .map_or(0, |cp| cp.contents.checkpoint.log_length);
+        let mut ids: Vec<LogId> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut at = from;
+        while at < length {
+            let page = self.api.ledger_page(at)?;
+            if page.is_empty() {
+                break;
+            }
+            for (log_id, _) in page.iter().take((length - at) as usize) {
+                if seen.insert(*log_id) {
+                    ids.push(*log_id);
+                }
+            }
+            at += page.len() as u64;
+        }
+        let mut names = Vec::new();
+        for chunk in ids.chunks(1000) {
+            names.extend(self.api.fetch_names(chunk)?.into_iter().flatten());
+        }
+        Ok((names, at.min(length)))
+    }
+
+    /// Checks a checkpoint of this registry that someone else saw (another
+    /// monitor, a witness's peer): if the registry's operator signed it, it
+    /// must be the same history as the trusted checkpoint, equal at equal
+    /// lengths, else proven consistent by the registry. Two signed
+    /// checkpoints that are not is a split view: a verification error
+    /// whose evidence holds both. A checkpoint the operator did not sign
+    /// proves nothing: a usage error.
+    pub fn check_gossip(&mut self, theirs: &SignedCheckpoint, from: &str) -> Result<()> {
+        let ours =
+            self.trusted.checkpoint.clone().ok_or_else(|| {
+                Error::Usage("no checkpoint of the registry is trusted yet".into())
+            })?;
+        verify::checkpoint_signature(&self.trusted.operator, theirs).map_err(|e| {
+            Error::Usage(format!(
+                "the checkpoint {from} reports is not signed by the registry's operator: {e}"
+            ))
+        })?;
+        let (o, t) = (
+            ours.contents.checkpoint.log_length,
+            theirs.contents.checkpoint.log_length,
+        );
+        let (old, new) = if o <= t {
+            (&ours, theirs)
+        } else {
+            (theirs, &ours)
+        };
+        let bundle = if o == t {
+            None
+        } else {
+            Some(self.api.prove_consistency(
+                old.contents.checkpoint.log_length,
+                new.contents.checkpoint.log_length,
+            )?)
+        };
+        verify::consistency(old, new, bundle.as_deref()).map_err(|e| {
+            self.fail(
+                format!("a split view: the checkpoint {from} saw is not the history this client trusts: {e}"),
+                "split-view",
+                json!({
+                    "ours": SignedCheckpointJson::from(&ours),
+                    "theirs": SignedCheckpointJson::from(theirs),
+                    "from": from,
+                }),
+            )
+        })
+    }
+
     /// The registry `namespace` is imported from, by this registry's
     /// verified operator log (brought up to date first if it does not name
     /// the namespace): its packages live there.

@@ -951,6 +951,12 @@ impl Registry {
         Ok(self.shared.meta.checkpoint(log_length)?)
     }
 
+    /// The number of records durably in the log (some maybe not yet in a
+    /// checkpoint).
+    pub fn committed_length(&self) -> u64 {
+        self.view().log().len()
+    }
+
     /// The log length of the latest checkpoint.
     pub fn log_length(&self) -> u64 {
         self.view().checkpointed_length()

@@ -245,6 +245,7 @@ pub(crate) async fn define_namespace(
             .registry
             .import_namespace(body.namespace.clone(), from.clone())
             .await?;
+        covered(&app).await;
         return Ok(Json(json!({
             "namespace": body.namespace,
             "importedFrom": from,
@@ -256,11 +257,21 @@ pub(crate) async fn define_namespace(
         .registry
         .define_namespaces(vec![body.namespace.clone()])
         .await?;
+    covered(&app).await;
     Ok(Json(json!({
         "namespace": body.namespace,
         "defined": !defined.is_empty(),
     }))
     .into_response())
+}
+
+/// Waits until a checkpoint covers every record committed so far (an
+/// operator record just answered), so that clients see it at once.
+async fn covered(app: &AppState) {
+    let committed = app.registry.committed_length();
+    if committed > 0 {
+        app.registry.checkpointed(committed - 1).await;
+    }
 }
 
 /// A take-down's or restore's request.
