@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod mirror;
 mod monitor;
 mod packages;
 mod proofs;
@@ -91,6 +92,11 @@ enum Command {
     Verify(packages::VerifyArgs),
     /// Resolve packages and record version, digest and record in cairn.lock.
     Lock(packages::LockArgs),
+    /// Keep verified copies of other registries' namespaces and serve them.
+    Mirror {
+        #[command(subcommand)]
+        command: mirror::MirrorCommand,
+    },
     /// Follow registries' checkpoints and check each extends the last one
     /// verified (and, with --replay, every record of every package log);
     /// serve the findings as JSON and Prometheus metrics, and compare
@@ -1015,6 +1021,7 @@ fn run() -> Result<()> {
         Command::Proof(args) => proofs::proof(args),
         Command::Takedown(args) => admin::take_down(args),
         Command::Monitor(args) => monitor::monitor(args),
+        Command::Mirror { command } => mirror::command(command),
         Command::VerifyFile(args) => proofs::verify_file(args),
         Command::Audit(args) => proofs::audit(args),
     }
@@ -1272,7 +1279,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             path.display()
         );
     }
-    let oci = Arc::new(Oci::new(
+    let mut oci = Oci::new(
         registry.clone(),
         stores.oci.clone(),
         stores.blobs.clone(),
@@ -1282,7 +1289,29 @@ fn serve(args: ServeArgs) -> Result<()> {
             max_uploads: args.max_uploads,
             ..OciConfig::default()
         },
-    ));
+    );
+    let mirrors = mirror::load(dir.root())?;
+    if !mirrors.is_empty() {
+        let mirrors = Arc::new(mirror::Mirrors::open(dir.root(), mirrors)?);
+        // The namespaces are the origins': the operator log says so, and
+        // Warg clients go there.
+        for (namespace, origin) in mirrors.namespaces() {
+            let imported = cairn_registry::block_on(
+                registry.import_namespace(namespace.clone(), origin.clone()),
+                Some(Instant::now() + Duration::from_secs(30)),
+            );
+            match imported {
+                Some(Ok(_)) => tracing::info!("mirroring namespace `{namespace}` of {origin}"),
+                Some(Err(e)) => tracing::warn!(
+                    "namespace `{namespace}` is mirrored from {origin} but cannot be imported: {e}"
+                ),
+                None => tracing::warn!("the import of namespace `{namespace}` did not finish"),
+            }
+        }
+        mirrors.start();
+        oci = oci.with_mirrored(mirrors);
+    }
+    let oci = Arc::new(oci);
     let services = Services {
         registry: registry.clone(),
         oci,

@@ -622,13 +622,23 @@ fn oras_pushes_pulls_and_attaches_a_signature() {
             Vec::new(),
         )
         .json();
-    let listed = &referrers["manifests"];
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{referrers}");
-    assert_eq!(listed[0]["digest"], result["signature_digest"]);
+    // Beside it, the release's offline proof, which the registry attaches.
+    let listed: Vec<&Value> = referrers["manifests"]
+        .as_array()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 2, "{referrers}");
+    let signature = listed
+        .iter()
+        .find(|m| m["digest"] == result["signature_digest"])
+        .unwrap_or_else(|| panic!("no signature among {referrers}"));
     assert_eq!(
-        listed[0]["artifactType"],
+        signature["artifactType"],
         "application/vnd.example.signature.config+json"
     );
+    assert!(listed
+        .iter()
+        .any(|m| m["artifactType"] == "application/vnd.cairn.tlog-proof.v1"));
     let filtered = http
         .send(
             Method::GET,

@@ -383,3 +383,30 @@ pub(crate) async fn take_downs(State(app): State<AppState>) -> Result<Response, 
         .collect();
     Ok(Json(json!({ "takeDowns": list })).into_response())
 }
+
+/// `GET /cairn/v1/mirrors`: how each mirror stands: the origin's latest
+/// verified checkpoint, when it was last reached (and how stale the copy
+/// is), the last error, and whether it stopped on an inconsistency.
+pub(crate) async fn mirrors(State(app): State<AppState>) -> Response {
+    let now = app.clock.now_seconds();
+    let list: Vec<serde_json::Value> = app
+        .oci
+        .mirror_reports()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "origin": r.origin,
+                "namespace": r.namespace,
+                "packages": r.packages,
+                "content": if r.content_all { "all" } else { "on-demand" },
+                "checkpointLength": r.checkpoint_length,
+                "lastSuccess": r.last_success,
+                "staleSeconds": r.last_success.map(|t| now.saturating_sub(t)),
+                "packagesHeld": r.packages_held,
+                "error": r.error,
+                "stopped": r.stopped,
+            })
+        })
+        .collect();
+    Json(json!({ "mirrors": list })).into_response()
+}

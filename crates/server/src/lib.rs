@@ -236,6 +236,7 @@ fn router_with(
         .route("/cairn/v1/admin/takedowns", post(admin::take_down))
         .route("/cairn/v1/admin/restores", post(admin::restore))
         .route("/cairn/v1/takedowns", get(admin::take_downs))
+        .route("/cairn/v1/mirrors", get(admin::mirrors))
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))

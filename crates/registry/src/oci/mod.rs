@@ -37,8 +37,8 @@ pub use names::{check_repository, check_tag, package_of, repository_of, Referenc
 pub use push::{PendingPush, PushStep, Pushed};
 pub use releases::Blob;
 pub use store::{
-    Account, BlobStore, Finished, ManifestWrite, OciStore, SessionWriter, StoredManifest,
-    UploadSession,
+    Account, BlobStore, Finished, ManifestWrite, MirrorReport, Mirrored, OciStore, SessionWriter,
+    StoredManifest, UploadSession,
 };
 pub use uploads::Chunk;
 
@@ -84,6 +84,8 @@ pub struct Oci {
     /// Held while a release's proof is made and attached, so that it is
     /// attached once.
     proving: std::sync::Mutex<()>,
+    /// Another registry's packages served from a verified copy.
+    mirrored: Option<Arc<dyn Mirrored>>,
 }
 
 impl Oci {
@@ -102,6 +104,7 @@ impl Oci {
             busy: uploads::Busy::default(),
             starting: std::sync::Mutex::new(()),
             proving: std::sync::Mutex::new(()),
+            mirrored: None,
         }
     }
 
@@ -120,7 +123,37 @@ impl Oci {
         let Some(name) = package_of(repository) else {
             return Ok(None);
         };
-        let state = self.registry.published_package(&LogId::package(&name))?;
+        let mut state = self.registry.published_package(&LogId::package(&name))?;
+        if state.is_none() {
+            if let Some(mirrored) = &self.mirrored {
+                state = mirrored.package(&name)?;
+            }
+        }
         Ok(state.map(|s| (name, s)))
+    }
+
+    /// How the mirrors this face serves from stand.
+    pub fn mirror_reports(&self) -> Vec<MirrorReport> {
+        self.mirrored
+            .as_ref()
+            .map_or_else(Vec::new, |m| m.reports())
+    }
+
+    /// The same face, also serving another registry's packages from a
+    /// verified copy.
+    pub fn with_mirrored(mut self, mirrored: Arc<dyn Mirrored>) -> Oci {
+        self.mirrored = Some(mirrored);
+        self
+    }
+
+    /// The size of release content: this registry's, else a mirrored one's.
+    fn content_size(&self, digest: &cairn_protocol::Hash) -> Result<Option<u64>, OciError> {
+        if let Some(size) = self.registry.content_size(digest)? {
+            return Ok(Some(size));
+        }
+        match &self.mirrored {
+            Some(mirrored) => Ok(mirrored.content_size(digest)?),
+            None => Ok(None),
+        }
     }
 }

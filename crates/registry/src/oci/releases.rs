@@ -16,7 +16,7 @@ use super::manifest::{
     IMAGE_MANIFEST, TLOG_PROOF_ARTIFACT, TLOG_PROOF_LAYER,
 };
 use super::names::{check_repository, check_tag, repository_of, Reference};
-use super::store::{BlobStore, ManifestWrite, StoredManifest};
+use super::store::{BlobStore, ManifestWrite, Mirrored, StoredManifest};
 use super::Oci;
 use crate::registry::Registry;
 use crate::storage::ByteReader;
@@ -32,6 +32,7 @@ pub struct Blob {
 enum Source {
     Blob(Arc<dyn BlobStore>, Digest),
     Content(Arc<Registry>, Hash),
+    Mirrored(Arc<dyn Mirrored>, Hash),
 }
 
 impl Blob {
@@ -40,6 +41,7 @@ impl Blob {
         let found = match &self.source {
             Source::Blob(blobs, digest) => blobs.read(digest, start, len)?,
             Source::Content(registry, digest) => registry.read_content(digest, start, len)?,
+            Source::Mirrored(mirrored, digest) => mirrored.read_content(digest, start, len)?,
         };
         found.ok_or_else(|| OciError::new(ErrorCode::BlobUnknown, "the blob's bytes are gone"))
     }
@@ -111,6 +113,14 @@ impl Oci {
                     source: Source::Content(self.registry.clone(), hash),
                 });
             }
+            if let Some(mirrored) = &self.mirrored {
+                if let Some(size) = mirrored.content_size(&hash)? {
+                    return Ok(Blob {
+                        size,
+                        source: Source::Mirrored(mirrored.clone(), hash),
+                    });
+                }
+            }
         }
         Err(unknown())
     }
@@ -158,12 +168,14 @@ impl Oci {
     /// Unreadable content counts as a module without metadata.
     fn wasm_facts(&self, content: &Hash, size: u64) -> (bool, BTreeMap<String, String>) {
         let mut bytes = Vec::new();
-        let read = self
-            .registry
-            .read_content(content, 0, size)
-            .ok()
-            .flatten()
-            .map(|mut reader| reader.read_to_end(&mut bytes));
+        let reader = match self.registry.read_content(content, 0, size) {
+            Ok(Some(reader)) => Some(reader),
+            _ => self
+                .mirrored
+                .as_ref()
+                .and_then(|m| m.read_content(content, 0, size).ok().flatten()),
+        };
+        let read = reader.map(|mut reader| reader.read_to_end(&mut bytes));
         match read {
             Some(Ok(_)) => (
                 wasmparser::Parser::is_component(&bytes),
@@ -189,7 +201,7 @@ impl Oci {
             if tags.contains_key(&tag) || check_tag(&tag).is_err() {
                 continue;
             }
-            let Some(size) = self.registry.content_size(&release.content)? else {
+            let Some(size) = self.content_size(&release.content)? else {
                 continue;
             };
             let content = Digest::from(&release.content);

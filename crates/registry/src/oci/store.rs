@@ -1,7 +1,8 @@
 //! The OCI face's storage, as traits: metadata (repositories, blob links,
 //! manifests, tags, upload sessions, namespace policy) and blob bytes.
 
-use cairn_protocol::PrivateKey;
+use cairn_protocol::package::PackageState;
+use cairn_protocol::{Hash, PackageName, PrivateKey};
 
 use super::digest::Digest;
 use crate::storage::{ByteReader, StoreError};
@@ -157,4 +158,50 @@ pub struct Account {
     pub name: String,
     /// The key the registry keeps for it.
     pub custodial_key: PrivateKey,
+}
+
+/// Packages of another registry that this one serves from a verified copy
+/// (a mirror): the OCI face shows them beside its own, and their content
+/// comes from the copy (fetched from the origin, and checked, when it is
+/// not held yet). Implemented outside the engine, where the copy is kept.
+pub trait Mirrored: Send + Sync + 'static {
+    /// The verified state of `name`, if it is mirrored here. Blocking.
+    fn package(&self, name: &PackageName) -> Result<Option<PackageState>, StoreError>;
+    /// The size of the mirrored release content `digest`, if it can be
+    /// had. Blocking.
+    fn content_size(&self, digest: &Hash) -> Result<Option<u64>, StoreError>;
+    /// `len` bytes of the mirrored release content `digest` from `start`.
+    /// Blocking.
+    fn read_content(
+        &self,
+        digest: &Hash,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<ByteReader>, StoreError>;
+    /// How each mirror stands.
+    fn reports(&self) -> Vec<MirrorReport>;
+}
+
+/// How one mirror stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirrorReport {
+    /// The origin registry.
+    pub origin: String,
+    /// The namespace mirrored.
+    pub namespace: String,
+    /// Which of its packages (a glob), if not all.
+    pub packages: Option<String>,
+    /// Whether all content is fetched ahead (else on demand).
+    pub content_all: bool,
+    /// The log length of the origin's latest verified checkpoint.
+    pub checkpoint_length: Option<u64>,
+    /// When the origin was last reached and verified (Unix seconds).
+    pub last_success: Option<u64>,
+    /// Packages held.
+    pub packages_held: u64,
+    /// The last failure to reach the origin, if the latest round failed.
+    pub error: Option<String>,
+    /// Set when the origin was caught answering inconsistently: the mirror
+    /// stopped updating; what was proven false, and the evidence file.
+    pub stopped: Option<String>,
 }

@@ -1,0 +1,202 @@
+//! Verified mirrors (issue 17, items 5 and 9), with registries on their own
+//! loopback addresses: B mirrors the `acme:http*` packages of A with all
+//! their content, serves them on its OCI face, catches up with A's new
+//! releases, keeps serving (and says how stale) when A is down, and stops
+//! updating, keeping the evidence, when A comes back with a forked history.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_interop::warg::wasm;
+use cairn_protocol::Hash;
+use common::{cairn, request, start, User};
+use serde_json::Value;
+
+fn free_on(ip: [u8; 4]) -> SocketAddr {
+    TcpListener::bind(SocketAddr::from((ip, 0)))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+fn token(data: &Path) -> String {
+    let output = cairn()
+        .args(["token", "create", "--account", "alice"])
+        .args(["--scope", "publish:acme/*", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("token create");
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn get(addr: SocketAddr, path: &str) -> common::Response {
+    request(addr, "GET", path, &[], b"").expect("request")
+}
+
+fn mirror_status(addr: SocketAddr) -> Value {
+    let answer = get(addr, "/cairn/v1/mirrors");
+    serde_json::from_slice::<Value>(&answer.body).unwrap_or(Value::Null)["mirrors"][0].clone()
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The tags B's OCI face lists for a repository.
+fn tags(addr: SocketAddr, repo: &str) -> Vec<String> {
+    let answer = get(addr, &format!("/v2/{repo}/tags/list"));
+    serde_json::from_slice::<Value>(&answer.body)
+        .ok()
+        .and_then(|v| serde_json::from_value(v["tags"].clone()).ok())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
+    let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
+    let url_a = format!("http://{addr_a}");
+    let serve_a = |data: &Path| start(data, addr_a, &["--namespace", "acme"], Stdio::null());
+
+    // A: two packages; its data directory copied for the fork later.
+    let a = serve_a(&data_a);
+    let alice = User::new(scratch.path(), "alice", &url_a, Some(&token(&data_a)));
+    alice.ok(&["key", "new"]);
+    let (v1, other) = (wasm("http-client 1.0.0"), wasm("other 1.0.0"));
+    alice.write("v1.wasm", &v1);
+    alice.write("other.wasm", &other);
+    alice.publish("v1.wasm", "acme:http-client", "1.0.0");
+    alice.publish("other.wasm", "acme:other", "1.0.0");
+    stop(a);
+    copy_dir(&data_a, &scratch.path().join("fork"));
+    let a = serve_a(&data_a);
+
+    // B mirrors acme:http* of A, content and all.
+    cairn_store::DataDir::create(&data_b).expect("data dir");
+    let added = cairn()
+        .args(["mirror", "add", &url_a, "--namespace", "acme"])
+        .args([
+            "--packages",
+            "acme:http*",
+            "--content",
+            "all",
+            "--interval",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(&data_b)
+        .output()
+        .expect("mirror add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let b = start(&data_b, addr_b, &[], Stdio::null());
+    wait_for("the mirror's first sync", || {
+        mirror_status(addr_b)["packagesHeld"].as_u64() == Some(1)
+    });
+    let status = mirror_status(addr_b);
+    assert_eq!(status["content"], "all");
+    assert!(status["checkpointLength"].as_u64() >= Some(3), "{status}");
+
+    // B's OCI face serves the copy: tags, manifest, the very bytes.
+    assert_eq!(tags(addr_b, "acme/http-client"), ["1.0.0"]);
+    let manifest = get(addr_b, "/v2/acme/http-client/manifests/1.0.0");
+    assert_eq!(manifest.status, 200);
+    let manifest: Value = serde_json::from_slice(&manifest.body).expect("manifest");
+    let layer = manifest["layers"][0]["digest"].as_str().expect("layer");
+    assert_eq!(layer, Hash::of(&v1).to_string());
+    let blob = get(addr_b, &format!("/v2/acme/http-client/blobs/{layer}"));
+    assert_eq!(blob.status, 200);
+    assert_eq!(blob.body, v1);
+    // What the pattern leaves out is not served; B names A.
+    let left_out = get(addr_b, "/v2/acme/other/manifests/1.0.0");
+    assert_eq!(left_out.status, 404);
+    assert!(String::from_utf8_lossy(&left_out.body).contains(&url_a));
+
+    // A new release on A reaches B.
+    let v2 = wasm("http-client 1.1.0");
+    alice.write("v2.wasm", &v2);
+    alice.publish("v2.wasm", "acme:http-client", "1.1.0");
+    wait_for("the mirror to catch up", || {
+        tags(addr_b, "acme/http-client").len() == 2
+    });
+    let blob = get(
+        addr_b,
+        &format!("/v2/acme/http-client/blobs/{}", Hash::of(&v2)),
+    );
+    assert_eq!(blob.body, v2);
+
+    // A down: B serves what it has and says how stale it is.
+    stop(a);
+    wait_for("the mirror to notice the origin is down", || {
+        !mirror_status(addr_b)["error"].is_null()
+    });
+    assert!(mirror_status(addr_b)["staleSeconds"].as_u64().is_some());
+    assert_eq!(
+        get(
+            addr_b,
+            &format!("/v2/acme/http-client/blobs/{}", Hash::of(&v2))
+        )
+        .body,
+        v2
+    );
+
+    // A back with a forked history (same keys, same address): B stops
+    // updating, keeps the evidence, and serves what it verified.
+    let fork = serve_a(&scratch.path().join("fork"));
+    let mallory = User::new(
+        scratch.path(),
+        "mallory",
+        &url_a,
+        Some(&token(&scratch.path().join("fork"))),
+    );
+    mallory.ok(&["key", "new"]);
+    mallory.write("evil.wasm", &wasm("evil"));
+    mallory.publish("evil.wasm", "acme:http-evil", "1.0.0");
+    mallory.write("evil2.wasm", &wasm("evil 2"));
+    mallory.publish("evil2.wasm", "acme:http-evil", "2.0.0");
+    wait_for("the mirror to catch the fork", || {
+        !mirror_status(addr_b)["stopped"].is_null()
+    });
+    let status = mirror_status(addr_b);
+    assert!(
+        status["stopped"]
+            .as_str()
+            .is_some_and(|s| s.contains("evidence")),
+        "{status}"
+    );
+    assert_eq!(tags(addr_b, "acme/http-client"), ["1.0.0", "1.1.0"]);
+    assert_eq!(tags(addr_b, "acme/http-evil"), Vec::<String>::new());
+    stop(fork);
+    stop(b);
+}
