@@ -265,18 +265,21 @@ impl Running {
     }
 
     fn sync_once(&self) -> cairn_client::Result<()> {
-        let mut client = self.lock_client();
-        client.update(&[], false)?;
+        // The client is locked a step at a time, so that reads of what is
+        // held (the OCI face) wait at most for one step.
+        // The checkpoint first: signed, consistent with the last one.
+        self.lock_client().update(&[], false)?;
+        // Then only the packages with records since the last look (from
+        // the ledger): catching up costs what is new.
         let from = self.lock_state().replayed_to;
-        let (found, to) = client.packages_since(from)?;
-        let mut names = self.lock_state().names.clone();
-        names.extend(found.into_iter().filter(|n| self.wants(n)));
-        let names: Vec<PackageName> = names.into_iter().collect();
-        for chunk in names.chunks(500) {
-            client.update(chunk, false)?;
+        let (found, to) = self.lock_client().packages_since(from)?;
+        let changed: Vec<PackageName> = found.into_iter().filter(|n| self.wants(n)).collect();
+        for chunk in changed.chunks(100) {
+            self.lock_client().update(chunk, false)?;
         }
         if self.spec.content == ContentMode::All {
-            for name in &names {
+            for name in &changed {
+                let mut client = self.lock_client();
                 let releases: Vec<(Hash, cairn_protocol::RecordId)> = client
                     .package(name)?
                     .map(|log| {
@@ -293,12 +296,13 @@ impl Running {
                 }
             }
         }
-        let checkpoint = client
+        let checkpoint = self
+            .lock_client()
             .checkpoint()
             .map(|cp| cp.contents.checkpoint.log_length);
         let mut state = self.lock_state();
-        state.report.packages_held = names.len() as u64;
-        state.names = names.into_iter().collect();
+        state.names.extend(changed);
+        state.report.packages_held = state.names.len() as u64;
         state.replayed_to = to;
         state.report.checkpoint_length = checkpoint;
         Ok(())
