@@ -320,7 +320,20 @@ fn main() {
     let scratch = tempfile::tempdir().expect("scratch");
     let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
     let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
-    let a = serve(&data_a, addr_a, &["--namespace", "bench"]);
+    // No rate limits on A: the bench publishes from one token as fast as
+    // it can (a mirror's own requests are few).
+    let a = serve(
+        &data_a,
+        addr_a,
+        &[
+            "--namespace",
+            "bench",
+            "--rate-limit-ip",
+            "0",
+            "--rate-limit-token",
+            "0",
+        ],
+    );
     let token = {
         let output = cairn()
             .args(["token", "create", "--account", "bench", "--scope", "publish:bench/*"])
