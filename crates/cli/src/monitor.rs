@@ -11,6 +11,7 @@
 //! verified.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -100,6 +101,9 @@ struct Report {
     counts: BTreeMap<(String, &'static str), u64>,
     rounds: u64,
 }
+
+/// The largest gossip answer read from a peer.
+const MAX_GOSSIP_BYTES: u64 = 4 << 20;
 
 /// At most this many findings are kept (the oldest go first); counts stay.
 const MAX_FINDINGS: usize = 1000;
@@ -264,12 +268,23 @@ fn gossip(peer: &str, clients: &mut BTreeMap<String, Client>, findings: &mut Vec
         evidence: None,
     };
     let url = format!("{}/checkpoints", peer.trim_end_matches('/'));
+    // A peer's answer is read within MAX_GOSSIP_BYTES and 10 s.
     let answer = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .and_then(|http| http.get(&url).send())
         .and_then(|r| r.error_for_status())
-        .and_then(|r| r.json::<Value>());
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            let mut bytes = Vec::new();
+            r.take(MAX_GOSSIP_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| e.to_string())?;
+            if bytes.len() as u64 > MAX_GOSSIP_BYTES {
+                return Err(format!("the answer is larger than {MAX_GOSSIP_BYTES} bytes"));
+            }
+            serde_json::from_slice::<Value>(&bytes).map_err(|e| e.to_string())
+        });
     let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
