@@ -227,11 +227,11 @@ fn wait_mirrored(b: SocketAddr, length: u64, packages: u64, since: Instant) -> D
         {
             return since.elapsed();
         }
+        assert!(status["stopped"].is_null(), "the mirror stopped: {status}");
         assert!(
-            status["stopped"].is_null(),
-            "the mirror stopped: {status}"
+            Instant::now() < deadline,
+            "the mirror did not finish: {status}"
         );
-        assert!(Instant::now() < deadline, "the mirror did not finish: {status}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -292,7 +292,13 @@ fn tiles_for(index: u64, size: u64) -> Vec<String> {
             let joined: Vec<String> = parts
                 .iter()
                 .enumerate()
-                .map(|(i, p)| if i == last { p.clone() } else { format!("x{p}") })
+                .map(|(i, p)| {
+                    if i == last {
+                        p.clone()
+                    } else {
+                        format!("x{p}")
+                    }
+                })
                 .collect();
             let path = format!("tile/{level}/{}", joined.join("/"));
             if width < 256 {
@@ -336,7 +342,14 @@ fn main() {
     );
     let token = {
         let output = cairn()
-            .args(["token", "create", "--account", "bench", "--scope", "publish:bench/*"])
+            .args([
+                "token",
+                "create",
+                "--account",
+                "bench",
+                "--scope",
+                "publish:bench/*",
+            ])
             .arg("--data-dir")
             .arg(&data_a)
             .output()
@@ -396,12 +409,23 @@ fn main() {
     cairn_store::DataDir::create(&data_b).expect("data dir");
     let added = cairn()
         .args(["mirror", "add", &format!("http://{}", proxy.addr)])
-        .args(["--namespace", "bench", "--content", "all", "--interval", "1"])
+        .args([
+            "--namespace",
+            "bench",
+            "--content",
+            "all",
+            "--interval",
+            "1",
+        ])
         .arg("--data-dir")
         .arg(&data_b)
         .output()
         .expect("mirror add");
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     let since = Instant::now();
     let b = serve(&data_b, addr_b, &[]);
     let full = wait_mirrored(addr_b, length, options.packages as u64, since);
@@ -468,7 +492,9 @@ fn main() {
         "POST",
         "/v1/proof/inclusion",
         &[("content-type", "application/json")],
-        json!({ "logLength": size, "leafs": [index] }).to_string().as_bytes(),
+        json!({ "logLength": size, "leafs": [index] })
+            .to_string()
+            .as_bytes(),
     )
     .expect("inclusion");
     assert_eq!(warg.status, 200);

@@ -281,7 +281,9 @@ fn gossip(peer: &str, clients: &mut BTreeMap<String, Client>, findings: &mut Vec
                 .read_to_end(&mut bytes)
                 .map_err(|e| e.to_string())?;
             if bytes.len() as u64 > MAX_GOSSIP_BYTES {
-                return Err(format!("the answer is larger than {MAX_GOSSIP_BYTES} bytes"));
+                return Err(format!(
+                    "the answer is larger than {MAX_GOSSIP_BYTES} bytes"
+                ));
             }
             serde_json::from_slice::<Value>(&bytes).map_err(|e| e.to_string())
         });
