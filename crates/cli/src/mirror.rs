@@ -22,9 +22,11 @@ use cairn_client::api::NoProgress;
 use cairn_client::config::check_url;
 use cairn_client::Client;
 use cairn_protocol::package::PackageState;
+use cairn_protocol::release_proof::ReleaseRecord;
 use cairn_protocol::{Hash, PackageName};
 use cairn_registry::oci::{MirrorReport, Mirrored};
 use cairn_registry::{ByteReader, Clock, StoreError, SystemClock};
+use cairn_transparency::tlog_proof::TlogProof;
 use serde::{Deserialize, Serialize};
 
 /// The file, in the data directory, listing the mirrors.
@@ -475,6 +477,39 @@ impl Mirrored for Mirrors {
         let mut file = std::fs::File::open(&path).map_err(failed)?;
         file.seek(SeekFrom::Start(start)).map_err(failed)?;
         Ok(Some(Box::new(file.take(len))))
+    }
+
+    fn release_proof(
+        &self,
+        name: &PackageName,
+        version: &cairn_protocol::Version,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(running) = self.for_name(name) else {
+            return Ok(None);
+        };
+        let mut client = running.lock_client();
+        let verified = client
+            .package(name)
+            .map_err(store_error)?
+            .and_then(|log| log.state.release(version).map(|r| r.record_id));
+        let Some(record_id) = verified else {
+            return Ok(None);
+        };
+        // The origin down or without C2SP proofs: none for now.
+        let Ok(bytes) = client.tlog_proof(name, version) else {
+            return Ok(None);
+        };
+        // Served only if it proves the very record the mirror verified
+        // (clients check the rest against the origin's keys).
+        let proves = TlogProof::parse(&bytes).ok().and_then(|proof| {
+            let release = ReleaseRecord::from_extra(proof.extra.as_deref()?).ok()?;
+            Some(release.package == *name && release.envelope.record_id() == record_id)
+        });
+        if proves != Some(true) {
+            tracing::warn!(origin = %running.spec.origin, "the origin's proof of {name}@{version} is not of the record verified");
+            return Ok(None);
+        }
+        Ok(String::from_utf8(bytes).ok())
     }
 
     fn reports(&self) -> Vec<MirrorReport> {

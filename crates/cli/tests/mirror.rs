@@ -138,6 +138,54 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
     let blob = get(addr_b, &format!("/v2/acme/http-client/blobs/{layer}"));
     assert_eq!(blob.status, 200);
     assert_eq!(blob.body, v1);
+    // The release's manifest on B carries A's offline proof, which
+    // verifies against A's log key.
+    let subject = get(addr_b, "/v2/acme/http-client/manifests/1.0.0");
+    let subject = subject
+        .header("docker-content-digest")
+        .expect("digest")
+        .to_owned();
+    let referrers: Value = serde_json::from_slice(
+        &get(addr_b, &format!("/v2/acme/http-client/referrers/{subject}")).body,
+    )
+    .expect("index");
+    let proof = referrers["manifests"]
+        .as_array()
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m["artifactType"] == "application/vnd.cairn.tlog-proof.v1")
+        })
+        .unwrap_or_else(|| panic!("no proof among {referrers}"));
+    let proof: Value = serde_json::from_slice(
+        &get(
+            addr_b,
+            &format!(
+                "/v2/acme/http-client/manifests/{}",
+                proof["digest"].as_str().expect("digest")
+            ),
+        )
+        .body,
+    )
+    .expect("manifest");
+    let layer_digest = proof["layers"][0]["digest"].as_str().expect("layer");
+    let text = get(
+        addr_b,
+        &format!("/v2/acme/http-client/blobs/{layer_digest}"),
+    )
+    .body;
+    let key_a = String::from_utf8(get(addr_a, "/tlog/key").body).expect("key");
+    let reader = User::new(scratch.path(), "reader", "http://127.0.0.1:9", None);
+    reader.write("v1.wasm", &v1);
+    reader.write("v1.tlog-proof", &text);
+    reader.ok(&[
+        "verify-file",
+        "v1.wasm",
+        "--proof",
+        "v1.tlog-proof",
+        "--log-key",
+        key_a.trim(),
+    ]);
+
     // What the pattern leaves out is not served; B names A.
     let left_out = get(addr_b, "/v2/acme/other/manifests/1.0.0");
     assert_eq!(left_out.status, 404);

@@ -692,6 +692,16 @@ impl Client {
         })
     }
 
+    /// The registry's offline proof of `version` of `name`
+    /// (`c2sp.org/tlog-proof@v1`), unverified.
+    pub fn tlog_proof(
+        &self,
+        name: &PackageName,
+        version: &cairn_protocol::Version,
+    ) -> Result<Vec<u8>> {
+        self.api.tlog_proof(name, version)
+    }
+
     /// The registry `namespace` is imported from, by this registry's
     /// verified operator log (brought up to date first if it does not name
     /// the namespace): its packages live there.

@@ -116,9 +116,8 @@ pub(crate) struct Shared {
     pub budget: crate::content::Budget,
     /// Leaf hashes of chunks of the log read for proofs.
     pub chunks: ChunkCache,
-    /// The notice log as readers see it: the registry log length it was
-    /// read up to, the index of its last record, and its state.
-    pub notices: Mutex<(u64, Option<u64>, NoticeLog)>,
+    /// The notice log as readers see it.
+    pub notices: Mutex<crate::takedown::Notices>,
 }
 
 impl Shared {
@@ -144,7 +143,7 @@ impl Shared {
             config,
             keys: RwLock::new(Generations::new(generation)),
             published: Mutex::new(Generations::new(generation)),
-            notices: Mutex::new((0, None, NoticeLog::new())),
+            notices: Mutex::new(crate::takedown::Notices::default()),
             chunks: ChunkCache::default(),
         })
     }

@@ -7,6 +7,8 @@
 //! checkpoint: it is read again from the store, from its last record on,
 //! whenever the log has grown.
 
+use std::collections::HashMap;
+
 use cairn_protocol::notice::{Notice, NoticeLog, NoticeRecord, Scope, TakenDown};
 use cairn_protocol::{Hash, LogId, PackageName, Version};
 
@@ -17,6 +19,20 @@ use crate::registry::{Attested, Registry};
 use crate::sequencer::Input;
 use crate::storage::{MetaStore, StoreError};
 use crate::thread::{Command, Reply};
+
+/// The notice log as readers see it.
+#[derive(Default)]
+pub(crate) struct Notices {
+    /// The registry log length it was read up to.
+    upto: u64,
+    /// The registry index of its last record.
+    last: Option<u64>,
+    /// Its state.
+    log: NoticeLog,
+    /// The content the take-downs in force name: what was taken down, and
+    /// why.
+    by_digest: HashMap<Hash, (String, String)>,
+}
 
 /// `log` with the notice records after registry index `after` up to
 /// `upto`; with the index of the last one applied.
@@ -40,34 +56,50 @@ pub(crate) fn load_notices(
 impl Registry {
     /// The notice log as of the latest checkpoint.
     pub fn notices(&self) -> Result<NoticeLog, QueryError> {
+        self.with_notices(|notices| notices.log.clone())
+    }
+
+    /// Runs `f` on the notice log as of the latest checkpoint, read again
+    /// (from its last record on) if the log grew since it was last read.
+    fn with_notices<T>(&self, f: impl FnOnce(&Notices) -> T) -> Result<T, QueryError> {
         let length = self.log_length();
         let mut cached = self
             .shared
             .notices
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let (upto, last, log) = &mut *cached;
-        if *upto < length {
-            let (next, new_last) =
-                load_notices(self.shared.meta.as_ref(), log.clone(), *last, length)?;
-            *log = next;
-            *last = new_last;
-            *upto = length;
+        if cached.upto < length {
+            let (log, last) = load_notices(
+                self.shared.meta.as_ref(),
+                cached.log.clone(),
+                cached.last,
+                length,
+            )?;
+            if last != cached.last {
+                cached.by_digest = log
+                    .taken_down()
+                    .flat_map(|(scope, down)| {
+                        down.content
+                            .iter()
+                            .map(move |d| (*d, (scope.to_string(), down.reason.clone())))
+                    })
+                    .collect();
+                cached.log = log;
+                cached.last = last;
+            }
+            cached.upto = length;
         }
-        Ok(log.clone())
+        Ok(f(&cached))
     }
 
     /// Refuses content `digest` if a take-down in force names it.
     pub fn check_not_taken_down(&self, digest: &Hash) -> Result<(), QueryError> {
-        let notices = self.notices()?;
-        let found = notices
-            .taken_down()
-            .find(|(_, down)| down.content.contains(digest));
+        let found = self.with_notices(|notices| notices.by_digest.get(digest).cloned())?;
         match found {
-            Some((scope, down)) => Err(QueryError::TakenDown {
+            Some((scope, reason)) => Err(QueryError::TakenDown {
                 digest: *digest,
-                scope: scope.to_string(),
-                reason: down.reason.clone(),
+                scope,
+                reason,
             }),
             None => Ok(()),
         }

@@ -850,19 +850,23 @@ async fn referrers(
     let bytes = blocking(move || {
         // A release's manifest carries its offline proof, made the first
         // time its referrers are asked for once a checkpoint (cosigned,
-        // with witnesses) covers it.
-        if let Some(key) = tlog {
-            oci.attach_release_proof(&repo, &digest, |name, version| {
-                match crate::tlog::prove_release(&registry, &key, name, version) {
-                    Ok(text) => Ok(Some(text)),
-                    Err(crate::tlog::NoProof::Query(e)) => Err(OciError::new(
-                        ErrorCode::Internal,
-                        format!("cannot make the release's proof: {e}"),
-                    )),
-                    Err(_) => Ok(None),
-                }
-            })?;
-        }
+        // with witnesses) covers it; a mirrored release carries its
+        // origin's.
+        let mirror = oci.clone();
+        oci.attach_release_proof(&repo, &digest, |name, version| {
+            let Some(key) = &tlog else {
+                return mirror.mirrored_release_proof(name, version);
+            };
+            match crate::tlog::prove_release(&registry, key, name, version) {
+                Ok(text) => Ok(Some(text)),
+                Err(crate::tlog::NoProof::Query(e)) => Err(OciError::new(
+                    ErrorCode::Internal,
+                    format!("cannot make the release's proof: {e}"),
+                )),
+                Err(crate::tlog::NoProof::Unknown) => mirror.mirrored_release_proof(name, version),
+                Err(_) => Ok(None),
+            }
+        })?;
         oci.referrers(&repo, &digest, artifact_type.as_deref())
     })
     .await?;

@@ -132,6 +132,18 @@ impl Oci {
         Ok(state.map(|s| (name, s)))
     }
 
+    /// The origin's offline proof of a mirrored release, if any.
+    pub fn mirrored_release_proof(
+        &self,
+        name: &PackageName,
+        version: &cairn_protocol::Version,
+    ) -> Result<Option<String>, OciError> {
+        match &self.mirrored {
+            Some(mirrored) => Ok(mirrored.release_proof(name, version)?),
+            None => Ok(None),
+        }
+    }
+
     /// How the mirrors this face serves from stand.
     pub fn mirror_reports(&self) -> Vec<MirrorReport> {
         self.mirrored

@@ -384,12 +384,19 @@ impl Oci {
         subject: &Digest,
         prove: impl FnOnce(&PackageName, &Version) -> Result<Option<String>, OciError>,
     ) -> Result<(), OciError> {
+        let attached = || -> Result<bool, OciError> {
+            Ok(self.store.referrers(repository, subject)?.iter().any(|m| {
+                Manifest::parse(Some(&m.media_type), &m.bytes)
+                    .is_ok_and(|p| p.effective_artifact_type() == Some(TLOG_PROOF_ARTIFACT))
+            }))
+        };
+        // Made once: looked for without the lock (the common case), and
+        // again under it before it is made.
+        if attached()? {
+            return Ok(());
+        }
         let _one = self.proving.lock().unwrap_or_else(|e| e.into_inner());
-        let attached = self.store.referrers(repository, subject)?.iter().any(|m| {
-            Manifest::parse(Some(&m.media_type), &m.bytes)
-                .is_ok_and(|p| p.effective_artifact_type() == Some(TLOG_PROOF_ARTIFACT))
-        });
-        if attached {
+        if attached()? {
             return Ok(());
         }
         let Some((name, version)) = self.release_of(repository, subject)? else {

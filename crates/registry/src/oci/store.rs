@@ -178,6 +178,14 @@ pub trait Mirrored: Send + Sync + 'static {
         start: u64,
         len: u64,
     ) -> Result<Option<ByteReader>, StoreError>;
+    /// The origin's offline proof (`c2sp.org/tlog-proof@v1`) of `version`
+    /// of the mirrored `name`, if it can be had and proves the release the
+    /// mirror verified. Blocking.
+    fn release_proof(
+        &self,
+        name: &PackageName,
+        version: &cairn_protocol::Version,
+    ) -> Result<Option<String>, StoreError>;
     /// How each mirror stands.
     fn reports(&self) -> Vec<MirrorReport>;
 }
