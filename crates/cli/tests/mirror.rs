@@ -219,6 +219,38 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
         v2
     );
 
+    // wkg 0.16, configured with B only, gets the release from the mirror
+    // while A is down.
+    let test = "a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork";
+    if let Some(binary) = cairn_interop::tools::require(test, cairn_interop::tools::Tool::WKG) {
+        let home = scratch.path().join("wkg");
+        std::fs::create_dir_all(&home).expect("wkg home");
+        let config = home.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "default_registry = \"{addr_b}\"\n[registry.\"{addr_b}\".oci]\nprotocol = \"http\"\n"
+            ),
+        )
+        .expect("wkg config");
+        let mut command = std::process::Command::new(binary);
+        cairn_interop::tools::isolate(&mut command, &home)
+            .args(["get", "acme:http-client@1.1.0", "--format", "wasm", "-o"])
+            .arg(home.join("got.wasm"))
+            .arg("--config")
+            .arg(&config)
+            .env("NO_COLOR", "1")
+            .current_dir(&home);
+        let got = command.output().expect("run wkg");
+        assert!(
+            got.status.success(),
+            "wkg get: {}{}",
+            String::from_utf8_lossy(&got.stdout),
+            String::from_utf8_lossy(&got.stderr)
+        );
+        assert_eq!(std::fs::read(home.join("got.wasm")).expect("got"), v2);
+    }
+
     // A back with a forked history (same keys, same address): B stops
     // updating, keeps the evidence, and serves what it verified.
     let fork = serve_a(&scratch.path().join("fork"));
