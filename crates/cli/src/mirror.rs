@@ -220,6 +220,9 @@ struct Running {
 #[derive(Default)]
 struct State {
     names: BTreeSet<PackageName>,
+    /// Content the origin took down (in the namespace mirrored): what, and
+    /// why.
+    taken_down: std::collections::HashMap<Hash, (String, String)>,
     replayed_to: u64,
     report: MirrorReport,
 }
@@ -279,6 +282,18 @@ impl Running {
         for chunk in changed.chunks(100) {
             self.lock_client().update(chunk, false)?;
         }
+        // The origin's take-downs (its verified notice log) are followed.
+        let notices = self.lock_client().notices()?;
+        let taken_down: std::collections::HashMap<Hash, (String, String)> = notices
+            .taken_down()
+            .filter(|(scope, _)| self.wants(&scope.package))
+            .flat_map(|(scope, down)| {
+                down.content
+                    .iter()
+                    .map(move |d| (*d, (scope.to_string(), down.reason.clone())))
+            })
+            .collect();
+        self.lock_state().taken_down = taken_down.clone();
         if self.spec.content == ContentMode::All {
             for name in &changed {
                 let mut client = self.lock_client();
@@ -292,7 +307,7 @@ impl Running {
                     })
                     .unwrap_or_default();
                 for (digest, record) in releases {
-                    if !self.cached(&digest).exists() {
+                    if !taken_down.contains_key(&digest) && !self.cached(&digest).exists() {
                         client.content(&digest, &record)?;
                     }
                 }
@@ -510,6 +525,12 @@ impl Mirrored for Mirrors {
             return Ok(None);
         }
         Ok(String::from_utf8(bytes).ok())
+    }
+
+    fn taken_down(&self, digest: &Hash) -> Option<(String, String)> {
+        self.running
+            .iter()
+            .find_map(|r| r.lock_state().taken_down.get(digest).cloned())
     }
 
     fn reports(&self) -> Vec<MirrorReport> {

@@ -204,6 +204,32 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
     );
     assert_eq!(blob.body, v2);
 
+    // A takes 1.0.0 down: B follows (A's verified notice log) and refuses
+    // the copy with A's reason.
+    let admin_a = data_a.join("admin.token");
+    let down = cairn()
+        .args([
+            "takedown",
+            "acme:http-client@1.0.0",
+            "--reason",
+            "DMCA notice 7",
+        ])
+        .args(["--registry", &url_a, "--admin-token-file"])
+        .arg(&admin_a)
+        .env_remove("CAIRN_ADMIN_TOKEN")
+        .output()
+        .expect("takedown");
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let v1_path = format!("/v2/acme/http-client/blobs/{}", Hash::of(&v1));
+    wait_for("the mirror to follow the take-down", || {
+        get(addr_b, &v1_path).status == 451
+    });
+    assert!(String::from_utf8_lossy(&get(addr_b, &v1_path).body).contains("DMCA notice 7"));
+
     // A down: B serves what it has and says how stale it is.
     stop(a);
     wait_for("the mirror to notice the origin is down", || {

@@ -692,6 +692,68 @@ impl Client {
         })
     }
 
+    /// The registry's notice log (its take-downs) at the trusted
+    /// checkpoint, verified: every record signed by a key the operator log
+    /// lets sign checkpoints, chained, and proven in the checkpoint. Empty
+    /// when the registry has none (or keeps no notice log).
+    pub fn notices(&self) -> Result<cairn_protocol::notice::NoticeLog> {
+        use cairn_protocol::notice::{NoticeLog, NoticeRecord};
+        let Some(cp) = self.trusted.checkpoint.clone() else {
+            return Ok(NoticeLog::new());
+        };
+        let length = cp.contents.checkpoint.log_length;
+        let cp_json = SignedCheckpointJson::from(&cp);
+        let log_id = LogId::notices();
+        let fetched = match self.fetch_pages(length, &[(log_id, None)]) {
+            Ok(fetched) => fetched,
+            Err(Error::Refused { status: 404, .. }) => return Ok(NoticeLog::new()),
+            Err(e) => return Err(e),
+        };
+        let records = fetched.packages.get(&log_id).cloned().unwrap_or_default();
+        let mut log = NoticeLog::new();
+        let mut ids = Vec::with_capacity(records.len());
+        for record in &records {
+            let bad = |what: String| {
+                self.fail(
+                    format!(
+                        "notice record at registry index {}: {what}",
+                        record.registry_index
+                    ),
+                    "notice",
+                    json!({ "checkpoint": cp_json, "record": record }),
+                )
+            };
+            let envelope: Envelope<NoticeRecord> =
+                record.envelope().map_err(|e| bad(e.to_string()))?;
+            let key = self
+                .trusted
+                .operator
+                .authorities()
+                .keys()
+                .find(|k| k.id() == *envelope.key_id())
+                .filter(|k| self.trusted.operator.may_sign_checkpoints(&k.id()))
+                .cloned()
+                .ok_or_else(|| bad("not signed by an operator key".into()))?;
+            log = log
+                .validate(&envelope, &key)
+                .map_err(|e| bad(e.to_string()))?;
+            ids.push((record.registry_index, envelope.record_id()));
+        }
+        if let Some(&(_, head)) = ids.last() {
+            let inclusions: Vec<Inclusion> = ids
+                .iter()
+                .map(|&(index, record_id)| Inclusion {
+                    index,
+                    log_id,
+                    record_id,
+                    head,
+                })
+                .collect();
+            self.prove(&cp, &cp_json, &inclusions)?;
+        }
+        Ok(log)
+    }
+
     /// The registry's offline proof of `version` of `name`
     /// (`c2sp.org/tlog-proof@v1`), unverified.
     pub fn tlog_proof(

@@ -114,6 +114,15 @@ impl Oci {
                 });
             }
             if let Some(mirrored) = &self.mirrored {
+                if let Some((scope, reason)) = mirrored.taken_down(&hash) {
+                    return Err(OciError::new(
+                        ErrorCode::TakenDown,
+                        format!(
+                            "content {hash} of {scope} was taken down by the operator of the \
+                             registry it is mirrored from: {reason}"
+                        ),
+                    ));
+                }
                 if let Some(size) = mirrored.content_size(&hash)? {
                     return Ok(Blob {
                         size,

@@ -186,6 +186,9 @@ pub trait Mirrored: Send + Sync + 'static {
         name: &PackageName,
         version: &cairn_protocol::Version,
     ) -> Result<Option<String>, StoreError>;
+    /// What the origin took down that names content `digest`, and why
+    /// (its verified notice log): the copy is not served either.
+    fn taken_down(&self, digest: &Hash) -> Option<(String, String)>;
     /// How each mirror stands.
     fn reports(&self) -> Vec<MirrorReport>;
 }
