@@ -137,6 +137,15 @@ impl Remote {
         Ok(answer["imported"].as_bool().unwrap_or(false))
     }
 
+    /// Forks a mirrored namespace; the registry's answer.
+    pub fn fork(&self, namespace: &str) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/forks",
+            Some(json!({ "namespace": namespace })),
+        )
+    }
+
     /// Takes down (or, with `restore`, restores) a release or a package.
     pub fn notice(
         &self,

@@ -312,6 +312,16 @@ enum NamespaceCommand {
         #[command(flatten)]
         remote: admin::RemoteArgs,
     },
+    /// Take over a namespace this registry mirrors from its origin: a fork
+    /// notice in the log (where the history came from, at which of the
+    /// origin's checkpoints), then the origin's verified records replayed
+    /// into this log; clients are told of the fork.
+    Fork {
+        /// The namespace.
+        namespace: String,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
+    },
     /// Set whether an OCI push may create packages in a namespace (on by
     /// default; pushes always need a token with a publish scope).
     Policy {
@@ -943,6 +953,26 @@ fn run() -> Result<()> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Namespace {
+            command: NamespaceCommand::Fork { namespace, remote },
+        } => {
+            let Some(api) = admin::Remote::from_args(&remote)? else {
+                bail!(
+                    "a fork is made by the running registry that mirrors the namespace: name it \
+                     with --registry URL and give its admin token"
+                );
+            };
+            let answer = api.fork(&namespace)?;
+            println!(
+                "namespace `{namespace}` is forked into {}: {} packages, {} records, from the \
+                 origin's checkpoint of {} records",
+                api.url(),
+                answer["packages"],
+                answer["records"],
+                answer["originLogLength"]
+            );
             Ok(())
         }
         Command::Namespace {

@@ -24,7 +24,7 @@ use cairn_client::Client;
 use cairn_protocol::package::PackageState;
 use cairn_protocol::release_proof::ReleaseRecord;
 use cairn_protocol::{Hash, PackageName};
-use cairn_registry::oci::{MirrorReport, Mirrored};
+use cairn_registry::oci::{ForkSource, MirrorReport, Mirrored};
 use cairn_registry::{ByteReader, Clock, StoreError, SystemClock};
 use cairn_transparency::tlog_proof::TlogProof;
 use serde::{Deserialize, Serialize};
@@ -531,6 +531,48 @@ impl Mirrored for Mirrors {
         self.running
             .iter()
             .find_map(|r| r.lock_state().taken_down.get(digest).cloned())
+    }
+
+    fn fork_source(&self, namespace: &str) -> Result<Option<ForkSource>, StoreError> {
+        let Some(running) = self.running.iter().find(|r| r.spec.namespace == namespace) else {
+            return Ok(None);
+        };
+        // Everything the mirror holds, brought up to the origin's latest
+        // first when it answers.
+        running.sync();
+        if let Some(why) = running.lock_state().report.stopped.clone() {
+            return Err(StoreError::Backend(format!(
+                "the mirror of `{namespace}` stopped ({why}); a fork takes only a verified history"
+            )));
+        }
+        let names: Vec<PackageName> = running.lock_state().names.iter().cloned().collect();
+        let mut client = running.lock_client();
+        let Some(checkpoint) = client.checkpoint().cloned() else {
+            return Ok(None);
+        };
+        let mut packages = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(log) = client.package(&name).map_err(store_error)? {
+                packages.push((name, log.envelopes.clone()));
+            }
+        }
+        let c = &checkpoint.contents.checkpoint;
+        Ok(Some(ForkSource {
+            origin: running.spec.origin.clone(),
+            log_length: c.log_length,
+            log_root: c.log_root,
+            packages,
+        }))
+    }
+
+    fn stop(&self, namespace: &str) {
+        for running in self
+            .running
+            .iter()
+            .filter(|r| r.spec.namespace == namespace)
+        {
+            running.lock_state().report.stopped = Some("forked into this registry".into());
+        }
     }
 
     fn reports(&self) -> Vec<MirrorReport> {

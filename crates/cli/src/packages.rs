@@ -137,8 +137,24 @@ impl Session {
     /// registry; then that one (one step, as Warg clients follow imports).
     fn for_package(&mut self, name: &PackageName) -> Result<&mut Client> {
         let registry = self.registry_for(name)?;
-        let imported = self.client(&registry)?.imported_from(name.namespace())?;
+        let client = self.client(&registry)?;
+        let imported = client.imported_from(name.namespace())?;
         let Some(from) = imported else {
+            // Clients see a fork, never a silent replacement.
+            let ns = name.namespace();
+            let imported_once = matches!(
+                client.operator_namespace(ns),
+                Some(cairn_protocol::operator::NamespaceState::Imported { .. })
+            );
+            if imported_once {
+                if let Some(fork) = client.forked(ns)? {
+                    eprintln!(
+                        "note: {registry} forked namespace `{ns}` from {} at that registry's \
+                         checkpoint of {} records (log root {}); its packages are {registry}'s now",
+                        fork.origin, fork.log_length, fork.log_root
+                    );
+                }
+            }
             return self.client(&registry);
         };
         let url = if from.contains("://") {

@@ -771,12 +771,31 @@ impl Client {
         if self.trusted.operator.namespace(namespace).is_none() {
             self.update(&[], false)?;
         }
-        Ok(match self.trusted.operator.namespace(namespace) {
+        let imported = match self.trusted.operator.namespace(namespace) {
             Some(cairn_protocol::operator::NamespaceState::Imported { registry }) => {
-                Some(registry.clone())
+                registry.clone()
             }
-            _ => None,
-        })
+            _ => return Ok(None),
+        };
+        // Imported, then forked (Cairn's notice log): this registry's now.
+        if self.forked(namespace)?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(imported))
+    }
+
+    /// How the trusted operator log names `namespace`, if it does.
+    pub fn operator_namespace(
+        &self,
+        namespace: &str,
+    ) -> Option<cairn_protocol::operator::NamespaceState> {
+        self.trusted.operator.namespace(namespace).cloned()
+    }
+
+    /// Where `namespace` was forked from, by this registry's verified
+    /// notice log, if it was.
+    pub fn forked(&self, namespace: &str) -> Result<Option<cairn_protocol::notice::Fork>> {
+        Ok(self.notices()?.forked(namespace).cloned())
     }
 
     /// Updates `name` and returns its verified log.

@@ -66,6 +66,33 @@ pub enum Notice {
         /// Why.
         reason: String,
     },
+    /// This registry takes over `namespace` from the registry it was
+    /// imported from, with that registry's history as of its checkpoint
+    /// of `log_length` records and root `log_root`: the namespace's
+    /// packages are this registry's from here on.
+    Fork {
+        /// The namespace.
+        namespace: String,
+        /// The registry it came from.
+        origin: String,
+        /// The length of the origin's checkpoint the history was taken at.
+        log_length: u64,
+        /// That checkpoint's log root.
+        log_root: Hash,
+    },
+}
+
+/// A fork in force: where a namespace's history came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fork {
+    /// The registry it came from.
+    pub origin: String,
+    /// The length of the origin's checkpoint the history was taken at.
+    pub log_length: u64,
+    /// That checkpoint's log root.
+    pub log_root: Hash,
+    /// When.
+    pub timestamp: Timestamp,
 }
 
 /// One record of the notice log.
@@ -99,34 +126,62 @@ struct Proto {
     content: Vec<String>,
     #[prost(string, tag = "8")]
     reason: String,
+    #[prost(string, tag = "9")]
+    origin: String,
+    #[prost(uint64, tag = "10")]
+    log_length: u64,
+    #[prost(string, tag = "11")]
+    log_root: String,
+    #[prost(string, tag = "12")]
+    namespace: String,
 }
 
 const TAKE_DOWN: u32 = 1;
 const RESTORE: u32 = 2;
+const FORK: u32 = 3;
 
 impl Record for NoticeRecord {
     const SIGNATURE_PREFIX: &'static [u8] = b"CAIRN-NOTICE-RECORD-SIGNATURE-V0";
 
     fn encode(&self) -> Vec<u8> {
-        let (kind, scope, content, reason) = match &self.notice {
+        let mut proto = Proto {
+            prev: self.prev.map(|id| id.to_string()),
+            version: 0,
+            time: Some(self.timestamp.into()),
+            ..Proto::default()
+        };
+        match &self.notice {
             Notice::TakeDown {
                 scope,
                 content,
                 reason,
-            } => (TAKE_DOWN, scope, content.as_slice(), reason),
-            Notice::Restore { scope, reason } => (RESTORE, scope, &[][..], reason),
-        };
-        Proto {
-            prev: self.prev.map(|id| id.to_string()),
-            version: 0,
-            time: Some(self.timestamp.into()),
-            kind,
-            package: scope.package.to_string(),
-            package_version: scope.version.as_ref().map(Version::to_string),
-            content: content.iter().map(Hash::to_string).collect(),
-            reason: reason.clone(),
+            } => {
+                proto.kind = TAKE_DOWN;
+                proto.package = scope.package.to_string();
+                proto.package_version = scope.version.as_ref().map(Version::to_string);
+                proto.content = content.iter().map(Hash::to_string).collect();
+                proto.reason = reason.clone();
+            }
+            Notice::Restore { scope, reason } => {
+                proto.kind = RESTORE;
+                proto.package = scope.package.to_string();
+                proto.package_version = scope.version.as_ref().map(Version::to_string);
+                proto.reason = reason.clone();
+            }
+            Notice::Fork {
+                namespace,
+                origin,
+                log_length,
+                log_root,
+            } => {
+                proto.kind = FORK;
+                proto.namespace = namespace.clone();
+                proto.origin = origin.clone();
+                proto.log_length = *log_length;
+                proto.log_root = log_root.to_string();
+            }
         }
-        .encode_to_vec()
+        proto.encode_to_vec()
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -138,6 +193,22 @@ impl Record for NoticeRecord {
             .map_err(DecodeError::Prev)?;
         let timestamp = p.time.ok_or(DecodeError::MissingTimestamp)?.into();
         let bad = |what: String| DecodeError::Field(what);
+        if p.kind == FORK {
+            let log_root = p
+                .log_root
+                .parse()
+                .map_err(|e| bad(format!("fork log root `{}`: {e}", p.log_root)))?;
+            return Ok(NoticeRecord {
+                prev,
+                timestamp,
+                notice: Notice::Fork {
+                    namespace: p.namespace,
+                    origin: p.origin,
+                    log_length: p.log_length,
+                    log_root,
+                },
+            });
+        }
         let package = PackageName::new(&p.package)
             .map_err(|e| bad(format!("notice package `{}`: {e}", p.package)))?;
         let version = p
@@ -197,6 +268,9 @@ pub enum NoticeError {
     /// `scope` is not taken down.
     #[error("{0} is not taken down")]
     NotDown(Scope),
+    /// The namespace is forked already, or is not a namespace.
+    #[error("namespace `{0}` cannot be forked: {1}")]
+    Fork(String, &'static str),
 }
 
 /// A take-down in force.
@@ -215,6 +289,7 @@ pub struct TakenDown {
 pub struct NoticeLog {
     head: Option<Head>,
     down: BTreeMap<Scope, TakenDown>,
+    forks: BTreeMap<String, Fork>,
 }
 
 impl NoticeLog {
@@ -245,6 +320,16 @@ impl NoticeLog {
             version: Some(version.clone()),
         };
         self.down.get(&whole).or_else(|| self.down.get(&one))
+    }
+
+    /// Where `namespace` was forked from, if it was.
+    pub fn forked(&self, namespace: &str) -> Option<&Fork> {
+        self.forks.get(namespace)
+    }
+
+    /// Every fork.
+    pub fn forks(&self) -> impl Iterator<Item = (&String, &Fork)> {
+        self.forks.iter()
     }
 
     /// Whether the whole package is taken down (no new releases).
@@ -306,6 +391,31 @@ impl NoticeLog {
                 if next.down.remove(scope).is_none() {
                     return Err(NoticeError::NotDown(scope.clone()));
                 }
+            }
+            Notice::Fork {
+                namespace,
+                origin,
+                log_length,
+                log_root,
+            } => {
+                if crate::ids::validate_namespace(namespace).is_err() {
+                    return Err(NoticeError::Fork(namespace.clone(), "not a namespace"));
+                }
+                if origin.is_empty() || origin.len() > 253 {
+                    return Err(NoticeError::Fork(namespace.clone(), "no origin"));
+                }
+                if next.forks.contains_key(namespace) {
+                    return Err(NoticeError::Fork(namespace.clone(), "it is forked already"));
+                }
+                next.forks.insert(
+                    namespace.clone(),
+                    Fork {
+                        origin: origin.clone(),
+                        log_length: *log_length,
+                        log_root: *log_root,
+                        timestamp: record.timestamp,
+                    },
+                );
             }
         }
         next.head = Some(Head {
@@ -436,5 +546,40 @@ mod tests {
         let forked = Envelope::sign(&operator, down(Some(first.record_id()), 15, Some("2.0.0")));
         assert!(log.validate(&forked, operator.public_key()).is_err());
         assert_ne!(LogId::notices(), LogId::operator());
+
+        // A fork is recorded once, with where it came from.
+        let fork = |prev, seconds| {
+            Envelope::sign(
+                &operator,
+                NoticeRecord {
+                    prev: Some(prev),
+                    timestamp: Timestamp::new(seconds, 0),
+                    notice: Notice::Fork {
+                        namespace: "acme".into(),
+                        origin: "https://a.example".into(),
+                        log_length: 42,
+                        log_root: Hash::of(b"root"),
+                    },
+                },
+            )
+        };
+        let first_fork = fork(all.record_id(), 20);
+        let decoded = Envelope::<NoticeRecord>::from_parts(
+            first_fork.content_bytes().to_vec(),
+            &first_fork.key_id().to_string(),
+            &first_fork.signature().to_string(),
+        )
+        .expect("decodes");
+        assert_eq!(decoded.contents(), first_fork.contents());
+        let log = log
+            .validate(&first_fork, operator.public_key())
+            .expect("fork");
+        assert_eq!(log.forked("acme").map(|f| f.log_length), Some(42));
+        assert!(log.forked("other").is_none());
+        let again = fork(first_fork.record_id(), 21);
+        assert!(matches!(
+            log.validate(&again, operator.public_key()),
+            Err(NoticeError::Fork(..))
+        ));
     }
 }

@@ -909,14 +909,21 @@ impl Registry {
             .collect()
     }
 
-    /// The registry `namespace` is imported from, if it is.
+    /// The registry `namespace` is imported from, if it is (and was not
+    /// forked since).
     pub fn imported_from(&self, namespace: &str) -> Option<String> {
-        self.view()
+        let from = self
+            .view()
             .operator()
             .namespaces
             .iter()
             .find(|(ns, _)| ns == namespace)
-            .and_then(|(_, from)| from.clone())
+            .and_then(|(_, from)| from.clone())?;
+        let forked = self
+            .notices()
+            .map(|n| n.forked(namespace).is_some())
+            .unwrap_or(false);
+        (!forked).then_some(from)
     }
 
     /// Imports `namespace` from `registry` (its URL or domain) through a

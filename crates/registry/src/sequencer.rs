@@ -581,14 +581,15 @@ impl Sequencer {
             });
         }
         let operator = staged.operator.as_ref().unwrap_or(&self.operator);
+        let notices = staged.notices.as_ref().unwrap_or(&self.notices);
         match operator.namespace(name.namespace()) {
             None => return Err(SubmitError::NamespaceNotDefined(name.namespace().into())),
-            Some(NamespaceState::Imported { .. }) => {
+            // A namespace imported and then forked is this registry's.
+            Some(NamespaceState::Imported { .. }) if notices.forked(name.namespace()).is_none() => {
                 return Err(SubmitError::NamespaceImported(name.namespace().into()))
             }
-            Some(NamespaceState::Defined) => {}
+            Some(_) => {}
         }
-        let notices = staged.notices.as_ref().unwrap_or(&self.notices);
         if let Some(down) = notices.package_down(&name) {
             return Err(SubmitError::TakenDown {
                 name,

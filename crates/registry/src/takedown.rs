@@ -171,6 +171,40 @@ impl Registry {
         })
     }
 
+    /// Takes over `namespace`, imported from `origin`, with the origin's
+    /// history as of its checkpoint of `log_length` records and root
+    /// `log_root` (a fork notice signed by the operator). From then on the
+    /// namespace takes records here; the origin's records are replayed
+    /// into this log by the caller.
+    pub fn fork(
+        &self,
+        namespace: &str,
+        origin: &str,
+        log_length: u64,
+        log_root: Hash,
+    ) -> Result<Answer<Attested>, QueryError> {
+        match self.imported_from(namespace) {
+            Some(from) if from == origin => {}
+            Some(from) => {
+                return Err(QueryError::Invalid(format!(
+                    "namespace `{namespace}` is imported from {from}, not {origin}"
+                )))
+            }
+            None => {
+                return Err(QueryError::Invalid(format!(
+                    "namespace `{namespace}` is not imported from another registry (or is forked \
+                     already): there is nothing to fork"
+                )))
+            }
+        }
+        Ok(self.send_notice(Notice::Fork {
+            namespace: namespace.to_owned(),
+            origin: origin.to_owned(),
+            log_length,
+            log_root,
+        }))
+    }
+
     fn send_notice(&self, notice: Notice) -> Answer<Attested> {
         let input = Input::Notice(Box::new(notice));
         self.send(|reply| Command::Input(input, Reply::Attested(reply)))

@@ -410,3 +410,74 @@ pub(crate) async fn mirrors(State(app): State<AppState>) -> Response {
         .collect();
     Json(json!({ "mirrors": list })).into_response()
 }
+
+/// A fork's request.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ForkNamespace {
+    namespace: String,
+}
+
+/// `POST /cairn/v1/admin/forks` `{namespace}`: takes over a mirrored
+/// namespace from its origin (a fork notice in the log, then the origin's
+/// verified records replayed into this log).
+pub(crate) async fn fork(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ForkNamespace>,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    if let Err(e) = cairn_protocol::validate_namespace(&body.namespace) {
+        return Err(ApiError::bad_request(format!(
+            "`{}` is not a valid namespace: {e}",
+            body.namespace
+        )));
+    }
+    let oci = app.oci.clone();
+    let namespace = body.namespace.clone();
+    let forked = tokio::task::spawn_blocking(move || oci.fork_mirrored(&namespace))
+        .await
+        .map_err(|e| {
+            ApiError::message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("task failed: {e}"),
+            )
+        })?;
+    let (log_length, packages, records) = forked.map_err(|e| {
+        let status = match e.code {
+            cairn_registry::oci::ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
+            cairn_registry::oci::ErrorCode::BlobUnknown => StatusCode::CONFLICT,
+            cairn_registry::oci::ErrorCode::Denied => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::message(status, e.message)
+    })?;
+    covered(&app).await;
+    Ok(Json(json!({
+        "namespace": body.namespace,
+        "originLogLength": log_length,
+        "packages": packages,
+        "records": records,
+    }))
+    .into_response())
+}
+
+/// `GET /cairn/v1/forks`: the namespaces this registry took over, and
+/// where (and at which checkpoint) their history came from.
+pub(crate) async fn forks(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let registry = app.registry.clone();
+    let notices = blocking(move || Ok(registry.notices()?)).await?;
+    let list: Vec<serde_json::Value> = notices
+        .forks()
+        .map(|(namespace, fork)| {
+            json!({
+                "namespace": namespace,
+                "origin": fork.origin,
+                "logLength": fork.log_length,
+                "logRoot": fork.log_root.to_string(),
+                "timestamp": fork.timestamp.seconds(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "forks": list })).into_response())
+}

@@ -237,6 +237,8 @@ fn router_with(
         .route("/cairn/v1/admin/restores", post(admin::restore))
         .route("/cairn/v1/takedowns", get(admin::take_downs))
         .route("/cairn/v1/mirrors", get(admin::mirrors))
+        .route("/cairn/v1/admin/forks", post(admin::fork))
+        .route("/cairn/v1/forks", get(admin::forks))
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))

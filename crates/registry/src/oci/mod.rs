@@ -37,8 +37,8 @@ pub use names::{check_repository, check_tag, package_of, repository_of, Referenc
 pub use push::{PendingPush, PushStep, Pushed};
 pub use releases::Blob;
 pub use store::{
-    Account, BlobStore, Finished, ManifestWrite, MirrorReport, Mirrored, OciStore, SessionWriter,
-    StoredManifest, UploadSession,
+    Account, BlobStore, Finished, ForkSource, ManifestWrite, MirrorReport, Mirrored, OciStore,
+    SessionWriter, StoredManifest, UploadSession,
 };
 pub use uploads::Chunk;
 
@@ -142,6 +142,98 @@ impl Oci {
             Some(mirrored) => Ok(mirrored.release_proof(name, version)?),
             None => Ok(None),
         }
+    }
+
+    /// Forks mirrored `namespace`: records in the notice log that this
+    /// registry takes it over from its origin at the mirror's verified
+    /// checkpoint, then replays every mirrored record into this registry's
+    /// log (the publishers' signed records as they are), with their
+    /// content from the mirror, and stops the mirror. Blocking; answers
+    /// the origin's checkpoint length and the packages and records
+    /// replayed. A record already here is passed over, so a fork that
+    /// stopped half-way can be finished.
+    pub fn fork_mirrored(&self, namespace: &str) -> Result<(u64, usize, usize), OciError> {
+        let refused = |e: crate::SubmitError| OciError::new(ErrorCode::Denied, e.to_string());
+        let mirrored = self.mirrored.as_ref().ok_or_else(|| {
+            OciError::new(
+                ErrorCode::NameUnknown,
+                format!("namespace `{namespace}` is not mirrored here"),
+            )
+        })?;
+        let source = mirrored.fork_source(namespace)?.ok_or_else(|| {
+            OciError::new(
+                ErrorCode::NameUnknown,
+                format!("namespace `{namespace}` is not mirrored here"),
+            )
+        })?;
+        if self.registry.imported_from(namespace).is_some() {
+            self.registry
+                .fork(
+                    namespace,
+                    &source.origin,
+                    source.log_length,
+                    source.log_root,
+                )?
+                .wait()
+                .map_err(refused)?;
+        }
+        let mut records = 0;
+        for (name, envelopes) in &source.packages {
+            let log_id = LogId::package(name);
+            for envelope in envelopes {
+                let record_id = envelope.record_id();
+                let status = self
+                    .registry
+                    .submit(name.clone(), log_id, envelope.clone())
+                    .wait()
+                    .map_err(refused)?;
+                if let crate::RecordStatus::Sourcing { missing } = status {
+                    for digest in missing {
+                        self.replay_content(mirrored.as_ref(), &log_id, &record_id, &digest)?;
+                    }
+                }
+                records += 1;
+            }
+        }
+        mirrored.stop(namespace);
+        Ok((source.log_length, source.packages.len(), records))
+    }
+
+    /// Uploads mirrored content `digest` for the sourcing record through
+    /// the content door, and waits for the record to be sequenced.
+    fn replay_content(
+        &self,
+        mirrored: &dyn Mirrored,
+        log_id: &LogId,
+        record_id: &cairn_protocol::RecordId,
+        digest: &cairn_protocol::Hash,
+    ) -> Result<(), OciError> {
+        let missing = || {
+            OciError::new(
+                ErrorCode::BlobUnknown,
+                format!("content {digest} is not held by the mirror; fetch it first"),
+            )
+        };
+        let size = mirrored.content_size(digest)?.ok_or_else(missing)?;
+        let mut reader = mirrored
+            .read_content(digest, 0, size)?
+            .ok_or_else(missing)?;
+        let mut upload = self.registry.begin_upload(log_id, record_id, digest)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buf).map_err(|e| {
+                OciError::new(ErrorCode::Internal, format!("reading {digest}: {e}"))
+            })?;
+            if n == 0 {
+                break;
+            }
+            upload.write(&buf[..n])?;
+        }
+        self.registry
+            .finish_upload(upload)?
+            .wait()
+            .map_err(|e| OciError::new(ErrorCode::Denied, e.to_string()))?;
+        Ok(())
     }
 
     /// How the mirrors this face serves from stand.

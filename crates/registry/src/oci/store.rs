@@ -189,6 +189,12 @@ pub trait Mirrored: Send + Sync + 'static {
     /// What the origin took down that names content `digest`, and why
     /// (its verified notice log): the copy is not served either.
     fn taken_down(&self, digest: &Hash) -> Option<(String, String)>;
+    /// What a fork of mirrored `namespace` takes: the origin, its
+    /// verified checkpoint, and every package's verified records.
+    /// Blocking.
+    fn fork_source(&self, namespace: &str) -> Result<Option<ForkSource>, StoreError>;
+    /// Stops following the origin of `namespace` (it was forked).
+    fn stop(&self, namespace: &str);
     /// How each mirror stands.
     fn reports(&self) -> Vec<MirrorReport>;
 }
@@ -215,4 +221,19 @@ pub struct MirrorReport {
     /// Set when the origin was caught answering inconsistently: the mirror
     /// stopped updating; what was proven false, and the evidence file.
     pub stopped: Option<String>,
+}
+
+/// The history a fork takes over, as a mirror verified it.
+pub struct ForkSource {
+    /// The origin registry.
+    pub origin: String,
+    /// The length of the origin's verified checkpoint.
+    pub log_length: u64,
+    /// Its log root.
+    pub log_root: Hash,
+    /// Every mirrored package with its records, oldest first.
+    pub packages: Vec<(
+        PackageName,
+        Vec<cairn_protocol::Envelope<cairn_protocol::package::PackageRecord>>,
+    )>,
 }

@@ -1,0 +1,132 @@
+//! Forks (issue 17, item 6), registries on their own loopback addresses:
+//! B mirrors namespace `acme` of A, then takes it over at A's verified
+//! checkpoint. B's log records where the history came from; A's records
+//! (the publishers' own signatures) are replayed into B's log; clients of
+//! B are told of the fork; the owner publishes on B from then on, with A
+//! gone.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cairn_interop::warg::wasm;
+use common::{cairn, request, start, User};
+use serde_json::Value;
+
+fn free_on(ip: [u8; 4]) -> SocketAddr {
+    TcpListener::bind(SocketAddr::from((ip, 0)))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+fn token(data: &Path) -> String {
+    let output = cairn()
+        .args(["token", "create", "--account", "alice"])
+        .args(["--scope", "publish:acme/*", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("token create");
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> Value {
+    request(addr, "GET", path, &[], b"")
+        .ok()
+        .and_then(|a| serde_json::from_slice(&a.body).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
+    let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
+    let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
+    let mut a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
+    let alice = User::new(scratch.path(), "alice", &url_a, Some(&token(&data_a)));
+    alice.ok(&["key", "new"]);
+    alice.write("v1.wasm", &wasm("tool 1.0.0"));
+    alice.publish("v1.wasm", "acme:tool", "1.0.0");
+
+    cairn_store::DataDir::create(&data_b).expect("data dir");
+    let added = cairn()
+        .args(["mirror", "add", &url_a, "--namespace", "acme"])
+        .args(["--content", "all", "--interval", "1", "--data-dir"])
+        .arg(&data_b)
+        .output()
+        .expect("mirror add");
+    assert!(added.status.success());
+    let mut b = start(&data_b, addr_b, &[], Stdio::null());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get_json(addr_b, "/cairn/v1/mirrors")["mirrors"][0]["packagesHeld"].as_u64() != Some(1) {
+        assert!(Instant::now() < deadline, "the mirror never synced");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a_length = get_json(addr_a, "/v1/fetch/checkpoint")["contents"]["logLength"]
+        .as_u64()
+        .expect("length");
+
+    // The fork: only the operator may; then it is recorded with A's
+    // checkpoint, and the package is in B's own log.
+    let admin_b = data_b.join("admin.token");
+    let fork = |args: &[&str]| {
+        cairn()
+            .args(["namespace", "fork"])
+            .args(args)
+            .args(["--registry", &url_b, "--admin-token-file"])
+            .arg(&admin_b)
+            .env_remove("CAIRN_ADMIN_TOKEN")
+            .output()
+            .expect("cairn namespace fork")
+    };
+    let not_mirrored = fork(&["zeta"]);
+    assert!(String::from_utf8_lossy(&not_mirrored.stderr).contains("is not mirrored here"));
+    let forked = fork(&["acme"]);
+    assert!(
+        forked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forked.stderr)
+    );
+    assert!(String::from_utf8_lossy(&forked.stdout).contains("1 packages, 1 records"));
+    let forks = get_json(addr_b, "/cairn/v1/forks");
+    assert_eq!(forks["forks"][0]["namespace"], "acme");
+    assert_eq!(forks["forks"][0]["origin"], url_a.as_str());
+    assert_eq!(forks["forks"][0]["logLength"].as_u64(), Some(a_length));
+
+    // A goes away. A client of B sees the fork, and gets the release
+    // from B's own log, verified.
+    let _ = a.kill();
+    let _ = a.wait();
+    let carol = User::new(scratch.path(), "carol", &url_b, None);
+    let got = carol.run(&["get", "acme:tool@1.0.0", "-o", "tool.wasm"]);
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(got.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("forked namespace `acme` from {url_a}")),
+        "{stderr}"
+    );
+    assert_eq!(carol.read("tool.wasm"), wasm("tool 1.0.0"));
+
+    // The owner's key still owns the package: it publishes on B now.
+    let token_b = {
+        let output = cairn()
+            .args(["token", "create", "--account", "alice"])
+            .args(["--scope", "publish:acme/*", "--data-dir"])
+            .arg(&data_b)
+            .output()
+            .expect("token create");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let alice_b = User::new(scratch.path(), "alice", &url_b, Some(&token_b));
+    alice_b.write("v2.wasm", &wasm("tool 1.1.0"));
+    alice_b.publish("v2.wasm", "acme:tool", "1.1.0");
+    carol.ok(&["get", "acme:tool@1.1.0", "-o", "tool2.wasm"]);
+    carol.ok(&["verify"]);
+    let _ = b.kill();
+    let _ = b.wait();
+}
