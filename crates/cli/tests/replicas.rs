@@ -36,6 +36,8 @@ struct Replica {
     addr: SocketAddr,
     data: std::path::PathBuf,
     child: Option<Child>,
+    /// More `cairn serve` arguments.
+    extra: Vec<String>,
 }
 
 impl Replica {
@@ -53,6 +55,7 @@ impl Replica {
             .args(["--database-url", &pg.url])
             .args(["--content-url", &s3.url("registry")])
             .args(["--rate-limit-ip", "0", "--rate-limit-token", "0"])
+            .args(&self.extra)
             .envs(s3.env())
             .env("CAIRN_LOG", "info")
             .env_remove("CAIRN_OPERATOR_KEY")
@@ -120,6 +123,7 @@ fn replicas_share_one_database_and_bucket_and_survive_the_leader_dying() {
             addr: free_addr(),
             data: scratch.path().join(format!("replica-{i}")),
             child: None,
+            extra: Vec::new(),
         })
         .collect();
 
@@ -601,4 +605,94 @@ fn replicas_serving_tls_forward_over_verified_https() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// With witnesses, a follower serves the checkpoint the leader's witnesses
+/// cosigned (it reads it from the leader and checks it against the policy
+/// and its own log), not its own note without cosignatures.
+#[test]
+fn followers_serve_the_checkpoint_the_leaders_witnesses_cosigned() {
+    let test = "followers_serve_the_checkpoint_the_leaders_witnesses_cosigned";
+    let (Some(pg), Some(s3)) = (Postgres::start(test), Moto::start(test)) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let data: Vec<std::path::PathBuf> = (0..2)
+        .map(|i| scratch.path().join(format!("replica-{i}")))
+        .collect();
+    let (log_key, _) = cairn_store::DataDir::create(&data[0])
+        .expect("data dir")
+        .log_key(None, || "replicas.test/tlog".into())
+        .expect("log key");
+    let witness = cairn_interop::witness::RunningWitness::start(
+        [127, 0, 0, 4],
+        0,
+        &scratch.path().join("w"),
+        "witness.test/w",
+        &log_key.verifier().to_string(),
+    );
+    let policy_text = format!(
+        "log {}\nwitness w {} {}\nquorum w\n",
+        log_key.verifier(),
+        witness.key,
+        witness.url
+    );
+    let policy_path = scratch.path().join("policy.txt");
+    std::fs::write(&policy_path, &policy_text).expect("policy");
+    let policy = cairn_transparency::witness::Policy::parse(&policy_text).expect("policy");
+    let extra = vec![
+        "--witness-policy".to_owned(),
+        policy_path.to_str().expect("path").to_owned(),
+    ];
+    let mut replicas: Vec<Replica> = data
+        .iter()
+        .map(|d| Replica {
+            addr: free_addr(),
+            data: d.clone(),
+            child: None,
+            extra: extra.clone(),
+        })
+        .collect();
+    replicas[0].start(&pg, &s3);
+    std::fs::create_dir_all(&replicas[1].data).expect("data dir");
+    for file in ["operator.key", "custodial.key", "log.key"] {
+        std::fs::copy(replicas[0].data.join(file), replicas[1].data.join(file)).expect("copy key");
+    }
+    replicas[1].start(&pg, &s3);
+    assert_eq!(replicas[1].role().expect("ready").0, "follower");
+
+    // Records published through the leader: the follower's C2SP
+    // checkpoint comes to carry the witness's cosignature.
+    let publisher = Publisher {
+        addr: replicas[0].addr,
+        bearer: format!("Bearer {}", admin_token(&replicas[0].data)),
+        key: PrivateKey::generate(),
+        observe: |_| {},
+    };
+    for i in 0..5 {
+        let name: PackageName = format!("acme:w{i}").parse().expect("name");
+        publisher
+            .warg_publish(&name, &wasm(&format!("w{i}")))
+            .expect("published");
+    }
+    let length = http(replicas[0].addr, "GET", "/v1/fetch/checkpoint", None)
+        .expect("checkpoint")
+        .1["contents"]["logLength"]
+        .as_u64()
+        .expect("length");
+    eventually(
+        "the follower to serve a cosigned checkpoint",
+        Duration::from_secs(30),
+        || {
+            let Ok(answer) = request(replicas[1].addr, "GET", "/tlog/checkpoint", &[], b"") else {
+                return false;
+            };
+            let Ok(note) = cairn_transparency::note::Note::parse(&answer.body) else {
+                return false;
+            };
+            policy
+                .check(&note)
+                .is_ok_and(|(cp, by)| cp.size >= length && by == ["w".to_owned()])
+        },
+    );
 }

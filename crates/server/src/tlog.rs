@@ -13,7 +13,7 @@ use cairn_protocol::release_proof::release_proof;
 use cairn_protocol::{PackageName, Version};
 use cairn_registry::{QueryError, Registry};
 use cairn_transparency::log::Tile;
-use cairn_transparency::note::{Checkpoint, Note, NoteSignature, Signer, Verifier};
+use cairn_transparency::note::{Checkpoint, Note, NoteSignature, Signer, Verifier, MAX_NOTE_BYTES};
 use cairn_transparency::witness::{AddCheckpoint, Policy};
 
 use crate::error::ApiError;
@@ -160,16 +160,70 @@ pub(crate) async fn witness_checkpoints(app: AppState) {
     let mut done = 0u64;
     loop {
         let length = app.registry.log_length();
-        if length > done && app.registry.role() == cairn_registry::Role::Leader {
-            if let Some(cp) = app.registry.latest_checkpoint() {
-                let cp = &cp.contents.checkpoint;
-                witness_one(&app, &key, cp.log_length, cp.log_root).await;
-                done = cp.log_length;
+        match app.registry.role() {
+            cairn_registry::Role::Leader if length > done => {
+                if let Some(cp) = app.registry.latest_checkpoint() {
+                    let cp = &cp.contents.checkpoint;
+                    witness_one(&app, &key, cp.log_length, cp.log_root).await;
+                    done = cp.log_length;
+                }
             }
+            // A follower serves what the leader's witnesses cosigned.
+            cairn_registry::Role::Follower {
+                leader: Some(leader),
+            } => follow_cosigned(&app, &key, &leader, length).await,
+            _ => {}
         }
         if !app.registry.checkpointed(length).await {
             return;
         }
+    }
+}
+
+/// How long a follower waits for the leader's witnesses to cosign a new
+/// checkpoint, polling the leader's `/tlog/checkpoint`.
+const FOLLOW_COSIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the leader's latest cosigned note when it covers `length`, meets
+/// the policy, and has this replica's root at its size.
+async fn follow_cosigned(app: &AppState, key: &Arc<TlogKey>, leader: &str, length: u64) {
+    let Some(policy) = &key.policy else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + FOLLOW_COSIGNED_FOR;
+    loop {
+        let url = format!("{}/tlog/checkpoint", leader.trim_end_matches('/'));
+        let fetched = async {
+            let request = axum::http::Request::get(&url)
+                .body(Body::empty())
+                .map_err(|e| e.to_string())?;
+            let response = tokio::time::timeout(WITNESS_TIMEOUT, app.forwarder.send(request))
+                .await
+                .map_err(|_| "no answer in time".to_string())??;
+            axum::body::to_bytes(Body::new(response.into_body()), MAX_NOTE_BYTES)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let held = lock(&key.cosigned).as_ref().map_or(0, |(at, _)| *at);
+        if let Ok(bytes) = fetched {
+            let note = Note::parse(&bytes).ok();
+            let checked = note.as_ref().and_then(|n| policy.check(n).ok());
+            if let (Some(note), Some((cp, _))) = (note, checked) {
+                let ours = app.registry.checkpoint_at(cp.size).ok().flatten();
+                let same = ours.is_some_and(|o| o.contents.checkpoint.log_root == cp.root);
+                if same && cp.size > held {
+                    *lock(&key.cosigned) = Some((cp.size, note.to_string().into()));
+                }
+                if cp.size >= length {
+                    return;
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
