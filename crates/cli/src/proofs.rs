@@ -145,7 +145,7 @@ pub struct ProofArgs {
     trust: Trust,
     /// The release: `namespace:name@1.2.3`.
     release: ExactRelease,
-    /// Where to write the proof [default: `./<namespace>_<name>@<version>.tlog-proof`].
+    /// Where to write the proof (default: `./<namespace>_<name>@<version>.tlog-proof`).
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
 }
