@@ -177,6 +177,20 @@ fn the_c2sp_checkpoint_and_tiles_give_the_warg_checkpoints_root() {
     // Each tile was fetched once or twice at most: proofs need few.
     assert!(tiles.fetched.borrow().values().all(|n| *n <= 16));
 
+    // Full level-0 tiles and entry bundles are kept in storage once made
+    // (then served from there); partial ones, which grow, are not.
+    let kept = dir.path().join("content").join("tiles").join("tile");
+    for (path, url) in [
+        ("0/000", "/tlog/tile/0/000"),
+        ("entries/001", "/tlog/tile/entries/001"),
+    ] {
+        let file = kept.join(path);
+        let stored = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let served = http.send(Method::GET, url, &[], Vec::new());
+        assert_eq!(served.body, stored, "{url} is served as kept");
+    }
+    assert!(!kept.join("entries/002.p").exists());
+
     // Tiles the checkpoint does not hold, and paths that are no tile.
     for path in [
         "/tlog/tile/0/009",

@@ -165,3 +165,26 @@ fn a_read_that_makes_no_progress_gives_up() {
         crate::bytes_io::READ_ATTEMPTS as usize
     );
 }
+
+#[test]
+fn tiles_are_kept_under_their_paths() {
+    let (_, stores, _, _) = stores(usize::MAX);
+    assert_eq!(stores.content.tile("tile/0/x001/234").expect("read"), None);
+    let bytes = vec![7u8; 8192];
+    stores
+        .content
+        .put_tile("tile/0/x001/234", &bytes)
+        .expect("put");
+    stores
+        .content
+        .put_tile("tile/entries/000", b"entries")
+        .expect("put");
+    assert_eq!(
+        stores.content.tile("tile/0/x001/234").expect("read"),
+        Some(bytes)
+    );
+    assert_eq!(
+        stores.content.tile("tile/entries/000").expect("read"),
+        Some(b"entries".to_vec())
+    );
+}

@@ -42,6 +42,29 @@ impl ObjectContentStore {
 }
 
 impl ContentStore for ObjectContentStore {
+    fn tile(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let parts: Vec<&str> = std::iter::once("tiles").chain(path.split('/')).collect();
+        let key = self.bucket.key(&parts);
+        // A full tile is at most 64 KiB of hashes (entry bundles may be
+        // larger): read it whole.
+        let Some(size) = self.bucket.size(&key)? else {
+            return Ok(None);
+        };
+        let Some(mut reader) = self.bucket.read(&key, 0, size)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(size as usize);
+        std::io::Read::read_to_end(&mut reader, &mut bytes)
+            .map_err(|e| StoreError::Backend(format!("cannot read the tile `{path}`: {e}")))?;
+        Ok(Some(bytes))
+    }
+
+    fn put_tile(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let parts: Vec<&str> = std::iter::once("tiles").chain(path.split('/')).collect();
+        let key = self.bucket.key(&parts);
+        self.bucket.put(&key, Bytes::copy_from_slice(bytes))
+    }
+
     fn begin(&self) -> Result<Box<dyn PendingContent>, StoreError> {
         let tmp = self.bucket.temporary_key()?;
         Ok(Box::new(ObjectPending {

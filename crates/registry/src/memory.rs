@@ -358,9 +358,15 @@ impl MetaStore for MemoryMeta {
 #[derive(Clone, Default)]
 pub struct MemoryContent {
     files: Arc<Mutex<HashMap<Hash, Arc<Vec<u8>>>>>,
+    tiles: Arc<Mutex<HashMap<String, Vec<u8>>>>,
 }
 
 impl MemoryContent {
+    /// How many tiles are kept.
+    pub fn tiles_kept(&self) -> usize {
+        self.tiles.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The size of the content with `digest`, if stored.
     pub fn size_of(&self, digest: &Hash) -> Option<u64> {
         self.files
@@ -392,6 +398,23 @@ impl PendingContent for MemoryPending {
 }
 
 impl ContentStore for MemoryContent {
+    fn tile(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tiles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned())
+    }
+
+    fn put_tile(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.tiles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_owned(), bytes.to_vec());
+        Ok(())
+    }
+
     fn begin(&self) -> Result<Box<dyn PendingContent>, StoreError> {
         Ok(Box::new(MemoryPending {
             bytes: Vec::new(),

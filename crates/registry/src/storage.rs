@@ -241,6 +241,13 @@ pub trait ContentStore: Send + Sync + 'static {
     fn size(&self, digest: &Hash) -> Result<Option<u64>, StoreError>;
     /// `len` bytes of the content from `start` (within its size), if stored.
     fn read(&self, digest: &Hash, start: u64, len: u64) -> Result<Option<ByteReader>, StoreError>;
+    /// A full tile of the log (`tile/<L>/<N>` or `tile/entries/<N>`, the
+    /// C2SP path), if kept: full tiles never change, so they are served
+    /// from here rather than made from the log again.
+    fn tile(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keeps a full tile under its path (writing the same bytes again is
+    /// harmless).
+    fn put_tile(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// A URL the content can be downloaded from directly, valid for at
     /// least `valid_for` (an object store's presigned URL), when the store
     /// is configured to hand them out; `None` means: serve the bytes.

@@ -9,7 +9,7 @@ use cairn_protocol::release_proof::ReleaseRecord;
 use cairn_protocol::{Hash, LogId, PackageName, Version};
 use cairn_transparency::log::rfc9162::{self, RfcProofError};
 use cairn_transparency::log::{
-    bundle_bytes, tile_bytes, LogData, Node, Sourced, Tile, TileKind, CHUNK_LEAVES,
+    bundle_bytes, tile_bytes, LogData, Node, Sourced, Tile, TileKind, CHUNK_LEAVES, TILE_WIDTH,
 };
 
 use crate::chunks::Fetched;
@@ -40,6 +40,27 @@ impl Registry {
                 return Ok(shared.view.log().tile_hashes(tile).map(|h| tile_bytes(&h)));
             }
         }
+        // Level 0 and entry bundles come from the leaves: a full one is
+        // made once and kept in storage, then served from there.
+        let full = tile.width == TILE_WIDTH;
+        let path = tile.path();
+        if full {
+            if let Some(bytes) = shared.content.tile(&path)? {
+                return Ok(Some(bytes));
+            }
+        }
+        let made = self.make_leaf_tile(tile)?;
+        if let (true, Some(bytes)) = (full, &made) {
+            if let Err(e) = shared.content.put_tile(&path, bytes) {
+                tracing::warn!("cannot keep tile {path}: {e}");
+            }
+        }
+        Ok(made)
+    }
+
+    /// A level-0 tile or an entry bundle, from the leaves of the log.
+    fn make_leaf_tile(&self, tile: &Tile) -> Result<Option<Vec<u8>>, QueryError> {
+        let shared = &self.shared;
         let Some((first, count)) = shared.view.log().tile_leaves(tile) else {
             return Ok(None);
         };

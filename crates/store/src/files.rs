@@ -122,6 +122,13 @@ impl FsContentStore {
         self.files.path("sha256", &hex_of(digest))
     }
 
+    /// Where a tile is kept: `<root>/tiles/<tile path>` (paths are made
+    /// by `Tile::path`, never taken from a request as they are).
+    fn tile_path(&self, path: &str) -> PathBuf {
+        path.split('/')
+            .fold(self.files.root.join("tiles"), |at, part| at.join(part))
+    }
+
     /// Keeps `bytes` of the disk free: writes that would use them fail as
     /// full.
     pub fn with_reserve(mut self, bytes: u64) -> FsContentStore {
@@ -135,6 +142,30 @@ fn hex_of(digest: &Hash) -> String {
 }
 
 impl ContentStore for FsContentStore {
+    fn tile(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match fs::read(self.tile_path(path)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("cannot read a tile", e)),
+        }
+    }
+
+    fn put_tile(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.files.room_for(bytes.len())?;
+        let target = self.tile_path(path);
+        let dir = target
+            .parent()
+            .ok_or_else(|| StoreError::Backend(format!("bad tile path `{path}`")))?;
+        fs::create_dir_all(dir).map_err(|e| io("cannot create the tiles directory", e))?;
+        let mut file = self.files.temporary()?;
+        file.write_all(bytes)
+            .and_then(|()| file.as_file().sync_all())
+            .map_err(|e| io("cannot write a tile", e))?;
+        file.persist(&target)
+            .map_err(|e| io("cannot move a tile into place", e.error))?;
+        Ok(())
+    }
+
     fn begin(&self) -> Result<Box<dyn PendingContent>, StoreError> {
         Ok(Box::new(FsPending {
             file: self.files.temporary()?,
