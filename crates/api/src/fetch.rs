@@ -179,6 +179,24 @@ impl FetchLogsRequest {
         }
     }
 
+    /// A request for records after the given fetch tokens (as the
+    /// registry handed them out: opaque to a client).
+    pub fn after_tokens(
+        log_length: u64,
+        operator: Option<String>,
+        packages: &[(LogId, Option<String>)],
+    ) -> FetchLogsRequest {
+        FetchLogsRequest {
+            log_length,
+            limit: None,
+            operator,
+            packages: packages
+                .iter()
+                .map(|(id, token)| (id.to_string(), token.clone()))
+                .collect(),
+        }
+    }
+
     /// The package logs asked for, each with its fetch token.
     pub fn package_logs(&self) -> Result<Vec<(LogId, Option<&str>)>, WireError> {
         self.packages

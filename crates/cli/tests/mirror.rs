@@ -306,3 +306,65 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
     stop(fork);
     stop(b);
 }
+
+/// A mirror of the reference `warg-server` 0.10: the verifying client
+/// reads its log (its fetch tokens are record ids, opaque to the client),
+/// and the mirror serves the release on the OCI face.
+#[test]
+fn a_mirror_of_a_warg_server_origin() {
+    let test = "a_mirror_of_a_warg_server_origin";
+    let Some(binary) = cairn_interop::tools::require(test, cairn_interop::tools::Tool::WARG_SERVER)
+    else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let content = scratch.path().join("warg-content");
+    std::fs::create_dir_all(&content).expect("content dir");
+    let addr_a = free_on([127, 0, 0, 2]);
+    let mut origin = std::process::Command::new(binary)
+        .args(["--listen", &addr_a.to_string(), "--content-dir"])
+        .arg(&content)
+        .args(["--namespace", "acme", "--data-store", "memory"])
+        .env(
+            "WARG_OPERATOR_KEY",
+            cairn_protocol::PrivateKey::generate().encode(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warg-server");
+    let url_a = format!("http://{addr_a}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while request(addr_a, "GET", "/v1/fetch/checkpoint", &[], b"").map_or(true, |a| a.status != 200)
+    {
+        assert!(Instant::now() < deadline, "warg-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Published to warg-server with the cairn client (no token needed).
+    let alice = User::new(scratch.path(), "alice", &url_a, None);
+    alice.ok(&["key", "new"]);
+    let v1 = wasm("warg origin 1.0.0");
+    alice.write("v1.wasm", &v1);
+    alice.publish("v1.wasm", "acme:tool", "1.0.0");
+
+    let data_b = scratch.path().join("b");
+    cairn_store::DataDir::create(&data_b).expect("data dir");
+    let added = cairn()
+        .args(["mirror", "add", &url_a, "--namespace", "acme"])
+        .args(["--content", "all", "--interval", "1", "--data-dir"])
+        .arg(&data_b)
+        .output()
+        .expect("mirror add");
+    assert!(added.status.success());
+    let addr_b = free_on([127, 0, 0, 3]);
+    let b = start(&data_b, addr_b, &[], Stdio::null());
+    wait_for("the mirror of warg-server", || {
+        mirror_status(addr_b)["packagesHeld"].as_u64() == Some(1)
+    });
+    let blob = get(addr_b, &format!("/v2/acme/tool/blobs/{}", Hash::of(&v1)));
+    assert_eq!(blob.status, 200);
+    assert_eq!(blob.body, v1);
+    let _ = origin.kill();
+    let _ = origin.wait();
+    stop(b);
+}

@@ -359,12 +359,12 @@ impl Api {
     pub fn fetch_logs(
         &self,
         log_length: u64,
-        operator_after: Option<u64>,
-        packages: &[(LogId, Option<u64>)],
+        operator_after: Option<String>,
+        packages: &[(LogId, Option<String>)],
     ) -> Result<FetchLogsResponse> {
         self.post_json(
             paths::FETCH_LOGS,
-            &FetchLogsRequest::after(log_length, operator_after, packages),
+            &FetchLogsRequest::after_tokens(log_length, operator_after, packages),
         )
     }
 

@@ -115,6 +115,19 @@ pub struct Client {
 }
 
 /// Records fetched for one update, not yet verified.
+/// Where a log is known up to: the last record's registry index and the
+/// fetch token to ask for the records after it.
+type After = Option<(u64, String)>;
+
+/// The fetch token of `record`: the registry's, else (trusted state kept
+/// before tokens were) the index in Cairn's form.
+fn token_of(record: &PublishedRecord) -> String {
+    record
+        .fetch_token
+        .clone()
+        .unwrap_or_else(|| cairn_api::fetch::fetch_token(record.registry_index))
+}
+
 #[derive(Default)]
 struct Fetched {
     operator: Vec<PublishedRecord>,
@@ -275,7 +288,10 @@ impl Client {
         }
         let mut asked = Vec::with_capacity(names.len());
         for name in names {
-            let after = self.trusted.package(name)?.and_then(PackageLog::last_index);
+            let after = self.trusted.package(name)?.and_then(|log| {
+                let last = log.records.last()?;
+                Some((last.registry_index, token_of(last)))
+            });
             asked.push((LogId::package(name), after));
         }
         // A checkpoint signed by a key the trusted operator log already
@@ -500,7 +516,7 @@ impl Client {
     /// Records of the asked logs up to `length`, in requests of at most
     /// [`FETCH_LOGS_BATCH`] logs (a registry bounds how many one request
     /// may name).
-    fn fetch_all(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
+    fn fetch_all(&self, length: u64, asked: &[(LogId, After)]) -> Result<Fetched> {
         let mut batches = asked.chunks(FETCH_LOGS_BATCH);
         // The first request (also when no package log is asked for) brings
         // the new operator records; the others would bring them again.
@@ -513,13 +529,13 @@ impl Client {
         Ok(fetched)
     }
 
-    fn fetch_batch(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
+    fn fetch_batch(&self, length: u64, asked: &[(LogId, After)]) -> Result<Fetched> {
         match self.fetch_pages(length, asked) {
             Err(Error::Refused { status: 404, .. }) if asked.iter().any(|(_, a)| a.is_none()) => {
                 // Some never-seen log does not exist: find which, one by one.
                 let mut fetched = Fetched::default();
                 let (new, old): (Vec<_>, Vec<_>) =
-                    asked.iter().copied().partition(|(_, a)| a.is_none());
+                    asked.iter().cloned().partition(|(_, a)| a.is_none());
                 let first = self.fetch_pages(length, &old)?;
                 fetched.operator = first.operator;
                 fetched.packages = first.packages;
@@ -538,16 +554,26 @@ impl Client {
         }
     }
 
-    fn fetch_pages(&self, length: u64, asked: &[(LogId, Option<u64>)]) -> Result<Fetched> {
+    fn fetch_pages(&self, length: u64, asked: &[(LogId, After)]) -> Result<Fetched> {
         let mut fetched = Fetched::default();
-        let mut operator_after = self
+        // Records are asked for after the fetch token the registry gave
+        // with the last one known (opaque: Cairn's are registry indexes,
+        // warg-server's record ids); the index keeps the order checked.
+        let mut operator: After = self
             .trusted
             .operator_records
             .last()
-            .map(|r| r.registry_index);
-        let mut after: Vec<(LogId, Option<u64>)> = asked.to_vec();
+            .map(|r| (r.registry_index, token_of(r)));
+        let mut after: Vec<(LogId, After)> = asked.to_vec();
         loop {
-            let page = self.api.fetch_logs(length, operator_after, &after)?;
+            let tokens: Vec<(LogId, Option<String>)> = after
+                .iter()
+                .map(|(id, a)| (*id, a.as_ref().map(|(_, t)| t.clone())))
+                .collect();
+            let page =
+                self.api
+                    .fetch_logs(length, operator.as_ref().map(|(_, t)| t.clone()), &tokens)?;
+            let operator_after = operator.as_ref().map(|(i, _)| *i);
             let mut progressed = false;
             let check = |previous: Option<u64>, record: &PublishedRecord| {
                 if record.registry_index >= length
@@ -565,9 +591,11 @@ impl Client {
                     Ok(())
                 }
             };
+            let mut operator_after = operator_after;
             for record in page.operator {
                 check(operator_after, &record)?;
                 operator_after = Some(record.registry_index);
+                operator = Some((record.registry_index, token_of(&record)));
                 fetched.operator.push(record);
                 progressed = true;
             }
@@ -580,8 +608,8 @@ impl Client {
                     continue;
                 };
                 for record in records {
-                    check(slot.1, &record)?;
-                    slot.1 = Some(record.registry_index);
+                    check(slot.1.as_ref().map(|(i, _)| *i), &record)?;
+                    slot.1 = Some((record.registry_index, token_of(&record)));
                     fetched.packages.entry(log_id).or_default().push(record);
                     progressed = true;
                 }
@@ -638,9 +666,26 @@ impl Client {
             }
             at += page.len() as u64;
         }
+        // The operator log is no package; Cairn's own logs (attestations,
+        // notices) are named `null`, but a warg-server refuses the whole
+        // request over a log it does not know as a package's: then each
+        // is asked alone, and those refused are left out.
+        ids.retain(|id| *id != LogId::operator() && *id != LogId::notices());
         let mut names = Vec::new();
         for chunk in ids.chunks(1000) {
-            names.extend(self.api.fetch_names(chunk)?.into_iter().flatten());
+            match self.api.fetch_names(chunk) {
+                Ok(found) => names.extend(found.into_iter().flatten()),
+                Err(Error::Refused { status: 404, .. }) => {
+                    for id in chunk {
+                        match self.api.fetch_names(std::slice::from_ref(id)) {
+                            Ok(found) => names.extend(found.into_iter().flatten()),
+                            Err(Error::Refused { status: 404, .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok((names, at.min(length)))
     }
