@@ -686,6 +686,8 @@ fn content_that_is_not_wasm_is_refused() {
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
         let ok = f.upload(&name, &fixed.record_id(), &Hash::of(&good), good);
         assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+        // In a checkpoint before the next round measures what is stored.
+        f.wait_for(|f| f.record_state(&name, &fixed.record_id()).body["state"] == "published");
     }
 }
 
