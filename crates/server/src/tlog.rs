@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use cairn_protocol::release_proof::release_proof;
@@ -33,6 +33,8 @@ pub struct TlogKey {
     witnesses: Vec<Target>,
     policy: Option<Policy>,
     cosigned: Mutex<Option<(u64, Arc<str>)>>,
+    /// The size of the latest cosigned note, for those waiting on it.
+    cosigned_size: tokio::sync::watch::Sender<u64>,
 }
 
 /// A witness the log sends its checkpoints to.
@@ -59,6 +61,17 @@ impl TlogKey {
             witnesses: Vec::new(),
             policy: None,
             cosigned: Mutex::new(None),
+            cosigned_size: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Keeps `note`, cosigned by the quorum, as the one served if it is of
+    /// a larger size than the one held.
+    fn keep_cosigned(&self, size: u64, note: Arc<str>) {
+        let mut cosigned = lock(&self.cosigned);
+        if cosigned.as_ref().is_none_or(|(at, _)| *at < size) {
+            *cosigned = Some((size, note));
+            self.cosigned_size.send_replace(size);
         }
     }
 
@@ -180,50 +193,56 @@ pub(crate) async fn witness_checkpoints(app: AppState) {
     }
 }
 
-/// How long a follower waits for the leader's witnesses to cosign a new
-/// checkpoint, polling the leader's `/tlog/checkpoint`.
-const FOLLOW_COSIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a request for a cosigned checkpoint (`?wait=<size>`) waits
+/// for the witnesses to cosign that size.
+const COSIGNED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Takes the leader's latest cosigned note when it covers `length`, meets
-/// the policy, and has this replica's root at its size.
+/// Asks the leader for its cosigned checkpoint of at least `length`
+/// records (it waits up to [`COSIGNED_WAIT`] for its witnesses), and keeps
+/// it when it meets the policy and has this replica's root at its size.
 async fn follow_cosigned(app: &AppState, key: &Arc<TlogKey>, leader: &str, length: u64) {
     let Some(policy) = &key.policy else {
         return;
     };
-    let deadline = tokio::time::Instant::now() + FOLLOW_COSIGNED_FOR;
-    loop {
-        let url = format!("{}/tlog/checkpoint", leader.trim_end_matches('/'));
-        let fetched = async {
-            let request = axum::http::Request::get(&url)
-                .body(Body::empty())
-                .map_err(|e| e.to_string())?;
-            let response = tokio::time::timeout(WITNESS_TIMEOUT, app.forwarder.send(request))
+    let url = format!(
+        "{}/tlog/checkpoint?wait={length}",
+        leader.trim_end_matches('/')
+    );
+    let fetched = async {
+        let request = axum::http::Request::get(&url)
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        let response =
+            tokio::time::timeout(COSIGNED_WAIT + WITNESS_TIMEOUT, app.forwarder.send(request))
                 .await
                 .map_err(|_| "no answer in time".to_string())??;
-            axum::body::to_bytes(Body::new(response.into_body()), MAX_NOTE_BYTES)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        let held = lock(&key.cosigned).as_ref().map_or(0, |(at, _)| *at);
-        if let Ok(bytes) = fetched {
-            let note = Note::parse(&bytes).ok();
-            let checked = note.as_ref().and_then(|n| policy.check(n).ok());
-            if let (Some(note), Some((cp, _))) = (note, checked) {
-                let ours = app.registry.checkpoint_at(cp.size).ok().flatten();
-                let same = ours.is_some_and(|o| o.contents.checkpoint.log_root == cp.root);
-                if same && cp.size > held {
-                    *lock(&key.cosigned) = Some((cp.size, note.to_string().into()));
-                }
-                if cp.size >= length {
-                    return;
-                }
-            }
-        }
-        if tokio::time::Instant::now() > deadline {
+        axum::body::to_bytes(Body::new(response.into_body()), MAX_NOTE_BYTES)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    let bytes = match fetched {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::debug!(leader, "no cosigned checkpoint from the leader: {e}");
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let Ok(note) = Note::parse(&bytes) else {
+        return;
+    };
+    let Ok((cp, _)) = policy.check(&note) else {
+        return;
+    };
+    let ours = app.registry.checkpoint_at(cp.size).ok().flatten();
+    if ours.is_some_and(|o| o.contents.checkpoint.log_root == cp.root) {
+        key.keep_cosigned(cp.size, note.to_string().into());
+    } else {
+        tracing::warn!(
+            leader,
+            size = cp.size,
+            "the leader's cosigned checkpoint is not this replica's log"
+        );
     }
 }
 
@@ -242,10 +261,7 @@ async fn witness_one(app: &AppState, key: &Arc<TlogKey>, size: u64, root: cairn_
     };
     match policy.check(&note) {
         Ok(_) => {
-            let mut cosigned = lock(&key.cosigned);
-            if cosigned.as_ref().is_none_or(|(at, _)| *at < size) {
-                *cosigned = Some((size, note.to_string().into()));
-            }
+            key.keep_cosigned(size, note.to_string().into());
         }
         Err(e) => tracing::warn!(size, "checkpoint not witnessed: {e}"),
     }
@@ -455,8 +471,25 @@ fn answer(body: impl Into<Body>, content_type: &str, cache: &str) -> Response {
 }
 
 /// `GET /tlog/checkpoint`: the latest checkpoint as a signed note.
-pub async fn checkpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
+pub async fn checkpoint(
+    State(app): State<AppState>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let key = app.tlog.as_ref().ok_or_else(no_tlog)?;
+    // `?wait=<size>`: with witnesses, wait (a while) for a cosigned note
+    // of at least that size, as replicas that follow ask.
+    let wait = query
+        .get("wait")
+        .map(|w| {
+            w.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("`wait={w}` is not a size (a whole number)"))
+            })
+        })
+        .transpose()?;
+    if let (Some(size), true) = (wait, key.witnessed()) {
+        let mut sizes = key.cosigned_size.subscribe();
+        let _ = tokio::time::timeout(COSIGNED_WAIT, sizes.wait_for(|held| *held >= size)).await;
+    }
     let cp = app.registry.latest_checkpoint().ok_or_else(|| {
         ApiError::message(
             StatusCode::SERVICE_UNAVAILABLE,
