@@ -29,6 +29,9 @@ use cairn_registry::{ByteReader, Clock, StoreError, SystemClock};
 use cairn_transparency::tlog_proof::TlogProof;
 use serde::{Deserialize, Serialize};
 
+/// The most packages remembered as absent from an origin.
+const MAX_ABSENT: usize = 10_000;
+
 /// The file, in the data directory, listing the mirrors.
 pub const MIRRORS_FILE: &str = "mirrors.toml";
 
@@ -215,11 +218,24 @@ struct Running {
     client: Mutex<Client>,
     cache: PathBuf,
     state: Mutex<State>,
+    /// Where its progress is kept across restarts.
+    progress_file: PathBuf,
+}
+
+/// A mirror's progress, kept across restarts: the origin's ledger read up
+/// to, and the packages held (all verified in the client's state).
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Progress {
+    replayed_to: u64,
+    names: Vec<String>,
 }
 
 #[derive(Default)]
 struct State {
     names: BTreeSet<PackageName>,
+    /// Packages asked for that the origin does not have, and when.
+    absent: std::collections::HashMap<PackageName, u64>,
     /// Content the origin took down (in the namespace mirrored): what, and
     /// why.
     taken_down: std::collections::HashMap<Hash, (String, String)>,
@@ -322,6 +338,21 @@ impl Running {
         state.report.packages_held = state.names.len() as u64;
         state.replayed_to = to;
         state.report.checkpoint_length = checkpoint;
+        let progress = Progress {
+            replayed_to: state.replayed_to,
+            names: state.names.iter().map(|n| n.to_string()).collect(),
+        };
+        drop(state);
+        // Kept so that a restart goes on from here (best effort: without
+        // it the ledger is read again from the start).
+        if let Ok(text) = serde_json::to_vec(&progress) {
+            let temporary = self.progress_file.with_extension("tmp");
+            if let Err(e) = std::fs::write(&temporary, text)
+                .and_then(|()| std::fs::rename(&temporary, &self.progress_file))
+            {
+                tracing::warn!("cannot keep the mirror's progress: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -338,15 +369,31 @@ impl Running {
     fn package(&self, name: &PackageName) -> cairn_client::Result<Option<PackageState>> {
         let known = self.lock_state().names.contains(name);
         let stopped = self.lock_state().report.stopped.is_some();
+        let now = SystemClock.now_seconds();
+        // A package the origin did not have is not asked for again until
+        // the next interval (at most MAX_ABSENT remembered).
+        let absent = self
+            .lock_state()
+            .absent
+            .get(name)
+            .is_some_and(|at| now.saturating_sub(*at) < self.spec.interval.max(1));
         let mut client = self.lock_client();
-        if !known && !stopped {
+        if !known && !stopped && !absent {
             match client.update(std::slice::from_ref(name), false) {
-                Ok(()) => {
-                    self.lock_state().names.insert(name.clone());
-                }
-                // Not there, or the origin is down: nothing to show.
+                Ok(()) => {}
+                // The origin is down: nothing to show.
                 Err(e) if !e.is_verification() => return Ok(None),
                 Err(e) => return Err(e),
+            }
+            let held = client.package(name)?.is_some();
+            let mut state = self.lock_state();
+            if held {
+                state.names.insert(name.clone());
+            } else {
+                if state.absent.len() >= MAX_ABSENT {
+                    state.absent.clear();
+                }
+                state.absent.insert(name.clone(), now);
             }
         }
         Ok(client.package(name)?.map(|log| log.state.clone()))
@@ -407,11 +454,22 @@ impl Mirrors {
                 limits.clone(),
             )
             .with_context(|| format!("cannot keep the mirror of {origin}"))?;
+            let progress_file = root.join(format!("{}.progress.json", spec.namespace));
+            let progress: Progress = std::fs::read(&progress_file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or_default();
+            let names: BTreeSet<PackageName> = progress
+                .names
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect();
             let report = MirrorReport {
                 origin: origin.clone(),
                 namespace: spec.namespace.clone(),
                 packages: spec.packages.clone(),
                 content_all: spec.content == ContentMode::All,
+                packages_held: names.len() as u64,
                 ..MirrorReport::default()
             };
             running.push(Arc::new(Running {
@@ -420,8 +478,11 @@ impl Mirrors {
                 cache,
                 state: Mutex::new(State {
                     report,
+                    names,
+                    replayed_to: progress.replayed_to,
                     ..State::default()
                 }),
+                progress_file,
             }));
         }
         Ok(Mirrors { running })

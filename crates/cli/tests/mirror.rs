@@ -245,6 +245,12 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
         v2
     );
 
+    // B restarted while A is down: it goes on from what it held.
+    stop(b);
+    let b = start(&data_b, addr_b, &[], Stdio::null());
+    assert_eq!(mirror_status(addr_b)["packagesHeld"].as_u64(), Some(1));
+    assert_eq!(tags(addr_b, "acme/http-client"), ["1.0.0", "1.1.0"]);
+
     // wkg 0.16, configured with B only, gets the release from the mirror
     // while A is down.
     let test = "a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork";
