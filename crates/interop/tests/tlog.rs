@@ -191,6 +191,13 @@ fn the_c2sp_checkpoint_and_tiles_give_the_warg_checkpoints_root() {
     }
     assert!(!kept.join("entries/002.p").exists());
 
+    // `?wait=` is for the registry's own replicas; nonsense is refused.
+    let waited = http.send(Method::GET, "/tlog/checkpoint?wait=5", &[], Vec::new());
+    assert_eq!(waited.status, StatusCode::FORBIDDEN);
+    let waited = http.send(Method::GET, "/tlog/checkpoint?wait=x", &[], Vec::new());
+    assert_eq!(waited.status, StatusCode::BAD_REQUEST);
+    assert!(waited.json()["message"].as_str().is_some());
+
     // Tiles the checkpoint does not hold, and paths that are no tile.
     for path in [
         "/tlog/tile/0/009",

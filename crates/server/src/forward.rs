@@ -121,10 +121,13 @@ fn is_write(method: &Method, path: &str) -> bool {
 
 /// Whether `request` was forwarded by a replica of this registry.
 pub(crate) fn from_replica(app: &AppState, request: &Request) -> bool {
-    let (Some(secret), Some(given)) = (
-        app.registry.replica_secret(),
-        request.headers().get(REPLICA_HEADER),
-    ) else {
+    from_replica_headers(app, request.headers())
+}
+
+/// Whether `headers` carry this registry's replica secret.
+pub(crate) fn from_replica_headers(app: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let (Some(secret), Some(given)) = (app.registry.replica_secret(), headers.get(REPLICA_HEADER))
+    else {
         return false;
     };
     // Compared as digests: equal-length values whose comparison time says

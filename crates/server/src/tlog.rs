@@ -209,9 +209,11 @@ async fn follow_cosigned(app: &AppState, key: &Arc<TlogKey>, leader: &str, lengt
         leader.trim_end_matches('/')
     );
     let fetched = async {
-        let request = axum::http::Request::get(&url)
-            .body(Body::empty())
-            .map_err(|e| e.to_string())?;
+        let mut request = axum::http::Request::get(&url);
+        if let Some(secret) = app.registry.replica_secret() {
+            request = request.header(crate::forward::REPLICA_HEADER, hex::encode(secret));
+        }
+        let request = request.body(Body::empty()).map_err(|e| e.to_string())?;
         let response =
             tokio::time::timeout(COSIGNED_WAIT + WITNESS_TIMEOUT, app.forwarder.send(request))
                 .await
@@ -473,11 +475,13 @@ fn answer(body: impl Into<Body>, content_type: &str, cache: &str) -> Response {
 /// `GET /tlog/checkpoint`: the latest checkpoint as a signed note.
 pub async fn checkpoint(
     State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let key = app.tlog.as_ref().ok_or_else(no_tlog)?;
     // `?wait=<size>`: with witnesses, wait (a while) for a cosigned note
-    // of at least that size, as replicas that follow ask.
+    // of at least that size, as replicas that follow ask (only they: a
+    // request that holds its connection is not for anyone).
     let wait = query
         .get("wait")
         .map(|w| {
@@ -486,6 +490,12 @@ pub async fn checkpoint(
             })
         })
         .transpose()?;
+    if wait.is_some() && !crate::forward::from_replica_headers(&app, &headers) {
+        return Err(ApiError::message(
+            StatusCode::FORBIDDEN,
+            "`wait` is for the replicas of this registry",
+        ));
+    }
     if let (Some(size), true) = (wait, key.witnessed()) {
         let mut sizes = key.cosigned_size.subscribe();
         let _ = tokio::time::timeout(COSIGNED_WAIT, sizes.wait_for(|held| *held >= size)).await;
