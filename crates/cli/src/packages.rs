@@ -13,7 +13,7 @@ use cairn_client::api::Progress;
 use cairn_client::config::{check_url, Config};
 use cairn_client::keys::{signing_key, KeyFile, DEFAULT_KEY};
 use cairn_client::lock::{LockFile, Locked, LOCK_FILE};
-use cairn_client::{Client, Paths, Published, Wanted};
+use cairn_client::{Client, NamespaceHome, Paths, Published, Wanted};
 use cairn_protocol::package::{PackageEntry, Permission, Release};
 use cairn_protocol::{KeyId, PackageName, PrivateKey, PublicKey, SignedCheckpoint, Version};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -138,24 +138,19 @@ impl Session {
     fn for_package(&mut self, name: &PackageName) -> Result<&mut Client> {
         let registry = self.registry_for(name)?;
         let client = self.client(&registry)?;
-        let imported = client.imported_from(name.namespace())?;
-        let Some(from) = imported else {
+        let ns = name.namespace();
+        let from = match client.namespace_home(ns)? {
+            NamespaceHome::Here => return self.client(&registry),
             // Clients see a fork, never a silent replacement.
-            let ns = name.namespace();
-            let imported_once = matches!(
-                client.operator_namespace(ns),
-                Some(cairn_protocol::operator::NamespaceState::Imported { .. })
-            );
-            if imported_once {
-                if let Some(fork) = client.forked(ns)? {
-                    eprintln!(
-                        "note: {registry} forked namespace `{ns}` from {} at that registry's \
-                         checkpoint of {} records (log root {}); its packages are {registry}'s now",
-                        fork.origin, fork.log_length, fork.log_root
-                    );
-                }
+            NamespaceHome::Forked(fork) => {
+                eprintln!(
+                    "note: {registry} forked namespace `{ns}` from {} at that registry's \
+                     checkpoint of {} records (log root {}); its packages are {registry}'s now",
+                    fork.origin, fork.log_length, fork.log_root
+                );
+                return self.client(&registry);
             }
-            return self.client(&registry);
+            NamespaceHome::Imported(from) => from,
         };
         let url = if from.contains("://") {
             check_url(&from)?

@@ -6,29 +6,10 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
 use std::process::Stdio;
 
 use cairn_interop::warg::wasm;
-use common::{cairn, http_as, request, start, User};
-
-fn free_on(ip: [u8; 4]) -> SocketAddr {
-    TcpListener::bind(SocketAddr::from((ip, 0)))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
-
-fn token(data: &std::path::Path, scope: &str) -> String {
-    let output = cairn()
-        .args(["token", "create", "--account", "alice", "--scope", scope])
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("token create");
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use common::{cairn, free_on, http_as, publish_token, request, start, User};
 
 #[test]
 fn a_registry_that_imports_a_namespace_sends_its_clients_to_the_origin() {
@@ -44,7 +25,7 @@ fn a_registry_that_imports_a_namespace_sends_its_clients_to_the_origin() {
         scratch.path(),
         "alice",
         &url_a,
-        Some(&token(&data_a, "publish:acme/*")),
+        Some(&publish_token(&data_a, "publish:acme/*")),
     );
     alice.ok(&["key", "new"]);
     alice.write("tool.wasm", &wasm("tool 1.0.0"));

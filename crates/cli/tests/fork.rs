@@ -7,39 +7,11 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cairn_interop::warg::wasm;
-use common::{cairn, request, start, User};
-use serde_json::Value;
-
-fn free_on(ip: [u8; 4]) -> SocketAddr {
-    TcpListener::bind(SocketAddr::from((ip, 0)))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
-
-fn token(data: &Path) -> String {
-    let output = cairn()
-        .args(["token", "create", "--account", "alice"])
-        .args(["--scope", "publish:acme/*", "--data-dir"])
-        .arg(data)
-        .output()
-        .expect("token create");
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn get_json(addr: SocketAddr, path: &str) -> Value {
-    request(addr, "GET", path, &[], b"")
-        .ok()
-        .and_then(|a| serde_json::from_slice(&a.body).ok())
-        .unwrap_or(Value::Null)
-}
+use common::{cairn, free_on, get_json, publish_token, start, User};
 
 #[test]
 fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
@@ -48,7 +20,12 @@ fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
     let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
     let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
     let mut a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
-    let alice = User::new(scratch.path(), "alice", &url_a, Some(&token(&data_a)));
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url_a,
+        Some(&publish_token(&data_a, "publish:acme/*")),
+    );
     alice.ok(&["key", "new"]);
     alice.write("v1.wasm", &wasm("tool 1.0.0"));
     alice.publish("v1.wasm", "acme:tool", "1.0.0");
@@ -113,15 +90,7 @@ fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
     assert_eq!(carol.read("tool.wasm"), wasm("tool 1.0.0"));
 
     // The owner's key still owns the package: it publishes on B now.
-    let token_b = {
-        let output = cairn()
-            .args(["token", "create", "--account", "alice"])
-            .args(["--scope", "publish:acme/*", "--data-dir"])
-            .arg(&data_b)
-            .output()
-            .expect("token create");
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    };
+    let token_b = publish_token(&data_b, "publish:acme/*");
     let alice_b = User::new(scratch.path(), "alice", &url_b, Some(&token_b));
     alice_b.write("v2.wasm", &wasm("tool 1.1.0"));
     alice_b.publish("v2.wasm", "acme:tool", "1.1.0");

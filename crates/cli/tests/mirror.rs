@@ -6,67 +6,19 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cairn_interop::warg::wasm;
 use cairn_protocol::Hash;
-use common::{cairn, request, start, User};
+use common::{cairn, copy_dir, free_on, get, publish_token, request, start, stop, wait_for, User};
 use serde_json::Value;
-
-fn free_on(ip: [u8; 4]) -> SocketAddr {
-    TcpListener::bind(SocketAddr::from((ip, 0)))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
-
-fn token(data: &Path) -> String {
-    let output = cairn()
-        .args(["token", "create", "--account", "alice"])
-        .args(["--scope", "publish:acme/*", "--data-dir"])
-        .arg(data)
-        .output()
-        .expect("token create");
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn get(addr: SocketAddr, path: &str) -> common::Response {
-    request(addr, "GET", path, &[], b"").expect("request")
-}
 
 fn mirror_status(addr: SocketAddr) -> Value {
     let answer = get(addr, "/cairn/v1/mirrors");
     serde_json::from_slice::<Value>(&answer.body).unwrap_or(Value::Null)["mirrors"][0].clone()
-}
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The tags B's OCI face lists for a repository.
@@ -88,7 +40,12 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
 
     // A: two packages; its data directory copied for the fork later.
     let a = serve_a(&data_a);
-    let alice = User::new(scratch.path(), "alice", &url_a, Some(&token(&data_a)));
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url_a,
+        Some(&publish_token(&data_a, "publish:acme/*")),
+    );
     alice.ok(&["key", "new"]);
     let (v1, other) = (wasm("http-client 1.0.0"), wasm("other 1.0.0"));
     alice.write("v1.wasm", &v1);
@@ -124,7 +81,12 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
     wait_for("the mirror's first sync", || {
         mirror_status(addr_b)["packagesHeld"].as_u64() == Some(1)
     });
+    // A package the origin lacks is not served, and never counted as held.
+    for _ in 0..3 {
+        assert_eq!(get(addr_b, "/v2/acme/http-nothing/tags/list").status, 404);
+    }
     let status = mirror_status(addr_b);
+    assert_eq!(status["packagesHeld"].as_u64(), Some(1));
     assert_eq!(status["content"], "all");
     assert!(status["checkpointLength"].as_u64() >= Some(3), "{status}");
 
@@ -290,7 +252,10 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
         scratch.path(),
         "mallory",
         &url_a,
-        Some(&token(&scratch.path().join("fork"))),
+        Some(&publish_token(
+            &scratch.path().join("fork"),
+            "publish:acme/*",
+        )),
     );
     mallory.ok(&["key", "new"]);
     mallory.write("evil.wasm", &wasm("evil"));

@@ -8,61 +8,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use cairn_interop::warg::wasm;
 use cairn_interop::witness::RunningWitness;
-use common::{cairn, free_addr, request, start, User};
+use common::{copy_dir, free_addr, get_json, publish_token, request, start, stop, wait_for, User};
 use serde_json::Value;
-
-fn token(data: &Path) -> String {
-    let output = cairn()
-        .args(["token", "create", "--account", "alice"])
-        .args(["--scope", "publish:example/*", "--data-dir"])
-        .arg(data)
-        .output()
-        .expect("token create");
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-/// The JSON at `path` (`null` until the monitor answers).
-fn get_json(addr: SocketAddr, path: &str) -> Value {
-    request(addr, "GET", path, &[], b"")
-        .ok()
-        .and_then(|answer| serde_json::from_slice(&answer.body).ok())
-        .unwrap_or(Value::Null)
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Waits until `check` holds, for up to 30 s.
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_forked_origin_is_caught_by_a_monitor_by_gossip_and_by_a_witness() {
@@ -97,7 +49,12 @@ fn a_forked_origin_is_caught_by_a_monitor_by_gossip_and_by_a_witness() {
 
     // A, with one release; its data directory copied (A stopped for it).
     let a = serve(&data);
-    let alice = User::new(scratch.path(), "alice", &url, Some(&token(&data)));
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url,
+        Some(&publish_token(&data, "publish:example/*")),
+    );
     alice.ok(&["key", "new"]);
     alice.write("v1.wasm", &wasm("1.0.0"));
     alice.publish("v1.wasm", "example:hello", "1.0.0");
@@ -136,7 +93,12 @@ fn a_forked_origin_is_caught_by_a_monitor_by_gossip_and_by_a_witness() {
     // The fork, at A's address with A's keys: another third record.
     stop(a);
     let fork = serve(&forked);
-    let mallory = User::new(scratch.path(), "mallory", &url, Some(&token(&forked)));
+    let mallory = User::new(
+        scratch.path(),
+        "mallory",
+        &url,
+        Some(&publish_token(&forked, "publish:example/*")),
+    );
     mallory.ok(&["key", "new"]);
     mallory.write("evil.wasm", &wasm("evil 2.0.0"));
     mallory.publish("evil.wasm", "example:evil", "1.0.0");

@@ -11,30 +11,8 @@ use std::process::Stdio;
 
 use cairn_interop::warg::wasm;
 use cairn_protocol::Hash;
-use common::{cairn, free_addr, request, start, User};
+use common::{free_addr, get, publish_token, start, User};
 use serde_json::Value;
-
-fn token(data: &std::path::Path) -> String {
-    let output = cairn()
-        .args([
-            "token",
-            "create",
-            "--account",
-            "alice",
-            "--scope",
-            "publish:example/*",
-            "--data-dir",
-        ])
-        .arg(data)
-        .output()
-        .expect("token create");
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn get(addr: std::net::SocketAddr, path: &str) -> common::Response {
-    request(addr, "GET", path, &[], b"").expect("request")
-}
 
 #[test]
 fn release_proofs_verify_files_offline_and_audit_a_wkg_lock() {
@@ -43,7 +21,12 @@ fn release_proofs_verify_files_offline_and_audit_a_wkg_lock() {
     let addr = free_addr();
     let mut server = start(&data, addr, &[], Stdio::null());
     let url = format!("http://{addr}");
-    let alice = User::new(scratch.path(), "alice", &url, Some(&token(&data)));
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url,
+        Some(&publish_token(&data, "publish:example/*")),
+    );
     let carol = User::new(scratch.path(), "carol", &url, None);
     alice.ok(&["key", "new"]);
     let v1 = wasm("1.0.0");
@@ -222,6 +205,25 @@ fn release_proofs_verify_files_offline_and_audit_a_wkg_lock() {
     let proof_digest = proofs[0]["digest"].as_str().expect("digest").to_owned();
     let again = referrers(addr);
     assert_eq!(again, index_json, "attached once");
+    // Asked for by many at once, a release's proof is still attached once.
+    let v2_subject = get(addr, "/v2/example/hello/manifests/2.0.0")
+        .header("docker-content-digest")
+        .expect("digest")
+        .to_owned();
+    let path = format!("/v2/example/hello/referrers/{v2_subject}");
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| assert_eq!(get(addr, &path).status, 200));
+        }
+    });
+    let listed: Value = serde_json::from_slice(&get(addr, &path).body).expect("index");
+    let v2_proofs = listed["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter(|m| m["artifactType"] == "application/vnd.cairn.tlog-proof.v1")
+        .count();
+    assert_eq!(v2_proofs, 1, "{listed}");
     let proof_manifest = get(addr, &format!("/v2/example/hello/manifests/{proof_digest}"));
     assert_eq!(proof_manifest.status, 200);
     let proof_manifest: Value = serde_json::from_slice(&proof_manifest.body).expect("json");
@@ -329,7 +331,12 @@ fn a_witnessed_registry_serves_proofs_its_quorum_cosigned() {
         Stdio::null(),
     );
     let url = format!("http://{addr}");
-    let alice = User::new(scratch.path(), "alice", &url, Some(&token(&data)));
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url,
+        Some(&publish_token(&data, "publish:example/*")),
+    );
     alice.ok(&["key", "new"]);
     alice.write("v1.wasm", &wasm("1.0.0"));
     alice.publish("v1.wasm", "example:hello", "1.0.0");

@@ -10,26 +10,8 @@ use std::process::Stdio;
 
 use cairn_interop::warg::wasm;
 use cairn_protocol::Hash;
-use common::{cairn, free_addr, http_as, request, start, User};
+use common::{cairn, free_addr, http_as, publish_token, request, start, User};
 use serde_json::Value;
-
-fn token(data: &std::path::Path) -> String {
-    let output = cairn()
-        .args([
-            "token",
-            "create",
-            "--account",
-            "alice",
-            "--scope",
-            "publish:example/*",
-            "--data-dir",
-        ])
-        .arg(data)
-        .output()
-        .expect("token create");
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
 
 fn status_and_message(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let answer = request(addr, "GET", path, &[], b"").expect("request");
@@ -46,7 +28,12 @@ fn a_take_down_refuses_the_content_with_its_reason_and_keeps_the_history() {
     let addr = free_addr();
     let mut server = start(&data, addr, &[], Stdio::null());
     let url = format!("http://{addr}");
-    let alice = User::new(scratch.path(), "alice", &url, Some(&token(&data)));
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url,
+        Some(&publish_token(&data, "publish:example/*")),
+    );
     let carol = User::new(scratch.path(), "carol", &url, None);
     alice.ok(&["key", "new"]);
     let (v1, v2) = (wasm("1.0.0"), wasm("2.0.0"));

@@ -287,7 +287,12 @@ impl Api {
     pub fn tlog_checkpoint(&self) -> Result<Vec<u8>> {
         let url = self.url("/tlog/checkpoint");
         self.send(self.http.get(&url), &url, self.limits.read_timeout)?
-            .bytes(self, &url, cairn_transparency::note::MAX_NOTE_BYTES as u64)
+            .bytes(
+                self,
+                &url,
+                cairn_transparency::note::MAX_NOTE_BYTES as u64,
+                "the bound on signed notes",
+            )
     }
 
     /// `GET /tlog/proof/{name}/{version}`: the offline proof of a release
@@ -303,6 +308,7 @@ impl Api {
                 self,
                 &url,
                 cairn_transparency::tlog_proof::MAX_PROOF_BYTES as u64,
+                "the bound on offline proofs",
             )
     }
 
@@ -313,7 +319,7 @@ impl Api {
         // A page holds at most 1,000 leaves of 64 bytes; allow ten times.
         let bytes = self
             .send(self.http.get(&url), &url, self.limits.read_timeout)?
-            .bytes(self, &url, 640_000)?;
+            .bytes(self, &url, 640_000, "the bound on ledger pages")?;
         if bytes.len() % 64 != 0 {
             return Err(malformed(
                 &url,
@@ -540,12 +546,26 @@ pub(crate) fn copy_hashing(
 struct Response(reqwest::blocking::Response);
 
 impl Response {
-    /// The body, read within `bound` bytes.
-    fn bytes(self, api: &Api, url: &str, bound: u64) -> Result<Vec<u8>> {
+    /// The body, read within `bound` bytes (named `bound_name` in the
+    /// error): a larger Content-Length is refused before reading, and
+    /// reading stops one byte past the bound.
+    fn bytes(self, api: &Api, url: &str, bound: u64, bound_name: &'static str) -> Result<Vec<u8>> {
+        self.bytes_of(api, url, "the answer", bound, bound_name)
+    }
+
+    /// [`Response::bytes`], naming what was read (`what`) in the error.
+    fn bytes_of(
+        self,
+        api: &Api,
+        url: &str,
+        what: &'static str,
+        bound: u64,
+        bound_name: &'static str,
+    ) -> Result<Vec<u8>> {
         let too_large = || Error::TooLarge {
             url: url.to_owned(),
-            what: "the answer",
-            bound_name: "the bound on signed notes and proofs",
+            what,
+            bound_name,
             bound,
         };
         if self.0.content_length().is_some_and(|n| n > bound) {
@@ -562,28 +582,15 @@ impl Response {
         Ok(bytes)
     }
 
-    /// The body as JSON, read within [`Limits::max_json_bytes`]: a larger
-    /// Content-Length is refused before reading, and reading stops one
-    /// byte past the bound.
+    /// The body as JSON, read within [`Limits::max_json_bytes`].
     fn json<T: DeserializeOwned>(self, api: &Api, url: &str) -> Result<T> {
-        let bound = api.limits.max_json_bytes;
-        let too_large = || Error::TooLarge {
-            url: url.to_owned(),
-            what: "the JSON answer",
-            bound_name: "the bound on JSON answers",
-            bound,
-        };
-        if self.0.content_length().is_some_and(|n| n > bound) {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::new();
-        self.0
-            .take(bound.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| api.read_failed(url, &e, "answer interrupted"))?;
-        if bytes.len() as u64 > bound {
-            return Err(too_large());
-        }
+        let bytes = self.bytes_of(
+            api,
+            url,
+            "the JSON answer",
+            api.limits.max_json_bytes,
+            "the bound on JSON answers",
+        )?;
         serde_json::from_slice(&bytes).map_err(|e| malformed(url, format!("invalid JSON: {e}")))
     }
 }

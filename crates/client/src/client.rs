@@ -115,6 +115,17 @@ pub struct Client {
 }
 
 /// Records fetched for one update, not yet verified.
+/// Where a namespace's packages live, as a registry's verified logs say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamespaceHome {
+    /// Here (defined here, or named nowhere).
+    Here,
+    /// On the registry it is imported from.
+    Imported(String),
+    /// Here: imported once, then forked from its origin.
+    Forked(cairn_protocol::notice::Fork),
+}
+
 /// Where a log is known up to: the last record's registry index and the
 /// fetch token to ask for the records after it.
 type After = Option<(u64, String)>;
@@ -809,10 +820,11 @@ impl Client {
         self.api.tlog_proof(name, version)
     }
 
-    /// The registry `namespace` is imported from, by this registry's
-    /// verified operator log (brought up to date first if it does not name
-    /// the namespace): its packages live there.
-    pub fn imported_from(&mut self, namespace: &str) -> Result<Option<String>> {
+    /// Where `namespace` lives, by this registry's verified operator log
+    /// (brought up to date first if it does not name the namespace) and,
+    /// for an imported namespace, its verified notice log (a fork takes it
+    /// back).
+    pub fn namespace_home(&mut self, namespace: &str) -> Result<NamespaceHome> {
         if self.trusted.operator.namespace(namespace).is_none() {
             self.update(&[], false)?;
         }
@@ -820,27 +832,12 @@ impl Client {
             Some(cairn_protocol::operator::NamespaceState::Imported { registry }) => {
                 registry.clone()
             }
-            _ => return Ok(None),
+            _ => return Ok(NamespaceHome::Here),
         };
-        // Imported, then forked (Cairn's notice log): this registry's now.
-        if self.forked(namespace)?.is_some() {
-            return Ok(None);
-        }
-        Ok(Some(imported))
-    }
-
-    /// How the trusted operator log names `namespace`, if it does.
-    pub fn operator_namespace(
-        &self,
-        namespace: &str,
-    ) -> Option<cairn_protocol::operator::NamespaceState> {
-        self.trusted.operator.namespace(namespace).cloned()
-    }
-
-    /// Where `namespace` was forked from, by this registry's verified
-    /// notice log, if it was.
-    pub fn forked(&self, namespace: &str) -> Result<Option<cairn_protocol::notice::Fork>> {
-        Ok(self.notices()?.forked(namespace).cloned())
+        Ok(match self.notices()?.forked(namespace) {
+            Some(fork) => NamespaceHome::Forked(fork.clone()),
+            None => NamespaceHome::Imported(imported),
+        })
     }
 
     /// Updates `name` and returns its verified log.

@@ -18,7 +18,7 @@ pub mod secret_file;
 pub mod state;
 pub mod verify;
 
-pub use client::{hash_file, Client, Published, VerifyReport, Wanted};
+pub use client::{hash_file, Client, NamespaceHome, Published, VerifyReport, Wanted};
 pub use error::{Error, Result, Unreachable, VerificationFailure};
 pub use limits::Limits;
 

@@ -362,11 +362,6 @@ pub struct MemoryContent {
 }
 
 impl MemoryContent {
-    /// How many tiles are kept.
-    pub fn tiles_kept(&self) -> usize {
-        self.tiles.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// The size of the content with `digest`, if stored.
     pub fn size_of(&self, digest: &Hash) -> Option<u64> {
         self.files

@@ -135,6 +135,9 @@ impl Shared {
             state.operator_view(),
             generation,
         );
+        if let Some(index) = state.last_notice {
+            view.note_notice(index);
+        }
         Arc::new(Shared {
             budget: crate::content::Budget::new(config.validation_memory),
             meta,
@@ -430,6 +433,8 @@ pub(crate) struct State {
     pub sourcing: HashMap<(LogId, RecordId), Sourcing>,
     /// The notice log (take-downs), replayed.
     pub notices: NoticeLog,
+    /// The registry index of its last record.
+    pub last_notice: Option<u64>,
 }
 
 impl State {
@@ -523,6 +528,8 @@ impl State {
                 });
             }
         }
+        let (notices, last_notice) =
+            crate::takedown::load_notices(meta, NoticeLog::new(), None, u64::MAX)?;
         let mut sourcing = HashMap::new();
         for rec in loaded.sourcing {
             if let RecordState::Sourcing { missing, since } = &rec.state {
@@ -547,7 +554,8 @@ impl State {
             operator,
             operator_records,
             sourcing,
-            notices: crate::takedown::load_notices(meta, NoticeLog::new(), None, u64::MAX)?.0,
+            notices,
+            last_notice,
         })
     }
 
@@ -895,17 +903,6 @@ impl Registry {
             .iter()
             .filter(|(_, from)| from.is_none())
             .map(|(ns, _)| ns.clone())
-            .collect()
-    }
-
-    /// The namespaces this registry imports, with the registry each comes
-    /// from.
-    pub fn imported_namespaces(&self) -> Vec<(String, String)> {
-        self.view()
-            .operator()
-            .namespaces
-            .iter()
-            .filter_map(|(ns, from)| Some((ns.clone(), from.clone()?)))
             .collect()
     }
 

@@ -291,6 +291,7 @@ pub(crate) fn catch_up(shared: &Shared, latest: u64) -> Result<(), StoreError> {
             "the stored leaves do not reproduce the roots of checkpoint {latest}"
         )));
     }
+    view.note_leaves(from, &leaves);
     let operator = LogId::operator();
     if leaves.iter().any(|l| l.log_id == operator) {
         let (state, records) = load_operator(meta)?;

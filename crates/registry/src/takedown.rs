@@ -5,11 +5,11 @@
 //! ([`QueryError::TakenDown`]), and a package taken down whole takes no new
 //! records. Readers (on every replica) see the notice log as of the latest
 //! checkpoint: it is read again from the store, from its last record on,
-//! whenever the log has grown.
+//! only when the view noted a notice leaf not read yet.
 
 use std::collections::HashMap;
 
-use cairn_protocol::notice::{Notice, NoticeLog, NoticeRecord, Scope, TakenDown};
+use cairn_protocol::notice::{Notice, NoticeLog, NoticeRecord, Scope};
 use cairn_protocol::{Hash, LogId, PackageName, Version};
 
 use crate::answer::Answer;
@@ -68,6 +68,11 @@ impl Registry {
             .notices
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        // The store is read only when a notice record may have come since
+        // (the view notes every notice leaf committed or caught up with).
+        if cached.upto < length && self.shared.view.last_notice() <= cached.upto {
+            cached.upto = length;
+        }
         if cached.upto < length {
             let (log, last) = load_notices(
                 self.shared.meta.as_ref(),
@@ -103,15 +108,6 @@ impl Registry {
             }),
             None => Ok(()),
         }
-    }
-
-    /// Why `version` of `name` is taken down, if it is.
-    pub fn release_taken_down(
-        &self,
-        name: &PackageName,
-        version: &Version,
-    ) -> Result<Option<TakenDown>, QueryError> {
-        Ok(self.notices()?.release_down(name, version).cloned())
     }
 
     /// Takes down `version` of `name` (or, with none, the whole package:

@@ -301,6 +301,7 @@ impl SequencerThread {
                 .collect();
             view.extend_operator(operator_keys(operator), namespaces_of(operator), records);
         }
+        view.note_leaves(view.log().len(), &staged.leaves);
         view.push_leaves(staged.leaves.iter().map(|l| l.leaf_hash()));
         view.remember(&staged.batch);
         self.sequencer.apply(staged, self.shared.config.clock.now());

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use cairn_protocol::LogLeaf;
 use cairn_protocol::{PublicKey, SignedCheckpoint};
 use cairn_transparency::log::TiledLog;
 use cairn_transparency::map::Map;
@@ -62,6 +63,10 @@ pub(crate) struct View {
     statuses: RwLock<Generations<RecordKey, RecordStatus>>,
     /// The log length of the latest checkpoint.
     checkpointed: watch::Sender<u64>,
+    /// One past the registry index of the newest notice record known
+    /// (0: none): readers read the notice log again only when it may hold
+    /// records they have not read.
+    last_notice: std::sync::atomic::AtomicU64,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -90,7 +95,30 @@ impl View {
             operator: RwLock::new(operator),
             statuses: RwLock::new(Generations::new(status_generation)),
             checkpointed: watch::Sender::new(length),
+            last_notice: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Notes the leaves `leaves`, the first at registry index `first`:
+    /// where the notice log grew.
+    pub fn note_leaves<'a>(&self, first: u64, leaves: impl IntoIterator<Item = &'a LogLeaf>) {
+        let notices = cairn_protocol::LogId::notices();
+        for (i, leaf) in leaves.into_iter().enumerate() {
+            if leaf.log_id == notices {
+                self.note_notice(first + i as u64);
+            }
+        }
+    }
+
+    /// Notes a notice record at registry index `index`.
+    pub fn note_notice(&self, index: u64) {
+        self.last_notice
+            .fetch_max(index + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One past the index of the newest notice record known (0: none).
+    pub fn last_notice(&self) -> u64 {
+        self.last_notice.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The registry log (the hashes it keeps in memory).

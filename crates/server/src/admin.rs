@@ -435,23 +435,18 @@ pub(crate) async fn fork(
     }
     let oci = app.oci.clone();
     let namespace = body.namespace.clone();
-    let forked = tokio::task::spawn_blocking(move || oci.fork_mirrored(&namespace))
-        .await
-        .map_err(|e| {
-            ApiError::message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("task failed: {e}"),
-            )
-        })?;
-    let (log_length, packages, records) = forked.map_err(|e| {
-        let status = match e.code {
-            cairn_registry::oci::ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
-            cairn_registry::oci::ErrorCode::BlobUnknown => StatusCode::CONFLICT,
-            cairn_registry::oci::ErrorCode::Denied => StatusCode::CONFLICT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::message(status, e.message)
-    })?;
+    let (log_length, packages, records) = blocking(move || {
+        oci.fork_mirrored(&namespace).map_err(|e| {
+            let status = match e.code {
+                cairn_registry::oci::ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
+                cairn_registry::oci::ErrorCode::BlobUnknown => StatusCode::CONFLICT,
+                cairn_registry::oci::ErrorCode::Denied => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            ApiError::message(status, e.message)
+        })
+    })
+    .await?;
     covered(&app).await;
     Ok(Json(json!({
         "namespace": body.namespace,

@@ -306,3 +306,67 @@ pub fn fill(dir: &Path) {
     while file.write_all(&chunk).is_ok() {}
     while file.write_all(&[1u8]).is_ok() {}
 }
+
+/// A free port on the loopback address `ip` (127.0.0.2, … for tests of
+/// registries that must not share an address).
+pub fn free_on(ip: [u8; 4]) -> SocketAddr {
+    std::net::TcpListener::bind(SocketAddr::from((ip, 0)))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+/// A token for account `alice` with `scope`, made in the data directory
+/// `data` (of a stopped or a running registry).
+pub fn publish_token(data: &Path, scope: &str) -> String {
+    let output = cairn()
+        .args(["token", "create", "--account", "alice", "--scope", scope])
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("token create");
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Copies a directory tree (a registry's data directory, to fork it).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Kills and reaps a child.
+pub fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `GET path`.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"").expect("request")
+}
+
+/// The JSON at `path` (`null` until the server answers with JSON).
+pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    request(addr, "GET", path, &[], b"")
+        .ok()
+        .and_then(|answer| serde_json::from_slice(&answer.body).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits until `check` holds, for up to 30 s.
+pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
