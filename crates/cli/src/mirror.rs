@@ -23,7 +23,7 @@ use cairn_client::config::check_url;
 use cairn_client::Client;
 use cairn_protocol::package::PackageState;
 use cairn_protocol::release_proof::ReleaseRecord;
-use cairn_protocol::{Hash, PackageName};
+use cairn_protocol::{Hash, LogId, PackageName};
 use cairn_registry::oci::{ForkSource, MirrorReport, Mirrored};
 use cairn_registry::{ByteReader, Clock, StoreError, SystemClock};
 use cairn_transparency::tlog_proof::TlogProof;
@@ -234,6 +234,8 @@ struct Progress {
 #[derive(Default)]
 struct State {
     names: BTreeSet<PackageName>,
+    /// The packages held, by log id (Warg clients ask by id).
+    ids: std::collections::HashMap<LogId, PackageName>,
     /// Packages asked for that the origin does not have, and when.
     absent: std::collections::HashMap<PackageName, u64>,
     /// Content the origin took down (in the namespace mirrored): what, and
@@ -241,6 +243,13 @@ struct State {
     taken_down: std::collections::HashMap<Hash, (String, String)>,
     replayed_to: u64,
     report: MirrorReport,
+}
+
+impl State {
+    fn hold(&mut self, name: PackageName) {
+        self.ids.insert(LogId::package(&name), name.clone());
+        self.names.insert(name);
+    }
 }
 
 impl Running {
@@ -334,7 +343,9 @@ impl Running {
             .checkpoint()
             .map(|cp| cp.contents.checkpoint.log_length);
         let mut state = self.lock_state();
-        state.names.extend(changed);
+        for name in changed {
+            state.hold(name);
+        }
         state.report.packages_held = state.names.len() as u64;
         state.replayed_to = to;
         state.report.checkpoint_length = checkpoint;
@@ -388,7 +399,7 @@ impl Running {
             let held = client.package(name)?.is_some();
             let mut state = self.lock_state();
             if held {
-                state.names.insert(name.clone());
+                state.hold(name.clone());
             } else {
                 if state.absent.len() >= MAX_ABSENT {
                     state.absent.clear();
@@ -478,6 +489,10 @@ impl Mirrors {
                 cache,
                 state: Mutex::new(State {
                     report,
+                    ids: names
+                        .iter()
+                        .map(|n| (LogId::package(n), n.clone()))
+                        .collect(),
                     names,
                     replayed_to: progress.replayed_to,
                     ..State::default()
@@ -522,6 +537,12 @@ impl Mirrors {
 }
 
 impl Mirrored for Mirrors {
+    fn name_of(&self, log_id: &LogId) -> Option<PackageName> {
+        self.running
+            .iter()
+            .find_map(|r| r.lock_state().ids.get(log_id).cloned())
+    }
+
     fn package(&self, name: &PackageName) -> Result<Option<PackageState>, StoreError> {
         match self.for_name(name) {
             Some(running) => running.package(name).map_err(store_error),

@@ -9,7 +9,7 @@ mod common;
 use std::process::Stdio;
 
 use cairn_interop::warg::wasm;
-use common::{cairn, free_on, http_as, publish_token, request, start, User};
+use common::{cairn, free_on, http_as, publish_token, request, start, stop, User};
 
 #[test]
 fn a_registry_that_imports_a_namespace_sends_its_clients_to_the_origin() {
@@ -90,4 +90,129 @@ fn a_registry_that_imports_a_namespace_sends_its_clients_to_the_origin() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// The Warg face of an import: a Warg client (the reference `warg` 0.10)
+/// whose registry is B reads in B's operator log that `acme` comes from A
+/// and asks B about it with `Warg-Registry: <A>`. B passes the requests to
+/// A and, since it mirrors `acme`, hands out the content from its copy.
+/// With A down, a fresh client still gets the release (B's kept answers
+/// and its copy). A `Warg-Registry` that B does not import from is refused.
+#[test]
+fn warg_clients_get_an_imported_namespace_through_their_registry() {
+    let test = "warg_clients_get_an_imported_namespace_through_their_registry";
+    let (Some(binary), Some(_)) = (
+        cairn_interop::tools::require(test, cairn_interop::tools::Tool::WARG_CLI),
+        cairn_interop::tools::require(test, cairn_interop::tools::Tool::SCRIPT),
+    ) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
+    let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
+    let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
+    let a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url_a,
+        Some(&publish_token(&data_a, "publish:acme/*")),
+    );
+    alice.ok(&["key", "new"]);
+    alice.write("tool.wasm", &wasm("tool 1.0.0"));
+    alice.publish("tool.wasm", "acme:tool", "1.0.0");
+
+    // B mirrors acme (which imports it from A).
+    cairn_store::DataDir::create(&data_b).expect("data dir");
+    let added = cairn()
+        .args(["mirror", "add", &url_a, "--namespace", "acme"])
+        .args(["--content", "all", "--interval", "1"])
+        .arg("--data-dir")
+        .arg(&data_b)
+        .output()
+        .expect("mirror add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let b = start(&data_b, addr_b, &[], Stdio::null());
+    common::wait_for("the mirror's first sync", || {
+        common::get_json(addr_b, "/cairn/v1/mirrors")["mirrors"][0]["packagesHeld"].as_u64()
+            == Some(1)
+    });
+
+    let warg = |name: &str| {
+        let home = scratch.path().join(name);
+        std::fs::create_dir_all(&home).expect("home");
+        let warg = cairn_interop::warg::Warg {
+            binary: binary.clone(),
+            home,
+        };
+        warg.setup(&url_b, None);
+        warg
+    };
+    let first = warg("warg-first");
+    first.ok(&[
+        "download",
+        "acme:tool",
+        "--version",
+        "1.0.0",
+        "--output",
+        "tool.wasm",
+    ]);
+    assert_eq!(
+        std::fs::read(first.home.join("tool.wasm")).expect("read"),
+        wasm("tool 1.0.0")
+    );
+
+    // A down: a fresh client of B still gets it.
+    stop(a);
+    let second = warg("warg-second");
+    second.ok(&[
+        "download",
+        "acme:tool",
+        "--version",
+        "1.0.0",
+        "--output",
+        "tool.wasm",
+    ]);
+    assert_eq!(
+        std::fs::read(second.home.join("tool.wasm")).expect("read"),
+        wasm("tool 1.0.0")
+    );
+
+    // A registry B imports nothing from: refused, naming it; B's own
+    // address is B.
+    let refused = request(
+        addr_b,
+        "GET",
+        "/v1/fetch/checkpoint",
+        &[("warg-registry", "elsewhere.example")],
+        b"",
+    )
+    .expect("request");
+    assert_eq!(refused.status, 404);
+    assert!(String::from_utf8_lossy(&refused.body).contains("elsewhere.example"));
+    let own = request(
+        addr_b,
+        "GET",
+        "/v1/fetch/checkpoint",
+        &[("warg-registry", &addr_b.to_string())],
+        b"",
+    )
+    .expect("request");
+    assert_eq!(own.status, 200);
+    // A read of A that B never saw, while A is down: 502, saying so.
+    let unseen = request(
+        addr_b,
+        "POST",
+        "/v1/fetch/names",
+        &[("warg-registry", &url_a), ("content-type", "application/json")],
+        br#"{"packages":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}"#,
+    )
+    .expect("request");
+    assert_eq!(unseen.status, 502);
+    assert!(String::from_utf8_lossy(&unseen.body).contains("cannot be reached"));
+    stop(b);
 }

@@ -906,6 +906,32 @@ impl Registry {
             .collect()
     }
 
+    /// The namespaces this registry imports (and has not forked), each
+    /// with the registry it comes from, as its import record names it.
+    pub fn imports(&self) -> Vec<(String, String)> {
+        let imported: Vec<(String, String)> = self
+            .view()
+            .operator()
+            .namespaces
+            .iter()
+            .filter_map(|(ns, from)| Some((ns.clone(), from.clone()?)))
+            .collect();
+        if imported.is_empty() {
+            return imported;
+        }
+        let notices = self.notices().ok();
+        imported
+            .into_iter()
+            .filter(|(ns, _)| notices.as_ref().is_none_or(|n| n.forked(ns).is_none()))
+            .collect()
+    }
+
+    /// Whether this registry imports (and has not forked) a namespace from
+    /// `registry`, named as its import records name it.
+    pub fn imports_from(&self, registry: &str) -> bool {
+        self.imports().iter().any(|(_, from)| from == registry)
+    }
+
     /// The registry `namespace` is imported from, if it is (and was not
     /// forked since).
     pub fn imported_from(&self, namespace: &str) -> Option<String> {

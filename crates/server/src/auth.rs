@@ -246,12 +246,11 @@ pub async fn warg_publisher(
 /// need a valid token.
 /// Whether the request downloads content with a valid grant (see
 /// [`crate::grant`]).
-fn granted(app: &AppState, request: &Request) -> bool {
-    let Some(name) = request.uri().path().strip_prefix("/content/") else {
+fn granted(app: &AppState, uri: &axum::http::Uri) -> bool {
+    let Some(name) = uri.path().strip_prefix("/content/") else {
         return false;
     };
-    let Some(grant) = request
-        .uri()
+    let Some(grant) = uri
         .query()
         .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("grant=")))
     else {
@@ -265,18 +264,32 @@ fn granted(app: &AppState, request: &Request) -> bool {
 }
 
 pub async fn warg_pull_gate(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if app.anonymous_pull || granted(&app, &request) {
-        return next.run(request).await;
+    match pull_allowed(&app, request.headers(), request.uri()).await {
+        Ok(()) => next.run(request).await,
+        Err(denied) => denied,
     }
-    match caller(&app, request.headers()).await {
-        Ok(Some(token)) if token.allows_pull() => next.run(request).await,
-        Ok(_) => warg_unauthorized(
-            &app,
-            request.headers(),
+}
+
+/// Whether `request` may read through the Warg face: anonymous reads are
+/// on, or it carries a content grant or a token that may pull. The
+/// refusal is the answer to send.
+pub(crate) async fn pull_allowed(
+    app: &AppState,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<(), Response> {
+    if app.anonymous_pull || granted(app, uri) {
+        return Ok(());
+    }
+    match caller(app, headers).await {
+        Ok(Some(token)) if token.allows_pull() => Ok(()),
+        Ok(_) => Err(warg_unauthorized(
+            app,
+            headers,
             "this registry does not allow anonymous reads: send an API token as \
              `Authorization: Bearer <token>`"
                 .to_owned(),
-        ),
-        Err(e) => warg_unauthorized(&app, request.headers(), e.message),
+        )),
+        Err(e) => Err(warg_unauthorized(app, headers, e.message)),
     }
 }

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod conn;
 mod error;
+mod federate;
 mod files;
 mod forward;
 mod grant;
@@ -63,6 +64,11 @@ pub struct AppState {
     forwarder: Arc<forward::Forwarder>,
     /// The key of the log's C2SP checkpoints, when it publishes them.
     tlog: Option<Arc<TlogKey>>,
+    /// The last answers of registries namespaces are imported from, for
+    /// when they cannot be reached.
+    answers: Arc<federate::Answers>,
+    /// Names of logs of imported namespaces, as their origins gave them.
+    names: Arc<federate::Names>,
 }
 
 /// Server options.
@@ -184,6 +190,8 @@ fn router_with(
         grants: Arc::new(grants),
         forwarder: Arc::new(forwarder),
         tlog: options.tlog.clone(),
+        answers: Arc::default(),
+        names: Arc::default(),
         scheme: if options.tls.is_some() {
             "https"
         } else {
@@ -252,6 +260,10 @@ fn router_with(
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             forward::forward,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            federate::federate,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(options.max_json_body))
         .layer(axum::middleware::from_fn_with_state(

@@ -23,7 +23,7 @@ use cairn_api::well_known::RegistryMetadata;
 use cairn_api::{paths, EntityType, PublishedRecord, SignedCheckpointJson, WireError};
 use cairn_protocol::package::PackageRecord;
 use cairn_protocol::{Hash, LogId, PackageName, RecordId};
-use cairn_registry::{FetchRequest, RecordStatus, StoredRecord, Upload};
+use cairn_registry::{FetchRequest, QueryError, RecordStatus, StoredRecord, Upload};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -130,7 +130,7 @@ fn fetch_token(token: &str) -> Result<u64, ApiError> {
 pub async fn fetch_logs(
     State(app): State<AppState>,
     ApiJson(body): ApiJson<FetchLogsRequest>,
-) -> Result<Json<FetchLogsResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut request = FetchRequest {
         log_length: body.log_length,
         limit: body.limit.map(usize::from),
@@ -146,10 +146,25 @@ pub async fn fetch_logs(
     // reads: answering it on this worker costs less than handing it to the
     // blocking pool. A store across the network always goes there.
     let response = if request.packages.len() <= QUICK_FETCH_LOGS && app.registry.local_reads() {
-        app.registry.fetch_logs(&request)?
+        app.registry.fetch_logs(&request)
     } else {
         let registry = app.registry.clone();
-        blocking(move || Ok(registry.fetch_logs(&request)?)).await?
+        blocking(move || Ok(registry.fetch_logs(&request))).await?
+    };
+    let response = match response {
+        Ok(response) => response,
+        // A log of a namespace imported from elsewhere: say where.
+        Err(QueryError::LogNotFound(log_id)) => {
+            let hint = crate::federate::hint(&app, &log_id).await;
+            let mut answer = ApiError::from(QueryError::LogNotFound(log_id)).into_response();
+            if let Some(hint) = hint {
+                answer
+                    .headers_mut()
+                    .insert(crate::federate::WARG_REGISTRY_HINT, hint);
+            }
+            return Ok(answer);
+        }
+        Err(e) => return Err(e.into()),
     };
     let packages = response
         .packages
@@ -169,7 +184,8 @@ pub async fn fetch_logs(
         operator,
         packages,
         warnings: Vec::new(),
-    }))
+    })
+    .into_response())
 }
 
 /// `POST /v1/fetch/names`
@@ -370,14 +386,10 @@ pub async fn download_content(
 ) -> Result<Response, ApiError> {
     let digest: Hash = parse("content name", &paths::content_file_digest(&name))?;
     let registry = app.registry.clone();
-    let size = blocking(move || Ok(registry.content_size(&digest)?)).await?;
+    let lookup = digest;
+    let size = blocking(move || Ok(registry.content_size(&lookup)?)).await?;
     let Some(size) = size else {
-        return Err(ApiError::entity(
-            StatusCode::NOT_FOUND,
-            EntityType::ContentDigest,
-            digest.to_string(),
-            format!("content digest `{digest}` was not found"),
-        ));
+        return mirrored_content(&app, digest, &headers).await;
     };
     // Stored in an object store that presigns: the client fetches the
     // bytes from there (a range header goes along with the redirect).
@@ -399,6 +411,61 @@ pub async fn download_content(
     let registry = app.registry.clone();
     let open: Open = Box::new(move |start, len| {
         registry
+            .read_content(&digest, start, len)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("content {digest} is gone"))
+    });
+    Ok(serve_bytes(builder, size, range, false, open)
+        .await
+        .unwrap_or_else(|e| {
+            e.into_response(|status, message| ApiError::message(status, message).into_response())
+        }))
+}
+
+/// Release content of another registry this one mirrors (handed out by
+/// the content sources of a `Warg-Registry` request): from the verified
+/// copy, unless the origin took it down. Else 404.
+async fn mirrored_content(
+    app: &AppState,
+    digest: Hash,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = |digest: &Hash| {
+        ApiError::entity(
+            StatusCode::NOT_FOUND,
+            EntityType::ContentDigest,
+            digest.to_string(),
+            format!("content digest `{digest}` was not found"),
+        )
+    };
+    let Some(mirrored) = app.oci.mirrored().cloned() else {
+        return Err(not_found(&digest));
+    };
+    if let Some((scope, reason)) = mirrored.taken_down(&digest) {
+        return Err(ApiError::message(
+            StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+            format!(
+                "content {digest} of {scope} was taken down by the operator of the registry \
+                 it is mirrored from: {reason}"
+            ),
+        ));
+    }
+    let lookup = digest;
+    let copy = mirrored.clone();
+    let size = blocking(move || {
+        copy.content_size(&lookup)
+            .map_err(|e| ApiError::storage(&e, format!("the mirror's copy: {e}")))
+    })
+    .await?;
+    let Some(size) = size else {
+        return Err(not_found(&digest));
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let builder = Response::builder()
+        .header(header::CONTENT_TYPE, "application/wasm")
+        .header(header::ETAG, format!("\"{digest}\""));
+    let open: Open = Box::new(move |start, len| {
+        mirrored
             .read_content(&digest, start, len)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("content {digest} is gone"))

@@ -243,6 +243,12 @@ impl Oci {
             .map_or_else(Vec::new, |m| m.reports())
     }
 
+    /// The verified copy of other registries' packages this face serves,
+    /// if any.
+    pub fn mirrored(&self) -> Option<&Arc<dyn Mirrored>> {
+        self.mirrored.as_ref()
+    }
+
     /// The same face, also serving another registry's packages from a
     /// verified copy.
     pub fn with_mirrored(mut self, mirrored: Arc<dyn Mirrored>) -> Oci {

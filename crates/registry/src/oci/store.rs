@@ -2,7 +2,7 @@
 //! manifests, tags, upload sessions, namespace policy) and blob bytes.
 
 use cairn_protocol::package::PackageState;
-use cairn_protocol::{Hash, PackageName, PrivateKey};
+use cairn_protocol::{Hash, LogId, PackageName, PrivateKey};
 
 use super::digest::Digest;
 use crate::storage::{ByteReader, StoreError};
@@ -165,6 +165,8 @@ pub struct Account {
 /// comes from the copy (fetched from the origin, and checked, when it is
 /// not held yet). Implemented outside the engine, where the copy is kept.
 pub trait Mirrored: Send + Sync + 'static {
+    /// The name of the package held with log `log_id`, if one is.
+    fn name_of(&self, log_id: &LogId) -> Option<PackageName>;
     /// The verified state of `name`, if it is mirrored here. Blocking.
     fn package(&self, name: &PackageName) -> Result<Option<PackageState>, StoreError>;
     /// The size of the mirrored release content `digest`, if it can be
