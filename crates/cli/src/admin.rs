@@ -138,11 +138,11 @@ impl Remote {
     }
 
     /// Forks a mirrored namespace; the registry's answer.
-    pub fn fork(&self, namespace: &str) -> Result<Value> {
+    pub fn fork(&self, namespace: &str, package: Option<&str>) -> Result<Value> {
         self.call(
             reqwest::Method::POST,
             "/forks",
-            Some(json!({ "namespace": namespace })),
+            Some(json!({ "namespace": namespace, "package": package })),
         )
     }
 

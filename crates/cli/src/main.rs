@@ -312,13 +312,18 @@ enum NamespaceCommand {
         #[command(flatten)]
         remote: admin::RemoteArgs,
     },
-    /// Take over a namespace this registry mirrors from its origin: a fork
-    /// notice in the log (where the history came from, at which of the
-    /// origin's checkpoints), then the origin's verified records replayed
-    /// into this log; clients are told of the fork.
+    /// Take over a namespace this registry mirrors (or one package of it)
+    /// from its origin: a fork notice in the log (where the history came
+    /// from, at which of the origin's checkpoints), then the origin's
+    /// verified records replayed into this log; clients are told of the
+    /// fork.
     Fork {
         /// The namespace.
         namespace: String,
+        /// Only this package (`ns:name`); the rest of the namespace stays
+        /// the origin's, and mirrored.
+        #[arg(long, value_name = "PACKAGE")]
+        package: Option<String>,
         #[command(flatten)]
         remote: admin::RemoteArgs,
     },
@@ -956,7 +961,12 @@ fn run() -> Result<()> {
             Ok(())
         }
         Command::Namespace {
-            command: NamespaceCommand::Fork { namespace, remote },
+            command:
+                NamespaceCommand::Fork {
+                    namespace,
+                    package,
+                    remote,
+                },
         } => {
             let Some(api) = admin::Remote::from_args(&remote)? else {
                 bail!(
@@ -964,10 +974,22 @@ fn run() -> Result<()> {
                      with --registry URL and give its admin token"
                 );
             };
-            let answer = api.fork(&namespace)?;
+            if let Some(package) = &package {
+                let name: cairn_protocol::PackageName = package
+                    .parse()
+                    .with_context(|| format!("`{package}` is not a package name (ns:name)"))?;
+                if name.namespace() != namespace {
+                    bail!("package `{name}` is not in namespace `{namespace}`: name one of it");
+                }
+            }
+            let answer = api.fork(&namespace, package.as_deref())?;
+            let what = match &package {
+                Some(package) => format!("package `{package}`"),
+                None => format!("namespace `{namespace}`"),
+            };
             println!(
-                "namespace `{namespace}` is forked into {}: {} packages, {} records, from the \
-                 origin's checkpoint of {} records",
+                "{what} is forked into {}: {} packages, {} records, from the origin's \
+                 checkpoint of {} records",
                 api.url(),
                 answer["packages"],
                 answer["records"],

@@ -229,6 +229,9 @@ struct Running {
 struct Progress {
     replayed_to: u64,
     names: Vec<String>,
+    /// Packages forked into this registry, no longer followed.
+    #[serde(default)]
+    forked: Vec<String>,
 }
 
 #[derive(Default)]
@@ -236,6 +239,8 @@ struct State {
     names: BTreeSet<PackageName>,
     /// The packages held, by log id (Warg clients ask by id).
     ids: std::collections::HashMap<LogId, PackageName>,
+    /// Packages forked into this registry: no longer followed.
+    forked: BTreeSet<PackageName>,
     /// Packages asked for that the origin does not have, and when.
     absent: std::collections::HashMap<PackageName, u64>,
     /// Content the origin took down (in the namespace mirrored): what, and
@@ -260,6 +265,7 @@ impl Running {
                 .packages
                 .as_deref()
                 .is_none_or(|p| matches(p, name.as_str()))
+            && !self.lock_state().forked.contains(name)
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -349,13 +355,21 @@ impl Running {
         state.report.packages_held = state.names.len() as u64;
         state.replayed_to = to;
         state.report.checkpoint_length = checkpoint;
+        drop(state);
+        self.keep_progress();
+        Ok(())
+    }
+
+    /// Keeps the progress so that a restart goes on from here (best
+    /// effort: without it the ledger is read again from the start).
+    fn keep_progress(&self) {
+        let state = self.lock_state();
         let progress = Progress {
             replayed_to: state.replayed_to,
             names: state.names.iter().map(|n| n.to_string()).collect(),
+            forked: state.forked.iter().map(|n| n.to_string()).collect(),
         };
         drop(state);
-        // Kept so that a restart goes on from here (best effort: without
-        // it the ledger is read again from the start).
         if let Ok(text) = serde_json::to_vec(&progress) {
             let temporary = self.progress_file.with_extension("tmp");
             if let Err(e) = std::fs::write(&temporary, text)
@@ -364,7 +378,6 @@ impl Running {
                 tracing::warn!("cannot keep the mirror's progress: {e}");
             }
         }
-        Ok(())
     }
 
     /// Where verified content lies (the client's cache: a file appears
@@ -494,6 +507,11 @@ impl Mirrors {
                         .map(|n| (LogId::package(n), n.clone()))
                         .collect(),
                     names,
+                    forked: progress
+                        .forked
+                        .iter()
+                        .filter_map(|n| n.parse().ok())
+                        .collect(),
                     replayed_to: progress.replayed_to,
                     ..State::default()
                 }),
@@ -615,10 +633,23 @@ impl Mirrored for Mirrors {
             .find_map(|r| r.lock_state().taken_down.get(digest).cloned())
     }
 
-    fn fork_source(&self, namespace: &str) -> Result<Option<ForkSource>, StoreError> {
+    fn fork_source(
+        &self,
+        namespace: &str,
+        package: Option<&PackageName>,
+    ) -> Result<Option<ForkSource>, StoreError> {
         let Some(running) = self.running.iter().find(|r| r.spec.namespace == namespace) else {
             return Ok(None);
         };
+        if let Some(package) = package {
+            if package.namespace() != namespace || !running.wants(package) {
+                return Ok(None);
+            }
+            // Held, or fetched (and verified) now.
+            if running.package(package).map_err(store_error)?.is_none() {
+                return Ok(None);
+            }
+        }
         // Everything the mirror holds, brought up to the origin's latest
         // first when it answers.
         running.sync();
@@ -627,7 +658,10 @@ impl Mirrored for Mirrors {
                 "the mirror of `{namespace}` stopped ({why}); a fork takes only a verified history"
             )));
         }
-        let names: Vec<PackageName> = running.lock_state().names.iter().cloned().collect();
+        let names: Vec<PackageName> = match package {
+            Some(package) => vec![package.clone()],
+            None => running.lock_state().names.iter().cloned().collect(),
+        };
         let mut client = running.lock_client();
         let Some(checkpoint) = client.checkpoint().cloned() else {
             return Ok(None);
@@ -647,13 +681,26 @@ impl Mirrored for Mirrors {
         }))
     }
 
-    fn stop(&self, namespace: &str) {
+    fn stop(&self, namespace: &str, package: Option<&PackageName>) {
         for running in self
             .running
             .iter()
             .filter(|r| r.spec.namespace == namespace)
         {
-            running.lock_state().report.stopped = Some("forked into this registry".into());
+            let mut state = running.lock_state();
+            match package {
+                // That package is this registry's now: no longer followed,
+                // held or counted.
+                Some(package) => {
+                    state.forked.insert(package.clone());
+                    state.names.remove(package);
+                    state.ids.remove(&LogId::package(package));
+                    state.report.packages_held = state.names.len() as u64;
+                }
+                None => state.report.stopped = Some("forked into this registry".into()),
+            }
+            drop(state);
+            running.keep_progress();
         }
     }
 

@@ -139,13 +139,17 @@ impl Session {
         let registry = self.registry_for(name)?;
         let client = self.client(&registry)?;
         let ns = name.namespace();
-        let from = match client.namespace_home(ns)? {
+        let from = match client.package_home(name)? {
             NamespaceHome::Here => return self.client(&registry),
             // Clients see a fork, never a silent replacement.
             NamespaceHome::Forked(fork) => {
+                let (what, whose) = match &fork.package {
+                    Some(package) => (format!("package `{package}`"), "it is"),
+                    None => (format!("namespace `{ns}`"), "its packages are"),
+                };
                 eprintln!(
-                    "note: {registry} forked namespace `{ns}` from {} at that registry's \
-                     checkpoint of {} records (log root {}); its packages are {registry}'s now",
+                    "note: {registry} forked {what} from {} at that registry's checkpoint of {} \
+                     records (log root {}); {whose} {registry}'s now",
                     fork.origin, fork.log_length, fork.log_root
                 );
                 return self.client(&registry);

@@ -99,3 +99,116 @@ fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
     let _ = b.kill();
     let _ = b.wait();
 }
+
+/// A fork of one package: B takes over `acme:tool` alone; the rest of
+/// `acme` stays A's, and B's mirror goes on following it.
+#[test]
+fn a_registry_forks_one_package_and_keeps_mirroring_the_rest() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
+    let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
+    let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
+    let mut a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url_a,
+        Some(&publish_token(&data_a, "publish:acme/*")),
+    );
+    alice.ok(&["key", "new"]);
+    alice.write("tool.wasm", &wasm("tool 1.0.0"));
+    alice.publish("tool.wasm", "acme:tool", "1.0.0");
+    alice.write("other.wasm", &wasm("other 1.0.0"));
+    alice.publish("other.wasm", "acme:other", "1.0.0");
+
+    cairn_store::DataDir::create(&data_b).expect("data dir");
+    let added = cairn()
+        .args(["mirror", "add", &url_a, "--namespace", "acme"])
+        .args(["--content", "all", "--interval", "1", "--data-dir"])
+        .arg(&data_b)
+        .output()
+        .expect("mirror add");
+    assert!(added.status.success());
+    let mut b = start(&data_b, addr_b, &[], Stdio::null());
+    let held = |addr| get_json(addr, "/cairn/v1/mirrors")["mirrors"][0]["packagesHeld"].as_u64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while held(addr_b) != Some(2) {
+        assert!(Instant::now() < deadline, "the mirror never synced");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let admin_b = data_b.join("admin.token");
+    let fork = |args: &[&str]| {
+        cairn()
+            .args(["namespace", "fork"])
+            .args(args)
+            .args(["--registry", &url_b, "--admin-token-file"])
+            .arg(&admin_b)
+            .env_remove("CAIRN_ADMIN_TOKEN")
+            .output()
+            .expect("cairn namespace fork")
+    };
+    let wrong = fork(&["acme", "--package", "zeta:tool"]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("is not in namespace `acme`"));
+    let forked = fork(&["acme", "--package", "acme:tool"]);
+    assert!(
+        forked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forked.stderr)
+    );
+    assert!(String::from_utf8_lossy(&forked.stdout).contains("1 packages, 1 records"));
+    let again = fork(&["acme", "--package", "acme:tool"]);
+    assert!(!again.status.success());
+    let forks = get_json(addr_b, "/cairn/v1/forks");
+    assert_eq!(forks["forks"][0]["namespace"], "acme");
+    assert_eq!(forks["forks"][0]["package"], "acme:tool");
+    assert_eq!(held(addr_b), Some(1));
+
+    // The owner publishes acme:tool on B; acme:other still takes records
+    // only on A, and B's mirror follows A's new release of it.
+    let token_b = publish_token(&data_b, "publish:acme/*");
+    let alice_b = User::new(scratch.path(), "alice", &url_b, Some(&token_b));
+    alice_b.write("tool2.wasm", &wasm("tool 1.1.0"));
+    alice_b.publish("tool2.wasm", "acme:tool", "1.1.0");
+    alice.write("other2.wasm", &wasm("other 1.1.0"));
+    alice.publish("other2.wasm", "acme:other", "1.1.0");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tags = get_json(addr_b, "/v2/acme/other/tags/list");
+        if tags["tags"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mirror never followed: {tags}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A client of B: acme:tool from B (told of the fork), acme:other from
+    // A (told of the import).
+    let carol = User::new(scratch.path(), "carol", &url_b, None);
+    let got = carol.run(&["get", "acme:tool@1.1.0", "-o", "tool.wasm"]);
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(got.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("forked package `acme:tool` from {url_a}")),
+        "{stderr}"
+    );
+    assert_eq!(carol.read("tool.wasm"), wasm("tool 1.1.0"));
+    let got = carol.run(&["get", "acme:other@1.1.0", "-o", "other.wasm"]);
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(got.status.success(), "{stderr}");
+    assert!(stderr.contains("imports namespace `acme`"), "{stderr}");
+    assert_eq!(carol.read("other.wasm"), wasm("other 1.1.0"));
+
+    // B restarted: the forked package is still not followed.
+    let _ = b.kill();
+    let _ = b.wait();
+    let mut b = start(&data_b, addr_b, &[], Stdio::null());
+    assert_eq!(held(addr_b), Some(1));
+    for child in [&mut a, &mut b] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

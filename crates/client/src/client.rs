@@ -114,15 +114,15 @@ pub struct Client {
     swept: AtomicBool,
 }
 
-/// Records fetched for one update, not yet verified.
-/// Where a namespace's packages live, as a registry's verified logs say.
+/// Where a package lives, as a registry's verified logs say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NamespaceHome {
-    /// Here (defined here, or named nowhere).
+    /// Here (its namespace is defined here, or named nowhere).
     Here,
-    /// On the registry it is imported from.
+    /// On the registry its namespace is imported from.
     Imported(String),
-    /// Here: imported once, then forked from its origin.
+    /// Here: its namespace was imported, then it (or the whole namespace)
+    /// was forked from the origin.
     Forked(cairn_protocol::notice::Fork),
 }
 
@@ -140,6 +140,7 @@ fn token_of(record: &PublishedRecord) -> String {
 }
 
 #[derive(Default)]
+/// Records fetched for one update, not yet verified.
 struct Fetched {
     operator: Vec<PublishedRecord>,
     packages: BTreeMap<LogId, Vec<PublishedRecord>>,
@@ -820,11 +821,12 @@ impl Client {
         self.api.tlog_proof(name, version)
     }
 
-    /// Where `namespace` lives, by this registry's verified operator log
-    /// (brought up to date first if it does not name the namespace) and,
-    /// for an imported namespace, its verified notice log (a fork takes it
-    /// back).
-    pub fn namespace_home(&mut self, namespace: &str) -> Result<NamespaceHome> {
+    /// Where package `name` lives, by this registry's verified operator
+    /// log (brought up to date first if it does not name the namespace)
+    /// and, for an imported namespace, its verified notice log (a fork of
+    /// the namespace, or of the package, takes it back).
+    pub fn package_home(&mut self, name: &PackageName) -> Result<NamespaceHome> {
+        let namespace = name.namespace();
         if self.trusted.operator.namespace(namespace).is_none() {
             self.update(&[], false)?;
         }
@@ -834,7 +836,7 @@ impl Client {
             }
             _ => return Ok(NamespaceHome::Here),
         };
-        Ok(match self.notices()?.forked(namespace) {
+        Ok(match self.notices()?.forked_package(name) {
             Some(fork) => NamespaceHome::Forked(fork.clone()),
             None => NamespaceHome::Imported(imported),
         })

@@ -66,13 +66,16 @@ pub enum Notice {
         /// Why.
         reason: String,
     },
-    /// This registry takes over `namespace` from the registry it was
-    /// imported from, with that registry's history as of its checkpoint
-    /// of `log_length` records and root `log_root`: the namespace's
-    /// packages are this registry's from here on.
+    /// This registry takes over `namespace` (or only `package` of it)
+    /// from the registry it was imported from, with that registry's
+    /// history as of its checkpoint of `log_length` records and root
+    /// `log_root`: the namespace's packages (or that package) are this
+    /// registry's from here on.
     Fork {
         /// The namespace.
         namespace: String,
+        /// The one package taken over (`None`: the whole namespace).
+        package: Option<PackageName>,
         /// The registry it came from.
         origin: String,
         /// The length of the origin's checkpoint the history was taken at.
@@ -82,9 +85,14 @@ pub enum Notice {
     },
 }
 
-/// A fork in force: where a namespace's history came from.
+/// A fork in force: where a namespace's (or a package's) history came
+/// from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fork {
+    /// The namespace.
+    pub namespace: String,
+    /// The one package taken over (`None`: the whole namespace).
+    pub package: Option<PackageName>,
     /// The registry it came from.
     pub origin: String,
     /// The length of the origin's checkpoint the history was taken at.
@@ -170,12 +178,17 @@ impl Record for NoticeRecord {
             }
             Notice::Fork {
                 namespace,
+                package,
                 origin,
                 log_length,
                 log_root,
             } => {
                 proto.kind = FORK;
                 proto.namespace = namespace.clone();
+                proto.package = package
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 proto.origin = origin.clone();
                 proto.log_length = *log_length;
                 proto.log_root = log_root.to_string();
@@ -198,11 +211,20 @@ impl Record for NoticeRecord {
                 .log_root
                 .parse()
                 .map_err(|e| bad(format!("fork log root `{}`: {e}", p.log_root)))?;
+            let package = if p.package.is_empty() {
+                None
+            } else {
+                Some(
+                    PackageName::new(&p.package)
+                        .map_err(|e| bad(format!("fork package `{}`: {e}", p.package)))?,
+                )
+            };
             return Ok(NoticeRecord {
                 prev,
                 timestamp,
                 notice: Notice::Fork {
                     namespace: p.namespace,
+                    package,
                     origin: p.origin,
                     log_length: p.log_length,
                     log_root,
@@ -268,8 +290,8 @@ pub enum NoticeError {
     /// `scope` is not taken down.
     #[error("{0} is not taken down")]
     NotDown(Scope),
-    /// The namespace is forked already, or is not a namespace.
-    #[error("namespace `{0}` cannot be forked: {1}")]
+    /// The namespace or package is forked already, or is not one.
+    #[error("`{0}` cannot be forked: {1}")]
     Fork(String, &'static str),
 }
 
@@ -322,12 +344,20 @@ impl NoticeLog {
         self.down.get(&whole).or_else(|| self.down.get(&one))
     }
 
-    /// Where `namespace` was forked from, if it was.
+    /// Where `namespace` was forked from, if it was (as a whole).
     pub fn forked(&self, namespace: &str) -> Option<&Fork> {
         self.forks.get(namespace)
     }
 
-    /// Every fork.
+    /// Where `package` was forked from, if it was (its namespace as a
+    /// whole, or the package alone).
+    pub fn forked_package(&self, package: &PackageName) -> Option<&Fork> {
+        self.forks
+            .get(package.namespace())
+            .or_else(|| self.forks.get(package.as_str()))
+    }
+
+    /// Every fork, by the namespace or package taken over.
     pub fn forks(&self) -> impl Iterator<Item = (&String, &Fork)> {
         self.forks.iter()
     }
@@ -394,6 +424,7 @@ impl NoticeLog {
             }
             Notice::Fork {
                 namespace,
+                package,
                 origin,
                 log_length,
                 log_root,
@@ -405,11 +436,35 @@ impl NoticeLog {
                     return Err(NoticeError::Fork(namespace.clone(), "no origin"));
                 }
                 if next.forks.contains_key(namespace) {
-                    return Err(NoticeError::Fork(namespace.clone(), "it is forked already"));
+                    return Err(NoticeError::Fork(
+                        namespace.clone(),
+                        "its namespace is forked already",
+                    ));
                 }
+                // A package fork is kept under the package's name, a
+                // namespace fork under the namespace's (they cannot meet:
+                // a package name has a `:`).
+                let key = match package {
+                    Some(package) if package.namespace() != namespace => {
+                        return Err(NoticeError::Fork(
+                            package.to_string(),
+                            "the package is not in the namespace named",
+                        ));
+                    }
+                    Some(package) if next.forks.contains_key(package.as_str()) => {
+                        return Err(NoticeError::Fork(
+                            package.to_string(),
+                            "it is forked already",
+                        ));
+                    }
+                    Some(package) => package.to_string(),
+                    None => namespace.clone(),
+                };
                 next.forks.insert(
-                    namespace.clone(),
+                    key,
                     Fork {
+                        namespace: namespace.clone(),
+                        package: package.clone(),
                         origin: origin.clone(),
                         log_length: *log_length,
                         log_root: *log_root,
@@ -547,8 +602,9 @@ mod tests {
         assert!(log.validate(&forked, operator.public_key()).is_err());
         assert_ne!(LogId::notices(), LogId::operator());
 
-        // A fork is recorded once, with where it came from.
-        let fork = |prev, seconds| {
+        // A fork is recorded once, with where it came from: one package
+        // first, then its namespace.
+        let fork_of = |prev, seconds, package: Option<&str>| {
             Envelope::sign(
                 &operator,
                 NoticeRecord {
@@ -556,6 +612,7 @@ mod tests {
                     timestamp: Timestamp::new(seconds, 0),
                     notice: Notice::Fork {
                         namespace: "acme".into(),
+                        package: package.map(|p| PackageName::new(p).expect("name")),
                         origin: "https://a.example".into(),
                         log_length: 42,
                         log_root: Hash::of(b"root"),
@@ -563,7 +620,32 @@ mod tests {
                 },
             )
         };
-        let first_fork = fork(all.record_id(), 20);
+        let tool = PackageName::new("acme:tool").expect("name");
+        let one = fork_of(all.record_id(), 18, Some("acme:tool"));
+        let decoded = Envelope::<NoticeRecord>::from_parts(
+            one.content_bytes().to_vec(),
+            &one.key_id().to_string(),
+            &one.signature().to_string(),
+        )
+        .expect("decodes");
+        assert_eq!(decoded.contents(), one.contents());
+        let log = log.validate(&one, operator.public_key()).expect("fork");
+        assert!(log.forked("acme").is_none());
+        assert_eq!(log.forked_package(&tool).map(|f| f.log_length), Some(42));
+        let other_package = PackageName::new("acme:other").expect("name");
+        assert!(log.forked_package(&other_package).is_none());
+        let twice = fork_of(one.record_id(), 19, Some("acme:tool"));
+        assert!(matches!(
+            log.validate(&twice, operator.public_key()),
+            Err(NoticeError::Fork(..))
+        ));
+        let elsewhere = fork_of(one.record_id(), 19, Some("zeta:tool"));
+        assert!(matches!(
+            log.validate(&elsewhere, operator.public_key()),
+            Err(NoticeError::Fork(..))
+        ));
+        let fork = |prev, seconds| fork_of(prev, seconds, None);
+        let first_fork = fork(one.record_id(), 20);
         let decoded = Envelope::<NoticeRecord>::from_parts(
             first_fork.content_bytes().to_vec(),
             &first_fork.key_id().to_string(),
@@ -576,6 +658,7 @@ mod tests {
             .expect("fork");
         assert_eq!(log.forked("acme").map(|f| f.log_length), Some(42));
         assert!(log.forked("other").is_none());
+        assert!(log.forked_package(&other_package).is_some());
         let again = fork(first_fork.record_id(), 21);
         assert!(matches!(
             log.validate(&again, operator.public_key()),

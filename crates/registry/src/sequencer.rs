@@ -584,8 +584,9 @@ impl Sequencer {
         let notices = staged.notices.as_ref().unwrap_or(&self.notices);
         match operator.namespace(name.namespace()) {
             None => return Err(SubmitError::NamespaceNotDefined(name.namespace().into())),
-            // A namespace imported and then forked is this registry's.
-            Some(NamespaceState::Imported { .. }) if notices.forked(name.namespace()).is_none() => {
+            // A namespace (or package) imported and then forked is this
+            // registry's.
+            Some(NamespaceState::Imported { .. }) if notices.forked_package(&name).is_none() => {
                 return Err(SubmitError::NamespaceImported(name.namespace().into()))
             }
             Some(_) => {}

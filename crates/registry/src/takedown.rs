@@ -167,14 +167,15 @@ impl Registry {
         })
     }
 
-    /// Takes over `namespace`, imported from `origin`, with the origin's
-    /// history as of its checkpoint of `log_length` records and root
-    /// `log_root` (a fork notice signed by the operator). From then on the
-    /// namespace takes records here; the origin's records are replayed
-    /// into this log by the caller.
+    /// Takes over `namespace` (or only `package` of it), imported from
+    /// `origin`, with the origin's history as of its checkpoint of
+    /// `log_length` records and root `log_root` (a fork notice signed by
+    /// the operator). From then on the namespace (or package) takes records
+    /// here; the origin's records are replayed into this log by the caller.
     pub fn fork(
         &self,
         namespace: &str,
+        package: Option<&PackageName>,
         origin: &str,
         log_length: u64,
         log_root: Hash,
@@ -195,6 +196,7 @@ impl Registry {
         }
         Ok(self.send_notice(Notice::Fork {
             namespace: namespace.to_owned(),
+            package: package.cloned(),
             origin: origin.to_owned(),
             log_length,
             log_root,

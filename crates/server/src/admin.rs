@@ -416,11 +416,15 @@ pub(crate) async fn mirrors(State(app): State<AppState>) -> Response {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ForkNamespace {
     namespace: String,
+    /// Only this package of the namespace.
+    #[serde(default)]
+    package: Option<String>,
 }
 
-/// `POST /cairn/v1/admin/forks` `{namespace}`: takes over a mirrored
-/// namespace from its origin (a fork notice in the log, then the origin's
-/// verified records replayed into this log).
+/// `POST /cairn/v1/admin/forks` `{namespace, package?}`: takes over a
+/// mirrored namespace, or one package of it, from its origin (a fork
+/// notice in the log, then the origin's verified records replayed into
+/// this log).
 pub(crate) async fn fork(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -433,10 +437,27 @@ pub(crate) async fn fork(
             body.namespace
         )));
     }
+    let package = body
+        .package
+        .as_deref()
+        .map(|p| {
+            let name = cairn_protocol::PackageName::new(p).map_err(|e| {
+                ApiError::bad_request(format!("`{p}` is not a valid package name: {e}"))
+            })?;
+            if name.namespace() != body.namespace {
+                return Err(ApiError::bad_request(format!(
+                    "package `{name}` is not in namespace `{}`",
+                    body.namespace
+                )));
+            }
+            Ok(name)
+        })
+        .transpose()?;
     let oci = app.oci.clone();
     let namespace = body.namespace.clone();
+    let one = package.clone();
     let (log_length, packages, records) = blocking(move || {
-        oci.fork_mirrored(&namespace).map_err(|e| {
+        oci.fork_mirrored(&namespace, one.as_ref()).map_err(|e| {
             let status = match e.code {
                 cairn_registry::oci::ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
                 cairn_registry::oci::ErrorCode::BlobUnknown => StatusCode::CONFLICT,
@@ -450,6 +471,7 @@ pub(crate) async fn fork(
     covered(&app).await;
     Ok(Json(json!({
         "namespace": body.namespace,
+        "package": package.map(|p| p.to_string()),
         "originLogLength": log_length,
         "packages": packages,
         "records": records,
@@ -464,9 +486,10 @@ pub(crate) async fn forks(State(app): State<AppState>) -> Result<Response, ApiEr
     let notices = blocking(move || Ok(registry.notices()?)).await?;
     let list: Vec<serde_json::Value> = notices
         .forks()
-        .map(|(namespace, fork)| {
+        .map(|(_, fork)| {
             json!({
-                "namespace": namespace,
+                "namespace": fork.namespace,
+                "package": fork.package.as_ref().map(ToString::to_string),
                 "origin": fork.origin,
                 "logLength": fork.log_length,
                 "logRoot": fork.log_root.to_string(),

@@ -144,32 +144,44 @@ impl Oci {
         }
     }
 
-    /// Forks mirrored `namespace`: records in the notice log that this
-    /// registry takes it over from its origin at the mirror's verified
-    /// checkpoint, then replays every mirrored record into this registry's
-    /// log (the publishers' signed records as they are), with their
-    /// content from the mirror, and stops the mirror. Blocking; answers
-    /// the origin's checkpoint length and the packages and records
-    /// replayed. A record already here is passed over, so a fork that
-    /// stopped half-way can be finished.
-    pub fn fork_mirrored(&self, namespace: &str) -> Result<(u64, usize, usize), OciError> {
+    /// Forks mirrored `namespace` (or only `package` of it): records in
+    /// the notice log that this registry takes it over from its origin at
+    /// the mirror's verified checkpoint, then replays every mirrored record
+    /// of it into this registry's log (the publishers' signed records as
+    /// they are), with their content from the mirror, and stops the mirror
+    /// following it. Blocking; answers the origin's checkpoint length and
+    /// the packages and records replayed. A record already here is passed
+    /// over, so a fork that stopped half-way can be finished.
+    pub fn fork_mirrored(
+        &self,
+        namespace: &str,
+        package: Option<&PackageName>,
+    ) -> Result<(u64, usize, usize), OciError> {
         let refused = |e: crate::SubmitError| OciError::new(ErrorCode::Denied, e.to_string());
-        let mirrored = self.mirrored.as_ref().ok_or_else(|| {
+        let what = match package {
+            Some(package) => format!("package `{package}`"),
+            None => format!("namespace `{namespace}`"),
+        };
+        let not_mirrored = || {
             OciError::new(
                 ErrorCode::NameUnknown,
-                format!("namespace `{namespace}` is not mirrored here"),
+                format!("{what} is not mirrored here"),
             )
-        })?;
-        let source = mirrored.fork_source(namespace)?.ok_or_else(|| {
-            OciError::new(
-                ErrorCode::NameUnknown,
-                format!("namespace `{namespace}` is not mirrored here"),
-            )
-        })?;
-        if self.registry.imported_from(namespace).is_some() {
+        };
+        let mirrored = self.mirrored.as_ref().ok_or_else(not_mirrored)?;
+        let source = mirrored
+            .fork_source(namespace, package)?
+            .ok_or_else(not_mirrored)?;
+        let notices = self.registry.notices()?;
+        let forked = match package {
+            Some(package) => notices.forked_package(package).is_some(),
+            None => notices.forked(namespace).is_some(),
+        };
+        if !forked {
             self.registry
                 .fork(
                     namespace,
+                    package,
                     &source.origin,
                     source.log_length,
                     source.log_root,
@@ -195,7 +207,7 @@ impl Oci {
                 records += 1;
             }
         }
-        mirrored.stop(namespace);
+        mirrored.stop(namespace, package);
         Ok((source.log_length, source.packages.len(), records))
     }
 

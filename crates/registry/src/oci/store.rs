@@ -191,12 +191,17 @@ pub trait Mirrored: Send + Sync + 'static {
     /// What the origin took down that names content `digest`, and why
     /// (its verified notice log): the copy is not served either.
     fn taken_down(&self, digest: &Hash) -> Option<(String, String)>;
-    /// What a fork of mirrored `namespace` takes: the origin, its
-    /// verified checkpoint, and every package's verified records.
-    /// Blocking.
-    fn fork_source(&self, namespace: &str) -> Result<Option<ForkSource>, StoreError>;
-    /// Stops following the origin of `namespace` (it was forked).
-    fn stop(&self, namespace: &str);
+    /// What a fork of mirrored `namespace` (or only of `package`, in it)
+    /// takes: the origin, its verified checkpoint, and every package's (or
+    /// that package's) verified records. Blocking.
+    fn fork_source(
+        &self,
+        namespace: &str,
+        package: Option<&PackageName>,
+    ) -> Result<Option<ForkSource>, StoreError>;
+    /// Stops following the origin of `namespace` (or only of `package`):
+    /// it was forked.
+    fn stop(&self, namespace: &str, package: Option<&PackageName>);
     /// How each mirror stands.
     fn reports(&self) -> Vec<MirrorReport>;
 }
