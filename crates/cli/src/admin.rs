@@ -153,11 +153,17 @@ impl Remote {
         package: &str,
         version: Option<&str>,
         reason: &str,
+        purge: bool,
     ) -> Result<Value> {
+        let body = if purge {
+            json!({ "package": package, "version": version, "reason": reason, "purge": true })
+        } else {
+            json!({ "package": package, "version": version, "reason": reason })
+        };
         self.call(
             reqwest::Method::POST,
             if restore { "/restores" } else { "/takedowns" },
-            Some(json!({ "package": package, "version": version, "reason": reason })),
+            Some(body),
         )
     }
 
@@ -178,8 +184,13 @@ pub struct TakeDownArgs {
     #[arg(long)]
     reason: String,
     /// Lift an earlier take-down of the same release or package instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "purge")]
     restore: bool,
+    /// Also remove the content's bytes from storage (with the take-down,
+    /// or after it). A restore afterwards serves nothing until the bytes
+    /// are pushed again.
+    #[arg(long)]
+    purge: bool,
     #[command(flatten)]
     remote: RemoteArgs,
     /// Print JSON.
@@ -201,9 +212,15 @@ pub fn take_down(args: TakeDownArgs) -> Result<()> {
              CAIRN_ADMIN_URL) and give its admin token (CAIRN_ADMIN_TOKEN or --admin-token-file)"
         );
     };
-    let answer = api.notice(args.restore, package, version, &args.reason)?;
+    let answer = api.notice(args.restore, package, version, &args.reason, args.purge)?;
     if args.json {
         println!("{answer}");
+    } else if answer.get("recordId").is_none() {
+        println!(
+            "{} was taken down already on {}; its content's bytes are purged",
+            args.target,
+            api.url()
+        );
     } else {
         println!(
             "{} {} on {} (notice record {} at registry index {})",
@@ -217,6 +234,9 @@ pub fn take_down(args: TakeDownArgs) -> Result<()> {
             answer["recordId"].as_str().unwrap_or("?"),
             answer["registryIndex"]
         );
+        if args.purge {
+            println!("its content's bytes are purged");
+        }
     }
     Ok(())
 }

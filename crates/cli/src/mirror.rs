@@ -325,6 +325,16 @@ impl Running {
             })
             .collect();
         self.lock_state().taken_down = taken_down.clone();
+        // No copy of what the origin took down is kept here either (a
+        // restore there brings it back: fetched again when asked for).
+        for digest in taken_down.keys() {
+            let cached = self.cached(digest);
+            if let Err(e) = std::fs::remove_file(&cached) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("cannot remove {}: {e}", cached.display());
+                }
+            }
+        }
         if self.spec.content == ContentMode::All {
             for name in &changed {
                 let mut client = self.lock_client();

@@ -166,8 +166,15 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
     );
     assert_eq!(blob.body, v2);
 
-    // A takes 1.0.0 down: B follows (A's verified notice log) and refuses
-    // the copy with A's reason.
+    // A takes 1.0.0 down: B follows (A's verified notice log), refuses
+    // the copy with A's reason, and drops it.
+    let v1_hex = Hash::of(&v1).to_string();
+    let cached = data_b
+        .join("mirrors")
+        .join("content")
+        .join("sha256")
+        .join(v1_hex.trim_start_matches("sha256:"));
+    assert!(cached.exists(), "{}", cached.display());
     let admin_a = data_a.join("admin.token");
     let down = cairn()
         .args([
@@ -191,6 +198,7 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
         get(addr_b, &v1_path).status == 451
     });
     assert!(String::from_utf8_lossy(&get(addr_b, &v1_path).body).contains("DMCA notice 7"));
+    wait_for("the mirror to drop its copy", || !cached.exists());
 
     // A down: B serves what it has and says how stale it is.
     stop(a);

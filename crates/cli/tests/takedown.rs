@@ -175,6 +175,46 @@ fn a_take_down_refuses_the_content_with_its_reason_and_keeps_the_history() {
     dave.ok(&["get", "example:hello@1.0.0", "-o", "restored.wasm"]);
     assert_eq!(dave.read("restored.wasm"), v1);
     carol.ok(&["verify"]);
+
+    // A purge removes the bytes from storage too; the history stays.
+    let gone = wasm("gone 1.0.0");
+    alice.write("gone.wasm", &gone);
+    alice.publish("gone.wasm", "example:gone", "1.0.0");
+    let hex = Hash::of(&gone).to_string();
+    let stored = data
+        .join("content")
+        .join("sha256")
+        .join(hex.trim_start_matches("sha256:"));
+    assert!(stored.exists(), "{}", stored.display());
+    let refused = takedown(&["example:gone", "--reason", "x", "--restore", "--purge"]);
+    assert!(!refused.status.success(), "a restore purges nothing");
+    let said = ok(&["example:gone", "--reason", "court order 12", "--purge"]);
+    assert!(said.contains("purged"), "{said}");
+    assert!(
+        !stored.exists(),
+        "the bytes are gone from the content store"
+    );
+    let (status, body) = status_and_message(addr, &format!("/v1/content/{hex}"));
+    assert_eq!(status, 451, "{body}");
+    carol.ok(&["verify"]);
+    // Purging a take-down in force again works (nothing left to remove),
+    // by the CLI or the admin API.
+    let again = ok(&["example:gone", "--reason", "court order 12", "--purge"]);
+    assert!(again.contains("purged"), "{again}");
+    let (status, body) = http_as(
+        addr,
+        "POST",
+        "/cairn/v1/admin/takedowns",
+        Some(&serde_json::json!({"package": "example:gone", "reason": "x", "purge": true})),
+        Some(&common::admin_token(&data)),
+    )
+    .expect("request");
+    assert_eq!(status, 200, "{body}");
+    // Restored after a purge: the record is served, the bytes are not
+    // (they must be pushed again).
+    ok(&["example:gone", "--restore", "--reason", "appeal won"]);
+    let (status, body) = status_and_message(addr, &format!("/v1/content/{hex}"));
+    assert_eq!(status, 404, "{body}");
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -103,6 +103,16 @@ fn content_suite(name: &str, content: &dyn ContentStore) {
     assert_eq!(store_content(content, &bytes, 333), digest);
     assert_eq!(read(0, 1000), bytes, "{name}: committed twice");
 
+    // A purge removes it (removing it again, or what was never stored, is
+    // fine); committed again, it is back.
+    ok(content.remove(&digest), "remove");
+    assert_eq!(ok(content.size(&digest), "size"), None, "{name}: removed");
+    assert!(ok(content.read(&digest, 0, 10), "read").is_none(), "{name}");
+    ok(content.remove(&digest), "remove again");
+    ok(content.remove(&missing), "remove missing");
+    assert_eq!(store_content(content, &bytes, 500), digest);
+    assert_eq!(read(0, 1000), bytes, "{name}: stored again");
+
     // A dropped writer leaves nothing: small, and past a part.
     for len in [100, MIN_PART_SIZE + MIB] {
         let dropped = pattern(len, 2);
@@ -171,6 +181,11 @@ fn blob_suite(name: &str, blobs: &dyn BlobStore) {
             &bytes[4000..],
             "{name}: ranged blob read"
         );
+        // A purge removes it; removing it again is fine.
+        ok(blobs.remove(&digest), "remove");
+        assert_eq!(ok(blobs.size(&digest), "size"), None, "{name}: removed");
+        assert!(ok(blobs.read(&digest, 0, 1), "read").is_none(), "{name}");
+        ok(blobs.remove(&digest), "remove again");
     }
 }
 

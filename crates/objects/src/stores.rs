@@ -82,6 +82,10 @@ impl ContentStore for ObjectContentStore {
         self.bucket.read(&self.key(digest), start, len)
     }
 
+    fn remove(&self, digest: &Hash) -> Result<(), StoreError> {
+        self.bucket.delete(&self.key(digest))
+    }
+
     /// A presigned `GET` of the content, valid for the configured time or
     /// `valid_for`, whichever is longer, when the store presigns
     /// ([`crate::ObjectOptions::presign`]) and `valid_for` is within S3's
@@ -295,6 +299,10 @@ impl BlobStore for ObjectBlobStore {
         len: u64,
     ) -> Result<Option<ByteReader>, StoreError> {
         self.bucket.read(&self.blob_key(digest), start, len)
+    }
+
+    fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.bucket.delete(&self.blob_key(digest))
     }
 
     fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {

@@ -433,6 +433,14 @@ impl ContentStore for MemoryContent {
         };
         Ok(Some(slice(&bytes, start, len)))
     }
+
+    fn remove(&self, digest: &Hash) -> Result<(), StoreError> {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
+        Ok(())
+    }
 }
 
 impl OciStore for MemoryMeta {
@@ -720,6 +728,14 @@ fn missing_session(id: &str) -> StoreError {
 }
 
 impl BlobStore for MemoryBlobs {
+    fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.blobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
+        Ok(())
+    }
+
     fn size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
         Ok(self
             .blobs

@@ -241,6 +241,9 @@ pub trait ContentStore: Send + Sync + 'static {
     fn size(&self, digest: &Hash) -> Result<Option<u64>, StoreError>;
     /// `len` bytes of the content from `start` (within its size), if stored.
     fn read(&self, digest: &Hash, start: u64, len: u64) -> Result<Option<ByteReader>, StoreError>;
+    /// Removes the content's bytes (a purge after a take-down); removing
+    /// content not stored is not an error.
+    fn remove(&self, digest: &Hash) -> Result<(), StoreError>;
     /// A full tile of the log (`tile/<L>/<N>` or `tile/entries/<N>`, the
     /// C2SP path), if kept: full tiles never change, so they are served
     /// from here rather than made from the log again.

@@ -110,6 +110,20 @@ impl Registry {
         }
     }
 
+    /// Removes the bytes of content `digest` from the content store, if a
+    /// take-down in force names it (else it is refused: only content
+    /// already refused to everyone may go). The records and their proofs
+    /// stay; a restore afterwards serves nothing until the bytes come
+    /// back. Blocking.
+    pub fn purge_content(&self, digest: &Hash) -> Result<(), QueryError> {
+        if self.check_not_taken_down(digest).is_ok() {
+            return Err(QueryError::Invalid(format!(
+                "content {digest} is not taken down: take it down before purging it"
+            )));
+        }
+        Ok(self.shared.content.remove(digest)?)
+    }
+
     /// Takes down `version` of `name` (or, with none, the whole package:
     /// every release and any new record) for `reason`: a notice record
     /// signed by the operator names the content digests no longer served.

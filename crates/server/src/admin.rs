@@ -281,6 +281,9 @@ pub(crate) struct Notice {
     package: String,
     version: Option<String>,
     reason: String,
+    /// Also remove the content's bytes from storage (take-downs only).
+    #[serde(default)]
+    purge: bool,
 }
 
 impl Notice {
@@ -319,6 +322,11 @@ async fn noticed(
     body: &Notice,
 ) -> Result<Response, ApiError> {
     app.registry.checkpointed(attested.index).await;
+    let purged = if body.purge {
+        purge(app, body).await?
+    } else {
+        Vec::new()
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -328,9 +336,35 @@ async fn noticed(
             "reason": body.reason,
             "registryIndex": attested.index,
             "recordId": attested.record_id.to_string(),
+            "purged": purged,
         })),
     )
         .into_response())
+}
+
+/// Removes the bytes of the content the take-down of `body`'s scope (in
+/// force) names; answers their digests.
+async fn purge(app: &AppState, body: &Notice) -> Result<Vec<String>, ApiError> {
+    let (name, version) = body.parse()?;
+    let registry = app.registry.clone();
+    let oci = app.oci.clone();
+    blocking(move || {
+        let notices = registry.notices()?;
+        let scope = cairn_protocol::notice::Scope {
+            package: name,
+            version,
+        };
+        let Some((_, down)) = notices.taken_down().find(|(s, _)| **s == scope) else {
+            return Err(ApiError::message(
+                StatusCode::CONFLICT,
+                format!("{scope} is not taken down: nothing to purge"),
+            ));
+        };
+        oci.purge(&down.content)
+            .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
+        Ok(down.content.iter().map(ToString::to_string).collect())
+    })
+    .await
 }
 
 /// `POST /cairn/v1/admin/takedowns` `{package, version?, reason}`.
@@ -341,6 +375,26 @@ pub(crate) async fn take_down(
 ) -> Result<Response, ApiError> {
     admin(&app, &headers).await?;
     let (name, version) = body.parse()?;
+    // Taken down already: a purge asked for now removes the bytes.
+    if body.purge {
+        let registry = app.registry.clone();
+        let scope = cairn_protocol::notice::Scope {
+            package: name.clone(),
+            version: version.clone(),
+        };
+        let down = blocking(move || Ok(registry.notices()?.taken_down().any(|(s, _)| *s == scope)))
+            .await?;
+        if down {
+            let purged = purge(&app, &body).await?;
+            return Ok(Json(json!({
+                "notice": "takeDown",
+                "package": body.package,
+                "version": body.version,
+                "purged": purged,
+            }))
+            .into_response());
+        }
+    }
     let registry = app.registry.clone();
     let reason = body.reason.clone();
     let answer =
@@ -357,6 +411,11 @@ pub(crate) async fn restore(
 ) -> Result<Response, ApiError> {
     admin(&app, &headers).await?;
     let (name, version) = body.parse()?;
+    if body.purge {
+        return Err(ApiError::bad_request(
+            "a restore purges nothing: `purge` goes with a take-down",
+        ));
+    }
     let attested = app
         .registry
         .restore(&name, version.as_ref(), &body.reason)

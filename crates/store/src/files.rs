@@ -82,6 +82,14 @@ impl DigestFiles {
             .map_err(|e| io("cannot sync the content directory", e))
     }
 
+    fn remove(&self, path: &Path) -> Result<(), StoreError> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("cannot remove a file", e)),
+        }
+    }
+
     fn size(&self, path: &Path) -> Result<Option<u64>, StoreError> {
         match fs::metadata(path) {
             Ok(meta) => Ok(Some(meta.len())),
@@ -180,6 +188,10 @@ impl ContentStore for FsContentStore {
     fn read(&self, digest: &Hash, start: u64, len: u64) -> Result<Option<ByteReader>, StoreError> {
         self.files.read(&self.path(digest), start, len)
     }
+
+    fn remove(&self, digest: &Hash) -> Result<(), StoreError> {
+        self.files.remove(&self.path(digest))
+    }
 }
 
 struct FsPending {
@@ -277,6 +289,10 @@ impl BlobStore for FsBlobStore {
         len: u64,
     ) -> Result<Option<ByteReader>, StoreError> {
         self.files.read(&self.blob_path(digest), start, len)
+    }
+
+    fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.files.remove(&self.blob_path(digest))
     }
 
     fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {

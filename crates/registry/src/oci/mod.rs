@@ -255,6 +255,17 @@ impl Oci {
             .map_or_else(Vec::new, |m| m.reports())
     }
 
+    /// Removes the bytes of content taken down (`digests`, each named by a
+    /// take-down in force) from the content store and the blob store, so
+    /// that no copy is left to serve. Blocking.
+    pub fn purge(&self, digests: &[cairn_protocol::Hash]) -> Result<(), OciError> {
+        for digest in digests {
+            self.registry.purge_content(digest)?;
+            self.blobs.remove(&Digest::from(digest))?;
+        }
+        Ok(())
+    }
+
     /// The verified copy of other registries' packages this face serves,
     /// if any.
     pub fn mirrored(&self) -> Option<&Arc<dyn Mirrored>> {

@@ -135,6 +135,9 @@ pub trait BlobStore: Send + Sync + 'static {
         -> Result<Option<ByteReader>, StoreError>;
     /// Stores a small blob whose digest the caller computed.
     fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Removes a blob's bytes (a purge after a take-down); removing a blob
+    /// not stored is not an error.
+    fn remove(&self, digest: &Digest) -> Result<(), StoreError>;
     /// Creates the (empty) bytes of a session.
     fn create_session(&self, id: &str) -> Result<(), StoreError>;
     /// The size of a session's bytes, if it has any.
