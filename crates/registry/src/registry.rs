@@ -118,7 +118,16 @@ pub(crate) struct Shared {
     pub chunks: ChunkCache,
     /// The notice log as readers see it.
     pub notices: Mutex<crate::takedown::Notices>,
+    /// Partial level-0 tiles and entry bundles (the log's right edge),
+    /// made once from the store and then served from here: like full
+    /// tiles they never change, and every client of the latest checkpoint
+    /// asks for the same few.
+    pub partial_tiles: Mutex<Generations<String, Arc<Vec<u8>>>>,
 }
+
+/// Partial tiles kept in memory per generation (at most 256 leaves each:
+/// an entry bundle of typical records is some tens of KiB).
+const PARTIAL_TILES: usize = 32;
 
 impl Shared {
     /// What readers and the sequencer thread share, starting from `state`.
@@ -148,6 +157,7 @@ impl Shared {
             published: Mutex::new(Generations::new(generation)),
             notices: Mutex::new(crate::takedown::Notices::default()),
             chunks: ChunkCache::default(),
+            partial_tiles: Mutex::new(Generations::new(PARTIAL_TILES)),
         })
     }
 

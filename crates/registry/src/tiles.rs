@@ -2,7 +2,9 @@
 //! the Warg checkpoints sign, in immutable files a CDN can cache. Tiles of
 //! level 1 and above come from the view's log in memory; level-0 tiles and
 //! entry bundles (the Warg log leaves' bytes) from the leaves of a chunk,
-//! read from the store and checked against the chunk hash the log holds.
+//! read from the store once and checked against the chunk hash the log
+//! holds, then kept: full ones in the content store, partial ones (the
+//! right edge) in a bounded cache in memory.
 
 use cairn_protocol::package::PackageRecord;
 use cairn_protocol::release_proof::ReleaseRecord;
@@ -41,18 +43,35 @@ impl Registry {
             }
         }
         // Level 0 and entry bundles come from the leaves: a full one is
-        // made once and kept in storage, then served from there.
+        // made once and kept in storage, then served from there; a partial
+        // one (the right edge) is kept in memory.
         let full = tile.width == TILE_WIDTH;
         let path = tile.path();
         if full {
             if let Some(bytes) = shared.content.tile(&path)? {
                 return Ok(Some(bytes));
             }
+        } else {
+            let mut kept = shared
+                .partial_tiles
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(bytes) = kept.get(&path) {
+                return Ok(Some(bytes.as_ref().clone()));
+            }
         }
         let made = self.make_leaf_tile(tile)?;
-        if let (true, Some(bytes)) = (full, &made) {
-            if let Err(e) = shared.content.put_tile(&path, bytes) {
-                tracing::warn!("cannot keep tile {path}: {e}");
+        if let Some(bytes) = &made {
+            if full {
+                if let Err(e) = shared.content.put_tile(&path, bytes) {
+                    tracing::warn!("cannot keep tile {path}: {e}");
+                }
+            } else {
+                shared
+                    .partial_tiles
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(path, std::sync::Arc::new(bytes.clone()));
             }
         }
         Ok(made)

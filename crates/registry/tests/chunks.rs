@@ -274,3 +274,22 @@ fn proofs_over_chunks_hold_across_restarts_from_every_kind_of_snapshot() {
     meta.fail_leaves.store(false, Ordering::SeqCst);
     check_proofs(&reopened, &meta);
 }
+
+/// The right edge's partial entry bundle is read from the store once and
+/// then served from memory (every client of the latest checkpoint asks
+/// for it): with leaf reads failing, it is still served, the same bytes.
+#[test]
+fn partial_entry_bundles_are_read_from_the_store_once() {
+    let meta = Arc::new(Flaky::default());
+    let operator = PrivateKey::generate();
+    let registry = open(&meta, &operator);
+    let length = publish(&registry, 0, 10);
+    assert!(length % 256 != 0, "a partial bundle at the right edge");
+    let path = format!("tile/entries/000.p/{}", length % 256);
+    let tile = cairn_transparency::log::Tile::parse(&path).expect("tile path");
+    let first = registry.tile(&tile).expect("tile").expect("held");
+    meta.fail_leaves.store(true, Ordering::SeqCst);
+    let again = registry.tile(&tile).expect("from memory").expect("held");
+    assert_eq!(first, again);
+    meta.fail_leaves.store(false, Ordering::SeqCst);
+}
