@@ -284,7 +284,10 @@ fn partial_entry_bundles_are_read_from_the_store_once() {
     let operator = PrivateKey::generate();
     let registry = open(&meta, &operator);
     let length = publish(&registry, 0, 10);
-    assert!(!length.is_multiple_of(256), "a partial bundle at the right edge");
+    assert!(
+        !length.is_multiple_of(256),
+        "a partial bundle at the right edge"
+    );
     let path = format!("tile/entries/000.p/{}", length % 256);
     let tile = cairn_transparency::log::Tile::parse(&path).expect("tile path");
     let first = registry.tile(&tile).expect("tile").expect("held");
