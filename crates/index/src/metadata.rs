@@ -1,0 +1,436 @@
+//! What a Wasm binary says about itself: its metadata custom sections and,
+//! for a component or a WIT package, its WIT world. Pure: no IO, no clock.
+//!
+//! The sections are read with `wasm-metadata` (one section per field, as
+//! `wkg build`, cargo-component and `wasm-tools metadata add` write them),
+//! the world with `wit-parser`'s decoder. A section the crate refuses (a
+//! `licenses` that is not an SPDX expression, a `source` that is not a URL)
+//! does not stop the rest: it is named in [`ComponentInfo::problems`].
+
+use serde::{Deserialize, Serialize};
+use wasmparser_new as wasmparser;
+use wit_parser::decoding::DecodedWasm;
+use wit_parser::{Resolve, WorldItem, WorldKey};
+
+/// The largest legacy `registry-metadata` section read, in bytes.
+pub const MAX_LEGACY_SECTION: usize = 64 << 10;
+/// The most imports or exports kept per world (a larger world is cut, and
+/// the cut named in [`ComponentInfo::problems`]).
+pub const MAX_WORLD_ITEMS: usize = 1_000;
+
+/// What kind of binary it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A component (its world is its imports and exports).
+    #[default]
+    Component,
+    /// A WIT package encoded as a component (`wkg wit build`).
+    WitPackage,
+    /// A core WebAssembly module.
+    Module,
+}
+
+/// One entry of the `producers` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producer {
+    /// `language`, `processed-by` or `sdk`.
+    pub field: String,
+    /// The tool or language.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// An interface named by its WIT id: `wasi:http/incoming-handler@0.2.0`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InterfaceName {
+    /// The package, `wasi:http`.
+    pub package: String,
+    /// The interface, `incoming-handler`.
+    pub interface: String,
+    /// The package's version, if it has one.
+    pub version: Option<semver::Version>,
+}
+
+impl InterfaceName {
+    /// Parses `ns:pkg/iface[@version]` (nested namespaces allowed:
+    /// `ns:a:b/iface`).
+    pub fn parse(text: &str) -> Option<InterfaceName> {
+        let (path, version) = match text.split_once('@') {
+            Some((path, version)) => (path, Some(semver::Version::parse(version).ok()?)),
+            None => (text, None),
+        };
+        let (package, interface) = path.rsplit_once('/')?;
+        let well_formed = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        let (namespace, name) = package.split_once(':')?;
+        if !well_formed(namespace)
+            || !name.split(':').all(well_formed)
+            || !well_formed(interface)
+        {
+            return None;
+        }
+        Some(InterfaceName {
+            package: package.to_owned(),
+            interface: interface.to_owned(),
+            version,
+        })
+    }
+
+    /// `package/interface`, without the version.
+    pub fn unversioned(&self) -> String {
+        format!("{}/{}", self.package, self.interface)
+    }
+}
+
+impl std::fmt::Display for InterfaceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.package, self.interface)?;
+        if let Some(version) = &self.version {
+            write!(f, "@{version}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A world's imports and exports: interfaces by their ids, and functions
+/// or inline interfaces by their names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct World {
+    /// Interfaces imported.
+    pub imports: Vec<InterfaceName>,
+    /// Interfaces exported (for a WIT package: the interfaces it defines).
+    pub exports: Vec<InterfaceName>,
+    /// Imported functions and inline interfaces, by name.
+    pub imported_names: Vec<String>,
+    /// Exported functions and inline interfaces, by name.
+    pub exported_names: Vec<String>,
+    /// For a WIT package: the worlds it defines (`ns:pkg/world@version`).
+    pub worlds: Vec<String>,
+}
+
+/// The legacy `registry-metadata` section (JSON), read from old components.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyMetadata {
+    /// Authors.
+    pub authors: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// SPDX license expression.
+    pub license: Option<String>,
+    /// Links: (kind, URL).
+    pub links: Vec<(String, String)>,
+    /// Categories (indexed as keywords).
+    pub categories: Vec<String>,
+}
+
+/// What a binary says about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentInfo {
+    /// Component, WIT package or core module.
+    pub kind: Kind,
+    /// The `component-name` (or module `name`) section.
+    pub name: Option<String>,
+    /// `authors`.
+    pub authors: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `licenses` (an SPDX expression).
+    pub licenses: Option<String>,
+    /// `source` (a URL).
+    pub source: Option<String>,
+    /// `homepage` (a URL).
+    pub homepage: Option<String>,
+    /// `revision`.
+    pub revision: Option<String>,
+    /// `version`.
+    pub version: Option<String>,
+    /// The `producers` section.
+    pub producers: Vec<Producer>,
+    /// Whether it carries a dependency list (`.dep-v0`).
+    pub has_dependencies: bool,
+    /// The legacy `registry-metadata` section, if present.
+    pub legacy: Option<LegacyMetadata>,
+    /// The world (components and WIT packages).
+    pub world: Option<World>,
+    /// What could not be read, in words.
+    pub problems: Vec<String>,
+}
+
+impl ComponentInfo {
+    /// The license: the `licenses` section, else the legacy one.
+    pub fn license(&self) -> Option<&str> {
+        self.licenses
+            .as_deref()
+            .or_else(|| self.legacy.as_ref().and_then(|l| l.license.as_deref()))
+    }
+
+    /// The description: the `description` section, else the legacy one.
+    pub fn summary(&self) -> Option<&str> {
+        self.description
+            .as_deref()
+            .or_else(|| self.legacy.as_ref().and_then(|l| l.description.as_deref()))
+    }
+
+    /// The source URL: the `source` section, else the legacy repository
+    /// link.
+    pub fn source_url(&self) -> Option<&str> {
+        self.source.as_deref().or_else(|| {
+            self.legacy.as_ref().and_then(|l| {
+                l.links
+                    .iter()
+                    .find(|(kind, _)| kind.eq_ignore_ascii_case("repository"))
+                    .map(|(_, url)| url.as_str())
+            })
+        })
+    }
+}
+
+/// Why a binary says nothing at all.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// Not WebAssembly.
+    #[error("not a WebAssembly module or component: {0}")]
+    NotWasm(String),
+}
+
+/// Reads what `bytes` (a component, WIT package or core module) say about
+/// themselves.
+pub fn extract(bytes: &[u8]) -> Result<ComponentInfo, MetadataError> {
+    let kind = match wasmparser::Parser::new(0).parse(bytes, true) {
+        Ok(wasmparser::Chunk::Parsed {
+            payload: wasmparser::Payload::Version { encoding, .. },
+            ..
+        }) => match encoding {
+            wasmparser::Encoding::Module => Kind::Module,
+            wasmparser::Encoding::Component => Kind::Component,
+        },
+        Ok(_) => return Err(MetadataError::NotWasm("no WebAssembly header".into())),
+        Err(e) => return Err(MetadataError::NotWasm(e.to_string())),
+    };
+    let mut info = ComponentInfo {
+        kind,
+        ..ComponentInfo::default()
+    };
+    sections(bytes, &mut info);
+    legacy(bytes, &mut info);
+    if kind == Kind::Component {
+        match wit_parser::decoding::decode(bytes) {
+            Ok(DecodedWasm::Component(resolve, world)) => {
+                info.world = Some(component_world(&resolve, world, &mut info.problems));
+            }
+            Ok(DecodedWasm::WitPackage(resolve, package)) => {
+                info.kind = Kind::WitPackage;
+                info.world = Some(package_world(&resolve, package, &mut info.problems));
+            }
+            Err(e) => info.problems.push(format!("the world cannot be read: {e:#}")),
+        }
+    }
+    Ok(info)
+}
+
+/// The per-field sections of the outermost component or module.
+fn sections(bytes: &[u8], info: &mut ComponentInfo) {
+    let payload = match wasm_metadata::Payload::from_binary(bytes) {
+        Ok(payload) => payload,
+        Err(e) => {
+            info.problems
+                .push(format!("the metadata sections cannot be read: {e:#}"));
+            return;
+        }
+    };
+    let m = payload.metadata();
+    info.name = m.name.clone();
+    info.authors = m.authors.as_ref().map(ToString::to_string);
+    info.description = m.description.as_ref().map(ToString::to_string);
+    info.licenses = m.licenses.as_ref().map(ToString::to_string);
+    info.source = m.source.as_ref().map(ToString::to_string);
+    info.homepage = m.homepage.as_ref().map(ToString::to_string);
+    info.revision = m.revision.as_ref().map(ToString::to_string);
+    info.version = m.version.as_ref().map(ToString::to_string);
+    info.has_dependencies = m.dependencies.is_some();
+    if let Some(producers) = &m.producers {
+        for (field, entries) in producers.iter() {
+            for (name, version) in entries.iter() {
+                info.producers.push(Producer {
+                    field: field.clone(),
+                    name: name.clone(),
+                    version: version.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// The legacy `registry-metadata` section of the outermost binary, if any.
+fn legacy(bytes: &[u8], info: &mut ComponentInfo) {
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else {
+            return;
+        };
+        match payload {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => {
+                if depth == 0 {
+                    return;
+                }
+                depth -= 1;
+            }
+            wasmparser::Payload::CustomSection(section)
+                if depth == 0 && section.name() == "registry-metadata" =>
+            {
+                let data = section.data();
+                if data.len() > MAX_LEGACY_SECTION {
+                    info.problems.push(format!(
+                        "the registry-metadata section is over {MAX_LEGACY_SECTION} bytes"
+                    ));
+                    return;
+                }
+                match parse_legacy(data) {
+                    Ok(legacy) => info.legacy = Some(legacy),
+                    Err(e) => info
+                        .problems
+                        .push(format!("the registry-metadata section: {e}")),
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn parse_legacy(data: &[u8]) -> Result<LegacyMetadata, String> {
+    #[derive(Deserialize)]
+    struct Link {
+        ty: String,
+        value: String,
+    }
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(default)]
+        authors: Option<Vec<String>>,
+        #[serde(default)]
+        description: Option<String>,
+        #[serde(default)]
+        license: Option<String>,
+        #[serde(default)]
+        links: Option<Vec<Link>>,
+        #[serde(default)]
+        categories: Option<Vec<String>>,
+    }
+    let raw: Raw = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+    Ok(LegacyMetadata {
+        authors: raw.authors.unwrap_or_default(),
+        description: raw.description,
+        license: raw.license,
+        links: raw
+            .links
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l.ty, l.value))
+            .collect(),
+        categories: raw.categories.unwrap_or_default(),
+    })
+}
+
+fn component_world(
+    resolve: &Resolve,
+    id: wit_parser::WorldId,
+    problems: &mut Vec<String>,
+) -> World {
+    // (A component does not carry its world's name: the decoder calls it
+    // `root`.)
+    let world = &resolve.worlds[id];
+    let mut out = World::default();
+    let mut split = |items: &wit_parser::IndexMap<WorldKey, WorldItem>,
+                     interfaces: &mut Vec<InterfaceName>,
+                     names: &mut Vec<String>,
+                     what: &str| {
+        for (key, item) in items {
+            if interfaces.len() + names.len() >= MAX_WORLD_ITEMS {
+                problems.push(format!(
+                    "the world has over {MAX_WORLD_ITEMS} {what}: the rest are not indexed"
+                ));
+                break;
+            }
+            match (key, item) {
+                (_, WorldItem::Type { .. }) => {}
+                (WorldKey::Interface(iface), _) => {
+                    match resolve.id_of(*iface).as_deref().and_then(InterfaceName::parse) {
+                        Some(name) => interfaces.push(name),
+                        None => names.push(resolve.name_world_key(key)),
+                    }
+                }
+                (WorldKey::Name(name), _) => names.push(name.clone()),
+            }
+        }
+    };
+    split(
+        &world.imports,
+        &mut out.imports,
+        &mut out.imported_names,
+        "imports",
+    );
+    split(
+        &world.exports,
+        &mut out.exports,
+        &mut out.exported_names,
+        "exports",
+    );
+    out
+}
+
+fn package_world(
+    resolve: &Resolve,
+    id: wit_parser::PackageId,
+    problems: &mut Vec<String>,
+) -> World {
+    let package = &resolve.packages[id];
+    let mut out = World::default();
+    for (_, iface) in package.interfaces.iter().take(MAX_WORLD_ITEMS) {
+        if let Some(name) = resolve.id_of(*iface).as_deref().and_then(InterfaceName::parse) {
+            out.exports.push(name);
+        }
+    }
+    for (name, _) in package.worlds.iter().take(MAX_WORLD_ITEMS) {
+        out.worlds.push(resolve.id_of_name(id, name));
+    }
+    if package.interfaces.len() > MAX_WORLD_ITEMS || package.worlds.len() > MAX_WORLD_ITEMS {
+        problems.push(format!(
+            "the package defines over {MAX_WORLD_ITEMS} interfaces or worlds: the rest are not \
+             indexed"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_parse() {
+        let name = InterfaceName::parse("wasi:http/incoming-handler@0.2.0").expect("parses");
+        assert_eq!(name.package, "wasi:http");
+        assert_eq!(name.interface, "incoming-handler");
+        assert_eq!(name.version, Some(semver::Version::new(0, 2, 0)));
+        assert_eq!(name.to_string(), "wasi:http/incoming-handler@0.2.0");
+        assert_eq!(name.unversioned(), "wasi:http/incoming-handler");
+        assert!(InterfaceName::parse("wasi:cli/run").is_some());
+        for bad in ["run", "wasi/run", "Wasi:cli/run", "wasi:cli/run@x", ":cli/run", "wasi:/run"] {
+            assert!(InterfaceName::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_not_wasm() {
+        assert!(matches!(extract(b"hello"), Err(MetadataError::NotWasm(_))));
+        assert!(matches!(extract(b""), Err(MetadataError::NotWasm(_))));
+    }
+}

@@ -1,0 +1,121 @@
+//! Metadata and worlds read from components built here (wit-component's
+//! dummy implementation of a world, then wasm-metadata's sections): no
+//! committed binaries.
+
+use cairn_index::metadata::{extract, InterfaceName, Kind};
+use wasm_metadata::{AddMetadata, AddMetadataField, Description, Licenses, Source};
+use wit_component::{dummy_module, embed_component_metadata, ComponentEncoder, StringEncoding};
+use wit_parser::{ManglingAndAbi, Resolve};
+
+const WASI: &str = r#"
+package wasi:cli@0.2.0;
+interface environment { get-arguments: func() -> list<string>; }
+interface run { run: func() -> result; }
+"#;
+
+const GREETER: &str = r#"
+package acme:greeter@1.2.3;
+interface greet { hello: func(name: string) -> string; }
+world greeter {
+    import wasi:cli/environment@0.2.0;
+    import log: func(message: string);
+    export greet;
+    export wasi:cli/run@0.2.0;
+}
+"#;
+
+fn resolve() -> (Resolve, wit_parser::PackageId) {
+    let mut resolve = Resolve::default();
+    resolve.push_source("wasi.wit", WASI).expect("wasi");
+    let package = resolve.push_source("greeter.wit", GREETER).expect("greeter");
+    (resolve, package)
+}
+
+fn component() -> Vec<u8> {
+    let (resolve, package) = resolve();
+    let world = resolve.select_world(&[package], Some("greeter")).expect("world");
+    let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).expect("embed");
+    ComponentEncoder::default()
+        .module(&module)
+        .expect("module")
+        .validate(true)
+        .encode()
+        .expect("encode")
+}
+
+#[test]
+fn a_components_sections_and_world_are_read() {
+    let mut add = AddMetadata::default();
+    add.name = AddMetadataField::Set("acme:greeter".into());
+    add.description = AddMetadataField::Set(Description::new("Says hello"));
+    add.licenses = AddMetadataField::Set(Licenses::new("Apache-2.0 OR MIT").expect("spdx"));
+    add.source = AddMetadataField::Set(Source::new("https://git.acme.test/greeter").expect("url"));
+    add.processed_by = vec![("cairn-test".into(), "1.0.0".into())];
+    let bytes = add.to_wasm(&component()).expect("metadata");
+    let info = extract(&bytes).expect("extracts");
+    assert_eq!(info.kind, Kind::Component);
+    assert_eq!(info.name.as_deref(), Some("acme:greeter"));
+    assert_eq!(info.description.as_deref(), Some("Says hello"));
+    assert_eq!(info.license(), Some("Apache-2.0 OR MIT"));
+    assert_eq!(info.source_url(), Some("https://git.acme.test/greeter"));
+    assert!(info
+        .producers
+        .iter()
+        .any(|p| p.field == "processed-by" && p.name == "cairn-test" && p.version == "1.0.0"));
+    let world = info.world.expect("a world");
+    assert_eq!(
+        world.imports,
+        [InterfaceName::parse("wasi:cli/environment@0.2.0").expect("name")]
+    );
+    assert_eq!(world.imported_names, ["log"]);
+    let exports: Vec<String> = world.exports.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        exports,
+        ["acme:greeter/greet@1.2.3", "wasi:cli/run@0.2.0"]
+    );
+    assert!(info.problems.is_empty(), "{:?}", info.problems);
+}
+
+#[test]
+fn a_wit_package_lists_its_interfaces_and_worlds() {
+    let (resolve, package) = resolve();
+    let bytes = wit_component::encode(&resolve, package).expect("encode");
+    let info = extract(&bytes).expect("extracts");
+    assert_eq!(info.kind, Kind::WitPackage);
+    let world = info.world.expect("a world");
+    let exports: Vec<String> = world.exports.iter().map(ToString::to_string).collect();
+    assert_eq!(exports, ["acme:greeter/greet@1.2.3"]);
+    assert_eq!(world.worlds, ["acme:greeter/greeter@1.2.3"]);
+    assert!(world.imports.is_empty());
+}
+
+#[test]
+fn a_core_module_and_a_legacy_section() {
+    // A core module: sections only, no world.
+    let mut module = wasm_encoder::Module::new();
+    let legacy = br#"{"authors":["Ann <ann@acme.test>"],"description":"old style","license":"MIT","links":[{"ty":"Repository","value":"https://git.acme.test/old"}],"categories":["greeting"]}"#;
+    module.section(&wasm_encoder::CustomSection {
+        name: "registry-metadata".into(),
+        data: legacy.as_slice().into(),
+    });
+    let bytes = module.finish();
+    let info = extract(&bytes).expect("extracts");
+    assert_eq!(info.kind, Kind::Module);
+    assert!(info.world.is_none());
+    let old = info.legacy.clone().expect("legacy section");
+    assert_eq!(old.categories, ["greeting"]);
+    assert_eq!(info.license(), Some("MIT"));
+    assert_eq!(info.summary(), Some("old style"));
+    assert_eq!(info.source_url(), Some("https://git.acme.test/old"));
+
+    // A broken legacy section is named, not fatal.
+    let mut module = wasm_encoder::Module::new();
+    module.section(&wasm_encoder::CustomSection {
+        name: "registry-metadata".into(),
+        data: b"{not json".as_slice().into(),
+    });
+    let info = extract(&module.finish()).expect("extracts");
+    assert!(info.legacy.is_none());
+    assert!(info.problems[0].contains("registry-metadata"), "{:?}", info.problems);
+}
