@@ -8,5 +8,10 @@
 //!   WIT world (`wit-parser`: the interfaces it imports and exports, with
 //!   their package versions). Pure: bytes in, [`metadata::ComponentInfo`]
 //!   out; nothing is trusted beyond the bytes, which the log signs.
+//! - [`index`] keeps every release's metadata and world in SQLite (FTS5
+//!   for text) and answers searches: text, namespace, license, author,
+//!   and WIT (`exports`, `imports`, with version requirements, and
+//!   `only-imports`). Derived from the log, rebuilt from it at will.
 
+pub mod index;
 pub mod metadata;

@@ -68,10 +68,7 @@ impl InterfaceName {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         };
         let (namespace, name) = package.split_once(':')?;
-        if !well_formed(namespace)
-            || !name.split(':').all(well_formed)
-            || !well_formed(interface)
-        {
+        if !well_formed(namespace) || !name.split(':').all(well_formed) || !well_formed(interface) {
             return None;
         }
         Some(InterfaceName {
@@ -227,7 +224,9 @@ pub fn extract(bytes: &[u8]) -> Result<ComponentInfo, MetadataError> {
                 info.kind = Kind::WitPackage;
                 info.world = Some(package_world(&resolve, package, &mut info.problems));
             }
-            Err(e) => info.problems.push(format!("the world cannot be read: {e:#}")),
+            Err(e) => info
+                .problems
+                .push(format!("the world cannot be read: {e:#}")),
         }
     }
     Ok(info)
@@ -362,7 +361,11 @@ fn component_world(
             match (key, item) {
                 (_, WorldItem::Type { .. }) => {}
                 (WorldKey::Interface(iface), _) => {
-                    match resolve.id_of(*iface).as_deref().and_then(InterfaceName::parse) {
+                    match resolve
+                        .id_of(*iface)
+                        .as_deref()
+                        .and_then(InterfaceName::parse)
+                    {
                         Some(name) => interfaces.push(name),
                         None => names.push(resolve.name_world_key(key)),
                     }
@@ -394,7 +397,11 @@ fn package_world(
     let package = &resolve.packages[id];
     let mut out = World::default();
     for (_, iface) in package.interfaces.iter().take(MAX_WORLD_ITEMS) {
-        if let Some(name) = resolve.id_of(*iface).as_deref().and_then(InterfaceName::parse) {
+        if let Some(name) = resolve
+            .id_of(*iface)
+            .as_deref()
+            .and_then(InterfaceName::parse)
+        {
             out.exports.push(name);
         }
     }
@@ -423,7 +430,14 @@ mod tests {
         assert_eq!(name.to_string(), "wasi:http/incoming-handler@0.2.0");
         assert_eq!(name.unversioned(), "wasi:http/incoming-handler");
         assert!(InterfaceName::parse("wasi:cli/run").is_some());
-        for bad in ["run", "wasi/run", "Wasi:cli/run", "wasi:cli/run@x", ":cli/run", "wasi:/run"] {
+        for bad in [
+            "run",
+            "wasi/run",
+            "Wasi:cli/run",
+            "wasi:cli/run@x",
+            ":cli/run",
+            "wasi:/run",
+        ] {
             assert!(InterfaceName::parse(bad).is_none(), "{bad}");
         }
     }

@@ -27,13 +27,17 @@ world greeter {
 fn resolve() -> (Resolve, wit_parser::PackageId) {
     let mut resolve = Resolve::default();
     resolve.push_source("wasi.wit", WASI).expect("wasi");
-    let package = resolve.push_source("greeter.wit", GREETER).expect("greeter");
+    let package = resolve
+        .push_source("greeter.wit", GREETER)
+        .expect("greeter");
     (resolve, package)
 }
 
 fn component() -> Vec<u8> {
     let (resolve, package) = resolve();
-    let world = resolve.select_world(&[package], Some("greeter")).expect("world");
+    let world = resolve
+        .select_world(&[package], Some("greeter"))
+        .expect("world");
     let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
     embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).expect("embed");
     ComponentEncoder::default()
@@ -70,10 +74,7 @@ fn a_components_sections_and_world_are_read() {
     );
     assert_eq!(world.imported_names, ["log"]);
     let exports: Vec<String> = world.exports.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        exports,
-        ["acme:greeter/greet@1.2.3", "wasi:cli/run@0.2.0"]
-    );
+    assert_eq!(exports, ["acme:greeter/greet@1.2.3", "wasi:cli/run@0.2.0"]);
     assert!(info.problems.is_empty(), "{:?}", info.problems);
 }
 
@@ -117,5 +118,9 @@ fn a_core_module_and_a_legacy_section() {
     });
     let info = extract(&module.finish()).expect("extracts");
     assert!(info.legacy.is_none());
-    assert!(info.problems[0].contains("registry-metadata"), "{:?}", info.problems);
+    assert!(
+        info.problems[0].contains("registry-metadata"),
+        "{:?}",
+        info.problems
+    );
 }

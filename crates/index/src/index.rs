@@ -1,0 +1,757 @@
+//! The search index: every release's metadata and world, and per package
+//! the latest release's, in one SQLite database with an FTS5 table for
+//! text. It is derived from the registry log (a follower feeds it, see
+//! [`Index::apply`]) and can always be built again from it, so it lives
+//! beside whatever store holds the log (files, SQLite, PostgreSQL) and
+//! answers the same on each. Nothing in it is authoritative: every hit
+//! names the log record that is.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::{ComponentInfo, InterfaceName};
+
+/// The most hits a page may hold.
+pub const MAX_PER_PAGE: u32 = 100;
+/// The most candidates a query looks at before filtering by WIT versions
+/// and pagination (the total it reports is capped here).
+pub const MAX_CANDIDATES: usize = 20_000;
+/// The longest text query, in bytes.
+pub const MAX_QUERY_TEXT: usize = 256;
+/// The most interface conditions in one query.
+pub const MAX_CONDITIONS: usize = 16;
+
+/// Why the index failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// SQLite failed.
+    #[error("the search index: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row does not read back.
+    #[error("the search index holds a damaged row: {0}")]
+    Corrupt(String),
+    /// The query is not one.
+    #[error("{0}")]
+    Query(String),
+}
+
+/// One release, as the indexer saw it in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexedRelease {
+    /// `namespace:name`.
+    pub package: String,
+    /// The version.
+    pub version: semver::Version,
+    /// The content digest (`sha256:...`).
+    pub digest: String,
+    /// The releasing record.
+    pub record_id: String,
+    /// The package log's id.
+    pub log_id: String,
+    /// The registry index of the releasing record, if seen.
+    pub registry_index: Option<u64>,
+    /// The release record's timestamp (seconds).
+    pub published: i64,
+    /// Whether it is yanked.
+    pub yanked: bool,
+    /// What the content says about itself (`None`: not read, e.g. too
+    /// large, or not held).
+    pub info: Option<ComponentInfo>,
+}
+
+/// What the indexer brings for one package: its releases as the log has
+/// them now (new ones with their metadata; known ones may come without,
+/// to update their yank).
+#[derive(Clone, Debug, Default)]
+pub struct PackageUpdate {
+    /// `namespace:name`.
+    pub package: String,
+    /// Its releases.
+    pub releases: Vec<IndexedRelease>,
+}
+
+/// An interface a query asks for: `wasi:http/incoming-handler`, with an
+/// optional version requirement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceReq {
+    /// `package/interface`, without a version.
+    pub name: String,
+    /// The versions that match.
+    pub req: Option<semver::VersionReq>,
+}
+
+impl InterfaceReq {
+    /// Parses `ns:pkg/iface` or `ns:pkg/iface@<requirement>` (`@0.2`,
+    /// `@^0.2.1`, `@=0.2.0`).
+    pub fn parse(text: &str) -> Result<InterfaceReq, IndexError> {
+        let bad = |why: &str| {
+            IndexError::Query(format!(
+                "`{text}` is not an interface: {why} (e.g. `wasi:http/incoming-handler` or \
+                 `wasi:http/incoming-handler@0.2`)"
+            ))
+        };
+        let (name, req) = match text.split_once('@') {
+            Some((name, req)) => (
+                name,
+                Some(semver::VersionReq::parse(req).map_err(|e| bad(&e.to_string()))?),
+            ),
+            None => (text, None),
+        };
+        let parsed = InterfaceName::parse(name).ok_or_else(|| bad("no `ns:package/name`"))?;
+        Ok(InterfaceReq {
+            name: parsed.unversioned(),
+            req,
+        })
+    }
+
+    fn matches(&self, name: &str, version: Option<&semver::Version>) -> bool {
+        name == self.name
+            && match (&self.req, version) {
+                (None, _) => true,
+                (Some(req), Some(v)) => req.matches(v),
+                (Some(_), None) => false,
+            }
+    }
+}
+
+/// A pattern of interfaces a component may import: `wasi:cli/environment`
+/// or a whole package, `wasi:io/*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportPattern(String);
+
+impl ImportPattern {
+    /// Parses `ns:pkg/iface` or `ns:pkg/*`.
+    pub fn parse(text: &str) -> Result<ImportPattern, IndexError> {
+        let probe = text.strip_suffix("/*").map(|p| format!("{p}/x"));
+        if InterfaceName::parse(probe.as_deref().unwrap_or(text)).is_none() || text.contains('@') {
+            return Err(IndexError::Query(format!(
+                "`{text}` is not an interface pattern (e.g. `wasi:cli/environment` or `wasi:io/*`)"
+            )));
+        }
+        Ok(ImportPattern(text.to_owned()))
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self.0.strip_suffix("/*") {
+            Some(package) => name.rsplit_once('/').is_some_and(|(p, _)| p == package),
+            None => name == self.0,
+        }
+    }
+}
+
+/// A search.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// Words in the name, description, authors or keywords.
+    pub text: Option<String>,
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only packages whose license expression names this one.
+    pub license: Option<String>,
+    /// Only packages whose authors contain this.
+    pub author: Option<String>,
+    /// The latest release exports all of these.
+    pub exports: Vec<InterfaceReq>,
+    /// The latest release imports all of these.
+    pub imports: Vec<InterfaceReq>,
+    /// The latest release imports nothing beyond these.
+    pub only_imports: Option<Vec<ImportPattern>>,
+    /// Packages whose every release is yanked too.
+    pub include_yanked: bool,
+    /// From 1.
+    pub page: u32,
+    /// Hits per page (at most [`MAX_PER_PAGE`]).
+    pub per_page: u32,
+}
+
+/// One hit: a package and its latest release.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hit {
+    /// `namespace:name`.
+    pub package: String,
+    /// Its latest release not yanked (or its latest, when all are).
+    pub version: String,
+    /// Whether that release is yanked.
+    pub yanked: bool,
+    /// Its description.
+    pub description: Option<String>,
+    /// Its license expression.
+    pub license: Option<String>,
+    /// Its authors.
+    pub authors: Option<String>,
+    /// Interfaces it exports.
+    pub exports: Vec<String>,
+    /// Interfaces it imports.
+    pub imports: Vec<String>,
+    /// The content digest.
+    pub digest: String,
+    /// The package log and the releasing record (the log is the truth).
+    pub log_id: String,
+    /// The releasing record.
+    pub record_id: String,
+    /// Its registry index, if known.
+    pub registry_index: Option<u64>,
+}
+
+/// A page of hits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchPage {
+    /// Hits that match (capped at [`MAX_CANDIDATES`]).
+    pub total: usize,
+    /// This page, from 1.
+    pub page: u32,
+    /// Hits per page.
+    pub per_page: u32,
+    /// The hits.
+    pub hits: Vec<Hit>,
+}
+
+/// The search index.
+pub struct Index {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS progress (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    indexed_to INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS releases (
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    log_id TEXT NOT NULL,
+    registry_index INTEGER,
+    published INTEGER NOT NULL,
+    yanked INTEGER NOT NULL,
+    info TEXT,
+    PRIMARY KEY (package, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS releases_by_digest ON releases (digest);
+CREATE TABLE IF NOT EXISTS packages (
+    id INTEGER PRIMARY KEY,
+    package TEXT NOT NULL UNIQUE,
+    namespace TEXT NOT NULL,
+    latest TEXT NOT NULL,
+    yanked INTEGER NOT NULL,
+    description TEXT,
+    license TEXT,
+    authors TEXT,
+    keywords TEXT
+);
+CREATE INDEX IF NOT EXISTS packages_by_namespace ON packages (namespace, package);
+CREATE TABLE IF NOT EXISTS interfaces (
+    package_id INTEGER NOT NULL,
+    direction INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT
+);
+CREATE INDEX IF NOT EXISTS interfaces_by_name ON interfaces (direction, name);
+CREATE INDEX IF NOT EXISTS interfaces_by_package ON interfaces (package_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
+    name, description, authors, keywords,
+    content = 'packages', content_rowid = 'id',
+    tokenize = \"unicode61 separators ':-_./'\"
+);
+";
+
+const IMPORT: i64 = 0;
+const EXPORT: i64 = 1;
+
+impl Index {
+    /// Opens (creating) the index in the file at `path`.
+    pub fn open(path: &Path) -> Result<Index, IndexError> {
+        Index::with(Connection::open(path)?)
+    }
+
+    /// An index in memory (tests, the memory backend).
+    pub fn in_memory() -> Result<Index, IndexError> {
+        Index::with(Connection::open_in_memory()?)
+    }
+
+    fn with(conn: Connection) -> Result<Index, IndexError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Index {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The registry index the log is indexed up to (the next to read).
+    pub fn indexed_to(&self) -> Result<u64, IndexError> {
+        let at: Option<i64> = self
+            .lock()
+            .query_row("SELECT indexed_to FROM progress WHERE id = 0", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(at.map_or(0, |n| n.max(0) as u64))
+    }
+
+    /// The releases of `package` the index holds metadata for.
+    pub fn known_releases(&self, package: &str) -> Result<Vec<semver::Version>, IndexError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT version FROM releases WHERE package = ?1 AND info IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([package], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(v) = semver::Version::parse(&row?) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies the updates of the log up to registry index `to` (one
+    /// transaction: a crash leaves the index as it was, to be redone).
+    pub fn apply(&self, updates: &[PackageUpdate], to: u64) -> Result<(), IndexError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for update in updates {
+            apply_package(&tx, update)?;
+        }
+        tx.execute(
+            "INSERT INTO progress (id, indexed_to) VALUES (0, ?1)
+             ON CONFLICT (id) DO UPDATE SET indexed_to = excluded.indexed_to",
+            [to as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every release of `package`, newest version first.
+    pub fn package(&self, package: &str) -> Result<Vec<IndexedRelease>, IndexError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info
+             FROM releases WHERE package = ?1",
+        )?;
+        let rows = stmt.query_map([package], release_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        out.sort_by(|a, b| b.version.cmp(&a.version));
+        Ok(out)
+    }
+
+    /// The releases whose content is `digest`.
+    pub fn by_digest(&self, digest: &str) -> Result<Vec<IndexedRelease>, IndexError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info
+             FROM releases WHERE digest = ?1 ORDER BY package, version LIMIT 1000",
+        )?;
+        let rows = stmt.query_map([digest], release_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    /// Searches.
+    pub fn search(&self, query: &Query) -> Result<SearchPage, IndexError> {
+        let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
+        let page = query.page.max(1);
+        if query.exports.len() + query.imports.len() > MAX_CONDITIONS {
+            return Err(IndexError::Query(format!(
+                "at most {MAX_CONDITIONS} interface conditions in one search"
+            )));
+        }
+        let conn = self.lock();
+        let mut sql = String::from(
+            "SELECT p.id, p.package, p.latest, p.yanked, p.description, p.license, p.authors
+             FROM packages p",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut wheres: Vec<String> = Vec::new();
+        let text = match query.text.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => {
+                if t.len() > MAX_QUERY_TEXT {
+                    return Err(IndexError::Query(format!(
+                        "a search text has at most {MAX_QUERY_TEXT} bytes"
+                    )));
+                }
+                Some(fts_query(t))
+            }
+            _ => None,
+        };
+        if let Some(text) = &text {
+            sql.push_str(" JOIN packages_text t ON t.rowid = p.id");
+            wheres.push("packages_text MATCH ?".into());
+            args.push(text.clone().into());
+        }
+        if !query.include_yanked {
+            wheres.push("p.yanked = 0".into());
+        }
+        if let Some(ns) = &query.namespace {
+            wheres.push("p.namespace = ?".into());
+            args.push(ns.clone().into());
+        }
+        if let Some(license) = &query.license {
+            // A whole identifier of the expression.
+            wheres.push(
+                "(' ' || replace(replace(p.license, '(', ' '), ')', ' ') || ' ') LIKE ? ESCAPE '\\'"
+                    .into(),
+            );
+            args.push(format!("% {} %", like_escape(license)).into());
+        }
+        if let Some(author) = &query.author {
+            wheres.push("p.authors LIKE ? ESCAPE '\\'".into());
+            args.push(format!("%{}%", like_escape(author)).into());
+        }
+        for (direction, reqs) in [(EXPORT, &query.exports), (IMPORT, &query.imports)] {
+            for req in reqs.iter() {
+                wheres.push(
+                    "EXISTS (SELECT 1 FROM interfaces i WHERE i.package_id = p.id \
+                     AND i.direction = ? AND i.name = ?)"
+                        .into(),
+                );
+                args.push(direction.into());
+                args.push(req.name.clone().into());
+            }
+        }
+        if !wheres.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&wheres.join(" AND "));
+        }
+        // Text: best match first, the name weighing most; else by name.
+        if text.is_some() {
+            sql.push_str(" ORDER BY bm25(packages_text, 10.0, 2.0, 1.0, 4.0), p.package");
+        } else {
+            sql.push_str(" ORDER BY p.package");
+        }
+        sql.push_str(&format!(" LIMIT {MAX_CANDIDATES}"));
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Hit {
+                    package: r.get(1)?,
+                    version: r.get(2)?,
+                    yanked: r.get::<_, i64>(3)? != 0,
+                    description: r.get(4)?,
+                    license: r.get(5)?,
+                    authors: r.get(6)?,
+                    exports: Vec::new(),
+                    imports: Vec::new(),
+                    digest: String::new(),
+                    log_id: String::new(),
+                    record_id: String::new(),
+                    registry_index: None,
+                },
+            ))
+        })?;
+        let needs_interfaces = query
+            .exports
+            .iter()
+            .chain(&query.imports)
+            .any(|r| r.req.is_some())
+            || query.only_imports.is_some();
+        let mut matched = Vec::new();
+        for row in rows {
+            let (id, hit) = row?;
+            if needs_interfaces {
+                let (imports, exports) = interfaces_of(&conn, id)?;
+                if !wit_matches(query, &imports, &exports) {
+                    continue;
+                }
+            }
+            matched.push((id, hit));
+        }
+        let total = matched.len();
+        let start = ((page - 1) as usize).saturating_mul(per_page as usize);
+        let mut hits = Vec::new();
+        for (id, mut hit) in matched.into_iter().skip(start).take(per_page as usize) {
+            let (imports, exports) = interfaces_of(&conn, id)?;
+            hit.imports = imports.iter().map(|(n, v)| with_version(n, v)).collect();
+            hit.exports = exports.iter().map(|(n, v)| with_version(n, v)).collect();
+            let (digest, log_id, record_id, registry_index): (String, String, String, Option<i64>) =
+                conn.query_row(
+                    "SELECT digest, log_id, record_id, registry_index FROM releases
+                     WHERE package = ?1 AND version = ?2",
+                    params![hit.package, hit.version],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+            hit.digest = digest;
+            hit.log_id = log_id;
+            hit.record_id = record_id;
+            hit.registry_index = registry_index.map(|i| i.max(0) as u64);
+            hits.push(hit);
+        }
+        Ok(SearchPage {
+            total,
+            page,
+            per_page,
+            hits,
+        })
+    }
+}
+
+type Interfaces = Vec<(String, Option<semver::Version>)>;
+/// A package's description, authors and keywords, as the text table has
+/// them.
+type TextRow = (Option<String>, Option<String>, Option<String>);
+
+fn with_version(name: &str, version: &Option<semver::Version>) -> String {
+    match version {
+        Some(v) => format!("{name}@{v}"),
+        None => name.to_owned(),
+    }
+}
+
+/// The imports and exports of a package's latest release.
+fn interfaces_of(conn: &Connection, id: i64) -> Result<(Interfaces, Interfaces), IndexError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT direction, name, version FROM interfaces WHERE package_id = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (direction, name, version) = row?;
+        let version = version.and_then(|v| semver::Version::parse(&v).ok());
+        if direction == EXPORT {
+            exports.push((name, version));
+        } else {
+            imports.push((name, version));
+        }
+    }
+    Ok((imports, exports))
+}
+
+fn wit_matches(query: &Query, imports: &Interfaces, exports: &Interfaces) -> bool {
+    let has = |list: &Interfaces, req: &InterfaceReq| {
+        list.iter().any(|(n, v)| req.matches(n, v.as_ref()))
+    };
+    query.exports.iter().all(|r| has(exports, r))
+        && query.imports.iter().all(|r| has(imports, r))
+        && query.only_imports.as_ref().is_none_or(|allowed| {
+            imports
+                .iter()
+                .all(|(n, _)| allowed.iter().any(|p| p.matches(n)))
+        })
+}
+
+/// Each word of `text` as a quoted prefix term: every word must match;
+/// FTS5's own syntax is never taken from the user.
+fn fts_query(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| format!("\"{}\"*", w.to_lowercase()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<IndexedRelease, IndexError>> {
+    let version: String = r.get(1)?;
+    let info: Option<String> = r.get(8)?;
+    let registry_index: Option<i64> = r.get(5)?;
+    let parsed = (|| {
+        Ok(IndexedRelease {
+            package: r.get(0)?,
+            version: semver::Version::parse(&version)
+                .map_err(|e| IndexError::Corrupt(format!("version `{version}`: {e}")))?,
+            digest: r.get(2)?,
+            record_id: r.get(3)?,
+            log_id: r.get(4)?,
+            registry_index: registry_index.map(|i| i.max(0) as u64),
+            published: r.get(6)?,
+            yanked: r.get::<_, i64>(7)? != 0,
+            info: info
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .map_err(|e| IndexError::Corrupt(format!("metadata: {e}")))?,
+        })
+    })();
+    Ok(parsed)
+}
+
+fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Result<(), IndexError> {
+    for release in &update.releases {
+        let info = release
+            .info
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| IndexError::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO releases (package, version, digest, record_id, log_id, registry_index,
+                                   published, yanked, info)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (package, version) DO UPDATE SET
+                yanked = excluded.yanked,
+                registry_index = coalesce(excluded.registry_index, releases.registry_index),
+                info = coalesce(excluded.info, releases.info)",
+            params![
+                release.package,
+                release.version.to_string(),
+                release.digest,
+                release.record_id,
+                release.log_id,
+                release.registry_index.map(|i| i as i64),
+                release.published,
+                release.yanked as i64,
+                info,
+            ],
+        )?;
+    }
+    // The package's row: its latest release not yanked (else its latest).
+    let mut stmt =
+        tx.prepare_cached("SELECT version, yanked, info FROM releases WHERE package = ?1")?;
+    let rows = stmt.query_map([&update.package], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)? != 0,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut all = Vec::new();
+    for row in rows {
+        let (version, yanked, info) = row?;
+        if let Ok(version) = semver::Version::parse(&version) {
+            all.push((version, yanked, info));
+        }
+    }
+    drop(stmt);
+    let latest = all
+        .iter()
+        .filter(|(_, yanked, _)| !yanked)
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .or_else(|| all.iter().max_by(|a, b| a.0.cmp(&b.0)));
+    let Some((version, yanked, info)) = latest else {
+        return Ok(());
+    };
+    let info: Option<ComponentInfo> = info
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| IndexError::Corrupt(format!("metadata: {e}")))?;
+    let namespace = update
+        .package
+        .split_once(':')
+        .map_or(update.package.as_str(), |(ns, _)| ns);
+    let description = info.as_ref().and_then(|i| i.summary().map(str::to_owned));
+    let license = info.as_ref().and_then(|i| i.license().map(str::to_owned));
+    let authors = info.as_ref().and_then(|i| {
+        i.authors
+            .clone()
+            .or_else(|| i.legacy.as_ref().map(|l| l.authors.join(", ")))
+    });
+    let keywords = info
+        .as_ref()
+        .and_then(|i| i.legacy.as_ref().map(|l| l.categories.join(" ")));
+    // The text table mirrors the packages table (external content): the
+    // old row's terms go out before the row changes.
+    let old: Option<(i64, String, TextRow)> = tx
+        .query_row(
+            "SELECT id, package, description, authors, keywords FROM packages WHERE package = ?1",
+            [&update.package],
+            |r| Ok((r.get(0)?, r.get(1)?, (r.get(2)?, r.get(3)?, r.get(4)?))),
+        )
+        .optional()?;
+    if let Some((id, name, (d, a, k))) = &old {
+        tx.execute(
+            "INSERT INTO packages_text (packages_text, rowid, name, description, authors, keywords)
+             VALUES ('delete', ?1, ?2, ?3, ?4, ?5)",
+            params![id, name, d, a, k],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO packages (package, namespace, latest, yanked, description, license, authors, keywords)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (package) DO UPDATE SET latest = excluded.latest, yanked = excluded.yanked,
+            description = excluded.description, license = excluded.license,
+            authors = excluded.authors, keywords = excluded.keywords",
+        params![
+            update.package,
+            namespace,
+            version.to_string(),
+            *yanked as i64,
+            description,
+            license,
+            authors,
+            keywords,
+        ],
+    )?;
+    let id: i64 = tx.query_row(
+        "SELECT id FROM packages WHERE package = ?1",
+        [&update.package],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO packages_text (rowid, name, description, authors, keywords)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, update.package, description, authors, keywords],
+    )?;
+    tx.execute("DELETE FROM interfaces WHERE package_id = ?1", [id])?;
+    if let Some(world) = info.as_ref().and_then(|i| i.world.as_ref()) {
+        for (direction, list) in [(IMPORT, &world.imports), (EXPORT, &world.exports)] {
+            for name in list {
+                tx.execute(
+                    "INSERT INTO interfaces (package_id, direction, name, version) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        id,
+                        direction,
+                        name.unversioned(),
+                        name.version.as_ref().map(ToString::to_string)
+                    ],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_checked() {
+        assert!(InterfaceReq::parse("wasi:http/incoming-handler@0.2").is_ok());
+        assert!(InterfaceReq::parse("wasi:http/incoming-handler@nope").is_err());
+        assert!(InterfaceReq::parse("incoming-handler").is_err());
+        assert!(ImportPattern::parse("wasi:io/*").is_ok());
+        assert!(ImportPattern::parse("wasi:io/streams").is_ok());
+        assert!(ImportPattern::parse("wasi:io/streams@0.2.0").is_err());
+        assert!(ImportPattern::parse("*").is_err());
+        assert!(ImportPattern::parse("wasi:io/*")
+            .expect("pattern")
+            .matches("wasi:io/streams"));
+        assert!(!ImportPattern::parse("wasi:io/*")
+            .expect("pattern")
+            .matches("wasi:iox/streams"));
+        assert_eq!(
+            fts_query("HTTP-handler \"x\" OR y"),
+            "\"http\"* \"handler\"* \"x\"* \"or\"* \"y\"*"
+        );
+    }
+}

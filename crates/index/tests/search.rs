@@ -1,0 +1,273 @@
+//! Searches over releases of components built here: text ranking, filters,
+//! WIT queries with versions, `only-imports`, yanks, pagination, lookup by
+//! digest.
+
+use cairn_index::index::{
+    ImportPattern, Index, IndexedRelease, InterfaceReq, PackageUpdate, Query,
+};
+use cairn_index::metadata::extract;
+use wasm_metadata::{AddMetadata, AddMetadataField, Description, Licenses};
+use wit_component::{dummy_module, embed_component_metadata, ComponentEncoder, StringEncoding};
+use wit_parser::{ManglingAndAbi, Resolve};
+
+/// A component of `world` in `main` (the packages in `deps` defined
+/// first), with a description and license.
+fn component(deps: &[&str], main: &str, description: &str, license: &str) -> Vec<u8> {
+    let mut resolve = Resolve::default();
+    for (i, dep) in deps.iter().enumerate() {
+        resolve
+            .push_source(&format!("dep{i}.wit"), dep)
+            .expect("dep");
+    }
+    let package = resolve.push_source("main.wit", main).expect("main");
+    let world = resolve.select_world(&[package], None).expect("world");
+    let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).expect("embed");
+    let bytes = ComponentEncoder::default()
+        .module(&module)
+        .expect("module")
+        .validate(true)
+        .encode()
+        .expect("encode");
+    let mut add = AddMetadata::default();
+    add.description = AddMetadataField::Set(Description::new(description.to_owned()));
+    add.licenses = AddMetadataField::Set(Licenses::new(license).expect("spdx"));
+    add.to_wasm(&bytes).expect("metadata")
+}
+
+const HTTP_020: &str = "package wasi:http@0.2.0;
+interface incoming-handler { handle: func(); }
+interface outgoing-handler { send: func(); }";
+const HTTP_023: &str = "package wasi:http@0.2.3;
+interface incoming-handler { handle: func(); }";
+const IO: &str = "package wasi:io@0.2.0;
+interface streams { read: func() -> u32; }";
+const CLI: &str = "package wasi:cli@0.2.0;
+interface environment { get-arguments: func() -> list<string>; }
+interface run { run: func() -> result; }";
+const FS: &str = "package wasi:filesystem@0.2.0;
+interface types { open: func(path: string) -> u32; }";
+
+fn release(package: &str, version: &str, bytes: &[u8], yanked: bool) -> PackageUpdate {
+    PackageUpdate {
+        package: package.to_owned(),
+        releases: vec![IndexedRelease {
+            package: package.to_owned(),
+            version: version.parse().expect("version"),
+            digest: format!("sha256:{:064x}", bytes.len()),
+            record_id: "sha256:00".into(),
+            log_id: "sha256:11".into(),
+            registry_index: Some(7),
+            published: 1,
+            yanked,
+            info: Some(extract(bytes).expect("extract")),
+        }],
+    }
+}
+
+fn names(index: &Index, query: &Query) -> Vec<String> {
+    index
+        .search(query)
+        .expect("search")
+        .hits
+        .into_iter()
+        .map(|h| h.package)
+        .collect()
+}
+
+fn query() -> Query {
+    Query {
+        per_page: 20,
+        ..Query::default()
+    }
+}
+
+#[test]
+fn search_by_text_filters_and_wit() {
+    let index = Index::in_memory().expect("index");
+    let proxy = component(
+        &[HTTP_020, IO],
+        "package acme:proxy@1.0.0; world proxy {
+            import wasi:http/outgoing-handler@0.2.0; import wasi:io/streams@0.2.0;
+            export wasi:http/incoming-handler@0.2.0; }",
+        "An HTTP proxy that forwards requests",
+        "Apache-2.0",
+    );
+    let hello = component(
+        &[HTTP_023, CLI],
+        "package acme:hello@1.0.0; world hello {
+            import wasi:cli/environment@0.2.0;
+            export wasi:http/incoming-handler@0.2.3; }",
+        "Hello world over HTTP",
+        "MIT",
+    );
+    let greeter = component(
+        &[],
+        "package acme:greeter@1.0.0; interface greet { hello: func(); } world greeter { export greet; }",
+        "Greets people",
+        "MIT",
+    );
+    let fs_tool = component(
+        &[FS, CLI],
+        "package other:fs@1.0.0; world fs {
+            import wasi:filesystem/types@0.2.0; export wasi:cli/run@0.2.0; }",
+        "Lists files",
+        "MIT OR Apache-2.0",
+    );
+    index
+        .apply(
+            &[
+                release("acme:http-proxy", "1.0.0", &proxy, false),
+                release("acme:hello-http", "1.0.0", &hello, false),
+                release("acme:greeter", "1.0.0", &greeter, true),
+                release("other:fs-tool", "2.0.0", &fs_tool, false),
+            ],
+            10,
+        )
+        .expect("apply");
+    assert_eq!(index.indexed_to().expect("progress"), 10);
+
+    // Text: words anywhere, a name match ranking first.
+    let text = |t: &str| Query {
+        text: Some(t.into()),
+        ..query()
+    };
+    assert_eq!(
+        names(&index, &text("http")),
+        ["acme:hello-http", "acme:http-proxy"]
+    );
+    assert_eq!(names(&index, &text("forwards")), ["acme:http-proxy"]);
+    assert_eq!(
+        names(&index, &text("prox")),
+        ["acme:http-proxy"],
+        "prefixes match"
+    );
+    assert!(names(&index, &text("\"; DROP TABLE packages; --")).is_empty());
+    // Filters.
+    let licensed = |l: &str| Query {
+        license: Some(l.into()),
+        ..query()
+    };
+    assert_eq!(
+        names(&index, &licensed("MIT")),
+        ["acme:hello-http", "other:fs-tool"]
+    );
+    assert_eq!(
+        names(&index, &licensed("Apache-2.0")),
+        ["acme:http-proxy", "other:fs-tool"]
+    );
+    let in_ns = Query {
+        namespace: Some("other".into()),
+        ..query()
+    };
+    assert_eq!(names(&index, &in_ns), ["other:fs-tool"]);
+    // Yanked packages only when asked for.
+    assert!(!names(&index, &query()).contains(&"acme:greeter".to_owned()));
+    let all = Query {
+        include_yanked: true,
+        ..query()
+    };
+    assert!(names(&index, &all).contains(&"acme:greeter".to_owned()));
+
+    // WIT: exports, with and without versions; imports; only-imports.
+    let exports = |i: &str| Query {
+        exports: vec![InterfaceReq::parse(i).expect("req")],
+        ..query()
+    };
+    assert_eq!(
+        names(&index, &exports("wasi:http/incoming-handler")),
+        ["acme:hello-http", "acme:http-proxy"]
+    );
+    assert_eq!(
+        names(&index, &exports("wasi:http/incoming-handler@^0.2.1")),
+        ["acme:hello-http"]
+    );
+    assert_eq!(
+        names(&index, &exports("wasi:http/incoming-handler@=0.2.0")),
+        ["acme:http-proxy"]
+    );
+    let imports = Query {
+        imports: vec![InterfaceReq::parse("wasi:filesystem/types").expect("req")],
+        ..query()
+    };
+    assert_eq!(names(&index, &imports), ["other:fs-tool"]);
+    // Needs nothing beyond the CLI environment: no filesystem, no network.
+    let sandboxed = Query {
+        only_imports: Some(vec![ImportPattern::parse("wasi:cli/*").expect("pattern")]),
+        ..query()
+    };
+    assert_eq!(names(&index, &sandboxed), ["acme:hello-http"]);
+
+    // A hit names its record and says what the release imports and
+    // exports.
+    let page = index
+        .search(&exports("wasi:http/incoming-handler@=0.2.0"))
+        .expect("search");
+    let hit = &page.hits[0];
+    assert_eq!(hit.version, "1.0.0");
+    assert_eq!(hit.license.as_deref(), Some("Apache-2.0"));
+    assert_eq!(hit.registry_index, Some(7));
+    assert_eq!(hit.exports, ["wasi:http/incoming-handler@0.2.0"]);
+    assert_eq!(
+        hit.imports,
+        ["wasi:http/outgoing-handler@0.2.0", "wasi:io/streams@0.2.0"]
+    );
+
+    // Pages.
+    let paged = |page| Query {
+        page,
+        per_page: 1,
+        ..query()
+    };
+    let first = index.search(&paged(1)).expect("search");
+    assert_eq!(first.total, 3);
+    assert_eq!(first.hits.len(), 1);
+    let third = index.search(&paged(3)).expect("search");
+    assert_eq!(third.hits[0].package, "other:fs-tool");
+    assert!(index.search(&paged(4)).expect("search").hits.is_empty());
+
+    // By digest.
+    let digest = format!("sha256:{:064x}", fs_tool.len());
+    let found = index.by_digest(&digest).expect("lookup");
+    assert_eq!(found[0].package, "other:fs-tool");
+}
+
+#[test]
+fn a_new_release_and_a_yank_update_the_package() {
+    let index = Index::in_memory().expect("index");
+    let v1 = component(
+        &[],
+        "package acme:a@1.0.0; world w { export f: func(); }",
+        "first words",
+        "MIT",
+    );
+    let v2 = component(
+        &[],
+        "package acme:a@2.0.0; world w { export g: func(); }",
+        "second words",
+        "MIT",
+    );
+    index
+        .apply(&[release("acme:tool", "1.0.0", &v1, false)], 1)
+        .expect("apply");
+    index
+        .apply(&[release("acme:tool", "2.0.0", &v2, false)], 2)
+        .expect("apply");
+    let text = |t: &str| Query {
+        text: Some(t.into()),
+        ..query()
+    };
+    assert_eq!(names(&index, &text("second")), ["acme:tool"]);
+    assert!(
+        names(&index, &text("first")).is_empty(),
+        "the latest release speaks"
+    );
+    // 2.0.0 yanked (its update carries no metadata: the kept one stays).
+    let mut yank = release("acme:tool", "2.0.0", &v2, true);
+    yank.releases[0].info = None;
+    index.apply(&[yank], 3).expect("apply");
+    assert_eq!(names(&index, &text("first")), ["acme:tool"]);
+    let releases = index.package("acme:tool").expect("package");
+    assert_eq!(releases.len(), 2);
+    assert!(releases[0].yanked && releases[0].info.is_some());
+}
