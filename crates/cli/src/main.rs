@@ -87,6 +87,9 @@ enum Command {
     Get(packages::GetArgs),
     /// Show a package's releases, yanks, keys and content digests.
     Info(packages::InfoArgs),
+    /// Search the registry's packages: by words, license, author, and by
+    /// the WIT interfaces their latest release exports or imports.
+    Search(packages::SearchArgs),
     /// Re-verify everything trusted about a registry: consistency with the
     /// trusted checkpoint, every known log and record.
     Verify(packages::VerifyArgs),
@@ -1067,6 +1070,7 @@ fn run() -> Result<()> {
         Command::Revoke(args) => packages::revoke(args),
         Command::Get(args) => packages::get(args),
         Command::Info(args) => packages::info(args),
+        Command::Search(args) => packages::search(args),
         Command::Verify(args) => packages::verify(args),
         Command::Lock(args) => packages::lock(args),
         Command::Witness(args) => witness::witness(args),
@@ -1364,6 +1368,15 @@ fn serve(args: ServeArgs) -> Result<()> {
         oci = oci.with_mirrored(mirrors);
     }
     let oci = Arc::new(oci);
+    // The search index: derived from the log, beside it in the data
+    // directory, kept up by its own thread.
+    let index_path = dir.root().join("index.sqlite3");
+    let search = Arc::new(
+        cairn_index::index::Index::open(&index_path)
+            .with_context(|| format!("cannot open the search index {}", index_path.display()))?,
+    );
+    let _indexer = cairn_server::search::Indexer::start(registry.clone(), search.clone())
+        .context("cannot start the indexer")?;
     let services = Services {
         registry: registry.clone(),
         oci,
@@ -1448,6 +1461,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             tls: tls.clone(),
             replica_ca_file: args.replica_ca_file.clone(),
             tlog: Some(log_key.clone()),
+            search: Some(search.clone()),
             ..ServerOptions::default()
         };
         cairn_server::serve(listener, services, options, shutdown_signal())

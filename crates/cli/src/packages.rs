@@ -854,3 +854,147 @@ pub fn lock(args: LockArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cairn search`'s arguments.
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Words in package names, descriptions, authors and keywords.
+    text: Vec<String>,
+    /// Only packages of this namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Only packages whose license expression names this SPDX id.
+    #[arg(long)]
+    license: Option<String>,
+    /// Only packages whose authors contain this.
+    #[arg(long)]
+    author: Option<String>,
+    /// The latest release exports this interface (repeatable), e.g.
+    /// `wasi:http/incoming-handler@0.2`.
+    #[arg(long, value_name = "INTERFACE[@REQ]")]
+    exports: Vec<String>,
+    /// The latest release imports this interface (repeatable).
+    #[arg(long, value_name = "INTERFACE[@REQ]")]
+    imports: Vec<String>,
+    /// The latest release imports nothing beyond these (repeatable), e.g.
+    /// `wasi:cli/*` (no filesystem, no network).
+    #[arg(long = "only-imports", value_name = "PATTERN")]
+    only_imports: Vec<String>,
+    /// Packages whose every release is yanked too.
+    #[arg(long)]
+    yanked: bool,
+    /// The page, from 1.
+    #[arg(long, default_value_t = 1)]
+    page: u32,
+    /// Hits per page (at most 100).
+    #[arg(long, default_value_t = 20)]
+    per_page: u32,
+}
+
+/// `cairn search`: the registry's index, by words, license, author and
+/// WIT interfaces.
+pub fn search(args: SearchArgs) -> Result<()> {
+    let paths = args.common.files.paths()?;
+    let config = Config::load(&paths.config)?;
+    let registry = crate::client::default_registry(args.common.registry.as_deref(), &config)?;
+    let token = cairn_client::credentials::token_for(
+        std::env::var("CAIRN_TOKEN").ok().as_deref(),
+        &paths.credentials,
+        &registry,
+    )?;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if !args.text.is_empty() {
+        query.push(("q", args.text.join(" ")));
+    }
+    for (key, value) in [
+        ("namespace", &args.namespace),
+        ("license", &args.license),
+        ("author", &args.author),
+    ] {
+        if let Some(value) = value {
+            query.push((key, value.clone()));
+        }
+    }
+    for (key, values) in [
+        ("exports", &args.exports),
+        ("imports", &args.imports),
+        ("only-imports", &args.only_imports),
+    ] {
+        for value in values {
+            query.push((key, value.clone()));
+        }
+    }
+    if args.yanked {
+        query.push(("yanked", "true".into()));
+    }
+    query.push(("page", args.page.to_string()));
+    query.push(("per-page", args.per_page.to_string()));
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let mut request = http
+        .get(format!(
+            "{}/cairn/v1/search",
+            registry.trim_end_matches('/')
+        ))
+        .query(&query);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let answer = request
+        .send()
+        .with_context(|| format!("cannot reach {registry}"))?;
+    let status = answer.status();
+    let body: Value = answer
+        .json()
+        .with_context(|| format!("{registry} did not answer a search with JSON"))?;
+    if !status.is_success() {
+        bail!(
+            "{registry} refused the search (HTTP {}): {}",
+            status.as_u16(),
+            body["message"].as_str().unwrap_or("no reason given")
+        );
+    }
+    if args.common.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let hits = body["hits"].as_array().cloned().unwrap_or_default();
+    if hits.is_empty() {
+        println!("no package matches");
+        return Ok(());
+    }
+    for hit in &hits {
+        let text = |key: &str| hit[key].as_str().unwrap_or("").to_owned();
+        println!(
+            "{} {}{}  {}  {}",
+            text("package"),
+            text("version"),
+            if hit["yanked"] == true {
+                " (yanked)"
+            } else {
+                ""
+            },
+            hit["license"].as_str().unwrap_or("(no license)"),
+            text("description")
+        );
+        for key in ["exports", "imports"] {
+            let list: Vec<&str> = hit[key]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !list.is_empty() {
+                println!("    {key}: {}", list.join(", "));
+            }
+        }
+    }
+    println!(
+        "{} of {} (page {}); `cairn info <package>` verifies one",
+        hits.len(),
+        body["total"],
+        body["page"]
+    );
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! HTTP client for it ([`http::Http`]). Nothing
 //! outside this crate links the reference crates.
 
+pub mod components;
 pub mod docker;
 pub mod http;
 pub mod postgres;

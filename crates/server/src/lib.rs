@@ -14,6 +14,7 @@ mod home;
 mod limit;
 mod observe;
 mod oci;
+pub mod search;
 mod tlog;
 mod warg;
 mod witness;
@@ -69,6 +70,8 @@ pub struct AppState {
     answers: Arc<federate::Answers>,
     /// Names of logs of imported namespaces, as their origins gave them.
     names: Arc<federate::Names>,
+    /// The search index, when this registry keeps one.
+    search: Option<Arc<cairn_index::index::Index>>,
 }
 
 /// Server options.
@@ -104,6 +107,9 @@ pub struct ServerOptions {
     /// The key that signs the log's C2SP checkpoints (`/tlog/...`); every
     /// replica must have the same one. Without it, no C2SP log is served.
     pub tlog: Option<Arc<TlogKey>>,
+    /// The search index the discovery API answers from (kept up with the
+    /// log by a [`search::Indexer`]); none: no search.
+    pub search: Option<Arc<cairn_index::index::Index>>,
 }
 
 impl Default for ServerOptions {
@@ -116,6 +122,7 @@ impl Default for ServerOptions {
             connections: Limits::default(),
             rate_limits: RateLimits::default(),
             max_json_body: 2 << 20,
+            search: None,
             tls: None,
             replica_ca_file: None,
             tlog: None,
@@ -192,6 +199,7 @@ fn router_with(
         tlog: options.tlog.clone(),
         answers: Arc::default(),
         names: Arc::default(),
+        search: options.search.clone(),
         scheme: if options.tls.is_some() {
             "https"
         } else {
@@ -219,6 +227,12 @@ fn router_with(
         .route("/tlog/tile/{*path}", get(tlog::tile))
         .route("/tlog/proof/{package}/{version}", get(tlog::proof))
         .route("/metrics", get(observe::metrics))
+        .route("/cairn/v1/search", get(search::search))
+        .route("/cairn/v1/packages/{package}", get(search::package))
+        .route(
+            "/cairn/v1/content/{digest}/releases",
+            get(search::by_digest),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::warg_pull_gate,

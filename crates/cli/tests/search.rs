@@ -1,0 +1,195 @@
+//! Discovery (issue 18): components published on the Warg face (by
+//! `cairn publish`) are indexed from the log; the search API and `cairn
+//! search` find them by words, license and WIT interfaces; a yank takes a
+//! package out of the default results; package metadata and lookup by
+//! digest; bad queries get 400 naming the problem; the index survives a
+//! restart and catches up.
+
+mod common;
+
+use std::process::Stdio;
+
+use cairn_interop::components::{component, Meta};
+use cairn_protocol::Hash;
+use common::{free_addr, get, get_json, publish_token, start, stop, wait_for, User};
+
+const HTTP: &str = "package wasi:http@0.2.0;
+interface incoming-handler { handle: func(); }
+interface outgoing-handler { send: func(); }";
+const CLI: &str = "package wasi:cli@0.2.0;
+interface environment { get-arguments: func() -> list<string>; }";
+const FS: &str = "package wasi:filesystem@0.2.0;
+interface types { open: func(path: string) -> u32; }";
+
+fn hits(body: &serde_json::Value) -> Vec<String> {
+    body["hits"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|h| h["package"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn published_components_are_found_by_words_license_and_interface() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let data = scratch.path().join("data");
+    let addr = free_addr();
+    let server = start(&data, addr, &[], Stdio::null());
+    let url = format!("http://{addr}");
+    let alice = User::new(
+        scratch.path(),
+        "alice",
+        &url,
+        Some(&publish_token(&data, "publish:example/*")),
+    );
+    alice.ok(&["key", "new"]);
+    let proxy = component(
+        &[HTTP],
+        "package example:proxy@1.0.0; world proxy {
+            import wasi:http/outgoing-handler@0.2.0;
+            export wasi:http/incoming-handler@0.2.0; }",
+        &Meta {
+            description: Some("An HTTP proxy that forwards requests"),
+            license: Some("Apache-2.0"),
+            authors: Some("Alice <alice@example.test>"),
+            source: Some("https://git.example.test/proxy"),
+        },
+    );
+    let hello = component(
+        &[HTTP, CLI],
+        "package example:hello@1.0.0; world hello {
+            import wasi:cli/environment@0.2.0;
+            export wasi:http/incoming-handler@0.2.0; }",
+        &Meta {
+            description: Some("Hello world over HTTP"),
+            license: Some("MIT"),
+            ..Meta::default()
+        },
+    );
+    let files = component(
+        &[FS],
+        "package example:files@1.0.0; world files { import wasi:filesystem/types@0.2.0; }",
+        &Meta {
+            description: Some("Lists files"),
+            license: Some("MIT"),
+            ..Meta::default()
+        },
+    );
+    for (file, bytes, package) in [
+        ("proxy.wasm", &proxy, "example:http-proxy"),
+        ("hello.wasm", &hello, "example:hello-http"),
+        ("files.wasm", &files, "example:files"),
+    ] {
+        alice.write(file, bytes);
+        alice.publish(file, package, "1.0.0");
+    }
+    let search = |query: &str| get_json(addr, &format!("/cairn/v1/search?{query}"));
+    wait_for("the index to catch up", || {
+        hits(&search("per-page=100")).len() == 3
+    });
+
+    // Words, ranked; license; interfaces with versions; only-imports.
+    assert_eq!(
+        hits(&search("q=http")),
+        ["example:hello-http", "example:http-proxy"]
+    );
+    assert_eq!(hits(&search("q=forwards")), ["example:http-proxy"]);
+    assert_eq!(hits(&search("author=alice")), ["example:http-proxy"]);
+    assert_eq!(
+        hits(&search("license=MIT")),
+        ["example:files", "example:hello-http"]
+    );
+    assert_eq!(
+        hits(&search("exports=wasi:http/incoming-handler@0.2")),
+        ["example:hello-http", "example:http-proxy"]
+    );
+    assert!(hits(&search("exports=wasi:http/incoming-handler@0.3")).is_empty());
+    assert_eq!(
+        hits(&search("imports=wasi:filesystem/types")),
+        ["example:files"]
+    );
+    assert_eq!(
+        hits(&search(
+            "exports=wasi:http/incoming-handler&only-imports=wasi:cli/*"
+        )),
+        ["example:hello-http"]
+    );
+    // Every hit names its log record.
+    let found = search("q=forwards");
+    let hit = &found["hits"][0];
+    assert_eq!(hit["license"], "Apache-2.0");
+    assert_eq!(hit["digest"], Hash::of(&proxy).to_string().as_str());
+    let record = hit["record"].as_str().expect("record link");
+    let status = get_json(addr, record);
+    assert_eq!(status["state"], "published", "{status}");
+    assert_eq!(hit["exports"][0], "wasi:http/incoming-handler@0.2.0");
+
+    // Bad queries: 400, naming the problem.
+    for (query, needle) in [
+        ("exports=http", "is not an interface"),
+        ("page=x", "`page`"),
+        ("colour=blue", "not a search parameter"),
+    ] {
+        let answer = get(addr, &format!("/cairn/v1/search?{query}"));
+        assert_eq!(answer.status, 400, "{query}");
+        assert!(
+            String::from_utf8_lossy(&answer.body).contains(needle),
+            "{query}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+
+    // A package's metadata, and lookup by digest.
+    let package = get_json(addr, "/cairn/v1/packages/example:http-proxy");
+    let release = &package["releases"][0];
+    assert_eq!(release["version"], "1.0.0");
+    assert_eq!(release["info"]["source"], "https://git.example.test/proxy");
+    assert_eq!(
+        release["info"]["world"]["imports"][0]["package"],
+        "wasi:http"
+    );
+    let by_digest = get_json(
+        addr,
+        &format!("/cairn/v1/content/{}/releases", Hash::of(&files)),
+    );
+    assert_eq!(by_digest["releases"][0]["package"], "example:files");
+    assert_eq!(get(addr, "/cairn/v1/packages/example:nothing").status, 404);
+
+    // `cairn search` on the command line.
+    let said = alice.ok(&["search", "http", "--exports", "wasi:http/incoming-handler"]);
+    assert!(said.contains("example:http-proxy 1.0.0"), "{said}");
+    assert!(
+        said.contains("exports: wasi:http/incoming-handler@0.2.0"),
+        "{said}"
+    );
+    let json = alice.json(&["search", "--license", "MIT"]);
+    assert_eq!(hits(&json), ["example:files", "example:hello-http"]);
+    let refused = alice.run(&["search", "--exports", "nonsense"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not an interface"));
+
+    // A yank takes the package out of the default results.
+    alice.json(&["yank", "example:files@1.0.0", "--yes"]);
+    wait_for("the yank to be indexed", || {
+        hits(&search("license=MIT")) == ["example:hello-http"]
+    });
+    assert_eq!(
+        hits(&search("license=MIT&yanked=true")),
+        ["example:files", "example:hello-http"]
+    );
+
+    // Restarted, with the index file gone: built again from the log.
+    stop(server);
+    std::fs::remove_file(data.join("index.sqlite3")).expect("remove the index");
+    let _ = std::fs::remove_file(data.join("index.sqlite3-wal"));
+    let _ = std::fs::remove_file(data.join("index.sqlite3-shm"));
+    let server = start(&data, addr, &[], Stdio::null());
+    wait_for("the index to be rebuilt", || {
+        hits(&search("q=http")) == ["example:hello-http", "example:http-proxy"]
+    });
+    assert_eq!(hits(&search("license=MIT")), ["example:hello-http"]);
+    stop(server);
+}

@@ -1,0 +1,374 @@
+//! Discovery: the search index kept up with the log, and the API over it.
+//!
+//! The [`Indexer`] follows the registry log on its own thread: for each
+//! package with new records it reads the package's verified state, reads
+//! the content of each release it has not indexed yet (up to
+//! [`MAX_INDEXED_CONTENT`]), extracts its metadata and world
+//! (`cairn_index::metadata`) and applies the lot to the index in one
+//! transaction, with the registry index reached. Publishing never waits on
+//! it: it runs behind the log, and catches up after a restart from where
+//! the index says it got to.
+//!
+//! The API: `GET /cairn/v1/search` (text, filters, WIT queries, pages),
+//! `GET /cairn/v1/packages/{package}` (every release's metadata and world),
+//! `GET /cairn/v1/content/{digest}/releases` (which releases have these
+//! bytes). Each hit names its log record.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cairn_index::index::{
+    ImportPattern, Index, IndexedRelease, InterfaceReq, PackageUpdate, Query,
+};
+use cairn_protocol::{LogId, PackageName};
+use cairn_registry::Registry;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The largest release content whose metadata is read (larger releases
+/// are indexed by name and version only).
+pub const MAX_INDEXED_CONTENT: u64 = 64 << 20;
+/// Log leaves read per round.
+const LEAVES_PER_ROUND: usize = 2_000;
+/// How long the indexer rests when it has caught up.
+const REST: Duration = Duration::from_millis(200);
+
+/// The thread that keeps the index up with the log; stopped when dropped.
+pub struct Indexer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Indexer {
+    /// Starts following `registry`'s log into `index`.
+    pub fn start(registry: Arc<Registry>, index: Arc<Index>) -> std::io::Result<Indexer> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-indexer".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::SeqCst) {
+                    match index_round(&registry, &index) {
+                        Ok(true) => {}
+                        Ok(false) => std::thread::sleep(REST),
+                        Err(e) => {
+                            tracing::warn!("the search index: {e}");
+                            std::thread::sleep(REST * 10);
+                        }
+                    }
+                }
+            })?;
+        Ok(Indexer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One round: the leaves after the index's position, up to a page of
+/// them. Answers whether there was anything to do.
+pub fn index_round(registry: &Registry, index: &Index) -> Result<bool, String> {
+    let from = index.indexed_to().map_err(|e| e.to_string())?;
+    let leaves = registry
+        .leaves(from, LEAVES_PER_ROUND)
+        .map_err(|e| e.to_string())?;
+    if leaves.is_empty() {
+        return Ok(false);
+    }
+    let to = from + leaves.len() as u64;
+    // The registry index of each record seen, and the logs touched.
+    let mut seen = std::collections::HashMap::new();
+    let mut logs: Vec<LogId> = Vec::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        seen.insert(leaf.record_id, from + i as u64);
+        if !logs.contains(&leaf.log_id) {
+            logs.push(leaf.log_id);
+        }
+    }
+    let names = registry.package_names(&logs).map_err(|e| e.to_string())?;
+    let mut updates = Vec::new();
+    for (log_id, name) in logs.iter().zip(names) {
+        // Not a package's log (the operator's, notices, attestations).
+        let Some(name) = name else { continue };
+        if let Some(update) = package_update(registry, index, log_id, &name, &seen)? {
+            updates.push(update);
+        }
+    }
+    index.apply(&updates, to).map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+fn package_update(
+    registry: &Registry,
+    index: &Index,
+    log_id: &LogId,
+    name: &PackageName,
+    seen: &std::collections::HashMap<cairn_protocol::RecordId, u64>,
+) -> Result<Option<PackageUpdate>, String> {
+    let Some(state) = registry
+        .published_package(log_id)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let known = index
+        .known_releases(name.as_str())
+        .map_err(|e| e.to_string())?;
+    let mut releases = Vec::new();
+    for release in state.releases() {
+        let info = if known.contains(&release.version) {
+            None
+        } else {
+            read_info(registry, &release.content)
+        };
+        releases.push(IndexedRelease {
+            package: name.to_string(),
+            version: release.version.clone(),
+            digest: release.content.to_string(),
+            record_id: release.record_id.to_string(),
+            log_id: log_id.to_string(),
+            registry_index: seen.get(&release.record_id).copied(),
+            published: release.timestamp.seconds(),
+            yanked: release.yanked.is_some(),
+            info,
+        });
+    }
+    Ok(Some(PackageUpdate {
+        package: name.to_string(),
+        releases,
+    }))
+}
+
+/// What release content says about itself, if it can be read (held, not
+/// taken down, not too large, WebAssembly).
+fn read_info(
+    registry: &Registry,
+    digest: &cairn_protocol::Hash,
+) -> Option<cairn_index::metadata::ComponentInfo> {
+    let size = registry.content_size(digest).ok()??;
+    if size > MAX_INDEXED_CONTENT {
+        return Some(cairn_index::metadata::ComponentInfo {
+            problems: vec![format!(
+                "over {MAX_INDEXED_CONTENT} bytes: its metadata is not read"
+            )],
+            ..Default::default()
+        });
+    }
+    let mut reader = registry.read_content(digest, 0, size).ok()??;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).ok()?);
+    reader.read_to_end(&mut bytes).ok()?;
+    match cairn_index::metadata::extract(&bytes) {
+        Ok(info) => Some(info),
+        Err(e) => Some(cairn_index::metadata::ComponentInfo {
+            problems: vec![e.to_string()],
+            ..Default::default()
+        }),
+    }
+}
+
+fn index_of(app: &AppState) -> Result<Arc<Index>, ApiError> {
+    app.search.clone().ok_or_else(|| {
+        ApiError::message(StatusCode::NOT_FOUND, "this registry keeps no search index")
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        )
+    })?
+}
+
+fn query_error(e: cairn_index::index::IndexError) -> ApiError {
+    match e {
+        cairn_index::index::IndexError::Query(message) => ApiError::bad_request(message),
+        other => ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+/// The most parameters a search takes.
+const MAX_PARAMETERS: usize = 64;
+
+/// Reads a search from the query string: `q`, `namespace`, `license`,
+/// `author`, `exports`, `imports`, `only-imports` (each interface
+/// parameter repeated or comma-separated), `yanked`, `page`, `per-page`.
+pub(crate) fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))?;
+    if pairs.len() > MAX_PARAMETERS {
+        return Err(ApiError::bad_request(format!(
+            "a search takes at most {MAX_PARAMETERS} parameters"
+        )));
+    }
+    let mut query = Query {
+        page: 1,
+        per_page: 20,
+        ..Query::default()
+    };
+    let number = |key: &str, value: &str| {
+        value.parse::<u32>().map_err(|_| {
+            ApiError::bad_request(format!("`{key}` is a number from 1, not `{value}`"))
+        })
+    };
+    for (key, value) in pairs {
+        let each = || value.split(',').map(str::trim).filter(|v| !v.is_empty());
+        match key.as_str() {
+            "q" => query.text = Some(value),
+            "namespace" => query.namespace = Some(value),
+            "license" => query.license = Some(value),
+            "author" => query.author = Some(value),
+            "exports" => {
+                for v in each() {
+                    query
+                        .exports
+                        .push(InterfaceReq::parse(v).map_err(query_error)?);
+                }
+            }
+            "imports" => {
+                for v in each() {
+                    query
+                        .imports
+                        .push(InterfaceReq::parse(v).map_err(query_error)?);
+                }
+            }
+            "only-imports" => {
+                let allowed = query.only_imports.get_or_insert_with(Vec::new);
+                for v in each() {
+                    allowed.push(ImportPattern::parse(v).map_err(query_error)?);
+                }
+            }
+            "yanked" => {
+                query.include_yanked = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "`yanked` is true or false, not `{value}`"
+                        )))
+                    }
+                }
+            }
+            "page" => query.page = number("page", &value)?.max(1),
+            "per-page" => query.per_page = number("per-page", &value)?,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "`{other}` is not a search parameter (q, namespace, license, author, \
+                     exports, imports, only-imports, yanked, page, per-page)"
+                )))
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// `GET /cairn/v1/search`
+pub(crate) async fn search(
+    State(app): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = parse_query(raw.as_deref())?;
+    let index = index_of(&app)?;
+    let page = blocking(move || index.search(&query).map_err(query_error)).await?;
+    let hits: Vec<serde_json::Value> = page
+        .hits
+        .iter()
+        .map(|hit| {
+            let mut value = serde_json::to_value(hit).unwrap_or_default();
+            value["record"] = json!(format!(
+                "/v1/package/{}/record/{}",
+                hit.log_id, hit.record_id
+            ));
+            value
+        })
+        .collect();
+    Ok(Json(json!({
+        "total": page.total,
+        "page": page.page,
+        "perPage": page.per_page,
+        "hits": hits,
+    }))
+    .into_response())
+}
+
+/// `GET /cairn/v1/packages/{package}`: every release with what its content
+/// says about itself.
+pub(crate) async fn package(
+    State(app): State<AppState>,
+    Path(package): Path<String>,
+) -> Result<Response, ApiError> {
+    let name: PackageName = package.parse().map_err(|e| {
+        ApiError::bad_request(format!("`{package}` is not a package name (ns:name): {e}"))
+    })?;
+    let index = index_of(&app)?;
+    let lookup = name.to_string();
+    let releases = blocking(move || index.package(&lookup).map_err(query_error)).await?;
+    if releases.is_empty() {
+        return Err(ApiError::message(
+            StatusCode::NOT_FOUND,
+            format!("package `{name}` has no release indexed here"),
+        ));
+    }
+    Ok(Json(json!({ "package": name.to_string(), "releases": releases })).into_response())
+}
+
+/// `GET /cairn/v1/content/{digest}/releases`: the releases whose content
+/// has this digest.
+pub(crate) async fn by_digest(
+    State(app): State<AppState>,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    let parsed: cairn_protocol::Hash = digest
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("`{digest}` is not a digest: {e}")))?;
+    let index = index_of(&app)?;
+    let lookup = parsed.to_string();
+    let releases = blocking(move || index.by_digest(&lookup).map_err(query_error)).await?;
+    Ok(Json(json!({ "digest": parsed.to_string(), "releases": releases })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_parameters_parse() {
+        let q = parse_query(Some(
+            "q=http&exports=wasi:http/incoming-handler@0.2,wasi:cli/run&only-imports=wasi:io/*&page=2&per-page=5&yanked=true",
+        ))
+        .expect("parses");
+        assert_eq!(q.text.as_deref(), Some("http"));
+        assert_eq!(q.exports.len(), 2);
+        assert_eq!(q.only_imports.as_ref().map(Vec::len), Some(1));
+        assert_eq!((q.page, q.per_page, q.include_yanked), (2, 5, true));
+        for bad in [
+            "nope=1",
+            "page=x",
+            "exports=http",
+            "yanked=maybe",
+            "only-imports=*",
+        ] {
+            assert!(parse_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
