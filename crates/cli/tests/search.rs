@@ -11,7 +11,7 @@ use std::process::Stdio;
 
 use cairn_interop::components::{component, Meta};
 use cairn_protocol::Hash;
-use common::{free_addr, get, get_json, publish_token, start, stop, wait_for, User};
+use common::{free_addr, get, get_json, publish_token, request, start, stop, wait_for, User};
 
 const HTTP: &str = "package wasi:http@0.2.0;
 interface incoming-handler { handle: func(); }
@@ -171,11 +171,47 @@ fn published_components_are_found_by_words_license_and_interface() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is not an interface"));
 
+    // The sparse index: a JSON line per release, a strong ETag, 304 for
+    // a warm client.
+    let sparse = get(addr, "/cairn/v1/index/example:files");
+    assert_eq!(sparse.status, 200);
+    let line: serde_json::Value =
+        serde_json::from_slice(sparse.body.split(|b| *b == b'\n').next().expect("a line"))
+            .expect("JSON line");
+    assert_eq!(line["vers"], "1.0.0");
+    assert_eq!(line["digest"], Hash::of(&files).to_string().as_str());
+    assert_eq!(line["yanked"], false);
+    assert!(line["world"]
+        .as_str()
+        .is_some_and(|w| w.starts_with("sha256:")));
+    let tag = sparse.header("etag").expect("etag").to_owned();
+    let warm = request(
+        addr,
+        "GET",
+        "/cairn/v1/index/example:files",
+        &[("if-none-match", &tag)],
+        b"",
+    )
+    .expect("request");
+    assert_eq!(warm.status, 304);
+    assert!(warm.body.is_empty());
+    assert_eq!(get(addr, "/cairn/v1/index/example:nothing").status, 404);
+
     // A yank takes the package out of the default results.
     alice.json(&["yank", "example:files@1.0.0", "--yes"]);
     wait_for("the yank to be indexed", || {
         hits(&search("license=MIT")) == ["example:hello-http"]
     });
+    let after = request(
+        addr,
+        "GET",
+        "/cairn/v1/index/example:files",
+        &[("if-none-match", &tag)],
+        b"",
+    )
+    .expect("request");
+    assert_eq!(after.status, 200, "the index changed with the yank");
+    assert!(String::from_utf8_lossy(&after.body).contains("\"yanked\":true"));
     assert_eq!(
         hits(&search("license=MIT&yanked=true")),
         ["example:files", "example:hello-http"]

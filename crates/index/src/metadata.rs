@@ -110,6 +110,31 @@ pub struct World {
     pub worlds: Vec<String>,
 }
 
+impl World {
+    /// A digest of the world's shape (`sha256:<hex>`): every import and
+    /// export, interfaces with their versions, sorted, one per line. Two
+    /// releases with the same digest import and export the same things.
+    pub fn digest(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        for (kind, list) in [("import", &self.imports), ("export", &self.exports)] {
+            lines.extend(list.iter().map(|i| format!("{kind} {i}")));
+        }
+        for (kind, list) in [
+            ("import-name", &self.imported_names),
+            ("export-name", &self.exported_names),
+            ("world", &self.worlds),
+        ] {
+            lines.extend(list.iter().map(|n| format!("{kind} {n}")));
+        }
+        lines.sort();
+        let mut text = lines.join("\n");
+        text.push('\n');
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
 /// The legacy `registry-metadata` section (JSON), read from old components.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyMetadata {

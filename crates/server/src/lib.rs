@@ -229,6 +229,7 @@ fn router_with(
         .route("/metrics", get(observe::metrics))
         .route("/cairn/v1/search", get(search::search))
         .route("/cairn/v1/packages/{package}", get(search::package))
+        .route("/cairn/v1/index/{package}", get(search::sparse_index))
         .route(
             "/cairn/v1/content/{digest}/releases",
             get(search::by_digest),

@@ -347,6 +347,80 @@ pub(crate) async fn by_digest(
     Ok(Json(json!({ "digest": parsed.to_string(), "releases": releases })).into_response())
 }
 
+/// `GET /cairn/v1/index/{package}`: the package's sparse index, one JSON
+/// line per release, oldest version first (in the spirit of crates.io's
+/// index): version, content digest, world digest (once indexed), yanked,
+/// registry index, releasing record. From the package's verified state,
+/// so it is current the moment a checkpoint covers a record; with a
+/// strong `ETag` of its bytes, so a warm client revalidates with
+/// `If-None-Match` and gets 304.
+pub(crate) async fn sparse_index(
+    State(app): State<AppState>,
+    Path(package): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let name: PackageName = package.parse().map_err(|e| {
+        ApiError::bad_request(format!("`{package}` is not a package name (ns:name): {e}"))
+    })?;
+    let registry = app.registry.clone();
+    let index = app.search.clone();
+    let lookup = name.clone();
+    let body = blocking(move || {
+        let state = registry
+            .published_package(&LogId::package(&lookup))?
+            .ok_or_else(|| {
+                ApiError::message(
+                    StatusCode::NOT_FOUND,
+                    format!("package `{lookup}` is not in this registry"),
+                )
+            })?;
+        let indexed: Vec<IndexedRelease> = match &index {
+            Some(index) => index.package(lookup.as_str()).map_err(query_error)?,
+            None => Vec::new(),
+        };
+        let mut releases: Vec<_> = state.releases().collect();
+        releases.sort_by(|a, b| a.version.cmp(&b.version));
+        let mut body = Vec::new();
+        for release in releases {
+            let known = indexed.iter().find(|r| r.version == release.version);
+            let line = json!({
+                "name": lookup.to_string(),
+                "vers": release.version.to_string(),
+                "digest": release.content.to_string(),
+                "world": known
+                    .and_then(|r| r.info.as_ref())
+                    .and_then(|i| i.world.as_ref())
+                    .map(|w| w.digest()),
+                "yanked": release.yanked.is_some(),
+                "logIndex": known.and_then(|r| r.registry_index),
+                "recordId": release.record_id.to_string(),
+            });
+            body.extend_from_slice(line.to_string().as_bytes());
+            body.push(b'\n');
+        }
+        Ok(body)
+    })
+    .await?;
+    let tag = format!("\"{}\"", cairn_protocol::Hash::of(&body));
+    let fresh = headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let builder = Response::builder()
+        .header(axum::http::header::ETAG, &tag)
+        .header(axum::http::header::CACHE_CONTROL, "no-cache");
+    let response = if fresh {
+        builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(axum::body::Body::empty())
+    } else {
+        builder
+            .header(axum::http::header::CONTENT_TYPE, "application/jsonl")
+            .body(axum::body::Body::from(body))
+    };
+    response.map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
