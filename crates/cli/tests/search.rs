@@ -197,11 +197,46 @@ fn published_components_are_found_by_words_license_and_interface() {
     assert!(warm.body.is_empty());
     assert_eq!(get(addr, "/cairn/v1/index/example:nothing").status, 404);
 
+    // The pages for people: the search form and its hits, a package page
+    // with its metadata, interfaces, versions and how to get it.
+    let html = |path: &str| {
+        let answer = get(addr, path);
+        assert_eq!(answer.status, 200, "{path}");
+        assert!(answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")));
+        String::from_utf8_lossy(&answer.body).into_owned()
+    };
+    assert!(html("/").contains("action=\"/search\""));
+    let found = html("/search?q=http&exports=wasi%3Ahttp%2Fincoming-handler&license=");
+    assert!(
+        found.contains("<a href=\"/packages/example:http-proxy\">"),
+        "{found}"
+    );
+    assert!(found.contains("2 packages match"), "{found}");
+    let refused = html("/search?exports=nonsense");
+    assert!(refused.contains("role=\"alert\"") && refused.contains("is not an interface"));
+    let proxy_page = html("/packages/example:http-proxy");
+    for needle in [
+        "An HTTP proxy that forwards requests",
+        "Apache-2.0",
+        "https://git.example.test/proxy",
+        "<code>wasi:http/incoming-handler@0.2.0</code>",
+        "<code>wasi:http/outgoing-handler@0.2.0</code>",
+        "cairn get example:http-proxy@1.0.0",
+        "release",
+    ] {
+        assert!(proxy_page.contains(needle), "{needle}: {proxy_page}");
+    }
+    assert_eq!(get(addr, "/packages/example:nothing").status, 404);
+    assert_eq!(get(addr, "/packages/not-a-name").status, 400);
+
     // A yank takes the package out of the default results.
     alice.json(&["yank", "example:files@1.0.0", "--yes"]);
     wait_for("the yank to be indexed", || {
         hits(&search("license=MIT")) == ["example:hello-http"]
     });
+    assert!(html("/packages/example:files").contains("class=\"yanked\""));
     let after = request(
         addr,
         "GET",
@@ -227,5 +262,28 @@ fn published_components_are_found_by_words_license_and_interface() {
         hits(&search("q=http")) == ["example:hello-http", "example:http-proxy"]
     });
     assert_eq!(hits(&search("license=MIT")), ["example:hello-http"]);
+
+    // What a component says is shown, never run.
+    let evil = component(
+        &[],
+        "package example:evil@1.0.0; world evil { export f: func(); }",
+        &Meta {
+            description: Some("<script>alert(1)</script>"),
+            ..Meta::default()
+        },
+    );
+    alice.write("evil.wasm", &evil);
+    alice.publish("evil.wasm", "example:evil", "1.0.0");
+    wait_for("the evil package to be indexed", || {
+        hits(&search("q=evil")) == ["example:evil"]
+    });
+    let page = String::from_utf8_lossy(&get(addr, "/packages/example:evil").body).into_owned();
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"));
+    let listed = String::from_utf8_lossy(&get(addr, "/search?q=evil").body).into_owned();
+    assert!(!listed.contains("<script>"));
     stop(server);
 }

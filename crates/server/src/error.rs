@@ -48,6 +48,11 @@ impl ApiError {
         }
     }
 
+    /// The message for a person.
+    pub fn text(&self) -> &str {
+        self.body.text()
+    }
+
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::message(StatusCode::BAD_REQUEST, message)

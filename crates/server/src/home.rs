@@ -10,7 +10,7 @@ use crate::warg::base_url;
 use crate::AppState;
 
 /// Text made safe for HTML.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -78,6 +78,10 @@ pub(crate) async fn home(State(app): State<AppState>, headers: HeaderMap) -> Res
 <p>A verifiable registry for WebAssembly components: every release is a signed record in a public log, and clients check proofs before they trust a byte. {length} records so far. {pull}</p>
 </header>
 <main>
+<section aria-labelledby="find">
+<h2 id="find">Find a component</h2>
+<form method="get" action="/search" role="search"><label for="q">Words</label> <input id="q" name="q" placeholder="http proxy"> <label for="exports">exporting</label> <input id="exports" name="exports" placeholder="wasi:http/incoming-handler"> <button type="submit">Search</button></form>
+</section>
 <section aria-labelledby="namespaces">
 <h2 id="namespaces">Namespaces</h2>
 {list}

@@ -16,6 +16,7 @@ mod observe;
 mod oci;
 pub mod search;
 mod tlog;
+mod ui;
 mod warg;
 mod witness;
 
@@ -230,6 +231,8 @@ fn router_with(
         .route("/cairn/v1/search", get(search::search))
         .route("/cairn/v1/packages/{package}", get(search::package))
         .route("/cairn/v1/index/{package}", get(search::sparse_index))
+        .route("/search", get(ui::search))
+        .route("/packages/{package}", get(ui::package))
         .route(
             "/cairn/v1/content/{digest}/releases",
             get(search::by_digest),
