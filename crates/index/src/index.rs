@@ -250,7 +250,9 @@ CREATE TABLE IF NOT EXISTS packages (
     description TEXT,
     license TEXT,
     authors TEXT,
-    keywords TEXT
+    keywords TEXT,
+    imports TEXT NOT NULL DEFAULT '',
+    exports TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS packages_by_namespace ON packages (namespace, package);
 CREATE TABLE IF NOT EXISTS interfaces (
@@ -266,6 +268,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
     content = 'packages', content_rowid = 'id',
     tokenize = \"unicode61 separators ':-_./'\"
 );
+";
+
+/// The schema's version (`PRAGMA user_version`). The index is derived
+/// from the log: an index of another version is dropped and built again.
+const SCHEMA_VERSION: i64 = 1;
+
+const DROP: &str = "
+DROP TABLE IF EXISTS packages_text;
+DROP TABLE IF EXISTS interfaces;
+DROP TABLE IF EXISTS packages;
+DROP TABLE IF EXISTS releases;
+DROP TABLE IF EXISTS progress;
 ";
 
 const IMPORT: i64 = 0;
@@ -285,7 +299,17 @@ impl Index {
     fn with(conn: Connection) -> Result<Index, IndexError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch(DROP)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         conn.execute_batch(SCHEMA)?;
+        // FTS5's rank: bm25, the name weighing most, then keywords.
+        conn.execute(
+            "INSERT INTO packages_text (packages_text, rank) VALUES ('rank', 'bm25(10.0, 2.0, 1.0, 4.0)')",
+            [],
+        )?;
         Ok(Index {
             conn: Mutex::new(conn),
         })
@@ -380,10 +404,8 @@ impl Index {
             )));
         }
         let conn = self.lock();
-        let mut sql = String::from(
-            "SELECT p.id, p.package, p.latest, p.yanked, p.description, p.license, p.authors
-             FROM packages p",
-        );
+        // Which packages match, in order (ids only); then the page's rows.
+        let mut from = String::from(" FROM packages p");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut wheres: Vec<String> = Vec::new();
         let text = match query.text.as_deref().map(str::trim) {
@@ -393,12 +415,12 @@ impl Index {
                         "a search text has at most {MAX_QUERY_TEXT} bytes"
                     )));
                 }
-                Some(fts_query(t))
+                Some(fts_query(t)).filter(|q| !q.is_empty())
             }
             _ => None,
         };
         if let Some(text) = &text {
-            sql.push_str(" JOIN packages_text t ON t.rowid = p.id");
+            from.push_str(" JOIN packages_text t ON t.rowid = p.id");
             wheres.push("packages_text MATCH ?".into());
             args.push(text.clone().into());
         }
@@ -424,8 +446,8 @@ impl Index {
         for (direction, reqs) in [(EXPORT, &query.exports), (IMPORT, &query.imports)] {
             for req in reqs.iter() {
                 wheres.push(
-                    "EXISTS (SELECT 1 FROM interfaces i WHERE i.package_id = p.id \
-                     AND i.direction = ? AND i.name = ?)"
+                    "p.id IN (SELECT i.package_id FROM interfaces i \
+                     WHERE i.direction = ? AND i.name = ?)"
                         .into(),
                 );
                 args.push(direction.into());
@@ -433,72 +455,70 @@ impl Index {
             }
         }
         if !wheres.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&wheres.join(" AND "));
+            from.push_str(" WHERE ");
+            from.push_str(&wheres.join(" AND "));
         }
-        // Text: best match first, the name weighing most; else by name.
-        if text.is_some() {
-            sql.push_str(" ORDER BY bm25(packages_text, 10.0, 2.0, 1.0, 4.0), p.package");
+        // Text: best match first (FTS5's rank: bm25 with the name weighing
+        // most); else by name.
+        let order = if text.is_some() {
+            " ORDER BY t.rank, p.package"
         } else {
-            sql.push_str(" ORDER BY p.package");
-        }
-        sql.push_str(&format!(" LIMIT {MAX_CANDIDATES}"));
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Hit {
-                    package: r.get(1)?,
-                    version: r.get(2)?,
-                    yanked: r.get::<_, i64>(3)? != 0,
-                    description: r.get(4)?,
-                    license: r.get(5)?,
-                    authors: r.get(6)?,
-                    exports: Vec::new(),
-                    imports: Vec::new(),
-                    digest: String::new(),
-                    log_id: String::new(),
-                    record_id: String::new(),
-                    registry_index: None,
-                },
-            ))
-        })?;
+            " ORDER BY p.package"
+        };
         let needs_interfaces = query
             .exports
             .iter()
             .chain(&query.imports)
             .any(|r| r.req.is_some())
             || query.only_imports.is_some();
-        let mut matched = Vec::new();
-        for row in rows {
-            let (id, hit) = row?;
-            if needs_interfaces {
-                let (imports, exports) = interfaces_of(&conn, id)?;
-                if !wit_matches(query, &imports, &exports) {
-                    continue;
+        let start = ((page - 1) as usize).saturating_mul(per_page as usize);
+        let (total, ids) = if needs_interfaces {
+            // Versions and only-imports are checked here, on each
+            // candidate's interface lists.
+            let sql =
+                format!("SELECT p.id, p.imports, p.exports{from}{order} LIMIT {MAX_CANDIDATES}");
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut matched = Vec::new();
+            for row in rows {
+                let (id, imports, exports) = row?;
+                if wit_matches(query, &parse_list(&imports), &parse_list(&exports)) {
+                    matched.push(id);
                 }
             }
-            matched.push((id, hit));
-        }
-        let total = matched.len();
-        let start = ((page - 1) as usize).saturating_mul(per_page as usize);
-        let mut hits = Vec::new();
-        for (id, mut hit) in matched.into_iter().skip(start).take(per_page as usize) {
-            let (imports, exports) = interfaces_of(&conn, id)?;
-            hit.imports = imports.iter().map(|(n, v)| with_version(n, v)).collect();
-            hit.exports = exports.iter().map(|(n, v)| with_version(n, v)).collect();
-            let (digest, log_id, record_id, registry_index): (String, String, String, Option<i64>) =
-                conn.query_row(
-                    "SELECT digest, log_id, record_id, registry_index FROM releases
-                     WHERE package = ?1 AND version = ?2",
-                    params![hit.package, hit.version],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )?;
-            hit.digest = digest;
-            hit.log_id = log_id;
-            hit.record_id = record_id;
-            hit.registry_index = registry_index.map(|i| i.max(0) as u64);
-            hits.push(hit);
+            let total = matched.len();
+            let page_ids: Vec<i64> = matched
+                .into_iter()
+                .skip(start)
+                .take(per_page as usize)
+                .collect();
+            (total, page_ids)
+        } else {
+            let count_sql = format!("SELECT count(*) FROM (SELECT 1{from} LIMIT {MAX_CANDIDATES})");
+            let total: i64 =
+                conn.query_row(&count_sql, rusqlite::params_from_iter(args.iter()), |r| {
+                    r.get(0)
+                })?;
+            let sql = format!("SELECT p.id{from}{order} LIMIT {per_page} OFFSET {start}");
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                r.get::<_, i64>(0)
+            })?;
+            let mut page_ids = Vec::new();
+            for row in rows {
+                page_ids.push(row?);
+            }
+            (total.max(0) as usize, page_ids)
+        };
+        let mut hits = Vec::with_capacity(ids.len());
+        for id in ids {
+            hits.push(hit_of(&conn, id)?);
         }
         Ok(SearchPage {
             total,
@@ -510,40 +530,67 @@ impl Index {
 }
 
 type Interfaces = Vec<(String, Option<semver::Version>)>;
+
+/// The hit for package row `id`: its latest release and where its record
+/// is.
+fn hit_of(conn: &Connection, id: i64) -> Result<Hit, IndexError> {
+    let (mut hit, imports, exports): (Hit, String, String) = conn.query_row(
+        "SELECT p.package, p.latest, p.yanked, p.description, p.license, p.authors, p.imports,
+                p.exports, r.digest, r.log_id, r.record_id, r.registry_index
+         FROM packages p JOIN releases r ON r.package = p.package AND r.version = p.latest
+         WHERE p.id = ?1",
+        [id],
+        |r| {
+            Ok((
+                Hit {
+                    package: r.get(0)?,
+                    version: r.get(1)?,
+                    yanked: r.get::<_, i64>(2)? != 0,
+                    description: r.get(3)?,
+                    license: r.get(4)?,
+                    authors: r.get(5)?,
+                    exports: Vec::new(),
+                    imports: Vec::new(),
+                    digest: r.get(8)?,
+                    log_id: r.get(9)?,
+                    record_id: r.get(10)?,
+                    registry_index: r.get::<_, Option<i64>>(11)?.map(|i| i.max(0) as u64),
+                },
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        },
+    )?;
+    hit.imports = imports.split_whitespace().map(str::to_owned).collect();
+    hit.exports = exports.split_whitespace().map(str::to_owned).collect();
+    Ok(hit)
+}
 /// A package's description, authors and keywords, as the text table has
 /// them.
 type TextRow = (Option<String>, Option<String>, Option<String>);
 
-fn with_version(name: &str, version: &Option<semver::Version>) -> String {
-    match version {
-        Some(v) => format!("{name}@{v}"),
-        None => name.to_owned(),
-    }
+/// A package row's list of interfaces (`name@version` or `name`, by
+/// spaces) as names and versions.
+fn parse_list(text: &str) -> Interfaces {
+    text.split_whitespace()
+        .map(|item| match item.split_once('@') {
+            Some((name, version)) => (name.to_owned(), semver::Version::parse(version).ok()),
+            None => (item.to_owned(), None),
+        })
+        .collect()
 }
 
-/// The imports and exports of a package's latest release.
-fn interfaces_of(conn: &Connection, id: i64) -> Result<(Interfaces, Interfaces), IndexError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT direction, name, version FROM interfaces WHERE package_id = ?1 ORDER BY name",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })?;
-    let (mut imports, mut exports) = (Vec::new(), Vec::new());
-    for row in rows {
-        let (direction, name, version) = row?;
-        let version = version.and_then(|v| semver::Version::parse(&v).ok());
-        if direction == EXPORT {
-            exports.push((name, version));
-        } else {
-            imports.push((name, version));
-        }
-    }
-    Ok((imports, exports))
+/// The interfaces as a package row keeps them (sorted).
+fn list_of(list: &[InterfaceName]) -> String {
+    let mut items: Vec<String> = list
+        .iter()
+        .map(|i| match &i.version {
+            Some(v) => format!("{}@{v}", i.unversioned()),
+            None => i.unversioned(),
+        })
+        .collect();
+    items.sort();
+    items.join(" ")
 }
 
 fn wit_matches(query: &Query, imports: &Interfaces, exports: &Interfaces) -> bool {
@@ -690,12 +737,17 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             params![id, name, d, a, k],
         )?;
     }
+    let world = info.as_ref().and_then(|i| i.world.as_ref());
+    let imports = world.map(|w| list_of(&w.imports)).unwrap_or_default();
+    let exports = world.map(|w| list_of(&w.exports)).unwrap_or_default();
     tx.execute(
-        "INSERT INTO packages (package, namespace, latest, yanked, description, license, authors, keywords)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO packages (package, namespace, latest, yanked, description, license, authors,
+                               keywords, imports, exports)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (package) DO UPDATE SET latest = excluded.latest, yanked = excluded.yanked,
             description = excluded.description, license = excluded.license,
-            authors = excluded.authors, keywords = excluded.keywords",
+            authors = excluded.authors, keywords = excluded.keywords,
+            imports = excluded.imports, exports = excluded.exports",
         params![
             update.package,
             namespace,
@@ -705,6 +757,8 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             license,
             authors,
             keywords,
+            imports,
+            exports,
         ],
     )?;
     let id: i64 = tx.query_row(
