@@ -127,6 +127,32 @@ fn published_components_are_found_by_words_license_and_interface() {
     assert_eq!(status["state"], "published", "{status}");
     assert_eq!(hit["exports"][0], "wasi:http/incoming-handler@0.2.0");
 
+    // The answers have the shapes the OpenAPI file documents.
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../docs/api/discovery.openapi.json"),
+        )
+        .expect("the OpenAPI file"),
+    )
+    .expect("JSON");
+    let required = |schema: &str| -> Vec<String> {
+        spec["components"]["schemas"][schema]["required"]
+            .as_array()
+            .expect("required fields")
+            .iter()
+            .filter_map(|f| f.as_str().map(str::to_owned))
+            .collect()
+    };
+    for field in required("SearchPage") {
+        assert!(found.get(&field).is_some(), "search answers have `{field}`");
+    }
+    for field in required("Hit") {
+        assert!(hit.get(&field).is_some(), "hits have `{field}`");
+    }
+    let paths: Vec<&String> = spec["paths"].as_object().expect("paths").keys().collect();
+    assert_eq!(paths.len(), 4);
+
     // Bad queries: 400, naming the problem.
     for (query, needle) in [
         ("exports=http", "is not an interface"),
@@ -145,6 +171,9 @@ fn published_components_are_found_by_words_license_and_interface() {
     // A package's metadata, and lookup by digest.
     let package = get_json(addr, "/cairn/v1/packages/example:http-proxy");
     let release = &package["releases"][0];
+    for field in required("Release") {
+        assert!(release.get(&field).is_some(), "releases have `{field}`");
+    }
     assert_eq!(release["version"], "1.0.0");
     assert_eq!(release["info"]["source"], "https://git.example.test/proxy");
     assert_eq!(

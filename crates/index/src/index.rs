@@ -272,7 +272,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;

@@ -97,6 +97,7 @@ impl std::fmt::Display for InterfaceName {
 /// A world's imports and exports: interfaces by their ids, and functions
 /// or inline interfaces by their names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct World {
     /// Interfaces imported.
     pub imports: Vec<InterfaceName>,
@@ -137,6 +138,7 @@ impl World {
 
 /// The legacy `registry-metadata` section (JSON), read from old components.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LegacyMetadata {
     /// Authors.
     pub authors: Vec<String>,
@@ -152,6 +154,7 @@ pub struct LegacyMetadata {
 
 /// What a binary says about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentInfo {
     /// Component, WIT package or core module.
     pub kind: Kind,
