@@ -222,7 +222,10 @@ fn main() {
         .unwrap_or(if smoke { 2_000 } else { 100_000 });
     let runs = if smoke { 20 } else { 300 };
     let dir = tempfile::tempdir().expect("scratch");
-    let path = dir.path().join("index.sqlite3");
+    // CAIRN_BENCH_DIR keeps the index there, to look at afterwards.
+    let kept = std::env::var_os("CAIRN_BENCH_DIR").map(std::path::PathBuf::from);
+    let root = kept.as_deref().unwrap_or(dir.path());
+    let path = root.join("index.sqlite3");
     let index = Index::open(&path).expect("index");
     let mut rng = Rng(0x1234_5678);
     let updates: Vec<PackageUpdate> = (0..packages).map(|i| release(i, &mut rng)).collect();
@@ -233,7 +236,8 @@ fn main() {
         index.apply(batch, at).expect("apply");
     }
     let took = start.elapsed();
-    let size: u64 = std::fs::read_dir(dir.path())
+    index.checkpoint().expect("checkpoint");
+    let size: u64 = std::fs::read_dir(root)
         .expect("dir")
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())

@@ -238,8 +238,8 @@ CREATE TABLE IF NOT EXISTS releases (
     published INTEGER NOT NULL,
     yanked INTEGER NOT NULL,
     info TEXT,
-    PRIMARY KEY (package, version)
-) WITHOUT ROWID;
+    UNIQUE (package, version)
+);
 CREATE INDEX IF NOT EXISTS releases_by_digest ON releases (digest);
 CREATE TABLE IF NOT EXISTS packages (
     id INTEGER PRIMARY KEY,
@@ -272,7 +272,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
@@ -317,6 +317,14 @@ impl Index {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Folds the write-ahead log into the database file (after a bulk of
+    /// writes, so the WAL does not stay large).
+    pub fn checkpoint(&self) -> Result<(), IndexError> {
+        self.lock()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// The registry index the log is indexed up to (the next to read).

@@ -55,10 +55,19 @@ impl Indexer {
         let thread = std::thread::Builder::new()
             .name("cairn-indexer".into())
             .spawn(move || {
+                let mut busy = false;
                 while !stopped.load(Ordering::SeqCst) {
                     match index_round(&registry, &index) {
-                        Ok(true) => {}
-                        Ok(false) => std::thread::sleep(REST),
+                        Ok(true) => busy = true,
+                        Ok(false) => {
+                            // Caught up after work: the WAL folded in.
+                            if std::mem::take(&mut busy) {
+                                if let Err(e) = index.checkpoint() {
+                                    tracing::debug!("the search index's checkpoint: {e}");
+                                }
+                            }
+                            std::thread::sleep(REST)
+                        }
                         Err(e) => {
                             tracing::warn!("the search index: {e}");
                             std::thread::sleep(REST * 10);
