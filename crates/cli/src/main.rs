@@ -1370,13 +1370,26 @@ fn serve(args: ServeArgs) -> Result<()> {
     let oci = Arc::new(oci);
     // The search index: derived from the log, beside it in the data
     // directory, kept up by its own thread.
+    // It is a convenience: a registry that cannot keep it (a full disk)
+    // still serves, without search, and says so.
     let index_path = dir.root().join("index.sqlite3");
-    let search = Arc::new(
-        cairn_index::index::Index::open(&index_path)
-            .with_context(|| format!("cannot open the search index {}", index_path.display()))?,
-    );
-    let _indexer = cairn_server::search::Indexer::start(registry.clone(), search.clone())
-        .context("cannot start the indexer")?;
+    let search = match cairn_index::index::Index::open(&index_path) {
+        Ok(index) => Some(Arc::new(index)),
+        Err(e) => {
+            tracing::warn!(
+                "search is off: cannot open the search index {}: {e}",
+                index_path.display()
+            );
+            None
+        }
+    };
+    let _indexer = match &search {
+        Some(index) => Some(
+            cairn_server::search::Indexer::start(registry.clone(), index.clone())
+                .context("cannot start the indexer")?,
+        ),
+        None => None,
+    };
     let services = Services {
         registry: registry.clone(),
         oci,
@@ -1461,7 +1474,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             tls: tls.clone(),
             replica_ca_file: args.replica_ca_file.clone(),
             tlog: Some(log_key.clone()),
-            search: Some(search.clone()),
+            search: search.clone(),
             ..ServerOptions::default()
         };
         cairn_server::serve(listener, services, options, shutdown_signal())

@@ -183,12 +183,20 @@ fn read_info(
     let mut reader = registry.read_content(digest, 0, size).ok()??;
     let mut bytes = Vec::with_capacity(usize::try_from(size).ok()?);
     reader.read_to_end(&mut bytes).ok()?;
-    match cairn_index::metadata::extract(&bytes) {
-        Ok(info) => Some(info),
-        Err(e) => Some(cairn_index::metadata::ComponentInfo {
-            problems: vec![e.to_string()],
+    // The bytes passed the content door, but the decoders are not the
+    // validator: a panic in one is a problem of this release, never the
+    // end of the indexer.
+    let extracted = std::panic::catch_unwind(|| cairn_index::metadata::extract(&bytes));
+    let problem = |text: String| {
+        Some(cairn_index::metadata::ComponentInfo {
+            problems: vec![text],
             ..Default::default()
-        }),
+        })
+    };
+    match extracted {
+        Ok(Ok(info)) => Some(info),
+        Ok(Err(e)) => problem(e.to_string()),
+        Err(_) => problem("its metadata could not be read (the decoder failed)".into()),
     }
 }
 
