@@ -15,9 +15,9 @@
 //! bytes). Each hit names its log record.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -38,25 +38,32 @@ use crate::AppState;
 pub const MAX_INDEXED_CONTENT: u64 = 64 << 20;
 /// Log leaves read per round.
 const LEAVES_PER_ROUND: usize = 2_000;
-/// How long the indexer rests when it has caught up.
-const REST: Duration = Duration::from_millis(200);
+/// How long the indexer waits for a checkpoint before it looks whether it
+/// is to stop.
+const WAKE: Duration = Duration::from_secs(1);
+/// How long it waits after an error (the store or the index failing).
+const BACK_OFF: Duration = Duration::from_secs(2);
 
 /// The thread that keeps the index up with the log; stopped when dropped.
 pub struct Indexer {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Indexer {
-    /// Starts following `registry`'s log into `index`.
+    /// Starts following `registry`'s log into `index`. Caught up, it waits
+    /// for the next checkpoint (the engine's notification, no polling of
+    /// the store); after an error it backs off.
     pub fn start(registry: Arc<Registry>, index: Arc<Index>) -> std::io::Result<Indexer> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("cairn-indexer".into())
             .spawn(move || {
                 let mut busy = false;
-                while !stopped.load(Ordering::SeqCst) {
+                loop {
+                    if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
+                        return;
+                    }
                     match index_round(&registry, &index) {
                         Ok(true) => busy = true,
                         Ok(false) => {
@@ -66,17 +73,29 @@ impl Indexer {
                                     tracing::debug!("the search index's checkpoint: {e}");
                                 }
                             }
-                            std::thread::sleep(REST)
+                            let next = index.indexed_to().unwrap_or(0);
+                            let deadline = Instant::now() + WAKE;
+                            // `false`: the registry stopped.
+                            if cairn_registry::block_on(registry.checkpointed(next), Some(deadline))
+                                == Some(false)
+                            {
+                                return;
+                            }
                         }
                         Err(e) => {
                             tracing::warn!("the search index: {e}");
-                            std::thread::sleep(REST * 10);
+                            if !matches!(
+                                stopped.recv_timeout(BACK_OFF),
+                                Err(RecvTimeoutError::Timeout)
+                            ) {
+                                return;
+                            }
                         }
                     }
                 }
             })?;
         Ok(Indexer {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -84,7 +103,8 @@ impl Indexer {
 
 impl Drop for Indexer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        // The sender gone is the signal.
+        self.stop.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
