@@ -264,15 +264,15 @@ CREATE TABLE IF NOT EXISTS interfaces (
 CREATE INDEX IF NOT EXISTS interfaces_by_name ON interfaces (direction, name);
 CREATE INDEX IF NOT EXISTS interfaces_by_package ON interfaces (package_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
-    name, description, authors, keywords,
-    content = 'packages', content_rowid = 'id',
+    name, description, authors, keywords, license, tags,
+    content = '', content_rowid = 'id',
     tokenize = \"unicode61 separators ':-_./'\"
 );
 ";
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
@@ -307,7 +307,7 @@ impl Index {
         conn.execute_batch(SCHEMA)?;
         // FTS5's rank: bm25, the name weighing most, then keywords.
         conn.execute(
-            "INSERT INTO packages_text (packages_text, rank) VALUES ('rank', 'bm25(10.0, 2.0, 1.0, 4.0)')",
+            "INSERT INTO packages_text (packages_text, rank) VALUES ('rank', 'bm25(10.0, 2.0, 1.0, 4.0, 0.0, 0.0)')",
             [],
         )?;
         Ok(Index {
@@ -427,25 +427,36 @@ impl Index {
             }
             _ => None,
         };
+        // Words, the namespace, the license and the yanked state are all
+        // answered by the text table (the state and namespace as tags), so
+        // that FTS5 alone ranks, counts and pages when nothing else is
+        // asked.
+        let mut matching: Vec<String> = Vec::new();
         if let Some(text) = &text {
-            from.push_str(" JOIN packages_text t ON t.rowid = p.id");
-            wheres.push("packages_text MATCH ?".into());
-            args.push(text.clone().into());
-        }
-        if !query.include_yanked {
-            wheres.push("p.yanked = 0".into());
+            matching.push(format!("{{name description authors keywords}} : ({text})"));
         }
         if let Some(ns) = &query.namespace {
-            wheres.push("p.namespace = ?".into());
-            args.push(ns.clone().into());
+            matching.push(format!("tags : {}", namespace_tag(ns)));
         }
         if let Some(license) = &query.license {
-            // A whole identifier of the expression.
-            wheres.push(
-                "(' ' || replace(replace(p.license, '(', ' '), ')', ' ') || ' ') LIKE ? ESCAPE '\\'"
-                    .into(),
-            );
-            args.push(format!("% {} %", like_escape(license)).into());
+            let phrase = phrase_of(license);
+            if phrase.is_empty() {
+                return Err(IndexError::Query(format!(
+                    "`{license}` is not a license id"
+                )));
+            }
+            matching.push(format!("license : \"{phrase}\""));
+        }
+        let fts = !matching.is_empty();
+        if fts && !query.include_yanked {
+            matching.push("tags : \"state live\"".into());
+        }
+        if fts {
+            from.push_str(" JOIN packages_text t ON t.rowid = p.id");
+            wheres.push("packages_text MATCH ?".into());
+            args.push(matching.join(" AND ").into());
+        } else if !query.include_yanked {
+            wheres.push("p.yanked = 0".into());
         }
         if let Some(author) = &query.author {
             wheres.push("p.authors LIKE ? ESCAPE '\\'".into());
@@ -468,6 +479,9 @@ impl Index {
         }
         // Text: best match first (FTS5's rank: bm25 with the name weighing
         // most); else by name.
+        // FTS5 alone answers when the text table holds every condition.
+        let fts_alone =
+            fts && query.author.is_none() && query.exports.is_empty() && query.imports.is_empty();
         let order = if text.is_some() {
             " ORDER BY t.rank, p.package"
         } else {
@@ -507,6 +521,28 @@ impl Index {
                 .take(per_page as usize)
                 .collect();
             (total, page_ids)
+        } else if fts_alone {
+            let expression = &args[0];
+            let total: i64 = conn.query_row(
+                "SELECT count(*) FROM packages_text WHERE packages_text MATCH ?1",
+                [expression],
+                |r| r.get(0),
+            )?;
+            let sql = if text.is_some() {
+                format!(
+                    "SELECT rowid FROM packages_text WHERE packages_text MATCH ?1 \
+                     ORDER BY rank LIMIT {per_page} OFFSET {start}"
+                )
+            } else {
+                format!("SELECT p.id{from} ORDER BY p.package LIMIT {per_page} OFFSET {start}")
+            };
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([expression], |r| r.get::<_, i64>(0))?;
+            let mut page_ids = Vec::new();
+            for row in rows {
+                page_ids.push(row?);
+            }
+            ((total.max(0) as usize).min(MAX_CANDIDATES), page_ids)
         } else {
             let count_sql = format!("SELECT count(*) FROM (SELECT 1{from} LIMIT {MAX_CANDIDATES})");
             let total: i64 =
@@ -625,6 +661,32 @@ fn fts_query(text: &str) -> String {
         .join(" ")
 }
 
+/// The words of `text`, lower-cased, alphanumeric runs only (safe inside
+/// an FTS5 phrase).
+fn phrase_of(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A package's tags in the text table: its state and its namespace (the
+/// namespace between markers, so that `my` never matches `my-org`).
+fn tags_of(namespace: &str, yanked: bool) -> String {
+    format!(
+        "state {} ns {} nsend",
+        if yanked { "yanked" } else { "live" },
+        phrase_of(namespace)
+    )
+}
+
+/// The phrase that matches namespace `ns` in the tags.
+fn namespace_tag(ns: &str) -> String {
+    format!("\"ns {} nsend\"", phrase_of(ns))
+}
+
 fn like_escape(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -731,18 +793,29 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
         .and_then(|i| i.legacy.as_ref().map(|l| l.categories.join(" ")));
     // The text table mirrors the packages table (external content): the
     // old row's terms go out before the row changes.
-    let old: Option<(i64, String, TextRow)> = tx
+    let old: Option<(i64, String, TextRow, Option<String>, String, bool)> = tx
         .query_row(
-            "SELECT id, package, description, authors, keywords FROM packages WHERE package = ?1",
+            "SELECT id, package, description, authors, keywords, license, namespace, yanked
+             FROM packages WHERE package = ?1",
             [&update.package],
-            |r| Ok((r.get(0)?, r.get(1)?, (r.get(2)?, r.get(3)?, r.get(4)?))),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    (r.get(2)?, r.get(3)?, r.get(4)?),
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get::<_, i64>(7)? != 0,
+                ))
+            },
         )
         .optional()?;
-    if let Some((id, name, (d, a, k))) = &old {
+    if let Some((id, name, (d, a, k), l, ns, was_yanked)) = &old {
         tx.execute(
-            "INSERT INTO packages_text (packages_text, rowid, name, description, authors, keywords)
-             VALUES ('delete', ?1, ?2, ?3, ?4, ?5)",
-            params![id, name, d, a, k],
+            "INSERT INTO packages_text (packages_text, rowid, name, description, authors, keywords,
+                                        license, tags)
+             VALUES ('delete', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, name, d, a, k, l, tags_of(ns, *was_yanked)],
         )?;
     }
     let world = info.as_ref().and_then(|i| i.world.as_ref());
@@ -775,9 +848,17 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
         |r| r.get(0),
     )?;
     tx.execute(
-        "INSERT INTO packages_text (rowid, name, description, authors, keywords)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, update.package, description, authors, keywords],
+        "INSERT INTO packages_text (rowid, name, description, authors, keywords, license, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id,
+            update.package,
+            description,
+            authors,
+            keywords,
+            license,
+            tags_of(namespace, *yanked)
+        ],
     )?;
     tx.execute("DELETE FROM interfaces WHERE package_id = ?1", [id])?;
     if let Some(world) = info.as_ref().and_then(|i| i.world.as_ref()) {
