@@ -448,13 +448,16 @@ impl Index {
             matching.push(format!("license : \"{phrase}\""));
         }
         let fts = !matching.is_empty();
-        if fts && !query.include_yanked {
-            matching.push("tags : \"state live\"".into());
-        }
         if fts {
+            let mut expression = format!("({})", matching.join(" AND "));
+            // The few yanked packages taken out (cheaper than asking every
+            // live one in).
+            if !query.include_yanked {
+                expression.push_str(" NOT tags : \"state yanked\"");
+            }
             from.push_str(" JOIN packages_text t ON t.rowid = p.id");
             wheres.push("packages_text MATCH ?".into());
-            args.push(matching.join(" AND ").into());
+            args.push(expression.into());
         } else if !query.include_yanked {
             wheres.push("p.yanked = 0".into());
         }
