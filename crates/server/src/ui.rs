@@ -6,7 +6,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cairn_index::index::{IndexedRelease, Query};
+use cairn_index::index::IndexedRelease;
 use cairn_protocol::{LogId, PackageName};
 
 use crate::error::ApiError;
@@ -105,7 +105,6 @@ pub(crate) async fn search(State(app): State<AppState>, RawQuery(raw): RawQuery)
             (Err(e), _) => format!("<p role=\"alert\">{}</p>", escape(e.text())),
             (Ok(_), None) => "<p>This registry keeps no search index.</p>".to_owned(),
             (Ok(query), Some(index)) => {
-                let query = Query { ..query };
                 match blocking(move || {
                     index
                         .search(&query)
