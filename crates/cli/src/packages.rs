@@ -882,6 +882,10 @@ pub struct SearchArgs {
     /// `wasi:cli/*` (no filesystem, no network).
     #[arg(long = "only-imports", value_name = "PATTERN")]
     only_imports: Vec<String>,
+    /// The latest release imports nothing the world does not (a world a
+    /// WIT package in the registry defines), e.g. `wasi:http/proxy@0.2.0`.
+    #[arg(long, value_name = "WORLD")]
+    satisfies: Option<String>,
     /// Packages whose every release is yanked too.
     #[arg(long)]
     yanked: bool,
@@ -912,6 +916,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
         ("namespace", &args.namespace),
         ("license", &args.license),
         ("author", &args.author),
+        ("satisfies", &args.satisfies),
     ] {
         if let Some(value) = value {
             query.push((key, value.clone()));

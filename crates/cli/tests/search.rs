@@ -127,6 +127,27 @@ fn published_components_are_found_by_words_license_and_interface() {
     assert_eq!(status["state"], "published", "{status}");
     assert_eq!(hit["exports"][0], "wasi:http/incoming-handler@0.2.0");
 
+    // A world a WIT package in the registry defines, and the components a
+    // host of it can run (they import nothing else).
+    let host = cairn_interop::components::wit_package(
+        &[HTTP],
+        "package example:host@1.0.0;
+         world web { import wasi:http/outgoing-handler@0.2.0; export wasi:http/incoming-handler@0.2.0; }",
+    );
+    alice.write("host.wasm", &host);
+    alice.publish("host.wasm", "example:host", "1.0.0");
+    wait_for("the WIT package to be indexed", || {
+        hits(&search("satisfies=example:host/web@1.0.0")) == ["example:http-proxy"]
+    });
+    let said = alice.ok(&["search", "--satisfies", "example:host/web@1.0.0"]);
+    assert!(said.contains("example:http-proxy 1.0.0"), "{said}");
+    let unknown = get(
+        addr,
+        "/cairn/v1/search?satisfies=example:host/nothing@1.0.0",
+    );
+    assert_eq!(unknown.status, 400);
+    assert!(String::from_utf8_lossy(&unknown.body).contains("is not defined by a WIT package"));
+
     // The answers have the shapes the OpenAPI file documents.
     let spec: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(

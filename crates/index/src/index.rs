@@ -160,6 +160,10 @@ pub struct Query {
     pub imports: Vec<InterfaceReq>,
     /// The latest release imports nothing beyond these.
     pub only_imports: Option<Vec<ImportPattern>>,
+    /// The latest release imports nothing the world (`ns:pkg/world@v`,
+    /// defined by a WIT package in this registry) does not: a host of
+    /// that world can run it.
+    pub satisfies: Option<String>,
     /// Packages whose every release is yanked too.
     pub include_yanked: bool,
     /// From 1.
@@ -252,7 +256,8 @@ CREATE TABLE IF NOT EXISTS packages (
     authors TEXT,
     keywords TEXT,
     imports TEXT NOT NULL DEFAULT '',
-    exports TEXT NOT NULL DEFAULT ''
+    exports TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS packages_by_namespace ON packages (namespace, package);
 CREATE TABLE IF NOT EXISTS interfaces (
@@ -262,6 +267,11 @@ CREATE TABLE IF NOT EXISTS interfaces (
     version TEXT
 );
 CREATE INDEX IF NOT EXISTS interfaces_by_name ON interfaces (direction, name);
+CREATE TABLE IF NOT EXISTS worlds (
+    id TEXT PRIMARY KEY,
+    package TEXT NOT NULL,
+    imports TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS interfaces_by_package ON interfaces (package_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
     name, description, authors, keywords, license, tags,
@@ -272,10 +282,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 6;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
+DROP TABLE IF EXISTS worlds;
 DROP TABLE IF EXISTS interfaces;
 DROP TABLE IF EXISTS packages;
 DROP TABLE IF EXISTS releases;
@@ -465,6 +476,11 @@ impl Index {
             wheres.push("p.authors LIKE ? ESCAPE '\\'".into());
             args.push(format!("%{}%", like_escape(author)).into());
         }
+        // What a host can run: components (a WIT package or a core module
+        // imports nothing, and runs nowhere).
+        if query.only_imports.is_some() || query.satisfies.is_some() {
+            wheres.push("p.kind = 'component'".into());
+        }
         for (direction, reqs) in [(EXPORT, &query.exports), (IMPORT, &query.imports)] {
             for req in reqs.iter() {
                 wheres.push(
@@ -490,12 +506,30 @@ impl Index {
         } else {
             " ORDER BY p.package"
         };
+        let world_imports: Option<Vec<String>> = match &query.satisfies {
+            None => None,
+            Some(world) => {
+                let imports: Option<String> = conn
+                    .query_row("SELECT imports FROM worlds WHERE id = ?1", [world], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                let imports = imports.ok_or_else(|| {
+                    IndexError::Query(format!(
+                        "world `{world}` is not defined by a WIT package in this registry (give \
+                         `ns:pkg/world@version`)"
+                    ))
+                })?;
+                Some(imports.split_whitespace().map(str::to_owned).collect())
+            }
+        };
         let needs_interfaces = query
             .exports
             .iter()
             .chain(&query.imports)
             .any(|r| r.req.is_some())
-            || query.only_imports.is_some();
+            || query.only_imports.is_some()
+            || world_imports.is_some();
         let start = ((page - 1) as usize).saturating_mul(per_page as usize);
         let (total, ids) = if needs_interfaces {
             // Versions and only-imports are checked here, on each
@@ -513,7 +547,15 @@ impl Index {
             let mut matched = Vec::new();
             for row in rows {
                 let (id, imports, exports) = row?;
-                if wit_matches(query, &parse_list(&imports), &parse_list(&exports)) {
+                let imports = parse_list(&imports);
+                let satisfied = world_imports.as_ref().is_none_or(|allowed| {
+                    imports.iter().all(|(name, version)| {
+                        allowed
+                            .iter()
+                            .any(|a| *a == with_version(name, version.as_ref()))
+                    })
+                });
+                if satisfied && wit_matches(query, &imports, &parse_list(&exports)) {
                     matched.push(id);
                 }
             }
@@ -615,6 +657,14 @@ fn hit_of(conn: &Connection, id: i64) -> Result<Hit, IndexError> {
 /// A package's description, authors and keywords, as the text table has
 /// them.
 type TextRow = (Option<String>, Option<String>, Option<String>);
+
+/// `name@version`, or `name`.
+fn with_version(name: &str, version: Option<&semver::Version>) -> String {
+    match version {
+        Some(v) => format!("{name}@{v}"),
+        None => name.to_owned(),
+    }
+}
 
 /// A package row's list of interfaces (`name@version` or `name`, by
 /// spaces) as names and versions.
@@ -722,6 +772,22 @@ fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<IndexedRelease,
 
 fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Result<(), IndexError> {
     for release in &update.releases {
+        // The worlds a WIT package defines, for `satisfies` (a world id
+        // names its package, so only that package's releases define it).
+        if let Some(world) = release.info.as_ref().and_then(|i| i.world.as_ref()) {
+            for defined in &world.defined {
+                // Only the package the world's id names may define it.
+                let owner = defined.id.split_once('/').map(|(package, _)| package);
+                if owner != Some(release.package.as_str()) {
+                    continue;
+                }
+                tx.execute(
+                    "INSERT INTO worlds (id, package, imports) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET imports = excluded.imports",
+                    params![defined.id, release.package, list_of(&defined.imports)],
+                )?;
+            }
+        }
         let info = release
             .info
             .as_ref()
@@ -826,12 +892,12 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
     let exports = world.map(|w| list_of(&w.exports)).unwrap_or_default();
     tx.execute(
         "INSERT INTO packages (package, namespace, latest, yanked, description, license, authors,
-                               keywords, imports, exports)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                               keywords, imports, exports, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (package) DO UPDATE SET latest = excluded.latest, yanked = excluded.yanked,
             description = excluded.description, license = excluded.license,
             authors = excluded.authors, keywords = excluded.keywords,
-            imports = excluded.imports, exports = excluded.exports",
+            imports = excluded.imports, exports = excluded.exports, kind = excluded.kind",
         params![
             update.package,
             namespace,
@@ -843,6 +909,11 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             keywords,
             imports,
             exports,
+            info.as_ref().map_or("", |i| match i.kind {
+                crate::metadata::Kind::Component => "component",
+                crate::metadata::Kind::WitPackage => "wit-package",
+                crate::metadata::Kind::Module => "module",
+            }),
         ],
     )?;
     let id: i64 = tx.query_row(

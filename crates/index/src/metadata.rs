@@ -109,6 +109,22 @@ pub struct World {
     pub exported_names: Vec<String>,
     /// For a WIT package: the worlds it defines (`ns:pkg/world@version`).
     pub worlds: Vec<String>,
+    /// For a WIT package: what each world it defines imports and exports
+    /// (a component "satisfies" a world when it imports nothing else).
+    #[serde(default)]
+    pub defined: Vec<DefinedWorld>,
+}
+
+/// A world a WIT package defines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefinedWorld {
+    /// `ns:pkg/world@version`.
+    pub id: String,
+    /// The interfaces it imports.
+    pub imports: Vec<InterfaceName>,
+    /// The interfaces it exports.
+    pub exports: Vec<InterfaceName>,
 }
 
 impl World {
@@ -433,8 +449,15 @@ fn package_world(
             out.exports.push(name);
         }
     }
-    for (name, _) in package.worlds.iter().take(MAX_WORLD_ITEMS) {
-        out.worlds.push(resolve.id_of_name(id, name));
+    for (name, world) in package.worlds.iter().take(MAX_WORLD_ITEMS) {
+        let world_id = resolve.id_of_name(id, name);
+        let shape = component_world(resolve, *world, problems);
+        out.defined.push(DefinedWorld {
+            id: world_id.clone(),
+            imports: shape.imports,
+            exports: shape.exports,
+        });
+        out.worlds.push(world_id);
     }
     if package.interfaces.len() > MAX_WORLD_ITEMS || package.worlds.len() > MAX_WORLD_ITEMS {
         problems.push(format!(

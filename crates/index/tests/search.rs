@@ -213,6 +213,44 @@ fn search_by_text_filters_and_wit() {
         ["wasi:http/outgoing-handler@0.2.0", "wasi:io/streams@0.2.0"]
     );
 
+    // Satisfies a world a WIT package in the registry defines: imports
+    // nothing the world does not. Only the package the world's id names
+    // may define it.
+    let mut resolve = Resolve::default();
+    resolve.push_source("io.wit", IO).expect("io");
+    let wit = resolve
+        .push_source(
+            "http.wit",
+            "package wasi:http@0.2.0;
+            interface incoming-handler { handle: func(); }
+            interface outgoing-handler { send: func(); }
+            world proxy {
+                import outgoing-handler; import wasi:io/streams@0.2.0;
+                export incoming-handler; }",
+        )
+        .expect("wit");
+    let package = wit_component::encode(&resolve, wit).expect("encode");
+    let mut impostor = release("other:not-http", "1.0.0", &package, false);
+    impostor.releases[0].package = "other:not-http".into();
+    index.apply(&[impostor], 11).expect("apply");
+    let satisfies = Query {
+        satisfies: Some("wasi:http/proxy@0.2.0".into()),
+        ..query()
+    };
+    assert!(
+        index.search(&satisfies).is_err(),
+        "a package other than wasi:http does not define its worlds"
+    );
+    index
+        .apply(&[release("wasi:http", "0.2.0", &package, false)], 12)
+        .expect("apply");
+    assert_eq!(names(&index, &satisfies), ["acme:http-proxy"]);
+    let unknown = Query {
+        satisfies: Some("wasi:nothing/here@1.0.0".into()),
+        ..query()
+    };
+    assert!(index.search(&unknown).is_err());
+
     // Pages.
     let paged = |page| Query {
         page,
@@ -220,11 +258,11 @@ fn search_by_text_filters_and_wit() {
         ..query()
     };
     let first = index.search(&paged(1)).expect("search");
-    assert_eq!(first.total, 3);
+    assert_eq!(first.total, 5);
     assert_eq!(first.hits.len(), 1);
-    let third = index.search(&paged(3)).expect("search");
-    assert_eq!(third.hits[0].package, "other:fs-tool");
-    assert!(index.search(&paged(4)).expect("search").hits.is_empty());
+    let fifth = index.search(&paged(5)).expect("search");
+    assert_eq!(fifth.hits[0].package, "wasi:http");
+    assert!(index.search(&paged(6)).expect("search").hits.is_empty());
 
     // By digest.
     let digest = format!("sha256:{:064x}", fs_tool.len());

@@ -249,7 +249,8 @@ const MAX_PARAMETERS: usize = 64;
 
 /// Reads a search from the query string: `q`, `namespace`, `license`,
 /// `author`, `exports`, `imports`, `only-imports` (each interface
-/// parameter repeated or comma-separated), `yanked`, `page`, `per-page`.
+/// parameter repeated or comma-separated), `satisfies`, `yanked`, `page`,
+/// `per-page`.
 pub(crate) fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("the query string does not parse: {e}")))?;
@@ -295,6 +296,15 @@ pub(crate) fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
                     allowed.push(ImportPattern::parse(v).map_err(query_error)?);
                 }
             }
+            "satisfies" => {
+                if cairn_index::metadata::InterfaceName::parse(&value).is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "`{value}` is not a world: give `ns:pkg/world@version`, e.g. \
+                         `wasi:http/proxy@0.2.0`"
+                    )));
+                }
+                query.satisfies = Some(value);
+            }
             "yanked" => {
                 query.include_yanked = match value.as_str() {
                     "true" | "1" => true,
@@ -311,7 +321,7 @@ pub(crate) fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
             other => {
                 return Err(ApiError::bad_request(format!(
                     "`{other}` is not a search parameter (q, namespace, license, author, \
-                     exports, imports, only-imports, yanked, page, per-page)"
+                     exports, imports, only-imports, satisfies, yanked, page, per-page)"
                 )))
             }
         }
