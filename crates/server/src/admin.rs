@@ -25,7 +25,7 @@ use cairn_registry::auth::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{blocking, ApiError};
 use crate::warg::ApiJson;
 use crate::AppState;
 
@@ -49,17 +49,6 @@ async fn admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         )),
         Err(e) => Err(ApiError::message(StatusCode::UNAUTHORIZED, e.message)),
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("task failed: {e}"),
-        )
-    })?
 }
 
 fn store_error(e: cairn_registry::StoreError) -> ApiError {

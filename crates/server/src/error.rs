@@ -11,6 +11,19 @@ use cairn_registry::{ContentError, QueryError, StoreError, SubmitError};
 
 use crate::observe::StorageFailure;
 
+/// Runs blocking work (store reads, the search index) on the blocking
+/// pool; a task that panics is a 500.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        )
+    })?
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {

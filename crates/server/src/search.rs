@@ -30,7 +30,7 @@ use cairn_protocol::{LogId, PackageName};
 use cairn_registry::Registry;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{blocking, ApiError};
 use crate::AppState;
 
 /// The largest release content whose metadata is read (larger releases
@@ -224,17 +224,6 @@ fn index_of(app: &AppState) -> Result<Arc<Index>, ApiError> {
     app.search.clone().ok_or_else(|| {
         ApiError::message(StatusCode::NOT_FOUND, "this registry keeps no search index")
     })
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("task failed: {e}"),
-        )
-    })?
 }
 
 fn query_error(e: cairn_index::index::IndexError) -> ApiError {

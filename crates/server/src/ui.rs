@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use cairn_index::index::IndexedRelease;
 use cairn_protocol::{LogId, PackageName};
 
-use crate::error::ApiError;
+use crate::error::{blocking, ApiError};
 use crate::home::escape;
 use crate::search::parse_query;
 use crate::warg::base_url;
@@ -46,17 +46,6 @@ fn error_page(status: StatusCode, message: &str) -> Response {
     );
     *response.status_mut() = status;
     response
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("task failed: {e}"),
-        )
-    })?
 }
 
 /// The value of `key` in the raw query string, for refilling the form.

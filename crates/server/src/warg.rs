@@ -26,7 +26,7 @@ use cairn_protocol::{Hash, LogId, PackageName, RecordId};
 use cairn_registry::{FetchRequest, QueryError, RecordStatus, StoredRecord, Upload};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{blocking, ApiError};
 use crate::files::{serve_bytes, stream_into, Open, Streamed};
 use crate::AppState;
 
@@ -90,17 +90,6 @@ fn package_record(
 
 /// Fetches of at most this many package logs are answered inline.
 const QUICK_FETCH_LOGS: usize = 4;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("task failed: {e}"),
-        )
-    })?
-}
 
 /// `GET /v1/fetch/checkpoint`
 pub async fn fetch_checkpoint(
