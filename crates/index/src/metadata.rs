@@ -107,10 +107,9 @@ pub struct World {
     pub imported_names: Vec<String>,
     /// Exported functions and inline interfaces, by name.
     pub exported_names: Vec<String>,
-    /// For a WIT package: the worlds it defines (`ns:pkg/world@version`).
-    pub worlds: Vec<String>,
-    /// For a WIT package: what each world it defines imports and exports
-    /// (a component "satisfies" a world when it imports nothing else).
+    /// For a WIT package: the worlds it defines, with what each imports
+    /// and exports (a component "satisfies" a world when it imports
+    /// nothing else).
     #[serde(default)]
     pub defined: Vec<DefinedWorld>,
 }
@@ -128,6 +127,12 @@ pub struct DefinedWorld {
 }
 
 impl World {
+    /// For a WIT package: the ids of the worlds it defines
+    /// (`ns:pkg/world@version`).
+    pub fn world_ids(&self) -> impl Iterator<Item = &str> {
+        self.defined.iter().map(|w| w.id.as_str())
+    }
+
     /// A digest of the world's shape (`sha256:<hex>`): every import and
     /// export, interfaces with their versions, sorted, one per line. Two
     /// releases with the same digest import and export the same things.
@@ -139,10 +144,10 @@ impl World {
         for (kind, list) in [
             ("import-name", &self.imported_names),
             ("export-name", &self.exported_names),
-            ("world", &self.worlds),
         ] {
             lines.extend(list.iter().map(|n| format!("{kind} {n}")));
         }
+        lines.extend(self.world_ids().map(|id| format!("world {id}")));
         lines.sort();
         let mut text = lines.join("\n");
         text.push('\n');
@@ -453,11 +458,10 @@ fn package_world(
         let world_id = resolve.id_of_name(id, name);
         let shape = component_world(resolve, *world, problems);
         out.defined.push(DefinedWorld {
-            id: world_id.clone(),
+            id: world_id,
             imports: shape.imports,
             exports: shape.exports,
         });
-        out.worlds.push(world_id);
     }
     if package.interfaces.len() > MAX_WORLD_ITEMS || package.worlds.len() > MAX_WORLD_ITEMS {
         problems.push(format!(

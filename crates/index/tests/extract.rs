@@ -87,7 +87,10 @@ fn a_wit_package_lists_its_interfaces_and_worlds() {
     let world = info.world.expect("a world");
     let exports: Vec<String> = world.exports.iter().map(ToString::to_string).collect();
     assert_eq!(exports, ["acme:greeter/greet@1.2.3"]);
-    assert_eq!(world.worlds, ["acme:greeter/greeter@1.2.3"]);
+    assert_eq!(
+        world.world_ids().collect::<Vec<_>>(),
+        ["acme:greeter/greeter@1.2.3"]
+    );
     let defined = &world.defined[0];
     assert_eq!(defined.id, "acme:greeter/greeter@1.2.3");
     let imports: Vec<String> = defined.imports.iter().map(ToString::to_string).collect();
