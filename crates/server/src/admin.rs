@@ -311,8 +311,9 @@ async fn noticed(
     body: &Notice,
 ) -> Result<Response, ApiError> {
     app.registry.checkpointed(attested.index).await;
+    // The take-down just checkpointed is in force: it names the content.
     let purged = if body.purge {
-        purge(app, body).await?
+        purge(app, body).await?.unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -333,7 +334,9 @@ async fn noticed(
 
 /// Removes the bytes of the content the take-down of `body`'s scope (in
 /// force) names; answers their digests.
-async fn purge(app: &AppState, body: &Notice) -> Result<Vec<String>, ApiError> {
+/// `None` when no take-down of the scope is in force (one read of the
+/// notice log decides and names the content).
+async fn purge(app: &AppState, body: &Notice) -> Result<Option<Vec<String>>, ApiError> {
     let (name, version) = body.parse()?;
     let registry = app.registry.clone();
     let oci = app.oci.clone();
@@ -344,14 +347,11 @@ async fn purge(app: &AppState, body: &Notice) -> Result<Vec<String>, ApiError> {
             version,
         };
         let Some((_, down)) = notices.taken_down().find(|(s, _)| **s == scope) else {
-            return Err(ApiError::message(
-                StatusCode::CONFLICT,
-                format!("{scope} is not taken down: nothing to purge"),
-            ));
+            return Ok(None);
         };
         oci.purge(&down.content)
             .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
-        Ok(down.content.iter().map(ToString::to_string).collect())
+        Ok(Some(down.content.iter().map(ToString::to_string).collect()))
     })
     .await
 }
@@ -366,15 +366,7 @@ pub(crate) async fn take_down(
     let (name, version) = body.parse()?;
     // Taken down already: a purge asked for now removes the bytes.
     if body.purge {
-        let registry = app.registry.clone();
-        let scope = cairn_protocol::notice::Scope {
-            package: name.clone(),
-            version: version.clone(),
-        };
-        let down = blocking(move || Ok(registry.notices()?.taken_down().any(|(s, _)| *s == scope)))
-            .await?;
-        if down {
-            let purged = purge(&app, &body).await?;
+        if let Some(purged) = purge(&app, &body).await? {
             return Ok(Json(json!({
                 "notice": "takeDown",
                 "package": body.package,
