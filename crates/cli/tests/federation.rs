@@ -9,7 +9,10 @@ mod common;
 use std::process::Stdio;
 
 use cairn_interop::warg::wasm;
-use common::{cairn, free_on, http_as, publish_token, request, start, stop, User};
+use common::{
+    admin_command, cairn, free_on, http_as, mirror_add, publish_token, publisher, request, start,
+    stop, wait_held, User,
+};
 
 #[test]
 fn a_registry_that_imports_a_namespace_sends_its_clients_to_the_origin() {
@@ -112,47 +115,26 @@ fn warg_clients_get_an_imported_namespace_through_their_registry() {
     let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
     let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
     let a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
-    let alice = User::new(
-        scratch.path(),
-        "alice",
-        &url_a,
-        Some(&publish_token(&data_a, "publish:acme/*")),
-    );
-    alice.ok(&["key", "new"]);
+    let alice = publisher(scratch.path(), "alice", &url_a, &data_a, "publish:acme/*");
     alice.write("tool.wasm", &wasm("tool 1.0.0"));
     alice.publish("tool.wasm", "acme:tool", "1.0.0");
 
     // B mirrors acme (which imports it from A).
-    cairn_store::DataDir::create(&data_b).expect("data dir");
-    let added = cairn()
-        .args(["mirror", "add", &url_a, "--namespace", "acme"])
-        .args(["--content", "all", "--interval", "1"])
-        .arg("--data-dir")
-        .arg(&data_b)
-        .output()
-        .expect("mirror add");
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    mirror_add(&data_b, &url_a, "acme", &["--content", "all"]);
     let b = start(&data_b, addr_b, &[], Stdio::null());
-    common::wait_for("the mirror's first sync", || {
-        common::get_json(addr_b, "/cairn/v1/mirrors")["mirrors"][0]["packagesHeld"].as_u64()
-            == Some(1)
-    });
+    wait_held(addr_b, 1);
 
-    let warg = |name: &str| {
+    let warg = |name: &str, registry: &str| {
         let home = scratch.path().join(name);
         std::fs::create_dir_all(&home).expect("home");
         let warg = cairn_interop::warg::Warg {
             binary: binary.clone(),
             home,
         };
-        warg.setup(&url_b, None);
+        warg.setup(registry, None);
         warg
     };
-    let first = warg("warg-first");
+    let first = warg("warg-first", &url_b);
     first.ok(&[
         "download",
         "acme:tool",
@@ -166,9 +148,40 @@ fn warg_clients_get_an_imported_namespace_through_their_registry() {
         wasm("tool 1.0.0")
     );
 
+    // C imports acme from A and mirrors nothing: the hint's name comes
+    // from A (`fetch/names`, checked against the log id), and the content
+    // from A.
+    let (data_c, addr_c) = (scratch.path().join("c"), free_on([127, 0, 0, 4]));
+    let url_c = format!("http://{addr_c}");
+    let c = start(&data_c, addr_c, &[], Stdio::null());
+    let imported = admin_command(
+        &["namespace", "import", "acme", "--from", &url_a],
+        &url_c,
+        &data_c,
+    );
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let through_c = warg("warg-through-c", &url_c);
+    through_c.ok(&[
+        "download",
+        "acme:tool",
+        "--version",
+        "1.0.0",
+        "--output",
+        "tool.wasm",
+    ]);
+    assert_eq!(
+        std::fs::read(through_c.home.join("tool.wasm")).expect("read"),
+        wasm("tool 1.0.0")
+    );
+    stop(c);
+
     // A down: a fresh client of B still gets it.
     stop(a);
-    let second = warg("warg-second");
+    let second = warg("warg-second", &url_b);
     second.ok(&[
         "download",
         "acme:tool",

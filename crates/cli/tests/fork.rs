@@ -7,63 +7,86 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_interop::warg::wasm;
-use common::{cairn, free_on, get_json, publish_token, start, User};
+use common::{
+    admin_command, free_on, get_json, mirror_add, mirror_status, publish_token, publisher, start,
+    stop, wait_held, User,
+};
+
+/// A (namespace `acme`, on 127.0.0.2) with `packages` released at 1.0.0
+/// by alice, and B (127.0.0.3) mirroring all of `acme`, content and all,
+/// once B holds them.
+struct Setup {
+    a: Child,
+    b: Child,
+    alice: User,
+    data_b: PathBuf,
+    addr_a: SocketAddr,
+    addr_b: SocketAddr,
+    url_a: String,
+    url_b: String,
+}
+
+fn origin_and_mirror(root: &Path, packages: &[&str]) -> Setup {
+    let (data_a, data_b) = (root.join("a"), root.join("b"));
+    let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
+    let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
+    let a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
+    let alice = publisher(root, "alice", &url_a, &data_a, "publish:acme/*");
+    for package in packages {
+        let name = package.trim_start_matches("acme:");
+        let file = format!("{name}.wasm");
+        alice.write(&file, &wasm(&format!("{name} 1.0.0")));
+        alice.publish(&file, package, "1.0.0");
+    }
+    mirror_add(&data_b, &url_a, "acme", &["--content", "all"]);
+    let b = start(&data_b, addr_b, &[], Stdio::null());
+    wait_held(addr_b, packages.len() as u64);
+    Setup {
+        a,
+        b,
+        alice,
+        data_b,
+        addr_a,
+        addr_b,
+        url_a,
+        url_b,
+    }
+}
+
+/// `cairn namespace fork ARGS` on B.
+fn fork(setup: &Setup, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["namespace", "fork"];
+    all.extend_from_slice(args);
+    admin_command(&all, &setup.url_b, &setup.data_b)
+}
 
 #[test]
 fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
     let scratch = tempfile::tempdir().expect("scratch");
-    let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
-    let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
-    let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
-    let mut a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
-    let alice = User::new(
-        scratch.path(),
-        "alice",
-        &url_a,
-        Some(&publish_token(&data_a, "publish:acme/*")),
-    );
-    alice.ok(&["key", "new"]);
-    alice.write("v1.wasm", &wasm("tool 1.0.0"));
-    alice.publish("v1.wasm", "acme:tool", "1.0.0");
-
-    cairn_store::DataDir::create(&data_b).expect("data dir");
-    let added = cairn()
-        .args(["mirror", "add", &url_a, "--namespace", "acme"])
-        .args(["--content", "all", "--interval", "1", "--data-dir"])
-        .arg(&data_b)
-        .output()
-        .expect("mirror add");
-    assert!(added.status.success());
-    let mut b = start(&data_b, addr_b, &[], Stdio::null());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get_json(addr_b, "/cairn/v1/mirrors")["mirrors"][0]["packagesHeld"].as_u64() != Some(1) {
-        assert!(Instant::now() < deadline, "the mirror never synced");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let setup = origin_and_mirror(scratch.path(), &["acme:tool"]);
+    let Setup {
+        addr_a,
+        addr_b,
+        ref url_a,
+        ref url_b,
+        ref data_b,
+        ..
+    } = setup;
     let a_length = get_json(addr_a, "/v1/fetch/checkpoint")["contents"]["logLength"]
         .as_u64()
         .expect("length");
 
     // The fork: only the operator may; then it is recorded with A's
     // checkpoint, and the package is in B's own log.
-    let admin_b = data_b.join("admin.token");
-    let fork = |args: &[&str]| {
-        cairn()
-            .args(["namespace", "fork"])
-            .args(args)
-            .args(["--registry", &url_b, "--admin-token-file"])
-            .arg(&admin_b)
-            .env_remove("CAIRN_ADMIN_TOKEN")
-            .output()
-            .expect("cairn namespace fork")
-    };
-    let not_mirrored = fork(&["zeta"]);
+    let not_mirrored = fork(&setup, &["zeta"]);
     assert!(String::from_utf8_lossy(&not_mirrored.stderr).contains("is not mirrored here"));
-    let forked = fork(&["acme"]);
+    let forked = fork(&setup, &["acme"]);
     assert!(
         forked.status.success(),
         "{}",
@@ -77,9 +100,9 @@ fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
 
     // A goes away. A client of B sees the fork, and gets the release
     // from B's own log, verified.
-    let _ = a.kill();
-    let _ = a.wait();
-    let carol = User::new(scratch.path(), "carol", &url_b, None);
+    let Setup { a, b, .. } = setup;
+    stop(a);
+    let carol = User::new(scratch.path(), "carol", url_b, None);
     let got = carol.run(&["get", "acme:tool@1.0.0", "-o", "tool.wasm"]);
     let stderr = String::from_utf8_lossy(&got.stderr);
     assert!(got.status.success(), "{stderr}");
@@ -90,14 +113,13 @@ fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
     assert_eq!(carol.read("tool.wasm"), wasm("tool 1.0.0"));
 
     // The owner's key still owns the package: it publishes on B now.
-    let token_b = publish_token(&data_b, "publish:acme/*");
-    let alice_b = User::new(scratch.path(), "alice", &url_b, Some(&token_b));
+    let token_b = publish_token(data_b, "publish:acme/*");
+    let alice_b = User::new(scratch.path(), "alice", url_b, Some(&token_b));
     alice_b.write("v2.wasm", &wasm("tool 1.1.0"));
     alice_b.publish("v2.wasm", "acme:tool", "1.1.0");
     carol.ok(&["get", "acme:tool@1.1.0", "-o", "tool2.wasm"]);
     carol.ok(&["verify"]);
-    let _ = b.kill();
-    let _ = b.wait();
+    stop(b);
 }
 
 /// A fork of one package: B takes over `acme:tool` alone; the rest of
@@ -105,60 +127,29 @@ fn a_registry_forks_a_mirrored_namespace_and_clients_see_it() {
 #[test]
 fn a_registry_forks_one_package_and_keeps_mirroring_the_rest() {
     let scratch = tempfile::tempdir().expect("scratch");
-    let (data_a, data_b) = (scratch.path().join("a"), scratch.path().join("b"));
-    let (addr_a, addr_b) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 3]));
-    let (url_a, url_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
-    let mut a = start(&data_a, addr_a, &["--namespace", "acme"], Stdio::null());
-    let alice = User::new(
-        scratch.path(),
-        "alice",
-        &url_a,
-        Some(&publish_token(&data_a, "publish:acme/*")),
-    );
-    alice.ok(&["key", "new"]);
-    alice.write("tool.wasm", &wasm("tool 1.0.0"));
-    alice.publish("tool.wasm", "acme:tool", "1.0.0");
-    alice.write("other.wasm", &wasm("other 1.0.0"));
-    alice.publish("other.wasm", "acme:other", "1.0.0");
-
-    cairn_store::DataDir::create(&data_b).expect("data dir");
-    let added = cairn()
-        .args(["mirror", "add", &url_a, "--namespace", "acme"])
-        .args(["--content", "all", "--interval", "1", "--data-dir"])
-        .arg(&data_b)
-        .output()
-        .expect("mirror add");
-    assert!(added.status.success());
-    let mut b = start(&data_b, addr_b, &[], Stdio::null());
-    let held = |addr| get_json(addr, "/cairn/v1/mirrors")["mirrors"][0]["packagesHeld"].as_u64();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while held(addr_b) != Some(2) {
-        assert!(Instant::now() < deadline, "the mirror never synced");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    let admin_b = data_b.join("admin.token");
-    let fork = |args: &[&str]| {
-        cairn()
-            .args(["namespace", "fork"])
-            .args(args)
-            .args(["--registry", &url_b, "--admin-token-file"])
-            .arg(&admin_b)
-            .env_remove("CAIRN_ADMIN_TOKEN")
-            .output()
-            .expect("cairn namespace fork")
-    };
-    let wrong = fork(&["acme", "--package", "zeta:tool"]);
+    let setup = origin_and_mirror(scratch.path(), &["acme:tool", "acme:other"]);
+    let held = |addr| mirror_status(addr)["packagesHeld"].as_u64();
+    let wrong = fork(&setup, &["acme", "--package", "zeta:tool"]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("is not in namespace `acme`"));
-    let forked = fork(&["acme", "--package", "acme:tool"]);
+    let forked = fork(&setup, &["acme", "--package", "acme:tool"]);
     assert!(
         forked.status.success(),
         "{}",
         String::from_utf8_lossy(&forked.stderr)
     );
     assert!(String::from_utf8_lossy(&forked.stdout).contains("1 packages, 1 records"));
-    let again = fork(&["acme", "--package", "acme:tool"]);
+    let again = fork(&setup, &["acme", "--package", "acme:tool"]);
     assert!(!again.status.success());
+    let Setup {
+        mut a,
+        b,
+        alice,
+        data_b,
+        addr_b,
+        url_a,
+        url_b,
+        ..
+    } = setup;
     let forks = get_json(addr_b, "/cairn/v1/forks");
     assert_eq!(forks["forks"][0]["namespace"], "acme");
     assert_eq!(forks["forks"][0]["package"], "acme:tool");
@@ -203,8 +194,7 @@ fn a_registry_forks_one_package_and_keeps_mirroring_the_rest() {
     assert_eq!(carol.read("other.wasm"), wasm("other 1.1.0"));
 
     // B restarted: the forked package is still not followed.
-    let _ = b.kill();
-    let _ = b.wait();
+    stop(b);
     let mut b = start(&data_b, addr_b, &[], Stdio::null());
     assert_eq!(held(addr_b), Some(1));
     for child in [&mut a, &mut b] {

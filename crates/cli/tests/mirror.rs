@@ -13,13 +13,11 @@ use std::time::{Duration, Instant};
 
 use cairn_interop::warg::wasm;
 use cairn_protocol::Hash;
-use common::{cairn, copy_dir, free_on, get, publish_token, request, start, stop, wait_for, User};
+use common::{
+    cairn, copy_dir, free_on, get, mirror_add, mirror_status, publish_token, request, start, stop,
+    wait_for, User,
+};
 use serde_json::Value;
-
-fn mirror_status(addr: SocketAddr) -> Value {
-    let answer = get(addr, "/cairn/v1/mirrors");
-    serde_json::from_slice::<Value>(&answer.body).unwrap_or(Value::Null)["mirrors"][0].clone()
-}
 
 /// The tags B's OCI face lists for a repository.
 fn tags(addr: SocketAddr, repo: &str) -> Vec<String> {
@@ -57,25 +55,11 @@ fn a_mirror_serves_verified_copies_follows_the_origin_and_stops_on_a_fork() {
     let a = serve_a(&data_a);
 
     // B mirrors acme:http* of A, content and all.
-    cairn_store::DataDir::create(&data_b).expect("data dir");
-    let added = cairn()
-        .args(["mirror", "add", &url_a, "--namespace", "acme"])
-        .args([
-            "--packages",
-            "acme:http*",
-            "--content",
-            "all",
-            "--interval",
-            "1",
-        ])
-        .arg("--data-dir")
-        .arg(&data_b)
-        .output()
-        .expect("mirror add");
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
+    mirror_add(
+        &data_b,
+        &url_a,
+        "acme",
+        &["--packages", "acme:http*", "--content", "all"],
     );
     let b = start(&data_b, addr_b, &[], Stdio::null());
     wait_for("the mirror's first sync", || {
@@ -327,14 +311,7 @@ fn a_mirror_of_a_warg_server_origin() {
     alice.publish("v1.wasm", "acme:tool", "1.0.0");
 
     let data_b = scratch.path().join("b");
-    cairn_store::DataDir::create(&data_b).expect("data dir");
-    let added = cairn()
-        .args(["mirror", "add", &url_a, "--namespace", "acme"])
-        .args(["--content", "all", "--interval", "1", "--data-dir"])
-        .arg(&data_b)
-        .output()
-        .expect("mirror add");
-    assert!(added.status.success());
+    mirror_add(&data_b, &url_a, "acme", &["--content", "all"]);
     let addr_b = free_on([127, 0, 0, 3]);
     let b = start(&data_b, addr_b, &[], Stdio::null());
     wait_for("the mirror of warg-server", || {

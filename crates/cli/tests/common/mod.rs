@@ -370,3 +370,57 @@ pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// User `name` of registry `url` with a new key and a publish token of
+/// `scope` made in the registry's data directory `data`.
+pub fn publisher(root: &Path, name: &str, url: &str, data: &Path, scope: &str) -> User {
+    let user = User::new(root, name, url, Some(&publish_token(data, scope)));
+    user.ok(&["key", "new"]);
+    user
+}
+
+/// Creates the data directory `data` and records in it a mirror of
+/// `namespace` of `origin`, looked at every second (`extra`: more
+/// `cairn mirror add` options).
+pub fn mirror_add(data: &Path, origin: &str, namespace: &str, extra: &[&str]) {
+    cairn_store::DataDir::create(data).expect("data dir");
+    let added = cairn()
+        .args(["mirror", "add", origin, "--namespace", namespace])
+        .args(["--interval", "1"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("mirror add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+}
+
+/// How the first mirror of the registry at `addr` stands
+/// (`/cairn/v1/mirrors`; `null` until it answers).
+pub fn mirror_status(addr: SocketAddr) -> serde_json::Value {
+    get_json(addr, "/cairn/v1/mirrors")["mirrors"][0].clone()
+}
+
+/// Waits until the first mirror of the registry at `addr` holds `count`
+/// packages.
+pub fn wait_held(addr: SocketAddr, count: u64) {
+    wait_for("the mirror to sync", || {
+        mirror_status(addr)["packagesHeld"].as_u64() == Some(count)
+    });
+}
+
+/// `cairn ARGS` against the running registry at `url` with the admin
+/// token of its data directory `data` (never the environment's).
+pub fn admin_command(args: &[&str], url: &str, data: &Path) -> std::process::Output {
+    cairn()
+        .args(args)
+        .args(["--registry", url, "--admin-token-file"])
+        .arg(data.join("admin.token"))
+        .env_remove("CAIRN_ADMIN_TOKEN")
+        .output()
+        .expect("run cairn")
+}
