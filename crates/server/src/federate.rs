@@ -58,6 +58,11 @@ const NAME_TIMEOUT: Duration = Duration::from_secs(5);
 const NAMES_KEPT: usize = 10_000;
 /// Most origins asked to name a log at once.
 const NAME_LOOKUPS: usize = 8;
+/// Most requests passed to origins at once (each may hold a 4 MiB request
+/// and a 16 MiB answer in memory); more wait, then get 503.
+const PASSING: usize = 32;
+/// How long a request waits for its turn to be passed on.
+const PASSING_WAIT: Duration = Duration::from_secs(5);
 /// Most bytes of answers kept for when the origin is unreachable.
 const CACHE_BYTES: usize = 64 << 20;
 /// Largest answer kept.
@@ -66,7 +71,7 @@ const CACHE_ENTRY: usize = 4 << 20;
 /// The last answers origins gave to reads, for when they cannot be
 /// reached: bounded in bytes, the oldest dropped first.
 #[derive(Default)]
-pub(crate) struct Answers {
+struct Answers {
     inner: Mutex<AnswersInner>,
 }
 
@@ -119,9 +124,27 @@ impl Answers {
     }
 }
 
+/// What answering for other registries keeps: their last answers, the
+/// names they gave, and the turns of requests passed to them.
+pub(crate) struct Federation {
+    answers: Answers,
+    names: Names,
+    passing: tokio::sync::Semaphore,
+}
+
+impl Default for Federation {
+    fn default() -> Federation {
+        Federation {
+            answers: Answers::default(),
+            names: Names::default(),
+            passing: tokio::sync::Semaphore::new(PASSING),
+        }
+    }
+}
+
 /// The names of logs this registry lacks, as origins of its imports gave
 /// them (`None`: no origin has it): bounded, and asked by few at once.
-pub(crate) struct Names {
+struct Names {
     kept: Mutex<HashMap<LogId, Option<PackageName>>>,
     asking: tokio::sync::Semaphore,
 }
@@ -160,11 +183,11 @@ pub(crate) async fn hint(app: &AppState, log_id: &LogId) -> Option<HeaderValue> 
             .get(log_id)
             .cloned()
     };
-    if let Some(known) = kept(&app.names) {
+    if let Some(known) = kept(&app.federation.names) {
         return hint_for(&known?);
     }
     // Asked by too many at once: no hint rather than a queue.
-    let _permit = app.names.asking.try_acquire().ok()?;
+    let _permit = app.federation.names.asking.try_acquire().ok()?;
     let mut origins: Vec<&String> = imports.iter().map(|(_, from)| from).collect();
     origins.sort();
     origins.dedup();
@@ -185,7 +208,12 @@ pub(crate) async fn hint(app: &AppState, log_id: &LogId) -> Option<HeaderValue> 
     }
     // An origin that did not answer may have it: only answers are kept.
     if found.is_some() || answered {
-        let mut kept = app.names.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = app
+            .federation
+            .names
+            .kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if kept.len() >= NAMES_KEPT {
             kept.clear();
         }
@@ -360,6 +388,18 @@ fn is_read(method: &Method, path: &str) -> bool {
 /// Sends `request` to the origin and its answer back; serves the kept
 /// answer to the same read when the origin cannot be reached.
 async fn pass_on(app: &AppState, request: Request, named: &str, origin: &str) -> Response {
+    // Bounded in count as in size: each request passed on holds memory.
+    let Ok(Ok(_turn)) = tokio::time::timeout(PASSING_WAIT, app.federation.passing.acquire()).await
+    else {
+        let mut busy = ApiError::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{PASSING} requests for other registries are under way: try again shortly"),
+        )
+        .into_response();
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return busy;
+    };
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_REQUEST).await {
         Ok(body) => body,
@@ -419,7 +459,7 @@ async fn pass_on(app: &AppState, request: Request, named: &str, origin: &str) ->
         Ok((parts, body)) if !parts.status.is_server_error() => {
             let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
             if read && parts.status == StatusCode::OK {
-                app.answers.put(
+                app.federation.answers.put(
                     key,
                     Kept {
                         content_type: content_type.clone(),
@@ -449,7 +489,7 @@ async fn pass_on(app: &AppState, request: Request, named: &str, origin: &str) ->
     };
     tracing::warn!(registry = named, error = %failure, "an imported registry did not answer");
     if read {
-        if let Some(kept) = app.answers.get(&key) {
+        if let Some(kept) = app.federation.answers.get(&key) {
             let mut response = Response::builder()
                 .status(StatusCode::OK)
                 .header(STALE, kept.at.elapsed().as_secs());

@@ -66,11 +66,9 @@ pub struct AppState {
     forwarder: Arc<forward::Forwarder>,
     /// The key of the log's C2SP checkpoints, when it publishes them.
     tlog: Option<Arc<TlogKey>>,
-    /// The last answers of registries namespaces are imported from, for
-    /// when they cannot be reached.
-    answers: Arc<federate::Answers>,
-    /// Names of logs of imported namespaces, as their origins gave them.
-    names: Arc<federate::Names>,
+    /// What answering for registries namespaces are imported from keeps
+    /// (their last answers, the names they gave, turns to ask them).
+    federation: Arc<federate::Federation>,
     /// The search index, when this registry keeps one.
     search: Option<Arc<cairn_index::index::Index>>,
 }
@@ -198,8 +196,7 @@ fn router_with(
         grants: Arc::new(grants),
         forwarder: Arc::new(forwarder),
         tlog: options.tlog.clone(),
-        answers: Arc::default(),
-        names: Arc::default(),
+        federation: Arc::default(),
         search: options.search.clone(),
         scheme: if options.tls.is_some() {
             "https"
