@@ -216,10 +216,17 @@ pub struct SearchPage {
     pub hits: Vec<Hit>,
 }
 
-/// The search index.
+/// The search index: one writing connection (the indexer's) and, for a
+/// file, a few reading ones (WAL), so searches neither wait for each
+/// other nor for a batch being written.
 pub struct Index {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
 }
+
+/// Reading connections of a file-backed index.
+const READERS: usize = 8;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,10 +306,20 @@ const EXPORT: i64 = 1;
 impl Index {
     /// Opens (creating) the index in the file at `path`.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
-        Index::with(Connection::open(path)?)
+        let mut index = Index::with(Connection::open(path)?)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..cores.clamp(2, READERS) {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            index.readers.push(Mutex::new(reader));
+        }
+        Ok(index)
     }
 
-    /// An index in memory (tests, the memory backend).
+    /// An index in memory (tests, the memory backend): one connection.
     pub fn in_memory() -> Result<Index, IndexError> {
         Index::with(Connection::open_in_memory()?)
     }
@@ -323,11 +340,31 @@ impl Index {
         )?;
         Ok(Index {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
+    /// The writing connection.
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reading connection: a free one, else the next in turn (in memory,
+    /// the one connection).
+    fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
+        if self.readers.is_empty() {
+            return self.lock();
+        }
+        for reader in &self.readers {
+            if let Ok(free) = reader.try_lock() {
+                return free;
+            }
+        }
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.readers[turn % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Folds the write-ahead log into the database file (after a bulk of
@@ -341,7 +378,7 @@ impl Index {
     /// The registry index the log is indexed up to (the next to read).
     pub fn indexed_to(&self) -> Result<u64, IndexError> {
         let at: Option<i64> = self
-            .lock()
+            .read()
             .query_row("SELECT indexed_to FROM progress WHERE id = 0", [], |r| {
                 r.get(0)
             })
@@ -351,7 +388,7 @@ impl Index {
 
     /// The releases of `package` the index holds metadata for.
     pub fn known_releases(&self, package: &str) -> Result<Vec<semver::Version>, IndexError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT version FROM releases WHERE package = ?1 AND info IS NOT NULL",
         )?;
@@ -384,7 +421,7 @@ impl Index {
 
     /// Every release of `package`, newest version first.
     pub fn package(&self, package: &str) -> Result<Vec<IndexedRelease>, IndexError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info
              FROM releases WHERE package = ?1",
@@ -400,7 +437,7 @@ impl Index {
 
     /// The releases whose content is `digest`.
     pub fn by_digest(&self, digest: &str) -> Result<Vec<IndexedRelease>, IndexError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info
              FROM releases WHERE digest = ?1 ORDER BY package, version LIMIT 1000",
@@ -422,7 +459,7 @@ impl Index {
                 "at most {MAX_CONDITIONS} interface conditions in one search"
             )));
         }
-        let conn = self.lock();
+        let conn = self.read();
         // Which packages match, in order (ids only); then the page's rows.
         let mut from = String::from(" FROM packages p");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();

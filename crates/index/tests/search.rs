@@ -309,3 +309,74 @@ fn a_new_release_and_a_yank_update_the_package() {
     assert_eq!(releases.len(), 2);
     assert!(releases[0].yanked && releases[0].info.is_some());
 }
+
+/// Searches run while the indexer writes, on a file-backed index (its
+/// reading connections beside the writing one): every search answers, and
+/// sees whole batches only (a page never counts a batch in part).
+#[test]
+fn searches_and_writes_run_at_once() {
+    let dir = tempfile::tempdir().expect("scratch");
+    let index = std::sync::Arc::new(Index::open(&dir.path().join("index.sqlite3")).expect("index"));
+    let batch = |n: usize| -> Vec<PackageUpdate> {
+        (0..10)
+            .map(|i| {
+                let package = format!("acme:tool-{n}-{i}");
+                PackageUpdate {
+                    package: package.clone(),
+                    releases: vec![IndexedRelease {
+                        package,
+                        version: semver::Version::new(1, 0, 0),
+                        digest: format!("sha256:{:064x}", n * 10 + i),
+                        record_id: "sha256:00".into(),
+                        log_id: "sha256:11".into(),
+                        registry_index: Some((n * 10 + i) as u64),
+                        published: 1,
+                        yanked: false,
+                        info: Some(cairn_index::metadata::ComponentInfo {
+                            description: Some("a concurrent widget".into()),
+                            ..Default::default()
+                        }),
+                    }],
+                }
+            })
+            .collect()
+    };
+    let writer = {
+        let index = index.clone();
+        std::thread::spawn(move || {
+            for n in 0..30 {
+                index.apply(&batch(n), (n as u64 + 1) * 10).expect("apply");
+            }
+        })
+    };
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let index = index.clone();
+            std::thread::spawn(move || {
+                for _ in 0..60 {
+                    let page = index
+                        .search(&Query {
+                            text: Some("widget".into()),
+                            per_page: 5,
+                            ..Query::default()
+                        })
+                        .expect("a search while writing");
+                    assert_eq!(page.total % 10, 0, "whole batches only");
+                }
+            })
+        })
+        .collect();
+    writer.join().expect("writer");
+    for reader in readers {
+        reader.join().expect("reader");
+    }
+    let all = index
+        .search(&Query {
+            text: Some("widget".into()),
+            per_page: 5,
+            ..Query::default()
+        })
+        .expect("search");
+    assert_eq!(all.total, 300);
+    assert_eq!(index.indexed_to().expect("progress"), 300);
+}
