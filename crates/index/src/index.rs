@@ -172,6 +172,18 @@ pub struct Query {
     pub per_page: u32,
 }
 
+/// What the index adds to a release's line of the sparse index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sparse {
+    /// The version.
+    pub version: semver::Version,
+    /// Its world's digest ([`crate::metadata::World::digest`]), once
+    /// indexed.
+    pub world: Option<String>,
+    /// The releasing record's registry index, if seen.
+    pub registry_index: Option<u64>,
+}
+
 /// One hit: a package and its latest release.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -249,6 +261,7 @@ CREATE TABLE IF NOT EXISTS releases (
     published INTEGER NOT NULL,
     yanked INTEGER NOT NULL,
     info TEXT,
+    world TEXT,
     UNIQUE (package, version)
 );
 CREATE INDEX IF NOT EXISTS releases_by_digest ON releases (digest);
@@ -289,7 +302,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
@@ -432,6 +445,34 @@ impl Index {
             out.push(row??);
         }
         out.sort_by(|a, b| b.version.cmp(&a.version));
+        Ok(out)
+    }
+
+    /// Per release of `package` the index knows: its world's digest (made
+    /// once, when indexed) and its registry index.
+    pub fn sparse(&self, package: &str) -> Result<Vec<Sparse>, IndexError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT version, world, registry_index FROM releases WHERE package = ?1",
+        )?;
+        let rows = stmt.query_map([package], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (version, world, index) = row?;
+            let version = semver::Version::parse(&version)
+                .map_err(|e| IndexError::Corrupt(format!("version `{version}`: {e}")))?;
+            out.push(Sparse {
+                version,
+                world,
+                registry_index: index.map(|i| i.max(0) as u64),
+            });
+        }
         Ok(out)
     }
 
@@ -833,12 +874,13 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             .map_err(|e| IndexError::Corrupt(e.to_string()))?;
         tx.execute(
             "INSERT INTO releases (package, version, digest, record_id, log_id, registry_index,
-                                   published, yanked, info)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                   published, yanked, info, world)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (package, version) DO UPDATE SET
                 yanked = excluded.yanked,
                 registry_index = coalesce(excluded.registry_index, releases.registry_index),
-                info = coalesce(excluded.info, releases.info)",
+                info = coalesce(excluded.info, releases.info),
+                world = coalesce(excluded.world, releases.world)",
             params![
                 release.package,
                 release.version.to_string(),
@@ -849,6 +891,11 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
                 release.published,
                 release.yanked as i64,
                 info,
+                release
+                    .info
+                    .as_ref()
+                    .and_then(|i| i.world.as_ref())
+                    .map(|w| w.digest()),
             ],
         )?;
     }

@@ -410,8 +410,8 @@ pub(crate) async fn sparse_index(
                     format!("package `{lookup}` is not in this registry"),
                 )
             })?;
-        let indexed: Vec<IndexedRelease> = match &index {
-            Some(index) => index.package(lookup.as_str()).map_err(query_error)?,
+        let indexed = match &index {
+            Some(index) => index.sparse(lookup.as_str()).map_err(query_error)?,
             None => Vec::new(),
         };
         let mut releases: Vec<_> = state.releases().collect();
@@ -423,10 +423,7 @@ pub(crate) async fn sparse_index(
                 "name": lookup.to_string(),
                 "vers": release.version.to_string(),
                 "digest": release.content.to_string(),
-                "world": known
-                    .and_then(|r| r.info.as_ref())
-                    .and_then(|i| i.world.as_ref())
-                    .map(|w| w.digest()),
+                "world": known.and_then(|r| r.world.clone()),
                 "yanked": release.yanked.is_some(),
                 "logIndex": known.and_then(|r| r.registry_index),
                 "recordId": release.record_id.to_string(),
