@@ -236,18 +236,6 @@ fn wait_mirrored(b: SocketAddr, length: u64, packages: u64, since: Instant) -> D
     }
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
@@ -439,7 +427,7 @@ fn main() {
         down as f64 / options.packages as f64,
         kib(up),
         kib(dir_bytes(&data_b.join("mirrors"))),
-        peak_rss_mib(b.id())
+        cairn_interop::report::peak_rss_mib(Some(b.id()))
     );
 
     // Catch-up after `new` records, then after a tenth as many.

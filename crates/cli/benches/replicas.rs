@@ -81,15 +81,7 @@ struct Server {
 
 impl Server {
     fn peak_rss_mib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kib| kib.parse::<u64>().ok())
-            })
-            .map_or(0, |kib| kib / 1024)
+        cairn_interop::report::peak_rss_mib(Some(self.child.id())) as u64
     }
 }
 

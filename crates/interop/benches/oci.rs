@@ -73,16 +73,11 @@ fn blob_digest(seed: u64, sizes: &Sizes, size: u64) -> String {
 
 /// Peak and current RSS of a process, in MiB, from `/proc/<pid>/status`.
 fn rss(pid: &str) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    let pid = pid.parse().ok();
+    (
+        cairn_interop::report::peak_rss_mib(pid),
+        cairn_interop::report::status_mib(pid, "VmRSS:"),
+    )
 }
 
 /// One registry under test.

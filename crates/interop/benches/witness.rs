@@ -98,19 +98,6 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 fn main() {
     let smoke =
         std::env::var_os("CAIRN_BENCH_SMOKE").is_some() || std::env::args().any(|a| a == "--test");
@@ -224,7 +211,7 @@ fn main() {
     println!(
         "records published: {}; peak RSS of the process (registry, witnesses, load): {:.0} MiB",
         next.load(Ordering::Relaxed),
-        peak_rss_mib()
+        cairn_interop::report::peak_rss_mib(None)
     );
     server.stop();
     drop(witnesses);

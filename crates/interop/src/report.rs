@@ -3,6 +3,31 @@
 
 use std::time::Duration;
 
+/// A memory field of a process's `/proc/<pid>/status` (`VmHWM:` is the
+/// peak RSS, `VmRSS:` the current), in MiB; `pid` `None` is this process.
+/// 0 where it cannot be read.
+pub fn status_mib(pid: Option<u32>, field: &str) -> f64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The peak RSS of a process (`None`: this one), in MiB.
+pub fn peak_rss_mib(pid: Option<u32>) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
 /// Operations per second.
 pub fn per_second(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)

@@ -7,7 +7,7 @@
 //! indexing throughput, p50/p99 per kind of query, the index's size on
 //! disk and peak RSS.
 //!
-//! `cargo bench -p cairn-index --bench search` (CAIRN_BENCH_SMOKE=1: 2,000
+//! `cargo bench -p cairn-interop --bench search` (CAIRN_BENCH_SMOKE=1: 2,000
 //! packages; CAIRN_BENCH_PACKAGES=N: N).
 
 use std::time::{Duration, Instant};
@@ -174,23 +174,20 @@ fn release(i: usize, rng: &mut Rng) -> PackageUpdate {
     }
 }
 
+/// A requirement on a random interface, with `suffix` (`""` or `@<req>`).
+fn any_interface(rng: &mut Rng, suffix: &str) -> InterfaceReq {
+    InterfaceReq::parse(&format!(
+        "{}/{}{suffix}",
+        rng.pick(PACKAGES),
+        rng.pick(INTERFACES)
+    ))
+    .expect("req")
+}
+
 fn percentile(times: &mut [Duration], p: f64) -> Duration {
     times.sort();
     let at = ((times.len() as f64 - 1.0) * p).round() as usize;
     times[at.min(times.len() - 1)]
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn measure(index: &Index, label: &str, runs: usize, mut make: impl FnMut(&mut Rng) -> Query) {
@@ -275,23 +272,13 @@ fn main() {
     });
     measure(&index, "exports (no version)", runs, |rng| {
         per_page(Query {
-            exports: vec![InterfaceReq::parse(&format!(
-                "{}/{}",
-                rng.pick(PACKAGES),
-                rng.pick(INTERFACES)
-            ))
-            .expect("req")],
+            exports: vec![any_interface(rng, "")],
             ..Query::default()
         })
     });
     measure(&index, "exports@^0.2.1", runs, |rng| {
         per_page(Query {
-            exports: vec![InterfaceReq::parse(&format!(
-                "{}/{}@^0.2.1",
-                rng.pick(PACKAGES),
-                rng.pick(INTERFACES)
-            ))
-            .expect("req")],
+            exports: vec![any_interface(rng, "@^0.2.1")],
             ..Query::default()
         })
     });
@@ -308,12 +295,7 @@ fn main() {
     });
     measure(&index, "exports + only-imports (3 packages)", runs, |rng| {
         per_page(Query {
-            exports: vec![InterfaceReq::parse(&format!(
-                "{}/{}",
-                rng.pick(PACKAGES),
-                rng.pick(INTERFACES)
-            ))
-            .expect("req")],
+            exports: vec![any_interface(rng, "")],
             only_imports: Some(
                 (0..3)
                     .map(|_| ImportPattern::parse(&format!("{}/*", rng.pick(PACKAGES))).expect("p"))
@@ -324,15 +306,13 @@ fn main() {
     });
     measure(&index, "text + exports, page 5", runs, |rng| Query {
         text: Some((*rng.pick(WORDS)).to_owned()),
-        exports: vec![InterfaceReq::parse(&format!(
-            "{}/{}",
-            rng.pick(PACKAGES),
-            rng.pick(INTERFACES)
-        ))
-        .expect("req")],
+        exports: vec![any_interface(rng, "")],
         page: 5,
         per_page: 20,
         ..Query::default()
     });
-    println!("peak RSS {:.1} MiB", peak_rss_mib());
+    println!(
+        "peak RSS {:.1} MiB",
+        cairn_interop::report::peak_rss_mib(None)
+    );
 }
