@@ -9,6 +9,10 @@ use wit_parser::{ManglingAndAbi, Resolve};
 /// Metadata to write into a component.
 #[derive(Clone, Debug, Default)]
 pub struct Meta<'a> {
+    /// The `component-name` section.
+    pub name: Option<&'a str>,
+    /// A `processed-by` producer: (tool, version).
+    pub processed_by: Option<(&'a str, &'a str)>,
     /// `description`.
     pub description: Option<&'a str>,
     /// `licenses` (SPDX).
@@ -40,6 +44,12 @@ pub fn component(deps: &[&str], main: &str, meta: &Meta<'_>) -> Vec<u8> {
         .encode()
         .expect("encode the component");
     let mut add = AddMetadata::default();
+    if let Some(name) = meta.name {
+        add.name = AddMetadataField::Set(name.to_owned());
+    }
+    if let Some((tool, version)) = meta.processed_by {
+        add.processed_by = vec![(tool.to_owned(), version.to_owned())];
+    }
     if let Some(d) = meta.description {
         add.description = AddMetadataField::Set(Description::new(d.to_owned()));
     }

@@ -3,9 +3,7 @@
 //! committed binaries.
 
 use cairn_index::metadata::{extract, InterfaceName, Kind};
-use wasm_metadata::{AddMetadata, AddMetadataField, Description, Licenses, Source};
-use wit_component::{dummy_module, embed_component_metadata, ComponentEncoder, StringEncoding};
-use wit_parser::{ManglingAndAbi, Resolve};
+use cairn_interop::components::{component, wit_package, Meta};
 
 const WASI: &str = r#"
 package wasi:cli@0.2.0;
@@ -24,39 +22,20 @@ world greeter {
 }
 "#;
 
-fn resolve() -> (Resolve, wit_parser::PackageId) {
-    let mut resolve = Resolve::default();
-    resolve.push_source("wasi.wit", WASI).expect("wasi");
-    let package = resolve
-        .push_source("greeter.wit", GREETER)
-        .expect("greeter");
-    (resolve, package)
-}
-
-fn component() -> Vec<u8> {
-    let (resolve, package) = resolve();
-    let world = resolve
-        .select_world(&[package], Some("greeter"))
-        .expect("world");
-    let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).expect("embed");
-    ComponentEncoder::default()
-        .module(&module)
-        .expect("module")
-        .validate(true)
-        .encode()
-        .expect("encode")
-}
-
 #[test]
 fn a_components_sections_and_world_are_read() {
-    let mut add = AddMetadata::default();
-    add.name = AddMetadataField::Set("acme:greeter".into());
-    add.description = AddMetadataField::Set(Description::new("Says hello"));
-    add.licenses = AddMetadataField::Set(Licenses::new("Apache-2.0 OR MIT").expect("spdx"));
-    add.source = AddMetadataField::Set(Source::new("https://git.acme.test/greeter").expect("url"));
-    add.processed_by = vec![("cairn-test".into(), "1.0.0".into())];
-    let bytes = add.to_wasm(&component()).expect("metadata");
+    let bytes = component(
+        &[WASI],
+        GREETER,
+        &Meta {
+            name: Some("acme:greeter"),
+            description: Some("Says hello"),
+            license: Some("Apache-2.0 OR MIT"),
+            source: Some("https://git.acme.test/greeter"),
+            processed_by: Some(("cairn-test", "1.0.0")),
+            ..Meta::default()
+        },
+    );
     let info = extract(&bytes).expect("extracts");
     assert_eq!(info.kind, Kind::Component);
     assert_eq!(info.name.as_deref(), Some("acme:greeter"));
@@ -80,8 +59,7 @@ fn a_components_sections_and_world_are_read() {
 
 #[test]
 fn a_wit_package_lists_its_interfaces_and_worlds() {
-    let (resolve, package) = resolve();
-    let bytes = wit_component::encode(&resolve, package).expect("encode");
+    let bytes = wit_package(&[WASI], GREETER);
     let info = extract(&bytes).expect("extracts");
     assert_eq!(info.kind, Kind::WitPackage);
     let world = info.world.expect("a world");

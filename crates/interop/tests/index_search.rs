@@ -6,33 +6,20 @@ use cairn_index::index::{
     ImportPattern, Index, IndexedRelease, InterfaceReq, PackageUpdate, Query,
 };
 use cairn_index::metadata::extract;
-use wasm_metadata::{AddMetadata, AddMetadataField, Description, Licenses};
-use wit_component::{dummy_module, embed_component_metadata, ComponentEncoder, StringEncoding};
-use wit_parser::{ManglingAndAbi, Resolve};
+use cairn_interop::components::{self, wit_package, Meta};
 
-/// A component of `world` in `main` (the packages in `deps` defined
+/// A component of the world in `main` (the packages in `deps` defined
 /// first), with a description and license.
 fn component(deps: &[&str], main: &str, description: &str, license: &str) -> Vec<u8> {
-    let mut resolve = Resolve::default();
-    for (i, dep) in deps.iter().enumerate() {
-        resolve
-            .push_source(&format!("dep{i}.wit"), dep)
-            .expect("dep");
-    }
-    let package = resolve.push_source("main.wit", main).expect("main");
-    let world = resolve.select_world(&[package], None).expect("world");
-    let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).expect("embed");
-    let bytes = ComponentEncoder::default()
-        .module(&module)
-        .expect("module")
-        .validate(true)
-        .encode()
-        .expect("encode");
-    let mut add = AddMetadata::default();
-    add.description = AddMetadataField::Set(Description::new(description.to_owned()));
-    add.licenses = AddMetadataField::Set(Licenses::new(license).expect("spdx"));
-    add.to_wasm(&bytes).expect("metadata")
+    components::component(
+        deps,
+        main,
+        &Meta {
+            description: Some(description),
+            license: Some(license),
+            ..Meta::default()
+        },
+    )
 }
 
 const HTTP_020: &str = "package wasi:http@0.2.0;
@@ -216,20 +203,15 @@ fn search_by_text_filters_and_wit() {
     // Satisfies a world a WIT package in the registry defines: imports
     // nothing the world does not. Only the package the world's id names
     // may define it.
-    let mut resolve = Resolve::default();
-    resolve.push_source("io.wit", IO).expect("io");
-    let wit = resolve
-        .push_source(
-            "http.wit",
-            "package wasi:http@0.2.0;
+    let package = wit_package(
+        &[IO],
+        "package wasi:http@0.2.0;
             interface incoming-handler { handle: func(); }
             interface outgoing-handler { send: func(); }
             world proxy {
                 import outgoing-handler; import wasi:io/streams@0.2.0;
                 export incoming-handler; }",
-        )
-        .expect("wit");
-    let package = wit_component::encode(&resolve, wit).expect("encode");
+    );
     let mut impostor = release("other:not-http", "1.0.0", &package, false);
     impostor.releases[0].package = "other:not-http".into();
     index.apply(&[impostor], 11).expect("apply");
