@@ -11,7 +11,7 @@ use std::process::Stdio;
 
 use cairn_interop::components::{component, Meta};
 use cairn_protocol::Hash;
-use common::{free_addr, get, get_json, publish_token, request, start, stop, wait_for, User};
+use common::{free_addr, get, get_json, publisher, request, start, stop, wait_for};
 
 const HTTP: &str = "package wasi:http@0.2.0;
 interface incoming-handler { handle: func(); }
@@ -39,13 +39,7 @@ fn published_components_are_found_by_words_license_and_interface() {
     let addr = free_addr();
     let server = start(&data, addr, &[], Stdio::null());
     let url = format!("http://{addr}");
-    let alice = User::new(
-        scratch.path(),
-        "alice",
-        &url,
-        Some(&publish_token(&data, "publish:example/*")),
-    );
-    alice.ok(&["key", "new"]);
+    let alice = publisher(scratch.path(), "alice", &url, &data, "publish:example/*");
     let proxy = component(
         &[HTTP],
         "package example:proxy@1.0.0; world proxy {
@@ -56,6 +50,7 @@ fn published_components_are_found_by_words_license_and_interface() {
             license: Some("Apache-2.0"),
             authors: Some("Alice <alice@example.test>"),
             source: Some("https://git.example.test/proxy"),
+            ..Meta::default()
         },
     );
     let hello = component(
