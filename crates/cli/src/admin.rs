@@ -137,6 +137,26 @@ impl Remote {
         Ok(answer["imported"].as_bool().unwrap_or(false))
     }
 
+    /// The publish policy of `namespace`.
+    pub fn policy(&self, namespace: &str) -> Result<Value> {
+        let answer = self.call(
+            reqwest::Method::GET,
+            &format!("/policies/{namespace}"),
+            None,
+        )?;
+        Ok(answer["policy"].clone())
+    }
+
+    /// Replaces the publish policy of `namespace`; the policy now.
+    pub fn set_policy(&self, namespace: &str, policy: &Value) -> Result<Value> {
+        let answer = self.call(
+            reqwest::Method::PUT,
+            &format!("/policies/{namespace}"),
+            Some(policy.clone()),
+        )?;
+        Ok(answer["policy"].clone())
+    }
+
     /// Forks a mirrored namespace; the registry's answer.
     pub fn fork(&self, namespace: &str, package: Option<&str>) -> Result<Value> {
         self.call(

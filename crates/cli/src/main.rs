@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use cairn_registry::auth::{new_token, token_hash, AuthStore, Scope, TokenInfo};
 use cairn_registry::oci::{BlobStore, OciStore};
 use cairn_registry::oci::{Oci, OciConfig};
+use cairn_registry::policy::PublishPolicy;
 use cairn_registry::{Config, ContentStore, Leadership, MetaStore, Registry};
 use cairn_server::{ServerOptions, Services};
 use cairn_store::{DataDir, KeySource, SqliteStore};
@@ -330,17 +331,38 @@ enum NamespaceCommand {
         #[command(flatten)]
         remote: admin::RemoteArgs,
     },
-    /// Set whether an OCI push may create packages in a namespace (on by
-    /// default; pushes always need a token with a publish scope).
+    /// Show or set a namespace's policies: whether an OCI push may create
+    /// packages (on by default; pushes always need a token with a publish
+    /// scope), and what every release must carry (an SPDX license, a
+    /// source URL, a WIT semver-compatible with the previous version of
+    /// its series). With no option, shows them.
     Policy {
         /// The namespace.
         namespace: String,
-        /// `true` or `false`.
+        /// Whether an OCI push may create packages (`true` or `false`).
         #[arg(long, value_name = "BOOL")]
-        oci_create: bool,
+        oci_create: Option<bool>,
+        /// Whether every release must name an SPDX license.
+        #[arg(long, value_name = "BOOL")]
+        require_license: Option<bool>,
+        /// Whether every release must name its source URL.
+        #[arg(long, value_name = "BOOL")]
+        require_source: Option<bool>,
+        /// Whether a new version whose WIT breaks the previous version of
+        /// its series is refused (unless marked as an intended break).
+        #[arg(long, value_name = "BOOL")]
+        semver_gate: Option<bool>,
+        /// Allow this release (`ns:name@version`) to break its series.
+        #[arg(long, value_name = "RELEASE")]
+        allow_break: Vec<String>,
+        /// Withdraw an allowance given with `--allow-break`.
+        #[arg(long, value_name = "RELEASE")]
+        disallow_break: Vec<String>,
         /// The registry's data directory.
         #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
     },
 }
 
@@ -725,15 +747,114 @@ fn rotate_admin(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn set_policy(namespace: &str, oci_create: bool, data_dir: &Path) -> Result<()> {
+/// What `cairn namespace policy` changes.
+struct PolicyChange {
+    oci_create: Option<bool>,
+    require_license: Option<bool>,
+    require_source: Option<bool>,
+    semver_gate: Option<bool>,
+    allow_break: Vec<String>,
+    disallow_break: Vec<String>,
+}
+
+impl PolicyChange {
+    fn changes_publishing(&self) -> bool {
+        self.require_license.is_some()
+            || self.require_source.is_some()
+            || self.semver_gate.is_some()
+            || !self.allow_break.is_empty()
+            || !self.disallow_break.is_empty()
+    }
+
+    fn apply(&self, namespace: &str, policy: &mut PublishPolicy) -> Result<()> {
+        for release in self.allow_break.iter().chain(&self.disallow_break) {
+            cairn_registry::policy::check_allowed_break(namespace, release)
+                .map_err(|e| anyhow::anyhow!("--allow-break/--disallow-break: {e}"))?;
+        }
+        if let Some(v) = self.require_license {
+            policy.require_license = v;
+        }
+        if let Some(v) = self.require_source {
+            policy.require_source = v;
+        }
+        if let Some(v) = self.semver_gate {
+            policy.semver_gate = v;
+        }
+        policy
+            .allowed_breaks
+            .extend(self.allow_break.iter().cloned());
+        for release in &self.disallow_break {
+            policy.allowed_breaks.remove(release);
+        }
+        Ok(())
+    }
+}
+
+fn show_policy(namespace: &str, oci_create: Option<bool>, policy: &PublishPolicy) {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!("namespace `{namespace}`");
+    if let Some(allowed) = oci_create {
+        println!("  OCI pushes may create packages: {}", yes(allowed));
+    }
+    println!(
+        "  every release must name an SPDX license: {}",
+        yes(policy.require_license)
+    );
+    println!(
+        "  every release must name its source: {}",
+        yes(policy.require_source)
+    );
+    println!(
+        "  WIT semver gate (breaking a series is refused): {}",
+        yes(policy.semver_gate)
+    );
+    for release in &policy.allowed_breaks {
+        println!("  allowed to break its series: {release}");
+    }
+}
+
+fn set_policy(
+    namespace: &str,
+    change: PolicyChange,
+    data_dir: &Path,
+    remote: &admin::RemoteArgs,
+) -> Result<()> {
     cairn_protocol::validate_namespace(namespace)
         .map_err(|e| anyhow::anyhow!("namespace `{namespace}`: {e}"))?;
+    if let Some(api) = admin::Remote::from_args(remote)? {
+        if change.oci_create.is_some() {
+            bail!(
+                "--oci-create is set on the registry's data directory: run this on its host \
+                 with --data-dir instead of --registry"
+            );
+        }
+        let current: PublishPolicy = serde_json::from_value(api.policy(namespace)?)
+            .context("the registry's answer is not a publish policy")?;
+        let mut policy = current.clone();
+        change.apply(namespace, &mut policy)?;
+        let policy = if change.changes_publishing() {
+            serde_json::from_value(api.set_policy(namespace, &serde_json::to_value(&policy)?)?)
+                .context("the registry's answer is not a publish policy")?
+        } else {
+            current
+        };
+        show_policy(namespace, None, &policy);
+        return Ok(());
+    }
     let dir = existing_data_dir(data_dir)?;
     let store = SqliteStore::open(&dir.database())?;
-    store.set_oci_create(namespace, oci_create)?;
-    eprintln!(
-        "namespace `{namespace}`: OCI pushes {} create packages",
-        if oci_create { "may" } else { "may not" }
+    if let Some(allowed) = change.oci_create {
+        store.set_oci_create(namespace, allowed)?;
+    }
+    let mut policy = store.publish_policy(namespace)?;
+    if change.changes_publishing() {
+        change.apply(namespace, &mut policy)?;
+        store.set_publish_policy(namespace, &policy)?;
+    }
+    show_policy(
+        namespace,
+        Some(store.oci_create_allowed(namespace)?),
+        &policy,
     );
     Ok(())
 }
@@ -1022,9 +1143,27 @@ fn run() -> Result<()> {
                 NamespaceCommand::Policy {
                     namespace,
                     oci_create,
+                    require_license,
+                    require_source,
+                    semver_gate,
+                    allow_break,
+                    disallow_break,
                     data_dir,
+                    remote,
                 },
-        } => set_policy(&namespace, oci_create, &data_dir),
+        } => set_policy(
+            &namespace,
+            PolicyChange {
+                oci_create,
+                require_license,
+                require_source,
+                semver_gate,
+                allow_break,
+                disallow_break,
+            },
+            &data_dir,
+            &remote,
+        ),
         Command::Token {
             command:
                 TokenCommand::Create {

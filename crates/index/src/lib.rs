@@ -12,6 +12,10 @@
 //!   for text) and answers searches: text, namespace, license, author,
 //!   and WIT (`exports`, `imports`, with version requirements, and
 //!   `only-imports`). Derived from the log, rebuilt from it at will.
+//! - [`compat`] compares two versions' WIT the semver way: what a newer
+//!   version removes or changes of what it provided, or newly requires.
+//!   The registry's semver gate asks it before a release.
 
+pub mod compat;
 pub mod index;
 pub mod metadata;

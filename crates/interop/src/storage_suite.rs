@@ -32,6 +32,7 @@ pub fn run(fresh: &dyn Fn() -> Arc<dyn Backend>) {
     accounts_and_tokens(fresh().as_ref());
     a_large_batch_commits_whole(fresh().as_ref());
     manifests_commit_with_their_records(fresh().as_ref());
+    publish_policies(fresh().as_ref());
 }
 
 fn name(text: &str) -> PackageName {
@@ -507,4 +508,28 @@ fn manifests_commit_with_their_records(store: &dyn Backend) {
         .repositories(Some(repo), 10)
         .expect("repos")
         .is_empty());
+}
+
+fn publish_policies(store: &dyn Backend) {
+    use cairn_registry::policy::PublishPolicy;
+    assert_eq!(
+        store.publish_policy("acme").expect("read"),
+        PublishPolicy::default(),
+        "a namespace without a policy asks nothing"
+    );
+    let strict = PublishPolicy {
+        require_license: true,
+        require_source: false,
+        semver_gate: true,
+        allowed_breaks: ["acme:tool@1.2.0".to_owned()].into(),
+    };
+    store.set_publish_policy("acme", &strict).expect("set");
+    assert_eq!(store.publish_policy("acme").expect("read"), strict);
+    assert_eq!(
+        store.publish_policy("other").expect("read"),
+        PublishPolicy::default()
+    );
+    let relaxed = PublishPolicy::default();
+    store.set_publish_policy("acme", &relaxed).expect("replace");
+    assert_eq!(store.publish_policy("acme").expect("read"), relaxed);
 }

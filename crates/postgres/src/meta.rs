@@ -853,6 +853,55 @@ impl MetaStore for PgStore {
         })
     }
 
+    fn publish_policy(
+        &self,
+        namespace: &str,
+    ) -> Result<cairn_registry::policy::PublishPolicy, StoreError> {
+        let namespace = namespace.to_owned();
+        self.run("read a publish policy", |shared| async move {
+            let what = "read a publish policy";
+            let conn = shared.conn(what).await?;
+            let row = conn
+                .query_opt(
+                    "SELECT policy FROM publish_policy WHERE namespace = $1",
+                    &[&namespace],
+                )
+                .await
+                .map_err(failed(what))?;
+            match row {
+                None => Ok(Default::default()),
+                Some(row) => {
+                    let text: String = row.try_get(0).map_err(failed(what))?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))
+                    })
+                }
+            }
+        })
+    }
+
+    fn set_publish_policy(
+        &self,
+        namespace: &str,
+        policy: &cairn_registry::policy::PublishPolicy,
+    ) -> Result<(), StoreError> {
+        let namespace = namespace.to_owned();
+        let text = serde_json::to_string(policy)
+            .map_err(|e| StoreError::Backend(format!("cannot encode a publish policy: {e}")))?;
+        self.run("set a publish policy", |shared| async move {
+            let what = "set a publish policy";
+            let conn = shared.conn(what).await?;
+            conn.execute(
+                "INSERT INTO publish_policy (namespace, policy) VALUES ($1, $2) \
+                 ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy",
+                &[&namespace, &text],
+            )
+            .await
+            .map_err(failed(what))?;
+            Ok(())
+        })
+    }
+
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         self.run("read admin requests", |shared| async move {
             let what = "read admin requests";

@@ -12,10 +12,18 @@ use crate::{failed, Shared};
 /// The schema version this Cairn writes and reads: the SQLite store's
 /// logical version (the log is the `records` table, logs are numbered,
 /// signed parts compact).
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The key of the transaction-level advisory lock schema changes run under.
 const MIGRATION_LOCK: i64 = 0x6361_6972_6e00_0002;
+
+/// What version 5 adds to version 4: namespaces' publish policies.
+const MIGRATE_4_TO_5: &str = r#"
+CREATE TABLE IF NOT EXISTS publish_policy (
+    namespace TEXT COLLATE "C" PRIMARY KEY,
+    policy TEXT NOT NULL
+);
+"#;
 
 /// Every table and index of [`SCHEMA_VERSION`] but the records'
 /// ([`RECORD_TABLES`]).
@@ -66,6 +74,10 @@ CREATE INDEX oci_uploads_by_account ON oci_uploads (account);
 CREATE TABLE namespace_policy (
     namespace TEXT COLLATE "C" PRIMARY KEY,
     oci_create BOOLEAN NOT NULL
+);
+CREATE TABLE publish_policy (
+    namespace TEXT COLLATE "C" PRIMARY KEY,
+    policy TEXT NOT NULL
 );
 CREATE TABLE accounts (
     name TEXT COLLATE "C" PRIMARY KEY,
@@ -290,8 +302,13 @@ pub(crate) async fn prepare(shared: &Shared) -> Result<(), StoreError> {
     match found {
         Some(SCHEMA_VERSION) => return Ok(()),
         Some(v) if v > SCHEMA_VERSION => return Err(newer(v)),
-        Some(3) => {
-            migrate_3_to_4(&tx).await?;
+        Some(v @ (3 | 4)) => {
+            if v == 3 {
+                migrate_3_to_4(&tx).await?;
+            }
+            tx.batch_execute(MIGRATE_4_TO_5)
+                .await
+                .map_err(failed(what))?;
             tx.execute(
                 "UPDATE cairn_schema SET version = $1 WHERE id = 1",
                 &[&SCHEMA_VERSION],

@@ -168,7 +168,22 @@ pub enum ContentError {
         /// The budget.
         budget: u64,
     },
+    /// The release is refused by its namespace's publish policy.
+    #[error(transparent)]
+    Policy(Box<crate::policy::PolicyRefusal>),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<crate::policy::PolicyRefusal> for ContentError {
+    fn from(e: crate::policy::PolicyRefusal) -> ContentError {
+        ContentError::Policy(Box::new(e))
+    }
+}
+
+impl From<Box<crate::policy::PolicyRefusal>> for ContentError {
+    fn from(e: Box<crate::policy::PolicyRefusal>) -> ContentError {
+        ContentError::Policy(e)
+    }
 }

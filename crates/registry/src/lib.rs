@@ -30,6 +30,7 @@ mod content;
 mod error;
 pub mod memory;
 pub mod oci;
+pub mod policy;
 mod registry;
 mod replica;
 mod sequencer;

@@ -14,6 +14,7 @@ use crate::oci::{
     Account, BlobStore, Digest, Digester, Finished, ManifestWrite, OciStore, SessionWriter,
     StoredManifest, UploadSession,
 };
+use crate::policy::PublishPolicy;
 use crate::storage::{
     AdminRequest, Batch, ByteReader, ContentStore, Loaded, MetaStore, PendingContent, RecordState,
     SnapshotWriter, StoreError, StoredRecord,
@@ -68,6 +69,7 @@ struct Meta {
     oci: Oci,
     accounts: BTreeMap<String, Account>,
     tokens: HashMap<[u8; 32], TokenEntry>,
+    publish_policies: HashMap<String, PublishPolicy>,
 }
 
 /// Records, leaves, checkpoints and names, OCI metadata, accounts and
@@ -314,6 +316,24 @@ impl MetaStore for MemoryMeta {
             .collect())
     }
 
+    fn publish_policy(&self, namespace: &str) -> Result<PublishPolicy, StoreError> {
+        Ok(self
+            .lock()
+            .publish_policies
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default())
+    }
+    fn set_publish_policy(
+        &self,
+        namespace: &str,
+        policy: &PublishPolicy,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .publish_policies
+            .insert(namespace.to_owned(), policy.clone());
+        Ok(())
+    }
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         Ok(self
             .lock()
@@ -985,6 +1005,16 @@ impl MetaStore for SharedMemory {
     }
     fn leaves(&self, start: u64, limit: usize) -> Result<Vec<LogLeaf>, StoreError> {
         self.meta.leaves(start, limit)
+    }
+    fn publish_policy(&self, namespace: &str) -> Result<PublishPolicy, StoreError> {
+        self.meta.publish_policy(namespace)
+    }
+    fn set_publish_policy(
+        &self,
+        namespace: &str,
+        policy: &PublishPolicy,
+    ) -> Result<(), StoreError> {
+        self.meta.set_publish_policy(namespace, policy)
     }
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         self.meta.admin_requests()

@@ -16,7 +16,7 @@ use cairn_protocol::operator::{NamespaceState, OperatorRecord, OperatorState};
 use cairn_protocol::package::{PackageEntry, PackageRecord, PackageState};
 use cairn_protocol::{
     Envelope, Hash, KeyId, LogId, LogLeaf, MapLeaf, PackageName, PrivateKey, PublicKey, RecordId,
-    SignatureChecked, SignedCheckpoint,
+    SignatureChecked, SignedCheckpoint, Version,
 };
 use cairn_transparency::log::{ConsistencyProof, InclusionProof, TiledLog, CHUNK_LEAVES};
 use cairn_transparency::map::{Map, MapProofBundle};
@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::content::Admission;
 use crate::error::{ContentError, OpenError, QueryError};
 use crate::oci::ManifestWrite;
+use crate::policy::{self as publish, Candidate, PolicyRefusal, PublishPolicy};
 use crate::sequencer::{Attesting, Input, Sourcing, Submission};
 use crate::snapshot;
 use crate::storage::{
@@ -123,6 +124,23 @@ pub(crate) struct Shared {
     /// tiles they never change, and every client of the latest checkpoint
     /// asks for the same few.
     pub partial_tiles: Mutex<Generations<String, Arc<Vec<u8>>>>,
+    /// Publish policies read lately, by namespace, with when: a change
+    /// made by another process shows within [`POLICY_FRESH`].
+    pub policies: Mutex<HashMap<String, (Instant, PublishPolicy)>>,
+}
+
+/// How long a publish policy read from the store is trusted.
+const POLICY_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Publish policies kept at most (the map is emptied when full).
+const POLICIES_KEPT: usize = 4096;
+
+/// A query's failure where content is being admitted: storage, in words.
+fn query_store(e: QueryError) -> ContentError {
+    match e {
+        QueryError::Store(e) => e.into(),
+        e => StoreError::Backend(e.to_string()).into(),
+    }
 }
 
 /// Partial tiles kept in memory per generation (at most 256 leaves each:
@@ -158,6 +176,7 @@ impl Shared {
             notices: Mutex::new(crate::takedown::Notices::default()),
             chunks: ChunkCache::default(),
             partial_tiles: Mutex::new(Generations::new(PARTIAL_TILES)),
+            policies: Mutex::new(HashMap::new()),
         })
     }
 
@@ -1340,12 +1359,71 @@ impl Registry {
             }
             Err(e) => return Err(e),
         };
+        // The releases this content is for meet their namespace's policy,
+        // or the record is rejected and the bytes go again.
+        if let Err(refusal) = self.check_uploaded(&log_id, &record_id, &digest) {
+            if let ContentError::Policy(policy) = &refusal {
+                let input = Input::ContentRefused {
+                    log_id,
+                    record_id,
+                    reason: policy.to_string(),
+                };
+                let answer = self.send(|reply| Command::Input(input, Reply::Record(reply)));
+                if let Err(e) = answer.wait() {
+                    tracing::warn!(%record_id, error = %e, "cannot reject a record refused by policy");
+                }
+                self.forget_content(&digest);
+            }
+            return Err(refusal);
+        }
         let input = Input::ContentArrived {
             log_id,
             record_id,
             digest,
         };
         Ok(self.send(|reply| Command::Input(input, Reply::Record(reply))))
+    }
+
+    /// Removes content admitted for a release that was then refused.
+    pub(crate) fn forget_content(&self, digest: &Hash) {
+        if let Err(e) = self.shared.content.remove(digest) {
+            tracing::warn!(%digest, error = %e, "cannot remove content refused by policy");
+        }
+    }
+
+    /// Checks the releases of the sourcing record `record_id` that
+    /// `digest` is the content of against their namespace's policy.
+    fn check_uploaded(
+        &self,
+        log_id: &LogId,
+        record_id: &RecordId,
+        digest: &Hash,
+    ) -> Result<(), ContentError> {
+        let Some(name) = self
+            .shared
+            .meta
+            .package_names(std::slice::from_ref(log_id))?
+            .into_iter()
+            .next()
+            .flatten()
+        else {
+            return Ok(());
+        };
+        if self.publish_policy(name.namespace())?.is_open() {
+            return Ok(());
+        }
+        let Some(stored) = self.shared.meta.record(log_id, record_id)? else {
+            return Ok(());
+        };
+        let envelope = codec::decode::<PackageRecord>(&stored)?;
+        for entry in &envelope.contents().entries {
+            if let PackageEntry::Release { version, content } = entry {
+                if content == digest {
+                    self.check_release(&name, version, content, false)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes the bytes `source` yields the release content `digest`, through
@@ -1364,6 +1442,177 @@ impl Registry {
         admission.copy_from(source)?;
         admission.finish()?;
         Ok(())
+    }
+
+    /// The publish policy of `namespace`, as read from the store at most
+    /// [`POLICY_FRESH`] ago. Blocking.
+    pub fn publish_policy(&self, namespace: &str) -> Result<PublishPolicy, StoreError> {
+        let now = Instant::now();
+        {
+            let cached = self
+                .shared
+                .policies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some((at, policy)) = cached.get(namespace) {
+                if now.duration_since(*at) < POLICY_FRESH {
+                    return Ok(policy.clone());
+                }
+            }
+        }
+        let policy = self.shared.meta.publish_policy(namespace)?;
+        let mut cached = self
+            .shared
+            .policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cached.len() >= POLICIES_KEPT {
+            cached.clear();
+        }
+        cached.insert(namespace.to_owned(), (now, policy.clone()));
+        Ok(policy)
+    }
+
+    /// Whether `namespace`'s policy was read lately and asks nothing: then
+    /// a publish need not go to a blocking thread to check it.
+    pub fn policy_known_open(&self, namespace: &str) -> bool {
+        let cached = self
+            .shared
+            .policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cached
+            .get(namespace)
+            .is_some_and(|(at, p)| at.elapsed() < POLICY_FRESH && p.is_open())
+    }
+
+    /// Sets the publish policy of `namespace` (it applies at once here,
+    /// within [`POLICY_FRESH`] in other processes). Blocking.
+    pub fn set_publish_policy(
+        &self,
+        namespace: &str,
+        policy: &PublishPolicy,
+    ) -> Result<(), StoreError> {
+        self.shared.meta.set_publish_policy(namespace, policy)?;
+        self.shared
+            .policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(namespace);
+        Ok(())
+    }
+
+    /// Checks the releases of `envelope` whose content is already here
+    /// against their namespace's publish policy, before the record is
+    /// submitted; a release whose content is missing is checked when its
+    /// content arrives ([`Registry::finish_upload`]). Blocking.
+    pub fn check_submission(
+        &self,
+        name: &PackageName,
+        envelope: &Envelope<PackageRecord>,
+    ) -> Result<(), ContentError> {
+        let releases: Vec<(&Version, &Hash)> = envelope
+            .contents()
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                PackageEntry::Release { version, content } => Some((version, content)),
+                _ => None,
+            })
+            .collect();
+        if releases.is_empty() || self.publish_policy(name.namespace())?.is_open() {
+            return Ok(());
+        }
+        for (version, content) in releases {
+            if self.shared.content.size(content)?.is_some() {
+                self.check_release(name, version, content, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the release `name@version` of `content` (stored here)
+    /// against its namespace's publish policy: the one door both faces
+    /// pass before a release record is submitted. Blocking.
+    pub(crate) fn check_release(
+        &self,
+        name: &PackageName,
+        version: &Version,
+        content: &Hash,
+        marked_break: bool,
+    ) -> Result<(), ContentError> {
+        let policy = self.publish_policy(name.namespace())?;
+        if policy.is_open() {
+            return Ok(());
+        }
+        let bytes = self.policy_bytes(name, version, content)?;
+        let state = self
+            .published_package(&LogId::package(name))
+            .map_err(query_store)?;
+        let previous = if policy.semver_gate {
+            let released = state.iter().flat_map(|s| {
+                s.releases()
+                    .filter(|r| r.yanked.is_none())
+                    .map(|r| &r.version)
+            });
+            match publish::previous_in_series(version, released) {
+                Some(previous) => {
+                    let digest = state
+                        .as_ref()
+                        .and_then(|s| s.release(previous))
+                        .map(|r| r.content);
+                    match digest {
+                        Some(digest) => Some((
+                            previous.clone(),
+                            self.policy_bytes(name, previous, &digest)?,
+                        )),
+                        None => None,
+                    }
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let candidate = Candidate {
+            name,
+            version,
+            bytes: &bytes,
+            marked_break,
+        };
+        publish::check_release(
+            &policy,
+            &candidate,
+            previous.as_ref().map(|(v, b)| (v, b.as_slice())),
+        )?;
+        Ok(())
+    }
+
+    /// The bytes of a release the policy reads, bounded.
+    fn policy_bytes(
+        &self,
+        name: &PackageName,
+        version: &Version,
+        content: &Hash,
+    ) -> Result<Vec<u8>, ContentError> {
+        let size = self.shared.content.size(content)?.unwrap_or(0);
+        if size > publish::POLICY_READ_LIMIT {
+            return Err(PolicyRefusal::TooLarge {
+                namespace: name.namespace().to_owned(),
+                name: name.clone(),
+                version: version.clone(),
+                size,
+                limit: publish::POLICY_READ_LIMIT,
+            }
+            .into());
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        if let Some(mut reader) = self.shared.content.read(content, 0, size)? {
+            reader
+                .read_to_end(&mut bytes)
+                .map_err(|e| StoreError::Backend(format!("cannot read content {content}: {e}")))?;
+        }
+        Ok(bytes)
     }
 
     /// Up to `limit` log leaves from `start`.

@@ -215,6 +215,23 @@ pub trait MetaStore: Send + Sync + 'static {
     /// The latest map snapshot: the log length it is at, and its bytes as
     /// a stream.
     fn load_map_snapshot(&self) -> Result<Option<(u64, ByteReader)>, StoreError>;
+    /// The publish policy of `namespace` (the default, asking nothing,
+    /// where none was set). A store that keeps none answers the default.
+    fn publish_policy(&self, namespace: &str) -> Result<crate::policy::PublishPolicy, StoreError> {
+        let _ = namespace;
+        Ok(crate::policy::PublishPolicy::default())
+    }
+    /// Sets the publish policy of `namespace`.
+    fn set_publish_policy(
+        &self,
+        namespace: &str,
+        policy: &crate::policy::PublishPolicy,
+    ) -> Result<(), StoreError> {
+        let _ = (namespace, policy);
+        Err(StoreError::Backend(
+            "this store keeps no publish policies".into(),
+        ))
+    }
     /// Whether reads are answered from this machine's disk or memory (in
     /// microseconds), so that a small one may run on an async worker; a
     /// store across the network says no, and its reads go to the blocking

@@ -13,7 +13,10 @@
 //! - `POST /cairn/v1/admin/takedowns` `{package, version?, reason}`: takes
 //!   a release (or a whole package) down, by a notice record in the log;
 //! - `POST /cairn/v1/admin/restores` `{package, version?, reason}`: lifts it;
-//! - `GET /cairn/v1/takedowns` (anyone): the take-downs in force.
+//! - `GET /cairn/v1/takedowns` (anyone): the take-downs in force;
+//! - `PUT /cairn/v1/admin/policies/{namespace}` (a publish policy, as
+//!   `GET /cairn/v1/policies/{namespace}` shows it to anyone): replaces
+//!   the namespace's publish policy.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,6 +25,7 @@ use axum::Json;
 use cairn_registry::auth::{
     check_account, new_token, token_hash, Scope, TokenEntry, TokenInfo, TOKEN_LIFETIME_MAX,
 };
+use cairn_registry::policy::PublishPolicy;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -538,4 +542,64 @@ pub(crate) async fn forks(State(app): State<AppState>) -> Result<Response, ApiEr
         })
         .collect();
     Ok(Json(json!({ "forks": list })).into_response())
+}
+
+/// The most releases a policy may allow to break their series.
+const ALLOWED_BREAKS_MAX: usize = 1000;
+
+fn policy_namespace(namespace: &str) -> Result<(), ApiError> {
+    cairn_protocol::validate_namespace(namespace).map_err(|e| {
+        ApiError::bad_request(format!(
+            "`{namespace}` is not a valid namespace: {e} (use kebab-case, e.g. `acme`)"
+        ))
+    })
+}
+
+fn policy_json(namespace: &str, policy: &PublishPolicy) -> serde_json::Value {
+    json!({ "namespace": namespace, "policy": policy })
+}
+
+/// `GET /cairn/v1/policies/{namespace}` (anyone): what a release must
+/// carry to be published there.
+pub(crate) async fn publish_policy(
+    State(app): State<AppState>,
+    Path(namespace): Path<String>,
+) -> Result<Response, ApiError> {
+    policy_namespace(&namespace)?;
+    let registry = app.registry.clone();
+    let asked = namespace.clone();
+    let policy = blocking(move || registry.publish_policy(&asked).map_err(store_error)).await?;
+    Ok(Json(policy_json(&namespace, &policy)).into_response())
+}
+
+/// `PUT /cairn/v1/admin/policies/{namespace}`: replaces the namespace's
+/// publish policy.
+pub(crate) async fn set_publish_policy(
+    State(app): State<AppState>,
+    Path(namespace): Path<String>,
+    headers: HeaderMap,
+    ApiJson(policy): ApiJson<PublishPolicy>,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers).await?;
+    policy_namespace(&namespace)?;
+    if policy.allowed_breaks.len() > ALLOWED_BREAKS_MAX {
+        return Err(ApiError::bad_request(format!(
+            "a policy allows at most {ALLOWED_BREAKS_MAX} breaks; this one lists {}",
+            policy.allowed_breaks.len()
+        )));
+    }
+    for release in &policy.allowed_breaks {
+        cairn_registry::policy::check_allowed_break(&namespace, release)
+            .map_err(ApiError::bad_request)?;
+    }
+    let registry = app.registry.clone();
+    let (asked, set) = (namespace.clone(), policy.clone());
+    blocking(move || {
+        registry
+            .set_publish_policy(&asked, &set)
+            .map_err(store_error)
+    })
+    .await?;
+    tracing::info!(%namespace, ?policy, "publish policy set");
+    Ok(Json(policy_json(&namespace, &policy)).into_response())
 }

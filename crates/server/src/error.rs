@@ -216,6 +216,7 @@ impl From<ContentError> for ApiError {
                 retry_after: Some(5),
                 ..ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message)
             },
+            ContentError::Policy(_) => ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message),
             ContentError::Store(e) => ApiError::storage(&e, message),
         }
     }

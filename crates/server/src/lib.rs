@@ -262,6 +262,11 @@ fn router_with(
         .route("/cairn/v1/mirrors", get(admin::mirrors))
         .route("/cairn/v1/admin/forks", post(admin::fork))
         .route("/cairn/v1/forks", get(admin::forks))
+        .route("/cairn/v1/policies/{namespace}", get(admin::publish_policy))
+        .route(
+            "/cairn/v1/admin/policies/{namespace}",
+            get(admin::publish_policy).put(admin::set_publish_policy),
+        )
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))

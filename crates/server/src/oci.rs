@@ -68,8 +68,9 @@ fn worded(e: &OciError) -> String {
         Some(Hint::AllowOciCreate { namespace }) => format!(
             "the operator can allow it with `cairn namespace policy {namespace} --oci-create true`"
         ),
-        Some(Hint::GrantRelease { package, key_id }) => format!(
-            "an owner of `{package}` can grant that key release permission              (`cairn grant {package} --key {key_id} --permission release`, or warg publish grant)"
+        Some(Hint::GrantRelease { package, key }) => format!(
+            "an owner of `{package}` can grant that key release permission \
+             (`cairn grant {package} --key {key} --permission release`, or warg publish grant)"
         ),
         Some(Hint::BlobLimit) => "the operator sets it with `cairn serve --max-blob-bytes`".into(),
         Some(Hint::PublishToken { repository }) => auth::publish_scope_hint(repository),

@@ -21,7 +21,7 @@ use cairn_api::proof::{
 };
 use cairn_api::well_known::RegistryMetadata;
 use cairn_api::{paths, EntityType, PublishedRecord, SignedCheckpointJson, WireError};
-use cairn_protocol::package::PackageRecord;
+use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Hash, LogId, PackageName, RecordId};
 use cairn_registry::{FetchRequest, QueryError, RecordStatus, StoredRecord, Upload};
 use serde::de::DeserializeOwned;
@@ -219,9 +219,28 @@ pub async fn publish_record(
             .envelope::<PackageRecord>()
             .map_err(|e| ApiError::bad_request(format!("invalid package record: {e}")))?;
         let record_id = envelope.record_id();
-        (record_id, app.registry.submit(name, log_id, envelope))
+        // Releases of content already here meet their namespace's publish
+        // policy before the record goes in (the rest when it arrives).
+        let releases = envelope
+            .contents()
+            .entries
+            .iter()
+            .any(|e| matches!(e, PackageEntry::Release { .. }))
+            && !app.registry.policy_known_open(name.namespace());
+        let envelope = if releases {
+            let registry = app.registry.clone();
+            let checked = name.clone();
+            blocking(move || {
+                registry.check_submission(&checked, &envelope)?;
+                Ok(envelope)
+            })
+            .await
+        } else {
+            Ok(envelope)
+        };
+        envelope.map(|envelope| (record_id, app.registry.submit(name, log_id, envelope)))
     };
-    let (record_id, answer) = answer;
+    let (record_id, answer) = answer?;
     app.metrics.stage("record_submitted");
     let mut status = match answer.await {
         Ok(status) => status,

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
 use cairn_protocol::{LogId, LogLeaf, PackageName, RecordId, SignedCheckpoint};
+use cairn_registry::policy::PublishPolicy;
 use cairn_registry::{
     AdminRequest, Batch, ByteReader, Loaded, MetaStore, RecordState, SnapshotWriter, StoreError,
     StoredRecord,
@@ -91,6 +92,10 @@ CREATE TABLE IF NOT EXISTS namespace_policy (
     namespace TEXT PRIMARY KEY,
     oci_create INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS publish_policy (
+    namespace TEXT PRIMARY KEY,
+    policy TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY,
     custodial_key TEXT NOT NULL,
@@ -112,7 +117,7 @@ CREATE TABLE IF NOT EXISTS admin_requests (
 ";
 
 /// `PRAGMA user_version` of a database with [`SCHEMA`].
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// The records of versions 2 and 3: every record in one table keyed by its
 /// log and record id, with its state, the signed parts as text, and the
@@ -1065,6 +1070,39 @@ impl MetaStore for SqliteStore {
                 leaves.push(leaf_of_row(row, start + leaves.len() as u64)?);
             }
             Ok(leaves)
+        })
+    }
+
+    fn publish_policy(&self, namespace: &str) -> Result<PublishPolicy, StoreError> {
+        let text: Option<String> = self.read(|conn| {
+            conn.prepare_cached("SELECT policy FROM publish_policy WHERE namespace = ?1")
+                .map_err(backend)?
+                .query_row(params![namespace], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })?;
+        match text {
+            None => Ok(PublishPolicy::default()),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))),
+        }
+    }
+
+    fn set_publish_policy(
+        &self,
+        namespace: &str,
+        policy: &PublishPolicy,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(policy)
+            .map_err(|e| StoreError::Backend(format!("cannot encode a publish policy: {e}")))?;
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO publish_policy (namespace, policy) VALUES (?1, ?2)
+                 ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy",
+                params![namespace, text],
+            )
+            .map_err(backend)?;
+            Ok(())
         })
     }
 

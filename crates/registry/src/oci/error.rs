@@ -2,7 +2,7 @@
 //! problem, and, where the fix is someone's action, a typed hint the face
 //! words for its users.
 
-use cairn_protocol::{KeyId, PackageName};
+use cairn_protocol::{PackageName, PublicKey};
 
 use crate::error::{ContentError, QueryError};
 use crate::storage::StoreError;
@@ -94,7 +94,7 @@ pub enum Hint {
         /// The package.
         package: PackageName,
         /// The custodial key of the pushing account.
-        key_id: KeyId,
+        key: Box<PublicKey>,
     },
     /// The operator can raise the blob size limit.
     BlobLimit,
@@ -169,6 +169,7 @@ impl From<ContentError> for OciError {
             ContentError::NotWasm(_) | ContentError::DigestMismatch { .. } => {
                 ErrorCode::ManifestInvalid
             }
+            ContentError::Policy(_) => return OciError::new(ErrorCode::Denied, e.to_string()),
             _ => ErrorCode::Internal,
         };
         OciError::new(code, format!("the Wasm layer: {e}"))

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use cairn_protocol::attestation::Attestation;
 use cairn_protocol::package::{PackageEntry, PackageState};
-use cairn_protocol::{Envelope, HashAlgorithm, KeyId, LogId, PackageName, RecordId, Version};
+use cairn_protocol::{Envelope, HashAlgorithm, LogId, PackageName, PublicKey, RecordId, Version};
 
 use super::digest::{Algorithm, Digest};
 use super::error::{ErrorCode, Hint, OciError};
@@ -22,6 +22,7 @@ use super::store::{Account, ManifestWrite, StoredManifest};
 use super::Oci;
 use crate::answer::{self, Answer};
 use crate::error::SubmitError;
+use crate::policy::BREAK_ANNOTATION;
 use crate::registry::{Attested, RecordStatus, Registry};
 
 /// What a manifest push did.
@@ -58,7 +59,7 @@ enum Waiting {
         answer: Answer<RecordStatus>,
         name: PackageName,
         account: String,
-        key_id: KeyId,
+        key: Box<PublicKey>,
     },
     Attestation(Answer<Attested>),
 }
@@ -86,11 +87,11 @@ impl PendingPush {
                 answer,
                 name,
                 account,
-                key_id,
+                key,
             } => {
                 let status = answer
                     .await
-                    .map_err(|e| refused(e, &name, &account, &key_id))?;
+                    .map_err(|e| refused(e, &name, &account, &key))?;
                 let index = match status {
                     RecordStatus::Processing { index } | RecordStatus::Published { index } => index,
                     RecordStatus::Rejected { reason } => {
@@ -124,7 +125,8 @@ impl PendingPush {
 }
 
 /// A refused custodial release record, as an OCI error.
-fn refused(e: SubmitError, name: &PackageName, account: &str, key_id: &KeyId) -> OciError {
+fn refused(e: SubmitError, name: &PackageName, account: &str, key: &PublicKey) -> OciError {
+    let key_id = key.id();
     match e {
         SubmitError::NamespaceNotDefined(ns) => OciError::new(
             ErrorCode::NameUnknown,
@@ -139,7 +141,7 @@ fn refused(e: SubmitError, name: &PackageName, account: &str, key_id: &KeyId) ->
         )
         .with_hint(Hint::GrantRelease {
             package: name.clone(),
-            key_id: *key_id,
+            key: Box::new(key.clone()),
         }),
         e @ SubmitError::ConflictPending { .. } => {
             OciError::new(ErrorCode::Conflict, format!("`{name}`: {e}"))
@@ -266,7 +268,7 @@ impl Oci {
                 return Err(match account {
                     Some(a) => refusal.with_hint(Hint::GrantRelease {
                         package: name,
-                        key_id: a.custodial_key.public_key().id(),
+                        key: Box::new(a.custodial_key.public_key().clone()),
                     }),
                     None => refusal,
                 });
@@ -385,10 +387,34 @@ impl Oci {
                 key: key.public_key().clone(),
             });
         }
-        entries.push(PackageEntry::Release { version, content });
+        entries.push(PackageEntry::Release {
+            version: version.clone(),
+            content,
+        });
         // The layer becomes release content only through the content door.
         let mut source = blob.read(0, blob.size)?;
+        let known = self
+            .registry
+            .content_size(&content)
+            .ok()
+            .flatten()
+            .is_some();
         self.registry.admit(&content, &mut source)?;
+        // And meets the namespace's publish policy; refused content that
+        // was not release content before goes again.
+        let marked_break = parsed
+            .annotations
+            .get(BREAK_ANNOTATION)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if let Err(refusal) = self
+            .registry
+            .check_release(&name, &version, &content, marked_break)
+        {
+            if !known {
+                self.registry.forget_content(&content);
+            }
+            return Err(refusal.into());
+        }
         let state = package.map(|(_, s)| s).unwrap_or_else(PackageState::new);
         let record = state.next_record(self.registry.config().clock.timestamp(), entries);
         let envelope = Envelope::sign(key, record);
@@ -409,7 +435,7 @@ impl Oci {
                 answer,
                 name,
                 account: account.name.clone(),
-                key_id: key.public_key().id(),
+                key: Box::new(key.public_key().clone()),
             },
         }))
     }
