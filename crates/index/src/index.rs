@@ -293,6 +293,12 @@ CREATE TABLE IF NOT EXISTS worlds (
     imports TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS interfaces_by_package ON interfaces (package_id);
+CREATE TABLE IF NOT EXISTS word_scores (
+    word TEXT NOT NULL,
+    score REAL NOT NULL,
+    package_id INTEGER NOT NULL,
+    PRIMARY KEY (word, score, package_id)
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
     name, description, authors, keywords, license, tags,
     content = '', content_rowid = 'id',
@@ -302,10 +308,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
+DROP TABLE IF EXISTS word_scores;
 DROP TABLE IF EXISTS worlds;
 DROP TABLE IF EXISTS interfaces;
 DROP TABLE IF EXISTS packages;
@@ -651,6 +658,32 @@ impl Index {
                 [expression],
                 |r| r.get(0),
             )?;
+            // One common word alone: its packages in the order of their
+            // precomputed relevance, not ranked one by one.
+            let single = match (&query.text, &query.namespace, &query.license) {
+                (Some(t), None, None) if total as usize > STATIC_RANK_FROM => {
+                    let mut words: Vec<String> = words_of(t).collect();
+                    words.dedup();
+                    (words.len() == 1).then(|| words.remove(0))
+                }
+                _ => None,
+            };
+            if let Some(word) = single {
+                if let Some(ids) =
+                    by_word_score(&conn, &word, query.include_yanked, start, per_page as usize)?
+                {
+                    let mut hits = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        hits.push(hit_of(&conn, id)?);
+                    }
+                    return Ok(SearchPage {
+                        total: (total.max(0) as usize).min(MAX_CANDIDATES),
+                        page,
+                        per_page,
+                        hits,
+                    });
+                }
+            }
             let sql = if text.is_some() {
                 format!(
                     "SELECT rowid FROM packages_text WHERE packages_text MATCH ?1 \
@@ -790,6 +823,130 @@ fn fts_query(text: &str) -> String {
         .map(|w| format!("\"{}\"*", w.to_lowercase()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Matches above which one word's packages are ordered by their stored
+/// relevance ([`word_scores`]) rather than ranked per search.
+pub const STATIC_RANK_FROM: usize = 2_000;
+
+/// Words a prefix may stand for in the stored-relevance path (more, and
+/// the text table ranks).
+const PREFIX_WORDS_MAX: usize = 8;
+
+/// The ids of page `start..start + per_page` of the packages with a word
+/// starting with `prefix`, most relevant first; `None` when the prefix
+/// stands for too many words.
+fn by_word_score(
+    conn: &Connection,
+    prefix: &str,
+    include_yanked: bool,
+    start: usize,
+    per_page: usize,
+) -> Result<Option<Vec<i64>>, IndexError> {
+    // The words in [prefix, prefix with its last character bumped).
+    let mut end: Vec<char> = prefix.chars().collect();
+    let Some(last) = end.pop() else {
+        return Ok(None);
+    };
+    let Some(bumped) = char::from_u32(u32::from(last) + 1) else {
+        return Ok(None);
+    };
+    end.push(bumped);
+    let end: String = end.into_iter().collect();
+    let mut words: Vec<String> = Vec::new();
+    let mut next = conn.prepare_cached(
+        "SELECT word FROM word_scores WHERE word >= ?1 AND word < ?2 AND word <> ?3
+         ORDER BY word LIMIT 1",
+    )?;
+    let mut from = prefix.to_owned();
+    loop {
+        let after = words.last().cloned().unwrap_or_default();
+        let found: Option<String> = next
+            .query_row(params![from, end, after], |r| r.get(0))
+            .optional()?;
+        let Some(word) = found else { break };
+        if words.len() == PREFIX_WORDS_MAX {
+            return Ok(None);
+        }
+        from = word.clone();
+        words.push(word);
+    }
+    let wanted = start.saturating_add(per_page);
+    let mut best: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.package_id, s.score FROM word_scores s JOIN packages p ON p.id = s.package_id
+         WHERE s.word = ?1 AND (?2 OR p.yanked = 0)
+         ORDER BY s.score DESC, s.package_id DESC LIMIT ?3",
+    )?;
+    for word in &words {
+        let rows = stmt.query_map(params![word, include_yanked, wanted as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        for row in rows {
+            let (id, score) = row?;
+            let kept = best.entry(id).or_insert(score);
+            *kept = kept.max(score);
+        }
+    }
+    let mut ranked: Vec<(i64, f64)> = best.into_iter().collect();
+    // As the stored order reads backwards: best first, then newest.
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    Ok(Some(
+        ranked
+            .into_iter()
+            .skip(start)
+            .take(per_page)
+            .map(|(id, _)| id)
+            .collect(),
+    ))
+}
+
+/// The words of a text as the text table splits them: alphanumeric runs,
+/// lower-cased.
+fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The text columns' weights in ranking (as the text table's bm25) and
+/// their typical lengths in words.
+const RANKED_COLUMNS: [(f64, f64); 4] = [(10.0, 3.0), (2.0, 12.0), (1.0, 3.0), (4.0, 4.0)];
+
+/// Each word of a package's ranked text with its relevance: BM25's term
+/// weighting (k1 = 1.2, b = 0.75) over the same weighted columns as the
+/// text table's rank, with typical column lengths fixed instead of the
+/// index's running averages, so a score is made once, when the package is
+/// indexed. It orders the packages matching one common word
+/// ([`STATIC_RANK_FROM`]) without ranking every match per search.
+fn word_scores(
+    name: &str,
+    description: Option<&str>,
+    authors: Option<&str>,
+    keywords: Option<&str>,
+) -> std::collections::BTreeMap<String, f64> {
+    const K1: f64 = 1.2;
+    const B: f64 = 0.75;
+    let mut scores = std::collections::BTreeMap::new();
+    let columns = [Some(name), description, authors, keywords];
+    for (text, (weight, typical)) in columns.iter().zip(RANKED_COLUMNS) {
+        let Some(text) = text else { continue };
+        let words: Vec<String> = words_of(text).take(4096).collect();
+        let length = words.len() as f64;
+        let mut counts: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+        for word in &words {
+            *counts.entry(word).or_default() += 1.0;
+        }
+        for (word, tf) in counts {
+            let part = weight * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length / typical));
+            *scores.entry(word.to_owned()).or_insert(0.0) += part;
+        }
+    }
+    // Rounded, so that the same text always makes the same key.
+    for score in scores.values_mut() {
+        *score = (*score * 1e6).round() / 1e6;
+    }
+    scores
 }
 
 /// The words of `text`, lower-cased, alphanumeric runs only (safe inside
@@ -970,6 +1127,12 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
              VALUES ('delete', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![id, name, d, a, k, l, tags_of(ns, *was_yanked)],
         )?;
+        let mut gone = tx.prepare_cached(
+            "DELETE FROM word_scores WHERE word = ?1 AND score = ?2 AND package_id = ?3",
+        )?;
+        for (word, score) in word_scores(name, d.as_deref(), a.as_deref(), k.as_deref()) {
+            gone.execute(params![word, score, id])?;
+        }
     }
     let world = info.as_ref().and_then(|i| i.world.as_ref());
     let imports = world.map(|w| list_of(&w.imports)).unwrap_or_default();
@@ -1018,6 +1181,17 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             tags_of(namespace, *yanked)
         ],
     )?;
+    let mut scored = tx.prepare_cached(
+        "INSERT OR REPLACE INTO word_scores (word, score, package_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for (word, score) in word_scores(
+        &update.package,
+        description.as_deref(),
+        authors.as_deref(),
+        keywords.as_deref(),
+    ) {
+        scored.execute(params![word, score, id])?;
+    }
     tx.execute("DELETE FROM interfaces WHERE package_id = ?1", [id])?;
     if let Some(world) = info.as_ref().and_then(|i| i.world.as_ref()) {
         for (direction, list) in [(IMPORT, &world.imports), (EXPORT, &world.exports)] {

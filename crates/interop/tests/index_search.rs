@@ -362,3 +362,104 @@ fn searches_and_writes_run_at_once() {
     assert_eq!(all.total, 300);
     assert_eq!(index.indexed_to().expect("progress"), 300);
 }
+
+/// A package with only a description (no component behind it).
+fn described(package: &str, description: &str, yanked: bool) -> PackageUpdate {
+    PackageUpdate {
+        package: package.to_owned(),
+        releases: vec![IndexedRelease {
+            package: package.to_owned(),
+            version: "1.0.0".parse().expect("version"),
+            digest: format!("sha256:{:064x}", package.len()),
+            record_id: "sha256:00".into(),
+            log_id: "sha256:11".into(),
+            registry_index: Some(7),
+            published: 1,
+            yanked,
+            info: Some(cairn_index::metadata::ComponentInfo {
+                description: Some(description.to_owned()),
+                ..Default::default()
+            }),
+        }],
+    }
+}
+
+#[test]
+fn a_common_word_is_ranked_from_stored_relevance() {
+    let index = Index::in_memory().expect("index");
+    let many = cairn_index::index::STATIC_RANK_FROM + 500;
+    let mut updates: Vec<PackageUpdate> = (0..many)
+        .map(|i| {
+            described(
+                &format!("ns:filler-{i}"),
+                "a common tool for everyone",
+                false,
+            )
+        })
+        .collect();
+    updates.push(described("ns:common", "the common one", false));
+    updates.push(described("ns:common-parser", "parses", false));
+    updates.push(described("ns:common-gone", "yanked", true));
+    index.apply(&updates, 10).expect("apply");
+    let common = Query {
+        text: Some("common".into()),
+        ..query()
+    };
+    let page = index.search(&common).expect("search");
+    assert_eq!(page.total, many + 2, "the yanked package is left out");
+    let first: Vec<&str> = page.hits.iter().map(|h| h.package.as_str()).collect();
+    // Name matches first, the shorter name (and the word in the
+    // description too) before the longer.
+    assert_eq!(&first[..2], ["ns:common", "ns:common-parser"]);
+    assert!(!first.contains(&"ns:common-gone"));
+    // A prefix finds the same, and pages do not overlap.
+    let prefix = names(
+        &index,
+        &Query {
+            text: Some("comm".into()),
+            ..query()
+        },
+    );
+    assert_eq!(prefix, first);
+    let second = names(
+        &index,
+        &Query {
+            page: 2,
+            ..common.clone()
+        },
+    );
+    assert_eq!(second.len(), 20);
+    assert!(second.iter().all(|p| !first.contains(&p.as_str())));
+    // Yanked ones come back when asked for.
+    let with_yanked = names(
+        &index,
+        &Query {
+            include_yanked: true,
+            per_page: 3,
+            ..common.clone()
+        },
+    );
+    assert!(
+        with_yanked.contains(&"ns:common-gone".to_owned()),
+        "{with_yanked:?}"
+    );
+    // A package whose words change leaves no stale relevance behind.
+    index
+        .apply(&[described("ns:common", "renamed words only", false)], 11)
+        .expect("update");
+    index
+        .apply(&[described("ns:filler-0", "nothing shared", false)], 12)
+        .expect("update");
+    let page = index.search(&common).expect("search");
+    assert_eq!(page.total, many + 1);
+    let all = names(
+        &index,
+        &Query {
+            per_page: 100,
+            page: 1,
+            ..common
+        },
+    );
+    assert!(!all.contains(&"ns:filler-0".to_owned()));
+    assert_eq!(all[0], "ns:common", "still a name match");
+}
