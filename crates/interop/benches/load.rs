@@ -210,72 +210,17 @@ impl Target {
     }
 }
 
-/// A Warg publish body: init and release of `content`, signed by `key`.
-fn publish_body(key: &PrivateKey, name: &PackageName, content: &[u8]) -> (String, String) {
-    let envelope = Envelope::sign(
-        key,
-        PackageRecord {
-            prev: None,
-            version: 0,
-            timestamp: Timestamp::new(1_800_000_000, 0),
-            entries: vec![
-                PackageEntry::Init {
-                    hash_algorithm: HashAlgorithm::Sha256,
-                    key: key.public_key().clone(),
-                },
-                PackageEntry::Release {
-                    version: "1.0.0".parse().expect("version"),
-                    content: Hash::of(content),
-                },
-            ],
-        },
-    );
-    let body = json!({
-        "packageName": name.to_string(),
-        "record": {
-            "contentBytes": base64::engine::general_purpose::STANDARD.encode(envelope.content_bytes()),
-            "keyId": envelope.key_id().to_string(),
-            "signature": envelope.signature().to_string(),
-        }
-    })
-    .to_string();
-    (body, envelope.record_id().to_string())
-}
-
 /// A Warg publish with its upload; the statuses of both steps.
 async fn publish(target: &Target, key: &PrivateKey, name: &PackageName, content: &[u8]) -> u16 {
-    let (body, id) = publish_body(key, name, content);
-    let log = LogId::package(name);
-    let answer = target
-        .request(reqwest::Method::POST, &format!("/v1/package/{log}/record"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
-    let Ok(answer) = answer else { return 0 };
-    if answer.status().as_u16() != 202 {
-        return answer.status().as_u16();
-    }
-    let _ = answer.bytes().await;
-    let upload = target
-        .request(
-            reqwest::Method::POST,
-            &format!(
-                "/v1/package/{log}/record/{id}/content/{}",
-                Hash::of(content)
-            ),
-        )
-        .body(content.to_vec())
-        .send()
-        .await;
-    match upload {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let _ = r.bytes().await;
-            status
-        }
-        Err(_) => 0,
-    }
+    cairn_interop::publish::publish(
+        &target.client,
+        &target.url,
+        target.bearer.as_deref(),
+        key,
+        name,
+        content,
+    )
+    .await
 }
 
 /// What one operation saw.

@@ -9,6 +9,7 @@ pub mod components;
 pub mod docker;
 pub mod http;
 pub mod postgres;
+pub mod publish;
 pub mod report;
 pub mod s3;
 pub mod server;
