@@ -33,6 +33,7 @@ pub mod oci;
 mod registry;
 mod replica;
 mod sequencer;
+pub mod signatures;
 mod snapshot;
 mod storage;
 mod takedown;
