@@ -556,6 +556,7 @@ fn attestations() {
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             size: 321,
             account: "admin".into(),
+            signature: None,
         },
     };
     let envelope = Envelope::sign(&key, record);

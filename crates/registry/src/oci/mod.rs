@@ -16,6 +16,7 @@ mod error;
 mod manifest;
 mod names;
 mod push;
+mod signed;
 mod releases;
 mod store;
 mod uploads;
@@ -35,10 +36,11 @@ pub use manifest::{
 };
 pub use names::{check_repository, check_tag, package_of, repository_of, Reference};
 pub use push::{PendingPush, PushStep, Pushed};
+pub use signed::{TrustError, MAX_KEY_PEM};
 pub use releases::Blob;
 pub use store::{
     Account, BlobStore, Finished, ForkSource, ManifestWrite, MirrorReport, Mirrored, OciStore,
-    SessionWriter, StoredManifest, UploadSession,
+    SessionWriter, StoredManifest, TrustedKey, UploadSession,
 };
 pub use uploads::Chunk;
 

@@ -222,8 +222,17 @@ impl Oci {
             attested: None,
         };
         // An artifact that refers to another (a signature, an SBOM) is
-        // recorded in the package's attestation log.
-        if let (Some(subject), false) = (&parsed.subject, parsed.is_wasm()) {
+        // recorded in the package's attestation log; so is one pushed to
+        // cosign's classic tag (`sha256-<hex>.sig` or `.att`), which names
+        // the manifest it refers to.
+        let referred = match (&parsed.subject, reference.tag()) {
+            (Some(subject), _) => Some(subject.digest.clone()),
+            (None, Some(tag)) if package_of(repository).is_some() => {
+                crate::signatures::tag_subject(tag).and_then(|d| d.parse::<Digest>().ok())
+            }
+            _ => None,
+        };
+        if let (Some(subject), false) = (referred, parsed.is_wasm()) {
             let tag = reference.tag();
             if let Some(tag) = tag {
                 refuse_version_tag(repository, tag)?;
@@ -271,8 +280,11 @@ impl Oci {
                     None => refusal,
                 });
             };
+            // A cosign signature or in-toto attestation is checked against
+            // the keys the operator trusts; a malformed one is refused.
+            let signature = self.check_signatures(&name, &parsed, &blobs, &subject)?;
             let attestation = Attestation {
-                subject: subject.digest.to_string(),
+                subject: subject.to_string(),
                 referrer: digest.to_string(),
                 artifact_type: parsed
                     .effective_artifact_type()
@@ -281,6 +293,7 @@ impl Oci {
                 media_type: parsed.media_type.clone(),
                 size: bytes.len() as u64,
                 account: maintainer.name.clone(),
+                signature,
             };
             let answer = self
                 .registry
