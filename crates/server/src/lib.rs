@@ -3,6 +3,7 @@
 //! rules live in the engine and the protocol crate.
 
 mod admin;
+mod keys;
 mod auth;
 mod conn;
 mod error;
@@ -262,6 +263,15 @@ fn router_with(
         .route("/cairn/v1/mirrors", get(admin::mirrors))
         .route("/cairn/v1/admin/forks", post(admin::fork))
         .route("/cairn/v1/forks", get(admin::forks))
+        .route(
+            "/cairn/v1/admin/namespaces/{namespace}/keys",
+            post(keys::trust),
+        )
+        .route(
+            "/cairn/v1/admin/namespaces/{namespace}/keys/{key}",
+            axum::routing::delete(keys::untrust),
+        )
+        .route("/cairn/v1/namespaces/{namespace}/keys", get(keys::list))
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))
