@@ -36,7 +36,7 @@ pub struct Common {
     registry: Option<String>,
     /// Print JSON (one object) instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Options of the commands that sign records.
@@ -70,8 +70,8 @@ impl std::str::FromStr for PackageSpec {
 }
 
 /// The registry clients of one command, one per registry.
-struct Session {
-    paths: Paths,
+pub(crate) struct Session {
+    pub(crate) paths: Paths,
     config: Config,
     given: Option<String>,
     clients: BTreeMap<String, Client>,
@@ -79,7 +79,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(common: &Common) -> Result<Session> {
+    pub(crate) fn new(common: &Common) -> Result<Session> {
         let paths = common.files.paths()?;
         let config = Config::load(&paths.config)?;
         let given = common.registry.as_deref().map(check_url).transpose()?;
@@ -135,7 +135,7 @@ impl Session {
     /// The client of the registry serving `name`: the one configured (or
     /// given), unless its operator log imports the namespace from another
     /// registry; then that one (one step, as Warg clients follow imports).
-    fn for_package(&mut self, name: &PackageName) -> Result<&mut Client> {
+    pub(crate) fn for_package(&mut self, name: &PackageName) -> Result<&mut Client> {
         let registry = self.registry_for(name)?;
         let client = self.client(&registry)?;
         let ns = name.namespace();
@@ -641,6 +641,11 @@ pub struct InfoArgs {
     common: Common,
     /// The package.
     package: PackageName,
+    /// Also list its attestation log: signatures and attestations attached
+    /// to its releases, with the registry's verdict, key, account, time and
+    /// log index.
+    #[arg(long)]
+    attestations: bool,
 }
 
 fn release_json(r: &Release) -> Value {
@@ -660,6 +665,7 @@ fn release_json(r: &Release) -> Value {
 pub fn info(args: InfoArgs) -> Result<()> {
     let mut session = Session::new(&args.common)?;
     let name = args.package;
+    let credentials = session.paths.credentials.clone();
     let client = session.for_package(&name)?;
     let log = client.fetch_package(&name)?;
     let checkpoint = client
@@ -680,10 +686,25 @@ pub fn info(args: InfoArgs) -> Result<()> {
         })
         .filter(|k| k["permissions"].as_array().is_some_and(|p| !p.is_empty()))
         .collect();
+    let registry = client.registry().to_owned();
+    let attestations = || -> Result<Value> {
+        let token = cairn_client::credentials::token_for(
+            std::env::var("CAIRN_TOKEN").ok().as_deref(),
+            &credentials,
+            &registry,
+        )?;
+        crate::attest::info_attestations(&registry, &name, token.as_deref(), args.common.json)
+    };
     if args.common.json {
+        let attestations = if args.attestations {
+            attestations()?
+        } else {
+            Value::Null
+        };
         println!(
             "{}",
             json!({
+                "attestations": attestations,
                 "package": name.as_str(),
                 "registry": client.registry(),
                 "logId": cairn_protocol::LogId::package(&name).to_string(),
@@ -732,6 +753,9 @@ pub fn info(args: InfoArgs) -> Result<()> {
             "verified at checkpoint {} (log root {})",
             c.log_length, c.log_root
         );
+    }
+    if args.attestations {
+        attestations()?;
     }
     Ok(())
 }

@@ -145,15 +145,15 @@ impl PublicKey {
     /// Reads a PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
     pub fn from_pem(pem: &str) -> Result<PublicKey, SignatureError> {
         let bad = |e: &dyn std::fmt::Display| SignatureError::PublicKey(e.to_string());
-        let (label, der) = p256::pkcs8::der::pem::decode_vec(pem.trim().as_bytes())
-            .map_err(|e| bad(&e))?;
+        let (label, der) =
+            p256::pkcs8::der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| bad(&e))?;
         if label != "PUBLIC KEY" {
             return Err(SignatureError::PublicKey(format!(
                 "the PEM holds a `{label}`, not a `PUBLIC KEY`"
             )));
         }
-        let spki = p256::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(&der)
-            .map_err(|e| bad(&e))?;
+        let spki =
+            p256::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| bad(&e))?;
         let id = format!("sha256:{}", hex::encode(Sha256::digest(&der)));
         if spki.algorithm.oid.to_string() == ED25519_OID {
             let raw = spki.subject_public_key.raw_bytes();
@@ -251,11 +251,7 @@ pub struct Checked {
     pub matched: &'static str,
 }
 
-fn first_trusted<'a>(
-    keys: &'a [Trusted],
-    message: &[u8],
-    signature: &[u8],
-) -> Option<&'a Trusted> {
+fn first_trusted<'a>(keys: &'a [Trusted], message: &[u8], signature: &[u8]) -> Option<&'a Trusted> {
     keys.iter().find(|k| k.key.verifies(message, signature))
 }
 
@@ -419,9 +415,9 @@ pub fn check_dsse(
     let message = pae(&envelope.payload_type, &payload);
     let mut by = None;
     for signature in &envelope.signatures {
-        let sig = STANDARD.decode(signature.sig.as_bytes()).map_err(|e| {
-            malformed("DSSE envelope", format!("a signature is not base64: {e}"))
-        })?;
+        let sig = STANDARD
+            .decode(signature.sig.as_bytes())
+            .map_err(|e| malformed("DSSE envelope", format!("a signature is not base64: {e}")))?;
         if by.is_none() {
             by = first_trusted(keys, &message, &sig);
         }
@@ -492,7 +488,12 @@ pub fn simple_signing_payload(reference: &str, digest: &str) -> Vec<u8> {
 }
 
 /// An in-toto statement about the manifest `digest` named `name`.
-pub fn in_toto_statement(name: &str, digest: &str, predicate_type: &str, predicate: Value) -> Vec<u8> {
+pub fn in_toto_statement(
+    name: &str,
+    digest: &str,
+    predicate_type: &str,
+    predicate: Value,
+) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     json!({
         "_type": IN_TOTO_STATEMENT,
@@ -532,8 +533,7 @@ mod tests {
         }
     }
 
-    const SUBJECT: &str =
-        "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const SUBJECT: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     #[test]
     fn cosign_verdicts() {
@@ -560,12 +560,20 @@ mod tests {
     #[test]
     fn dsse_verdicts() {
         let k = key();
-        let statement = in_toto_statement("acme:app", SUBJECT, "https://slsa.dev/provenance/v1", json!({}));
+        let statement = in_toto_statement(
+            "acme:app",
+            SUBJECT,
+            "https://slsa.dev/provenance/v1",
+            json!({}),
+        );
         let envelope = dsse_envelope(&statement, &k);
         let ok = check_dsse(&envelope, SUBJECT, None, &[trusted(&k)]).unwrap();
         assert_eq!(ok.verdict, Verdict::Verified);
         assert_eq!(ok.matched, "manifest");
-        assert_eq!(ok.predicate_type.as_deref(), Some("https://slsa.dev/provenance/v1"));
+        assert_eq!(
+            ok.predicate_type.as_deref(),
+            Some("https://slsa.dev/provenance/v1")
+        );
         let other = SUBJECT.replace('1', "3");
         let by_layer = check_dsse(&envelope, &other, Some(SUBJECT), &[]).unwrap();
         assert_eq!(by_layer.matched, "layer");
@@ -577,8 +585,14 @@ mod tests {
     #[test]
     fn tags_and_keys() {
         let hex = "ab".repeat(32);
-        assert_eq!(tag_subject(&format!("sha256-{hex}.sig")), Some(format!("sha256:{hex}")));
-        assert_eq!(tag_subject(&format!("sha256-{hex}.att")), Some(format!("sha256:{hex}")));
+        assert_eq!(
+            tag_subject(&format!("sha256-{hex}.sig")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(
+            tag_subject(&format!("sha256-{hex}.att")),
+            Some(format!("sha256:{hex}"))
+        );
         assert_eq!(tag_subject(&format!("sha256-{hex}.sbom")), None);
         assert_eq!(tag_subject("1.0.0"), None);
         assert!(PublicKey::from_pem("nope").is_err());

@@ -265,7 +265,7 @@ fn router_with(
         .route("/cairn/v1/forks", get(admin::forks))
         .route(
             "/cairn/v1/admin/namespaces/{namespace}/keys",
-            post(keys::trust),
+            post(keys::trust).get(keys::list),
         )
         .route(
             "/cairn/v1/admin/namespaces/{namespace}/keys/{key}",

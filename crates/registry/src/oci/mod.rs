@@ -16,8 +16,8 @@ mod error;
 mod manifest;
 mod names;
 mod push;
-mod signed;
 mod releases;
+mod signed;
 mod store;
 mod uploads;
 
@@ -36,8 +36,8 @@ pub use manifest::{
 };
 pub use names::{check_repository, check_tag, package_of, repository_of, Reference};
 pub use push::{PendingPush, PushStep, Pushed};
-pub use signed::{TrustError, MAX_KEY_PEM};
 pub use releases::Blob;
+pub use signed::{find_trusted, trusted_key, TrustError, MAX_KEY_PEM};
 pub use store::{
     Account, BlobStore, Finished, ForkSource, ManifestWrite, MirrorReport, Mirrored, OciStore,
     SessionWriter, StoredManifest, TrustedKey, UploadSession,

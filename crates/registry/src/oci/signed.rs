@@ -37,6 +37,60 @@ pub enum TrustError {
 /// The largest PEM accepted for a trusted key, in bytes.
 pub const MAX_KEY_PEM: usize = 8 * 1024;
 
+/// The key `pem` to trust for signatures in `namespace` (or only in its
+/// package `package`, a name within it), labelled `label` (its id when
+/// empty), once checked.
+pub fn trusted_key(
+    namespace: &str,
+    package: Option<&str>,
+    pem: &str,
+    label: &str,
+) -> Result<TrustedKey, TrustError> {
+    cairn_protocol::validate_namespace(namespace)
+        .map_err(|e| TrustError::Name(format!("`{namespace}` is not a namespace: {e}")))?;
+    if let Some(package) = package {
+        PackageName::new(format!("{namespace}:{package}")).map_err(|e| {
+            TrustError::Name(format!(
+                "`{namespace}:{package}` is not a package name: {e}"
+            ))
+        })?;
+    }
+    if pem.len() > MAX_KEY_PEM {
+        return Err(signatures::SignatureError::PublicKey(format!(
+            "the PEM is longer than {MAX_KEY_PEM} bytes"
+        ))
+        .into());
+    }
+    let key = PublicKey::from_pem(pem)?;
+    if label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(TrustError::Label);
+    }
+    let trusted = TrustedKey {
+        namespace: namespace.to_owned(),
+        package: package.map(str::to_owned),
+        key_id: key.id().to_owned(),
+        label: if label.is_empty() {
+            key.id().to_owned()
+        } else {
+            label.to_owned()
+        },
+        pem: pem.trim().to_owned() + "\n",
+    };
+    Ok(trusted)
+}
+
+/// Of `keys`, the one trusted for `package` (namespace-wide for `None`)
+/// whose id or label is `key`.
+pub fn find_trusted<'a>(
+    keys: &'a [TrustedKey],
+    package: Option<&str>,
+    key: &str,
+) -> Option<&'a TrustedKey> {
+    keys.iter()
+        .filter(|k| k.package.as_deref() == package)
+        .find(|k| k.key_id == key || k.label == key)
+}
+
 impl Oci {
     /// Trusts the public key `pem` for signatures in `namespace` (or only
     /// in its package `package`, a name within it), labelled `label` (the
@@ -48,34 +102,7 @@ impl Oci {
         pem: &str,
         label: &str,
     ) -> Result<TrustedKey, TrustError> {
-        cairn_protocol::validate_namespace(namespace)
-            .map_err(|e| TrustError::Name(format!("`{namespace}` is not a namespace: {e}")))?;
-        if let Some(package) = package {
-            PackageName::new(format!("{namespace}:{package}")).map_err(|e| {
-                TrustError::Name(format!("`{namespace}:{package}` is not a package name: {e}"))
-            })?;
-        }
-        if pem.len() > MAX_KEY_PEM {
-            return Err(signatures::SignatureError::PublicKey(format!(
-                "the PEM is longer than {MAX_KEY_PEM} bytes"
-            ))
-            .into());
-        }
-        let key = PublicKey::from_pem(pem)?;
-        if label.chars().count() > 100 || label.chars().any(char::is_control) {
-            return Err(TrustError::Label);
-        }
-        let trusted = TrustedKey {
-            namespace: namespace.to_owned(),
-            package: package.map(str::to_owned),
-            key_id: key.id().to_owned(),
-            label: if label.is_empty() {
-                key.id().to_owned()
-            } else {
-                label.to_owned()
-            },
-            pem: pem.trim().to_owned() + "\n",
-        };
+        let trusted = trusted_key(namespace, package, pem, label)?;
         self.store.trust_key(&trusted)?;
         Ok(trusted)
     }
@@ -93,13 +120,8 @@ impl Oci {
         package: Option<&str>,
         key: &str,
     ) -> Result<bool, crate::StoreError> {
-        let found = self
-            .store
-            .trusted_keys(namespace)?
-            .into_iter()
-            .filter(|k| k.package.as_deref() == package)
-            .find(|k| k.key_id == key || k.label == key);
-        match found {
+        let keys = self.store.trusted_keys(namespace)?;
+        match find_trusted(&keys, package, key) {
             Some(k) => self.store.untrust_key(namespace, package, &k.key_id),
             None => Ok(false),
         }
@@ -257,7 +279,10 @@ impl Oci {
             let digest = digest.to_string();
             for (subject, check) in &verified {
                 if *subject == digest {
-                    signed.entry(version.clone()).or_default().push(check.clone());
+                    signed
+                        .entry(version.clone())
+                        .or_default()
+                        .push(check.clone());
                 }
             }
         }
