@@ -213,6 +213,12 @@ pub struct Trusted {
     pub key: PublicKey,
 }
 
+/// Whether `bytes` have the form of a signature: a DER ECDSA signature or
+/// a 64-byte Ed25519 one.
+fn well_formed(bytes: &[u8]) -> bool {
+    bytes.len() == 64 || p256::ecdsa::DerSignature::try_from(bytes).is_ok()
+}
+
 /// Whether a signature checked out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -286,6 +292,11 @@ pub fn check_cosign(
     let signature = STANDARD
         .decode(signature.trim())
         .map_err(|e| SignatureError::Annotation(format!("is not base64: {e}")))?;
+    if !well_formed(&signature) {
+        return Err(SignatureError::Annotation(
+            "is not a signature (DER ECDSA or Ed25519)".into(),
+        ));
+    }
     let parsed: SimpleSigning =
         serde_json::from_slice(payload).map_err(|e| malformed("cosign payload", e))?;
     if parsed.critical.kind != "cosign container image signature" {
@@ -418,6 +429,12 @@ pub fn check_dsse(
         let sig = STANDARD
             .decode(signature.sig.as_bytes())
             .map_err(|e| malformed("DSSE envelope", format!("a signature is not base64: {e}")))?;
+        if !well_formed(&sig) {
+            return Err(malformed(
+                "DSSE envelope",
+                "a signature is not a signature (DER ECDSA or Ed25519)",
+            ));
+        }
         if by.is_none() {
             by = first_trusted(keys, &message, &sig);
         }
@@ -555,6 +572,7 @@ mod tests {
         assert!(check_cosign(b"{}", Some(&sig), SUBJECT, &[]).is_err());
         assert!(check_cosign(&payload, None, SUBJECT, &[]).is_err());
         assert!(check_cosign(&payload, Some("!!"), SUBJECT, &[]).is_err());
+        assert!(check_cosign(&payload, Some("AAAA"), SUBJECT, &[]).is_err());
     }
 
     #[test]
