@@ -174,8 +174,7 @@ pub fn attest(args: AttestArgs) -> Result<()> {
             )
         }
         Some((predicate, kind)) => {
-            let statement =
-                signatures::in_toto_statement(&repo, &subject, kind, predicate.clone());
+            let statement = signatures::in_toto_statement(&repo, &subject, kind, predicate.clone());
             (
                 signatures::dsse_envelope(&statement, &key),
                 signatures::DSSE_LAYER,
@@ -186,7 +185,10 @@ pub fn attest(args: AttestArgs) -> Result<()> {
     };
     let layer_digest = sha256(&layer);
     let config_digest = sha256(b"{}");
-    for (digest, bytes) in [(&config_digest, b"{}".to_vec()), (&layer_digest, layer.clone())] {
+    for (digest, bytes) in [
+        (&config_digest, b"{}".to_vec()),
+        (&layer_digest, layer.clone()),
+    ] {
         let response = http
             .post(format!("{base}/v2/{repo}/blobs/uploads/"))
             .query(&[("digest", digest.as_str())])
@@ -408,7 +410,10 @@ pub fn info_attestations(
             (Some(k), None) => k.clone(),
             (None, _) => l.artifact_type.clone(),
         };
-        let verdict = l.verdict.clone().unwrap_or_else(|| "not a signature".into());
+        let verdict = l
+            .verdict
+            .clone()
+            .unwrap_or_else(|| "not a signature".into());
         let key = match (&l.key_label, &l.key_id) {
             (Some(label), Some(id)) if label != id => format!("{label} ({id})"),
             (_, Some(id)) => id.clone(),
@@ -536,8 +541,7 @@ pub fn untrust_key(
     } else {
         let store = open(data_dir)?;
         let keys = store.trusted_keys(namespace)?;
-        let Some(found) = cairn_registry::oci::find_trusted(&keys, package.as_deref(), key)
-        else {
+        let Some(found) = cairn_registry::oci::find_trusted(&keys, package.as_deref(), key) else {
             bail!(
                 "no key `{key}` is trusted for {}: list them with `cairn namespace keys \
                  {namespace}`",

@@ -329,14 +329,22 @@ fn trusted_keys(store: &dyn Backend) {
         pem: format!("-----BEGIN PUBLIC KEY-----\n{id}\n-----END PUBLIC KEY-----\n"),
     };
     assert!(store.trusted_keys("acme").expect("keys").is_empty());
-    store.trust_key(&key(None, "sha256:bb", "ci")).expect("trust");
-    store.trust_key(&key(Some("app"), "sha256:aa", "release")).expect("trust");
-    store.trust_key(&key(None, "sha256:aa", "team")).expect("trust");
+    store
+        .trust_key(&key(None, "sha256:bb", "ci"))
+        .expect("trust");
+    store
+        .trust_key(&key(Some("app"), "sha256:aa", "release"))
+        .expect("trust");
+    store
+        .trust_key(&key(None, "sha256:aa", "team"))
+        .expect("trust");
     let mut other = key(None, "sha256:cc", "elsewhere");
     other.namespace = "other".into();
     store.trust_key(&other).expect("trust");
     // Trusting again replaces the label.
-    store.trust_key(&key(None, "sha256:bb", "ci-2")).expect("trust");
+    store
+        .trust_key(&key(None, "sha256:bb", "ci-2"))
+        .expect("trust");
     assert_eq!(
         store.trusted_keys("acme").expect("keys"),
         vec![
@@ -352,7 +360,9 @@ fn trusted_keys(store: &dyn Backend) {
     assert!(!store
         .untrust_key("acme", Some("app"), "sha256:aa")
         .expect("untrust"));
-    assert!(!store.untrust_key("acme", None, "sha256:cc").expect("untrust"));
+    assert!(!store
+        .untrust_key("acme", None, "sha256:cc")
+        .expect("untrust"));
     assert_eq!(store.trusted_keys("acme").expect("keys").len(), 2);
     assert_eq!(store.trusted_keys("other").expect("keys"), vec![other]);
 }

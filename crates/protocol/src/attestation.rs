@@ -261,7 +261,13 @@ mod tests {
         let plain = record(None, 10, "sha256:r1");
         let bytes = plain.encode();
         assert!(!bytes.windows(6).any(|w| w == b"cosign"));
-        assert_eq!(AttestationRecord::decode(&bytes).unwrap().attestation.signature, None);
+        assert_eq!(
+            AttestationRecord::decode(&bytes)
+                .unwrap()
+                .attestation
+                .signature,
+            None
+        );
     }
 
     #[test]

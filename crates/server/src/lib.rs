@@ -3,7 +3,6 @@
 //! rules live in the engine and the protocol crate.
 
 mod admin;
-mod keys;
 mod auth;
 mod conn;
 mod error;
@@ -12,6 +11,7 @@ mod files;
 mod forward;
 mod grant;
 mod home;
+mod keys;
 mod limit;
 mod observe;
 mod oci;
