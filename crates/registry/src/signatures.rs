@@ -475,6 +475,11 @@ impl SigningKey {
         Ok(SigningKey(secret.into()))
     }
 
+    /// A new random key.
+    pub fn generate() -> SigningKey {
+        SigningKey(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng))
+    }
+
     /// The public key's PEM (`PUBLIC KEY`).
     pub fn public_key_pem(&self) -> String {
         use p256::pkcs8::EncodePublicKey;
