@@ -140,7 +140,7 @@ impl Record for AttestationRecord {
             .transpose()
             .map_err(DecodeError::Prev)?;
         let timestamp = p.time.ok_or(DecodeError::MissingTimestamp)?.into();
-        let signature = (!p.signature_kind.is_empty()).then(|| SignatureCheck {
+        let signature = (!p.signature_kind.is_empty()).then_some(SignatureCheck {
             kind: p.signature_kind,
             verdict: p.verdict,
             key_id: p.key_id,
