@@ -498,6 +498,72 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         "https://slsa.dev/provenance/v1"
     );
     assert_eq!(last["verification"]["matched"], "layer");
+    // An Ed25519 key trusted for this one package (over the admin API)
+    // verifies a statement about the manifest itself.
+    run_openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", "ed.pem"]);
+    run_openssl(
+        dir,
+        &["pkey", "-in", "ed.pem", "-pubout", "-out", "ed.pub.pem"],
+    );
+    let (status, body) = http_as(
+        addr,
+        "POST",
+        "/cairn/v1/admin/namespaces/example/keys",
+        Some(&json!({
+            "key": std::fs::read_to_string(dir.join("ed.pub.pem")).expect("pem"),
+            "package": "example:hello",
+            "name": "ed-bot",
+        })),
+        Some(&common::admin_token(&data)),
+    )
+    .expect("post");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["package"], "hello");
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": "example/hello", "digest": { "sha256": subject.trim_start_matches("sha256:") } }],
+        "predicateType": "https://example.test/review/v1",
+        "predicate": {},
+    })
+    .to_string();
+    let mut pae = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        statement.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(statement.as_bytes());
+    std::fs::write(dir.join("pae.bin"), &pae).expect("write");
+    run_openssl(
+        dir,
+        &[
+            "pkeyutl", "-sign", "-rawin", "-inkey", "ed.pem", "-in", "pae.bin", "-out", "ed.sig",
+        ],
+    );
+    let envelope = json!({
+        "payloadType": payload_type,
+        "payload": STANDARD.encode(&statement),
+        "signatures": [{ "sig": STANDARD.encode(std::fs::read(dir.join("ed.sig")).expect("sig")) }],
+    })
+    .to_string();
+    let (answer, _) = oci.push(
+        DSSE_LAYER,
+        DSSE_LAYER,
+        envelope.as_bytes(),
+        json!({}),
+        Some((&subject, size)),
+        None,
+    );
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let last = records(addr).pop().expect("record");
+    assert_eq!(last["verification"]["verdict"], "verified", "{last}");
+    assert_eq!(last["verification"]["keyLabel"], "ed-bot");
+    assert_eq!(last["verification"]["matched"], "manifest");
     // A malformed envelope is refused.
     let (answer, _) = oci.push(
         DSSE_LAYER,
@@ -594,7 +660,7 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         .all(|a| a["index"].is_u64() && a["account"] == "alice"));
     assert_eq!(
         listed.iter().filter(|a| a["verdict"] == "verified").count(),
-        5
+        6
     );
 
     // Keys on a stopped registry, in its data directory.
@@ -630,8 +696,19 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
     );
     let out = on_disk(&["namespace", "keys", "example", "--json"]);
     let keys: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(1), "{keys}");
-    assert_eq!(keys["keys"][0]["package"], "hello");
+    let labels: Vec<&str> = keys["keys"]
+        .as_array()
+        .map(|k| k.iter().filter_map(|k| k["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(labels.len(), 2, "{keys}");
+    assert!(labels.contains(&"ed-bot"), "{keys}");
+    assert!(!labels.contains(&"release-bot"), "{keys}");
+    assert!(
+        keys["keys"]
+            .as_array()
+            .is_some_and(|k| k.iter().all(|k| k["package"] == "hello")),
+        "{keys}"
+    );
     // After a restart, the stranger's key verifies (for this package), and
     // the release key no longer does. (New predicates: the same signature
     // again is the same referrer, recorded once.)
