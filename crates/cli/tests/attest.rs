@@ -732,3 +732,104 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
     assert!(out.contains("unverified"), "{out}");
     stop(server);
 }
+
+/// The oras-py side of [`a_cosign_signature_pushed_by_oras_to_the_classic_tag_is_verified`]:
+/// pushes `payload.json` as a cosign signature layer to `tag`, its
+/// signature in the layer annotation; prints the answer's status.
+const ORAS_SCRIPT: &str = r#"
+import json, sys
+import oras.client
+host, token, tag, signature = sys.argv[1:5]
+json.dump({"payload.json": {"dev.cosignproject.cosign/signature": signature}},
+          open("annotations.json", "w"))
+c = oras.client.OrasClient(hostname=host, insecure=True)
+c.login(username="alice", password=token, hostname=host)
+r = c.push(target=f"{host}/example/hello:{tag}",
+           files=["payload.json:application/vnd.dev.cosign.simplesigning.v1+json"],
+           annotation_file="annotations.json")
+print(json.dumps({"status": r.status_code, "digest": r.headers.get("Docker-Content-Digest")}))
+"#;
+
+#[test]
+fn a_cosign_signature_pushed_by_oras_to_the_classic_tag_is_verified() {
+    use cairn_interop::tools::{self, Tool};
+    let test = "a_cosign_signature_pushed_by_oras_to_the_classic_tag_is_verified";
+    let Some(python) = tools::require(test, Tool::ORAS_PY) else {
+        return;
+    };
+    if openssl().is_none() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("scratch");
+    let dir = scratch.path();
+    let data = dir.join("data");
+    let addr = free_addr();
+    let server = start(&data, addr, &[], Stdio::null());
+    let url = format!("http://{addr}");
+    let token = publish_token(&data, "publish:example/*");
+    let publisher = common::publish::Publisher {
+        addr,
+        bearer: format!("Bearer {token}"),
+        key: cairn_protocol::PrivateKey::generate(),
+        observe: |_| {},
+    };
+    let (manifest, _) = publisher
+        .oci_push("example/hello", &wasm("1.0.0"))
+        .expect("published");
+    key_pair(dir, "release");
+    let out = admin_command(
+        &[
+            "namespace",
+            "trust-key",
+            "example",
+            "--key",
+            dir.join("release.pub.pem").to_str().expect("path"),
+            "--name",
+            "release-bot",
+        ],
+        &url,
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let payload = simple_signing(&manifest);
+    std::fs::write(dir.join("payload.json"), &payload).expect("payload");
+    let signature = STANDARD.encode(sign(dir, "release", &payload));
+    let tag = format!("{}.sig", manifest.replace(':', "-"));
+    std::fs::write(dir.join("push.py"), ORAS_SCRIPT).expect("script");
+    let output = Command::new(&python)
+        .args(["push.py", &addr.to_string(), &token, &tag, &signature])
+        .current_dir(dir)
+        .env("HOME", dir)
+        .output()
+        .expect("run oras-py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "oras-py: {text}");
+    let result: Value = serde_json::from_str(
+        text.lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("oras-py printed no result:\n{text}")),
+    )
+    .expect("result JSON");
+    assert_eq!(result["status"], 201, "{result}");
+    let last = records(addr).pop().expect("recorded");
+    assert_eq!(last["referrer"], result["digest"], "{last}");
+    assert_eq!(
+        last["subject"],
+        manifest.as_str(),
+        "the tag names the subject"
+    );
+    assert_eq!(last["verification"]["kind"], "cosign");
+    assert_eq!(last["verification"]["verdict"], "verified", "{last}");
+    assert_eq!(last["verification"]["keyLabel"], "release-bot");
+    stop(server);
+}
