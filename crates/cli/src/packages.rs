@@ -696,25 +696,20 @@ pub fn info(args: InfoArgs) -> Result<()> {
         crate::attest::info_attestations(&registry, &name, token.as_deref(), args.common.json)
     };
     if args.common.json {
-        let attestations = if args.attestations {
-            attestations()?
-        } else {
-            Value::Null
-        };
-        println!(
-            "{}",
-            json!({
-                "attestations": attestations,
-                "package": name.as_str(),
-                "registry": client.registry(),
-                "logId": cairn_protocol::LogId::package(&name).to_string(),
-                "head": log.state.head().map(|h| h.record_id.to_string()),
-                "records": log.records.len(),
-                "checkpoint": checkpoint,
-                "releases": releases.iter().map(|r| release_json(r)).collect::<Vec<_>>(),
-                "keys": keys,
-            })
-        );
+        let mut answer = json!({
+            "package": name.as_str(),
+            "registry": client.registry(),
+            "logId": cairn_protocol::LogId::package(&name).to_string(),
+            "head": log.state.head().map(|h| h.record_id.to_string()),
+            "records": log.records.len(),
+            "checkpoint": checkpoint,
+            "releases": releases.iter().map(|r| release_json(r)).collect::<Vec<_>>(),
+            "keys": keys,
+        });
+        if args.attestations {
+            answer["attestations"] = attestations()?;
+        }
+        println!("{answer}");
         return Ok(());
     }
     println!(
