@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use cairn_api::attestation::AttestationsResponse;
-use cairn_protocol::{PackageName, Version};
+use cairn_protocol::attestation::AttestationRecord;
+use cairn_protocol::{Envelope, PackageName, Version};
 use cairn_registry::oci::{OciStore, IMAGE_MANIFEST};
 
 /// The empty config of an artifact (`{}`).
@@ -387,17 +388,33 @@ pub fn attestations(
         .collect()
 }
 
-/// The attestations of `name` on `registry`, for `cairn info`: JSON, and
-/// printed unless `json`.
-pub fn info_attestations(
-    registry: &str,
-    name: &PackageName,
-    token: Option<&str>,
-    json: bool,
-) -> Result<Value> {
-    let listed = attestations(&http()?, registry.trim_end_matches('/'), name, token)?;
+/// The attestations of a package for `cairn info`, as the verifying
+/// client proved them at its checkpoint: JSON, and printed unless `json`.
+pub fn info_attestations(records: &[(u64, Envelope<AttestationRecord>)], json: bool) -> Value {
+    let some = |t: &String| (!t.is_empty()).then(|| t.clone());
+    let listed: Vec<Listed> = records
+        .iter()
+        .map(|(index, envelope)| {
+            let record = envelope.contents();
+            let a = &record.attestation;
+            let check = a.signature.as_ref();
+            Listed {
+                index: *index,
+                timestamp: cairn_registry::oci::rfc3339(&record.timestamp),
+                subject: a.subject.clone(),
+                referrer: a.referrer.clone(),
+                artifact_type: a.artifact_type.clone(),
+                account: a.account.clone(),
+                kind: check.map(|c| c.kind.clone()),
+                verdict: check.map(|c| c.verdict.clone()),
+                key_id: check.and_then(|c| some(&c.key_id)),
+                key_label: check.and_then(|c| some(&c.key_label)),
+                predicate_type: check.and_then(|c| some(&c.predicate_type)),
+            }
+        })
+        .collect();
     if !json {
-        println!("attestations:");
+        println!("attestations (proven in the checkpoint):");
         if listed.is_empty() {
             println!("  none");
         }
@@ -439,7 +456,7 @@ pub fn info_attestations(
             "predicateType": l.predicate_type,
         }));
     }
-    Ok(Value::Array(out))
+    Value::Array(out)
 }
 
 /// `cairn namespace trust-key`.

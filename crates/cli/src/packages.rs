@@ -665,7 +665,6 @@ fn release_json(r: &Release) -> Value {
 pub fn info(args: InfoArgs) -> Result<()> {
     let mut session = Session::new(&args.common)?;
     let name = args.package;
-    let credentials = session.paths.credentials.clone();
     let client = session.for_package(&name)?;
     let log = client.fetch_package(&name)?;
     let checkpoint = client
@@ -686,14 +685,12 @@ pub fn info(args: InfoArgs) -> Result<()> {
         })
         .filter(|k| k["permissions"].as_array().is_some_and(|p| !p.is_empty()))
         .collect();
-    let registry = client.registry().to_owned();
-    let attestations = || -> Result<Value> {
-        let token = cairn_client::credentials::token_for(
-            std::env::var("CAIRN_TOKEN").ok().as_deref(),
-            &credentials,
-            &registry,
-        )?;
-        crate::attest::info_attestations(&registry, &name, token.as_deref(), args.common.json)
+    // Verified like the package log: signed by the operator, chained, and
+    // proven in the checkpoint.
+    let attestations = if args.attestations {
+        Some(client.attestations(&name)?)
+    } else {
+        None
     };
     if args.common.json {
         let mut answer = json!({
@@ -706,8 +703,8 @@ pub fn info(args: InfoArgs) -> Result<()> {
             "releases": releases.iter().map(|r| release_json(r)).collect::<Vec<_>>(),
             "keys": keys,
         });
-        if args.attestations {
-            answer["attestations"] = attestations()?;
+        if let Some(records) = &attestations {
+            answer["attestations"] = crate::attest::info_attestations(records, true);
         }
         println!("{answer}");
         return Ok(());
@@ -749,8 +746,8 @@ pub fn info(args: InfoArgs) -> Result<()> {
             c.log_length, c.log_root
         );
     }
-    if args.attestations {
-        attestations()?;
+    if let Some(records) = &attestations {
+        crate::attest::info_attestations(records, false);
     }
     Ok(())
 }

@@ -64,8 +64,8 @@ enum Waiting {
 }
 
 impl PendingPush {
-    /// Waits until the push is accepted and, for a release, published (a
-    /// checkpoint covers it). No IO and no timer: the caller bounds the wait.
+    /// Waits until the push is accepted and published (a checkpoint covers
+    /// its record). No IO and no timer: the caller bounds the wait.
     pub async fn finish(self) -> Result<Pushed, OciError> {
         let PendingPush {
             registry,
@@ -80,6 +80,12 @@ impl PendingPush {
                         format!("cannot record the referrer: {e}"),
                     )
                 })?;
+                // Published (a checkpoint covers it) by the time the push
+                // answers, as a release is: a client that lists the log
+                // next proves it.
+                if !registry.checkpointed(attested.index).await {
+                    return Err(OciError::new(ErrorCode::Internal, "the registry stopped"));
+                }
                 pushed.attested = Some(attested);
             }
             Waiting::Release {
