@@ -663,6 +663,53 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         6
     );
 
+    // Untrusting over the admin API: an unknown key is a 404 naming the
+    // fix; a known one (by label) goes.
+    let out = admin_command(
+        &["namespace", "untrust-key", "example", "nobody"],
+        &url,
+        &data,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("HTTP 404") && stderr.contains("cairn namespace keys example"),
+        "{stderr}"
+    );
+    let stranger_pub = dir.join("stranger.pub.pem");
+    let stranger_pub = stranger_pub.to_str().expect("path");
+    let out = admin_command(
+        &[
+            "namespace",
+            "trust-key",
+            "example",
+            "--key",
+            stranger_pub,
+            "--name",
+            "temporary",
+        ],
+        &url,
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = admin_command(
+        &["namespace", "untrust-key", "example", "temporary"],
+        &url,
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, keys) =
+        http_as(addr, "GET", "/cairn/v1/namespaces/example/keys", None, None).expect("get");
+    assert!(!keys.to_string().contains("temporary"), "{keys}");
+
     // Keys on a stopped registry, in its data directory.
     stop(server);
     let on_disk = |args: &[&str]| {
@@ -679,7 +726,6 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stranger_pub = dir.join("stranger.pub.pem");
     let out = on_disk(&[
         "namespace",
         "trust-key",
@@ -687,7 +733,7 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         "--package",
         "example:hello",
         "--key",
-        stranger_pub.to_str().expect("path"),
+        stranger_pub,
     ]);
     assert!(
         out.status.success(),
