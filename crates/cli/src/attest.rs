@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use cairn_api::attestation::AttestationsResponse;
 use cairn_protocol::attestation::AttestationRecord;
 use cairn_protocol::{Envelope, PackageName, Version};
 use cairn_registry::oci::{OciStore, IMAGE_MANIFEST};
@@ -234,51 +233,69 @@ pub fn attest(args: AttestArgs) -> Result<()> {
             refusal(response)
         );
     }
-    // How the registry judged it, from its attestation log.
-    let records = attestations(&http, base, &name, Some(&token))?;
-    let recorded = records.iter().find(|r| r.referrer == referrer_digest);
+    // How the registry judged it: its attestation log, verified up to a
+    // checkpoint that covers the new record (the push answers once one
+    // does).
+    let records = {
+        let client = session.for_package(&name)?;
+        client.fetch_package(&name)?;
+        client.attestations(&name)?
+    };
+    let recorded = records
+        .iter()
+        .find(|(_, e)| e.contents().attestation.referrer == referrer_digest);
     let what = if predicate.is_some() {
         "attestation"
     } else {
         "signature"
     };
-    match recorded {
-        Some(r) => {
-            let verdict = r.verdict.as_deref().unwrap_or("recorded");
-            let by = r
-                .key_label
-                .as_deref()
-                .map(|k| format!(" by trusted key `{k}`"))
-                .unwrap_or_default();
-            if args.common.json {
-                println!(
-                    "{}",
-                    json!({
-                        "package": name.as_str(),
-                        "version": version.to_string(),
-                        "subject": subject,
-                        "referrer": referrer_digest,
-                        "verdict": verdict,
-                        "keyId": r.key_id,
-                        "index": r.index,
-                    })
-                );
-            } else {
-                println!(
-                    "{what} of {name}@{version} ({subject}) recorded at registry index {}: \
-                     {verdict}{by}",
-                    r.index
-                );
-                if verdict != "verified" {
-                    println!(
-                        "  (the registry trusts no key that made it: its operator can add yours \
-                         with `cairn namespace trust-key {} --key <public.pem>`)",
-                        name.namespace()
-                    );
-                }
-            }
-        }
-        None => println!("{what} of {name}@{version} pushed as {referrer_digest}"),
+    let Some((index, envelope)) = recorded else {
+        bail!(
+            "{registry} accepted the {what} ({referrer_digest}) but its verified attestation \
+             log of {name} does not list it"
+        );
+    };
+    let check = envelope
+        .contents()
+        .attestation
+        .signature
+        .clone()
+        .unwrap_or_default();
+    let verdict = if check.verdict.is_empty() {
+        "recorded"
+    } else {
+        check.verdict.as_str()
+    };
+    if args.common.json {
+        println!(
+            "{}",
+            json!({
+                "package": name.as_str(),
+                "version": version.to_string(),
+                "subject": subject,
+                "referrer": referrer_digest,
+                "verdict": verdict,
+                "keyId": (!check.key_id.is_empty()).then_some(&check.key_id),
+                "keyLabel": (!check.key_label.is_empty()).then_some(&check.key_label),
+                "index": index,
+            })
+        );
+        return Ok(());
+    }
+    let by = if check.key_label.is_empty() {
+        String::new()
+    } else {
+        format!(" by trusted key `{}`", check.key_label)
+    };
+    println!(
+        "{what} of {name}@{version} ({subject}) recorded at registry index {index}: {verdict}{by}"
+    );
+    if verdict != "verified" {
+        println!(
+            "  (the registry trusts no key that made it: its operator can add yours with \
+             `cairn namespace trust-key {} --key <public.pem>`)",
+            name.namespace()
+        );
     }
     Ok(())
 }
@@ -325,67 +342,6 @@ pub struct Listed {
     pub key_label: Option<String>,
     /// An attestation's predicate type.
     pub predicate_type: Option<String>,
-}
-
-/// `name`'s attestation log as the registry at `base` serves it; each
-/// record read from the bytes the operator signed (not the readable
-/// copy beside them).
-pub fn attestations(
-    http: &reqwest::blocking::Client,
-    base: &str,
-    name: &PackageName,
-    token: Option<&str>,
-) -> Result<Vec<Listed>> {
-    let mut request = http.get(format!("{base}/v1/attestations/{name}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
-        .with_context(|| format!("cannot reach {base}"))?;
-    if !response.status().is_success() {
-        bail!(
-            "{base} did not list the attestations of {name}: {}",
-            refusal(response)
-        );
-    }
-    let answer: AttestationsResponse = response
-        .json()
-        .with_context(|| format!("{base} answered the attestation list with something else"))?;
-    let some = |t: &String| (!t.is_empty()).then(|| t.clone());
-    answer
-        .records
-        .iter()
-        .map(|entry| {
-            let envelope = entry
-                .envelope()
-                .with_context(|| format!("record {} does not decode", entry.index))?;
-            if envelope.record_id().to_string() != entry.record_id {
-                bail!(
-                    "record {} has id {}, not the {} the registry says",
-                    entry.index,
-                    envelope.record_id(),
-                    entry.record_id
-                );
-            }
-            let record = envelope.contents();
-            let a = &record.attestation;
-            let check = a.signature.as_ref();
-            Ok(Listed {
-                index: entry.index,
-                timestamp: entry.timestamp.clone(),
-                subject: a.subject.clone(),
-                referrer: a.referrer.clone(),
-                artifact_type: a.artifact_type.clone(),
-                account: a.account.clone(),
-                kind: check.map(|c| c.kind.clone()),
-                verdict: check.map(|c| c.verdict.clone()),
-                key_id: check.and_then(|c| some(&c.key_id)),
-                key_label: check.and_then(|c| some(&c.key_label)),
-                predicate_type: check.and_then(|c| some(&c.predicate_type)),
-            })
-        })
-        .collect()
 }
 
 /// The attestations of a package for `cairn info`, as the verifying
