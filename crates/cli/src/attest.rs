@@ -12,10 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use cairn_protocol::attestation::AttestationRecord;
 use cairn_protocol::{Envelope, PackageName, Version};
-use cairn_registry::oci::{OciStore, IMAGE_MANIFEST};
-
-/// The empty config of an artifact (`{}`).
-const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+use cairn_registry::oci::{OciStore, IMAGE_MANIFEST, MAX_MANIFEST_BYTES};
 use cairn_registry::signatures::{self, SigningKey};
 use cairn_store::SqliteStore;
 use serde_json::{json, Value};
@@ -23,6 +20,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::admin;
 use crate::packages::{Common, Session};
+
+/// The empty config of an artifact (`{}`).
+const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 
 /// The largest predicate file `cairn attest` reads, in bytes.
 const MAX_PREDICATE: u64 = 512 * 1024;
@@ -143,7 +143,14 @@ pub fn attest(args: AttestArgs) -> Result<()> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or(IMAGE_MANIFEST)
         .to_owned();
-    let manifest = response.bytes()?;
+    let mut manifest = Vec::new();
+    response
+        .take(MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut manifest)
+        .with_context(|| format!("cannot read the manifest of {name}@{version}"))?;
+    if manifest.len() > MAX_MANIFEST_BYTES {
+        bail!("{registry} served a manifest larger than {MAX_MANIFEST_BYTES} bytes");
+    }
     let subject = sha256(&manifest);
     let parsed: Value = serde_json::from_slice(&manifest)
         .with_context(|| format!("{registry} served a manifest that is not JSON"))?;
@@ -317,7 +324,7 @@ fn read_predicate(file: &Path) -> Result<Value> {
         .with_context(|| format!("the predicate {} is not JSON", file.display()))
 }
 
-/// One attestation as the operator signed it.
+/// One attestation record, as the operator signed it.
 #[derive(Debug)]
 pub struct Listed {
     /// Registry index.
