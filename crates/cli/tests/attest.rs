@@ -425,6 +425,22 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         "{}",
         String::from_utf8_lossy(&answer.body)
     );
+    // A signature layer past 1 MiB is not read: refused.
+    let mut large = payload.clone();
+    large.resize(1024 * 1024 + 1, b' ');
+    let (answer, _) = oci.cosign(
+        &large,
+        &sign(dir, "release", &large),
+        Some((&subject, size)),
+        None,
+    );
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(String::from_utf8_lossy(&answer.body).contains("1048576"));
     assert_eq!(records(addr).len(), before, "nothing recorded");
     let stored = oci.send(
         "GET",
