@@ -65,6 +65,33 @@ pub struct PublishedAttestation {
     pub key_id: String,
     /// The signature.
     pub signature: String,
+    /// For a cosign signature or an in-toto/DSSE attestation, how it
+    /// checked out against the keys the operator trusts; absent for other
+    /// artifacts (and for records made before signatures were checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// How a recognised signature or attestation checked out at push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// `cosign` (a keyed signature) or `dsse` (an in-toto attestation).
+    pub kind: String,
+    /// `verified` or `unverified`.
+    pub verdict: String,
+    /// The trusted key that verified it (`sha256:<hex>` of its
+    /// SubjectPublicKeyInfo), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// That key's label, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
+    /// An attestation's in-toto predicate type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
+    /// Which digest the signed payload named: `manifest` or `layer`.
+    pub matched: String,
 }
 
 impl PublishedAttestation {
@@ -91,6 +118,17 @@ impl PublishedAttestation {
             content_bytes: STANDARD.encode(envelope.content_bytes()),
             key_id: envelope.key_id().to_string(),
             signature: envelope.signature().to_string(),
+            verification: a.signature.as_ref().map(|c| {
+                let some = |text: &String| (!text.is_empty()).then(|| text.clone());
+                Verification {
+                    kind: c.kind.clone(),
+                    verdict: c.verdict.clone(),
+                    key_id: some(&c.key_id),
+                    key_label: some(&c.key_label),
+                    predicate_type: some(&c.predicate_type),
+                    matched: c.matched.clone(),
+                }
+            }),
         }
     }
 

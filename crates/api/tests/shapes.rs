@@ -556,6 +556,7 @@ fn attestations() {
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             size: 321,
             account: "admin".into(),
+            signature: None,
         },
     };
     let envelope = Envelope::sign(&key, record);
@@ -574,6 +575,59 @@ fn attestations() {
         ),
     );
     assert_eq!(entry.envelope().expect("decodes"), envelope);
+}
+
+#[test]
+fn a_checked_signature_adds_its_verification() {
+    let record = AttestationRecord {
+        prev: None,
+        timestamp: Timestamp::new(1_700_000_000, 0),
+        attestation: Attestation {
+            subject: D1.into(),
+            referrer: D2.into(),
+            artifact_type: "application/vnd.dev.cosign.artifact.sig.v1+json".into(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 321,
+            account: "ci".into(),
+            signature: Some(cairn_protocol::attestation::SignatureCheck {
+                kind: "dsse".into(),
+                verdict: "verified".into(),
+                key_id: format!("sha256:{}", "b".repeat(64)),
+                key_label: "release-bot".into(),
+                predicate_type: "https://slsa.dev/provenance/v1".into(),
+                matched: "layer".into(),
+            }),
+        },
+    };
+    let envelope = Envelope::sign(&key(), record);
+    let entry = PublishedAttestation::new(4, &envelope, "2023-11-14T22:13:20Z".into());
+    let json = serde_json::to_value(&entry).expect("json");
+    assert_eq!(
+        json["verification"],
+        serde_json::json!({
+            "kind": "dsse",
+            "verdict": "verified",
+            "keyId": format!("sha256:{}", "b".repeat(64)),
+            "keyLabel": "release-bot",
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "matched": "layer",
+        })
+    );
+    let back: PublishedAttestation = serde_json::from_value(json).expect("reads back");
+    assert_eq!(back, entry);
+    // Unverified: no key fields.
+    let mut unverified = envelope.contents().clone();
+    if let Some(check) = unverified.attestation.signature.as_mut() {
+        check.verdict = "unverified".into();
+        check.key_id.clear();
+        check.key_label.clear();
+        check.predicate_type.clear();
+    }
+    let entry = PublishedAttestation::new(4, &Envelope::sign(&key(), unverified), "t".into());
+    assert_eq!(
+        serde_json::to_value(&entry).expect("json")["verification"],
+        serde_json::json!({ "kind": "dsse", "verdict": "unverified", "matched": "layer" })
+    );
 }
 
 #[test]

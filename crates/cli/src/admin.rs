@@ -260,3 +260,41 @@ pub fn take_down(args: TakeDownArgs) -> Result<()> {
     }
     Ok(())
 }
+
+impl Remote {
+    /// Trusts a public key (PEM) for signatures in `namespace`, or only in
+    /// its `package`; the registry's answer (`keyId`, `name`).
+    pub fn trust_key(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        pem: &str,
+        label: &str,
+    ) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/namespaces/{namespace}/keys"),
+            Some(json!({ "key": pem, "package": package, "name": label })),
+        )
+    }
+
+    /// The keys trusted in `namespace`.
+    pub fn trusted_keys(&self, namespace: &str) -> Result<Vec<Value>> {
+        let answer = self.call(
+            reqwest::Method::GET,
+            &format!("/namespaces/{namespace}/keys"),
+            None,
+        )?;
+        Ok(answer["keys"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Stops trusting a key (its id or label).
+    pub fn untrust_key(&self, namespace: &str, package: Option<&str>, key: &str) -> Result<()> {
+        let mut path = format!("/namespaces/{namespace}/keys/{key}");
+        if let Some(package) = package {
+            path.push_str(&format!("?package={package}"));
+        }
+        self.call(reqwest::Method::DELETE, &path, None)?;
+        Ok(())
+    }
+}

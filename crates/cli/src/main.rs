@@ -1,6 +1,7 @@
 //! `cairn`: the Cairn registry server and its administration commands.
 
 mod admin;
+mod attest;
 mod client;
 mod mirror;
 mod monitor;
@@ -88,6 +89,11 @@ enum Command {
     Get(packages::GetArgs),
     /// Show a package's releases, yanks, keys and content digests.
     Info(packages::InfoArgs),
+    /// Sign a release (a cosign-format signature), or attest a predicate
+    /// about it (an in-toto statement in a DSSE envelope), with a local
+    /// P-256 key; pushed as an OCI referrer of its manifest and recorded in
+    /// its attestation log with the registry's verdict.
+    Attest(attest::AttestArgs),
     /// Search the registry's packages: by words, license, author, and by
     /// the WIT interfaces their latest release exports or imports.
     Search(packages::SearchArgs),
@@ -328,6 +334,57 @@ enum NamespaceCommand {
         /// the origin's, and mirrored.
         #[arg(long, value_name = "PACKAGE")]
         package: Option<String>,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
+    },
+    /// Trust a public key (PEM, ECDSA P-256 or Ed25519, as `cosign
+    /// generate-key-pair` or `openssl` write) for signatures and
+    /// attestations pushed to a namespace's packages (or to one package).
+    TrustKey {
+        /// The namespace.
+        namespace: String,
+        /// The public key file (PEM `PUBLIC KEY`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Only for this package (`ns:name` or `name`).
+        #[arg(long, value_name = "PACKAGE")]
+        package: Option<String>,
+        /// A label shown with verdicts (default: the key's id).
+        #[arg(long, value_name = "LABEL", default_value = "")]
+        name: String,
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
+    },
+    /// List the keys trusted for signatures in a namespace.
+    Keys {
+        /// The namespace.
+        namespace: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        remote: admin::RemoteArgs,
+    },
+    /// Stop trusting a key (its id `sha256:…` or its label). Signatures
+    /// already recorded keep the verdict they had.
+    UntrustKey {
+        /// The namespace.
+        namespace: String,
+        /// The key's id or label.
+        key: String,
+        /// The package it was trusted for (`ns:name` or `name`), if not the
+        /// whole namespace.
+        #[arg(long, value_name = "PACKAGE")]
+        package: Option<String>,
+        /// The registry's data directory.
+        #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
+        data_dir: PathBuf,
         #[command(flatten)]
         remote: admin::RemoteArgs,
     },
@@ -1140,6 +1197,43 @@ fn run() -> Result<()> {
         } => define_namespace(&namespace, &data_dir, &remote),
         Command::Namespace {
             command:
+                NamespaceCommand::TrustKey {
+                    namespace,
+                    key,
+                    package,
+                    name,
+                    data_dir,
+                    remote,
+                },
+        } => attest::trust_key(
+            &namespace,
+            &key,
+            package.as_deref(),
+            &name,
+            &data_dir,
+            &remote,
+        ),
+        Command::Namespace {
+            command:
+                NamespaceCommand::Keys {
+                    namespace,
+                    json,
+                    data_dir,
+                    remote,
+                },
+        } => attest::list_keys(&namespace, &data_dir, &remote, json),
+        Command::Namespace {
+            command:
+                NamespaceCommand::UntrustKey {
+                    namespace,
+                    key,
+                    package,
+                    data_dir,
+                    remote,
+                },
+        } => attest::untrust_key(&namespace, &key, package.as_deref(), &data_dir, &remote),
+        Command::Namespace {
+            command:
                 NamespaceCommand::Policy {
                     namespace,
                     oci_create,
@@ -1209,6 +1303,7 @@ fn run() -> Result<()> {
         Command::Revoke(args) => packages::revoke(args),
         Command::Get(args) => packages::get(args),
         Command::Info(args) => packages::info(args),
+        Command::Attest(args) => attest::attest(args),
         Command::Search(args) => packages::search(args),
         Command::Verify(args) => packages::verify(args),
         Command::Lock(args) => packages::lock(args),

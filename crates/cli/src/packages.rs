@@ -36,7 +36,7 @@ pub struct Common {
     registry: Option<String>,
     /// Print JSON (one object) instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Options of the commands that sign records.
@@ -70,8 +70,8 @@ impl std::str::FromStr for PackageSpec {
 }
 
 /// The registry clients of one command, one per registry.
-struct Session {
-    paths: Paths,
+pub(crate) struct Session {
+    pub(crate) paths: Paths,
     config: Config,
     given: Option<String>,
     clients: BTreeMap<String, Client>,
@@ -79,7 +79,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(common: &Common) -> Result<Session> {
+    pub(crate) fn new(common: &Common) -> Result<Session> {
         let paths = common.files.paths()?;
         let config = Config::load(&paths.config)?;
         let given = common.registry.as_deref().map(check_url).transpose()?;
@@ -135,7 +135,7 @@ impl Session {
     /// The client of the registry serving `name`: the one configured (or
     /// given), unless its operator log imports the namespace from another
     /// registry; then that one (one step, as Warg clients follow imports).
-    fn for_package(&mut self, name: &PackageName) -> Result<&mut Client> {
+    pub(crate) fn for_package(&mut self, name: &PackageName) -> Result<&mut Client> {
         let registry = self.registry_for(name)?;
         let client = self.client(&registry)?;
         let ns = name.namespace();
@@ -641,6 +641,11 @@ pub struct InfoArgs {
     common: Common,
     /// The package.
     package: PackageName,
+    /// Also list its attestation log: signatures and attestations attached
+    /// to its releases, with the registry's verdict, key, account, time and
+    /// log index.
+    #[arg(long)]
+    attestations: bool,
 }
 
 fn release_json(r: &Release) -> Value {
@@ -680,20 +685,28 @@ pub fn info(args: InfoArgs) -> Result<()> {
         })
         .filter(|k| k["permissions"].as_array().is_some_and(|p| !p.is_empty()))
         .collect();
+    // Verified like the package log: signed by the operator, chained, and
+    // proven in the checkpoint.
+    let attestations = if args.attestations {
+        Some(client.attestations(&name)?)
+    } else {
+        None
+    };
     if args.common.json {
-        println!(
-            "{}",
-            json!({
-                "package": name.as_str(),
-                "registry": client.registry(),
-                "logId": cairn_protocol::LogId::package(&name).to_string(),
-                "head": log.state.head().map(|h| h.record_id.to_string()),
-                "records": log.records.len(),
-                "checkpoint": checkpoint,
-                "releases": releases.iter().map(|r| release_json(r)).collect::<Vec<_>>(),
-                "keys": keys,
-            })
-        );
+        let mut answer = json!({
+            "package": name.as_str(),
+            "registry": client.registry(),
+            "logId": cairn_protocol::LogId::package(&name).to_string(),
+            "head": log.state.head().map(|h| h.record_id.to_string()),
+            "records": log.records.len(),
+            "checkpoint": checkpoint,
+            "releases": releases.iter().map(|r| release_json(r)).collect::<Vec<_>>(),
+            "keys": keys,
+        });
+        if let Some(records) = &attestations {
+            answer["attestations"] = crate::attest::info_attestations(records, true);
+        }
+        println!("{answer}");
         return Ok(());
     }
     println!(
@@ -732,6 +745,9 @@ pub fn info(args: InfoArgs) -> Result<()> {
             "verified at checkpoint {} (log root {})",
             c.log_length, c.log_root
         );
+    }
+    if let Some(records) = &attestations {
+        crate::attest::info_attestations(records, false);
     }
     Ok(())
 }

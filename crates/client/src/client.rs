@@ -811,6 +811,79 @@ impl Client {
         Ok(log)
     }
 
+    /// `name`'s attestation log (signatures and other artifacts attached to
+    /// its releases, with the registry's verdicts) at the trusted
+    /// checkpoint, verified like the notice log: every record signed by a
+    /// key the operator log lets sign checkpoints, chained, and proven in
+    /// the checkpoint. Registry indexes with the records, oldest first;
+    /// empty when the package has none.
+    pub fn attestations(
+        &self,
+        name: &PackageName,
+    ) -> Result<
+        Vec<(
+            u64,
+            Envelope<cairn_protocol::attestation::AttestationRecord>,
+        )>,
+    > {
+        use cairn_protocol::attestation::{AttestationLog, AttestationRecord};
+        let Some(cp) = self.trusted.checkpoint.clone() else {
+            return Ok(Vec::new());
+        };
+        let length = cp.contents.checkpoint.log_length;
+        let cp_json = SignedCheckpointJson::from(&cp);
+        let log_id = LogId::attestations(name);
+        let fetched = match self.fetch_pages(length, &[(log_id, None)]) {
+            Ok(fetched) => fetched,
+            Err(Error::Refused { status: 404, .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let records = fetched.packages.get(&log_id).cloned().unwrap_or_default();
+        let mut log = AttestationLog::new();
+        let mut out = Vec::with_capacity(records.len());
+        for record in &records {
+            let bad = |what: String| {
+                self.fail(
+                    format!(
+                        "attestation record of {name} at registry index {}: {what}",
+                        record.registry_index
+                    ),
+                    "attestation",
+                    json!({ "checkpoint": cp_json, "record": record }),
+                )
+            };
+            let envelope: Envelope<AttestationRecord> =
+                record.envelope().map_err(|e| bad(e.to_string()))?;
+            let key = self
+                .trusted
+                .operator
+                .authorities()
+                .keys()
+                .find(|k| k.id() == *envelope.key_id())
+                .filter(|k| self.trusted.operator.may_sign_checkpoints(&k.id()))
+                .cloned()
+                .ok_or_else(|| bad("not signed by an operator key".into()))?;
+            log = log
+                .validate(&envelope, &key)
+                .map_err(|e| bad(e.to_string()))?;
+            out.push((record.registry_index, envelope));
+        }
+        if let Some((_, last)) = out.last() {
+            let head = last.record_id();
+            let inclusions: Vec<Inclusion> = out
+                .iter()
+                .map(|(index, envelope)| Inclusion {
+                    index: *index,
+                    log_id,
+                    record_id: envelope.record_id(),
+                    head,
+                })
+                .collect();
+            self.prove(&cp, &cp_json, &inclusions)?;
+        }
+        Ok(out)
+    }
+
     /// The registry's offline proof of `version` of `name`
     /// (`c2sp.org/tlog-proof@v1`), unverified.
     pub fn tlog_proof(

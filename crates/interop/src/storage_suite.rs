@@ -12,7 +12,7 @@ use cairn_protocol::{
 };
 use cairn_registry::auth::{AuthStore, Scope, TokenInfo};
 use cairn_registry::oci::{
-    Algorithm, Digest, ManifestWrite, OciStore, StoredManifest, UploadSession,
+    Algorithm, Digest, ManifestWrite, OciStore, StoredManifest, TrustedKey, UploadSession,
 };
 use cairn_registry::{Batch, MetaStore, RecordState, StoredRecord};
 
@@ -29,6 +29,7 @@ pub fn run(fresh: &dyn Fn() -> Arc<dyn Backend>) {
     map_snapshots_replace_each_other(fresh().as_ref());
     blobs_manifests_tags_and_referrers(fresh().as_ref());
     upload_sessions(fresh().as_ref());
+    trusted_keys(fresh().as_ref());
     accounts_and_tokens(fresh().as_ref());
     a_large_batch_commits_whole(fresh().as_ref());
     manifests_commit_with_their_records(fresh().as_ref());
@@ -318,6 +319,53 @@ fn blobs_manifests_tags_and_referrers(store: &dyn Backend) {
     assert!(store.unlink_blob(repo, &blob).expect("unlink"));
     assert!(!store.blob_linked(repo, &blob).expect("linked"));
     assert!(store.oci_create_allowed("acme").expect("policy"));
+}
+
+fn trusted_keys(store: &dyn Backend) {
+    let key = |package: Option<&str>, id: &str, label: &str| TrustedKey {
+        namespace: "acme".into(),
+        package: package.map(str::to_owned),
+        key_id: id.into(),
+        label: label.into(),
+        pem: format!("-----BEGIN PUBLIC KEY-----\n{id}\n-----END PUBLIC KEY-----\n"),
+    };
+    assert!(store.trusted_keys("acme").expect("keys").is_empty());
+    store
+        .trust_key(&key(None, "sha256:bb", "ci"))
+        .expect("trust");
+    store
+        .trust_key(&key(Some("app"), "sha256:aa", "release"))
+        .expect("trust");
+    store
+        .trust_key(&key(None, "sha256:aa", "team"))
+        .expect("trust");
+    let mut other = key(None, "sha256:cc", "elsewhere");
+    other.namespace = "other".into();
+    store.trust_key(&other).expect("trust");
+    // Trusting again replaces the label.
+    store
+        .trust_key(&key(None, "sha256:bb", "ci-2"))
+        .expect("trust");
+    assert_eq!(
+        store.trusted_keys("acme").expect("keys"),
+        vec![
+            key(None, "sha256:aa", "team"),
+            key(None, "sha256:bb", "ci-2"),
+            key(Some("app"), "sha256:aa", "release"),
+        ],
+        "namespace-wide keys first, then by package and key id"
+    );
+    assert!(store
+        .untrust_key("acme", Some("app"), "sha256:aa")
+        .expect("untrust"));
+    assert!(!store
+        .untrust_key("acme", Some("app"), "sha256:aa")
+        .expect("untrust"));
+    assert!(!store
+        .untrust_key("acme", None, "sha256:cc")
+        .expect("untrust"));
+    assert_eq!(store.trusted_keys("acme").expect("keys").len(), 2);
+    assert_eq!(store.trusted_keys("other").expect("keys"), vec![other]);
 }
 
 fn upload_sessions(store: &dyn Backend) {

@@ -484,3 +484,30 @@ mod lead {
         );
     }
 }
+
+/// A database made at schema version 4 before the trusted keys' table
+/// existed gains it when a newer Cairn connects (and keeps its rows).
+#[test]
+fn a_version_4_database_gains_the_tables_added_since() {
+    use cairn_postgres::{PgOptions, PgStore};
+    use cairn_registry::oci::{OciStore, TrustedKey};
+
+    let Some(pg) = Postgres::start("a_version_4_database_gains_the_tables_added_since") else {
+        return;
+    };
+    let store = PgStore::connect(&pg.url, PgOptions::default()).expect("connect");
+    drop(store);
+    pg.psql("DROP TABLE trusted_keys");
+    assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
+    let store = PgStore::connect(&pg.url, PgOptions::default()).expect("reconnect");
+    let key = TrustedKey {
+        namespace: "acme".into(),
+        package: None,
+        key_id: "sha256:aa".into(),
+        label: "ci".into(),
+        pem: "pem".into(),
+    };
+    store.trust_key(&key).expect("the table is back");
+    assert_eq!(store.trusted_keys("acme").expect("keys"), vec![key]);
+    assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
+}

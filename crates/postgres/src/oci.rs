@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use cairn_registry::oci::{Digest, ManifestWrite, OciStore, StoredManifest, UploadSession};
+use cairn_registry::oci::{
+    Digest, ManifestWrite, OciStore, StoredManifest, TrustedKey, UploadSession,
+};
 use cairn_registry::StoreError;
 use tokio_postgres::{Row, Statement, Transaction};
 
@@ -511,4 +513,62 @@ impl OciStore for PgStore {
         )?;
         Ok(first(rows).unwrap_or(true))
     }
+
+    fn trusted_keys(&self, namespace: &str) -> Result<Vec<TrustedKey>, StoreError> {
+        self.rows(
+            "read the trusted keys",
+            "SELECT namespace, package, key_id, label, pem FROM trusted_keys \
+             WHERE namespace = $1 ORDER BY package, key_id",
+            vec![namespace.to_owned()],
+            trusted_key,
+        )
+    }
+
+    fn trust_key(&self, key: &TrustedKey) -> Result<(), StoreError> {
+        self.change(
+            "trust a key",
+            "INSERT INTO trusted_keys (namespace, package, key_id, label, pem) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (namespace, package, key_id) \
+             DO UPDATE SET label = excluded.label, pem = excluded.pem",
+            vec![
+                key.namespace.clone(),
+                key.package.clone().unwrap_or_default(),
+                key.key_id.clone(),
+                key.label.clone(),
+                key.pem.clone(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn untrust_key(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        key_id: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.change(
+            "stop trusting a key",
+            "DELETE FROM trusted_keys WHERE namespace = $1 AND package = $2 AND key_id = $3",
+            vec![
+                namespace.to_owned(),
+                package.unwrap_or_default().to_owned(),
+                key_id.to_owned(),
+            ],
+        )?;
+        Ok(n > 0)
+    }
+}
+
+fn trusted_key(row: &Row) -> Result<TrustedKey, StoreError> {
+    let fail = failed("read a trusted key");
+    let package: String = row.try_get(1).map_err(&fail)?;
+    Ok(TrustedKey {
+        namespace: row.try_get(0).map_err(&fail)?,
+        package: (!package.is_empty()).then_some(package),
+        key_id: row.try_get(2).map_err(&fail)?,
+        label: row.try_get(3).map_err(&fail)?,
+        pem: row.try_get(4).map_err(&fail)?,
+    })
 }

@@ -79,6 +79,14 @@ CREATE TABLE publish_policy (
     namespace TEXT COLLATE "C" PRIMARY KEY,
     policy TEXT NOT NULL
 );
+CREATE TABLE trusted_keys (
+    namespace TEXT COLLATE "C" NOT NULL,
+    package TEXT COLLATE "C" NOT NULL,
+    key_id TEXT COLLATE "C" NOT NULL,
+    label TEXT NOT NULL,
+    pem TEXT NOT NULL,
+    PRIMARY KEY (namespace, package, key_id)
+);
 CREATE TABLE accounts (
     name TEXT COLLATE "C" PRIMARY KEY,
     custodial_key TEXT NOT NULL,
@@ -268,6 +276,37 @@ fn newer(version: i32) -> StoreError {
     ))
 }
 
+/// Tables added without a version of their own (each made where it is missing, so a
+/// database made before them gains them; one that has them is not
+/// written to).
+const ADDED_TABLES: &[(&str, &str)] = &[(
+    "trusted_keys",
+    r#"CREATE TABLE IF NOT EXISTS trusted_keys (
+        namespace TEXT COLLATE "C" NOT NULL,
+        package TEXT COLLATE "C" NOT NULL,
+        key_id TEXT COLLATE "C" NOT NULL,
+        label TEXT NOT NULL,
+        pem TEXT NOT NULL,
+        PRIMARY KEY (namespace, package, key_id)
+    )"#,
+)];
+
+async fn add_tables(conn: &tokio_postgres::Client) -> Result<(), StoreError> {
+    let what = "add the tables of this version";
+    for (table, sql) in ADDED_TABLES {
+        let missing: bool = conn
+            .query_one("SELECT to_regclass($1) IS NULL", &[table])
+            .await
+            .map_err(failed(what))?
+            .try_get(0)
+            .map_err(failed(what))?;
+        if missing {
+            conn.batch_execute(sql).await.map_err(failed(what))?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates the schema in an empty database, or checks it; refuses a
 /// database from a newer Cairn. A database already at this version is not
 /// written to (a server can start on a full disk).
@@ -275,7 +314,7 @@ pub(crate) async fn prepare(shared: &Shared) -> Result<(), StoreError> {
     let what = "prepare the schema";
     let mut conn = shared.conn(what).await?;
     match version(&conn).await? {
-        Some(SCHEMA_VERSION) => return Ok(()),
+        Some(SCHEMA_VERSION) => return add_tables(&conn).await,
         Some(v) if v > SCHEMA_VERSION => return Err(newer(v)),
         _ => {}
     }
@@ -300,7 +339,10 @@ pub(crate) async fn prepare(shared: &Shared) -> Result<(), StoreError> {
         .map(|row| row.try_get(0).map_err(failed(what)))
         .transpose()?;
     match found {
-        Some(SCHEMA_VERSION) => return Ok(()),
+        Some(SCHEMA_VERSION) => {
+            tx.commit().await.map_err(failed(what))?;
+            return add_tables(&conn).await;
+        }
         Some(v) if v > SCHEMA_VERSION => return Err(newer(v)),
         Some(v @ (3 | 4)) => {
             if v == 3 {
@@ -315,7 +357,8 @@ pub(crate) async fn prepare(shared: &Shared) -> Result<(), StoreError> {
             )
             .await
             .map_err(failed(what))?;
-            return tx.commit().await.map_err(failed(what));
+            tx.commit().await.map_err(failed(what))?;
+            return add_tables(&conn).await;
         }
         Some(v) => {
             return Err(StoreError::Corrupt(format!(

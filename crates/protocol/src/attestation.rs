@@ -34,6 +34,28 @@ pub struct Attestation {
     pub size: u64,
     /// The account that pushed it.
     pub account: String,
+    /// For a signature or attestation the registry recognised (cosign,
+    /// in-toto/DSSE), how it checked out; `None` for other artifacts and
+    /// for records written before signatures were checked.
+    pub signature: Option<SignatureCheck>,
+}
+
+/// How a recognised signature or attestation checked out at push.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SignatureCheck {
+    /// `cosign` (a keyed signature) or `dsse` (an in-toto attestation).
+    pub kind: String,
+    /// `verified` (by a key the operator trusts) or `unverified`.
+    pub verdict: String,
+    /// The id of the trusted key that verified it (`sha256:<hex>` of its
+    /// SubjectPublicKeyInfo); empty when unverified.
+    pub key_id: String,
+    /// That key's label, as the operator named it.
+    pub key_label: String,
+    /// An attestation's in-toto predicate type.
+    pub predicate_type: String,
+    /// Which digest the signed payload named: `manifest` or `layer`.
+    pub matched: String,
 }
 
 /// One record of an attestation log.
@@ -68,6 +90,20 @@ struct Proto {
     size: u64,
     #[prost(string, tag = "9")]
     account: String,
+    // Added with signature checks: absent (empty) in older records, which
+    // still decode and keep their record ids.
+    #[prost(string, tag = "10")]
+    signature_kind: String,
+    #[prost(string, tag = "11")]
+    verdict: String,
+    #[prost(string, tag = "12")]
+    key_id: String,
+    #[prost(string, tag = "13")]
+    key_label: String,
+    #[prost(string, tag = "14")]
+    predicate_type: String,
+    #[prost(string, tag = "15")]
+    matched: String,
 }
 
 impl Record for AttestationRecord {
@@ -75,6 +111,7 @@ impl Record for AttestationRecord {
 
     fn encode(&self) -> Vec<u8> {
         let a = &self.attestation;
+        let check = a.signature.clone().unwrap_or_default();
         Proto {
             prev: self.prev.map(|id| id.to_string()),
             version: 0,
@@ -85,6 +122,12 @@ impl Record for AttestationRecord {
             media_type: a.media_type.clone(),
             size: a.size,
             account: a.account.clone(),
+            signature_kind: check.kind,
+            verdict: check.verdict,
+            key_id: check.key_id,
+            key_label: check.key_label,
+            predicate_type: check.predicate_type,
+            matched: check.matched,
         }
         .encode_to_vec()
     }
@@ -97,6 +140,14 @@ impl Record for AttestationRecord {
             .transpose()
             .map_err(DecodeError::Prev)?;
         let timestamp = p.time.ok_or(DecodeError::MissingTimestamp)?.into();
+        let signature = (!p.signature_kind.is_empty()).then_some(SignatureCheck {
+            kind: p.signature_kind,
+            verdict: p.verdict,
+            key_id: p.key_id,
+            key_label: p.key_label,
+            predicate_type: p.predicate_type,
+            matched: p.matched,
+        });
         Ok(AttestationRecord {
             prev,
             timestamp,
@@ -107,6 +158,7 @@ impl Record for AttestationRecord {
                 media_type: p.media_type,
                 size: p.size,
                 account: p.account,
+                signature,
             },
         })
     }
@@ -187,8 +239,35 @@ mod tests {
                 media_type: "application/vnd.oci.image.manifest.v1+json".into(),
                 size: 321,
                 account: "ci".into(),
+                signature: None,
             },
         }
+    }
+
+    #[test]
+    fn signature_checks_round_trip_and_old_records_decode() {
+        let mut signed = record(None, 10, "sha256:r1");
+        signed.attestation.signature = Some(SignatureCheck {
+            kind: "cosign".into(),
+            verdict: "verified".into(),
+            key_id: "sha256:abcd".into(),
+            key_label: "ci".into(),
+            predicate_type: String::new(),
+            matched: "manifest".into(),
+        });
+        assert_eq!(AttestationRecord::decode(&signed.encode()).unwrap(), signed);
+        // A record without a check encodes exactly as before the fields
+        // existed (proto3 leaves empty strings out), so old ids hold.
+        let plain = record(None, 10, "sha256:r1");
+        let bytes = plain.encode();
+        assert!(!bytes.windows(6).any(|w| w == b"cosign"));
+        assert_eq!(
+            AttestationRecord::decode(&bytes)
+                .unwrap()
+                .attestation
+                .signature,
+            None
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod policy;
 mod registry;
 mod replica;
 mod sequencer;
+pub mod signatures;
 mod snapshot;
 mod storage;
 mod takedown;

@@ -12,7 +12,7 @@ use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, RecordId, SignedCheckpoi
 use crate::auth::{AuthStore, TokenEntry, TokenInfo};
 use crate::oci::{
     Account, BlobStore, Digest, Digester, Finished, ManifestWrite, OciStore, SessionWriter,
-    StoredManifest, UploadSession,
+    StoredManifest, TrustedKey, UploadSession,
 };
 use crate::policy::PublishPolicy;
 use crate::storage::{
@@ -36,6 +36,8 @@ struct Oci {
     tags: BTreeMap<(String, String), Digest>,
     uploads: BTreeMap<String, UploadSession>,
     policy: HashMap<String, bool>,
+    /// By (namespace, package or "", key id).
+    trusted: BTreeMap<(String, String, String), TrustedKey>,
 }
 
 impl Oci {
@@ -640,6 +642,41 @@ impl OciStore for MemoryMeta {
             .get(namespace)
             .copied()
             .unwrap_or(true))
+    }
+
+    fn trusted_keys(&self, namespace: &str) -> Result<Vec<TrustedKey>, StoreError> {
+        Ok(self
+            .lock()
+            .oci
+            .trusted
+            .iter()
+            .filter(|((ns, _, _), _)| ns == namespace)
+            .map(|(_, key)| key.clone())
+            .collect())
+    }
+
+    fn trust_key(&self, key: &TrustedKey) -> Result<(), StoreError> {
+        let at = (
+            key.namespace.clone(),
+            key.package.clone().unwrap_or_default(),
+            key.key_id.clone(),
+        );
+        self.lock().oci.trusted.insert(at, key.clone());
+        Ok(())
+    }
+
+    fn untrust_key(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        key_id: &str,
+    ) -> Result<bool, StoreError> {
+        let at = (
+            namespace.to_owned(),
+            package.unwrap_or_default().to_owned(),
+            key_id.to_owned(),
+        );
+        Ok(self.lock().oci.trusted.remove(&at).is_some())
     }
 }
 

@@ -280,3 +280,90 @@ fn upload_sessions_started_at_once_stop_at_the_limit() {
     assert_eq!(started.into_inner(), 5);
     assert_eq!(f.oci.open_uploads().expect("count"), 5);
 }
+
+#[test]
+fn signed_releases_are_the_versions_with_a_verified_signature() {
+    use base64::Engine;
+    use cairn_registry::signatures::{self, SigningKey};
+
+    let f = face(OciConfig::default());
+    let alice = f.meta.ensure_account("alice").expect("account");
+    let name: PackageName = "acme:app".parse().expect("name");
+    let mut digests = Vec::new();
+    for (version, layer) in [
+        ("1.0.0", WASM.to_vec()),
+        ("2.0.0", [WASM, &[0, 2, 1, b'x']].concat()),
+    ] {
+        let manifest = f.artifact("acme/app", &layer);
+        f.push("acme/app", version, &manifest, &alice)
+            .expect("pushed");
+        digests.push((Digest::of(Algorithm::Sha256, &manifest), manifest.len()));
+    }
+    let trusted = SigningKey::generate();
+    let stranger = SigningKey::generate();
+    let stored = f
+        .oci
+        .trust_key("acme", None, &trusted.public_key_pem(), "ci")
+        .expect("trusted");
+    assert_eq!(
+        f.oci.trusted_keys("acme").expect("keys"),
+        vec![stored.clone()]
+    );
+    let sign = |key: &SigningKey, (subject, size): &(Digest, usize)| {
+        let payload = signatures::simple_signing_payload("r/acme/app", &subject.to_string());
+        let config = f.push_blob("acme/app", b"{}");
+        let layer = f.push_blob("acme/app", &payload);
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "artifactType": signatures::COSIGN_ARTIFACT,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": config.to_string(), "size": 2},
+            "layers": [{"mediaType": signatures::COSIGN_LAYER,
+                        "digest": layer.to_string(), "size": payload.len(),
+                        "annotations": {signatures::COSIGN_SIGNATURE_ANNOTATION:
+                            base64::engine::general_purpose::STANDARD.encode(key.sign(&payload))}}],
+            "subject": {"mediaType": MANIFEST, "digest": subject.to_string(), "size": size},
+        }))
+        .expect("json");
+        let digest = Digest::of(Algorithm::Sha256, &manifest);
+        match f
+            .oci
+            .put_manifest(
+                "acme/app",
+                &Reference::Digest(digest),
+                Some(MANIFEST),
+                &manifest,
+                Some(&alice),
+            )
+            .expect("pushed")
+        {
+            PushStep::Done(pushed) => pushed,
+            PushStep::Pending(p) => p
+                .wait(Instant::now() + Duration::from_secs(10))
+                .expect("recorded"),
+        }
+    };
+    // 1.0.0 signed by the trusted key, 2.0.0 only by a stranger.
+    assert!(sign(&trusted, &digests[0]).attested.is_some());
+    assert!(sign(&stranger, &digests[1]).attested.is_some());
+    let signed = f.oci.signed_releases(&name).expect("signed");
+    let versions: Vec<String> = signed.keys().map(ToString::to_string).collect();
+    assert_eq!(versions, ["1.0.0"]);
+    let check = &signed.values().next().expect("one")[0];
+    assert_eq!(check.verdict, "verified");
+    assert_eq!(check.key_label, "ci");
+    assert_eq!(check.key_id, stored.key_id);
+    // Every record keeps its verdict; untrusting the key later does not
+    // rewrite history.
+    let records = f.registry.attestations(&name).expect("log");
+    let verdicts: Vec<&str> = records
+        .iter()
+        .filter_map(|(_, e)| e.contents().attestation.signature.as_ref())
+        .map(|c| c.verdict.as_str())
+        .collect();
+    assert_eq!(verdicts, ["verified", "unverified"]);
+    assert!(f.oci.untrust_key("acme", None, "ci").expect("untrust"));
+    assert!(f.oci.trusted_keys("acme").expect("keys").is_empty());
+    assert_eq!(f.oci.signed_releases(&name).expect("signed").len(), 1);
+}

@@ -34,7 +34,7 @@ use crate::warg::ApiJson;
 use crate::AppState;
 
 /// Refuses a caller without an admin token.
-async fn admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) async fn admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match crate::auth::caller(app, headers).await {
         Ok(Some(token)) if token.is_admin() => Ok(()),
         Ok(Some(token)) => Err(ApiError::message(
@@ -55,7 +55,7 @@ async fn admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn store_error(e: cairn_registry::StoreError) -> ApiError {
+pub(crate) fn store_error(e: cairn_registry::StoreError) -> ApiError {
     let message = e.to_string();
     ApiError::storage(&e, message)
 }

@@ -11,6 +11,7 @@ mod files;
 mod forward;
 mod grant;
 mod home;
+mod keys;
 mod limit;
 mod observe;
 mod oci;
@@ -267,6 +268,15 @@ fn router_with(
             "/cairn/v1/admin/policies/{namespace}",
             get(admin::publish_policy).put(admin::set_publish_policy),
         )
+        .route(
+            "/cairn/v1/admin/namespaces/{namespace}/keys",
+            post(keys::trust).get(keys::list),
+        )
+        .route(
+            "/cairn/v1/admin/namespaces/{namespace}/keys/{key}",
+            axum::routing::delete(keys::untrust),
+        )
+        .route("/cairn/v1/namespaces/{namespace}/keys", get(keys::list))
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/v2/{*rest}", any(oci::dispatch))

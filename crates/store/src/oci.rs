@@ -1,7 +1,9 @@
 //! The OCI face's metadata on SQLite: blob links, manifests, tags, upload
 //! sessions and namespace policy, in the same database as the logs.
 
-use cairn_registry::oci::{Digest, ManifestWrite, OciStore, StoredManifest, UploadSession};
+use cairn_registry::oci::{
+    Digest, ManifestWrite, OciStore, StoredManifest, TrustedKey, UploadSession,
+};
 use cairn_registry::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -339,6 +341,67 @@ impl OciStore for SqliteStore {
                 .optional()
                 .map_err(backend)?;
             Ok(allowed.unwrap_or(true))
+        })
+    }
+
+    fn trusted_keys(&self, namespace: &str) -> Result<Vec<TrustedKey>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT package, key_id, label, pem FROM trusted_keys WHERE namespace = ?1
+                     ORDER BY package, key_id",
+                )
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![namespace], |r| {
+                    let package: String = r.get(0)?;
+                    Ok(TrustedKey {
+                        namespace: namespace.to_owned(),
+                        package: (!package.is_empty()).then_some(package),
+                        key_id: r.get(1)?,
+                        label: r.get(2)?,
+                        pem: r.get(3)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+    }
+
+    fn trust_key(&self, key: &TrustedKey) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO trusted_keys (namespace, package, key_id, label, pem)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (namespace, package, key_id)
+                 DO UPDATE SET label = excluded.label, pem = excluded.pem",
+                params![
+                    key.namespace,
+                    key.package.as_deref().unwrap_or(""),
+                    key.key_id,
+                    key.label,
+                    key.pem
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn untrust_key(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        key_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.write(|conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM trusted_keys WHERE namespace = ?1 AND package = ?2 AND key_id = ?3",
+                    params![namespace, package.unwrap_or(""), key_id],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
         })
     }
 }

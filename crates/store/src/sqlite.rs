@@ -96,6 +96,14 @@ CREATE TABLE IF NOT EXISTS publish_policy (
     namespace TEXT PRIMARY KEY,
     policy TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS trusted_keys (
+    namespace TEXT NOT NULL,
+    package TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    pem TEXT NOT NULL,
+    PRIMARY KEY (namespace, package, key_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY,
     custodial_key TEXT NOT NULL,

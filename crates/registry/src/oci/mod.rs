@@ -17,6 +17,7 @@ mod manifest;
 mod names;
 mod push;
 mod releases;
+mod signed;
 mod store;
 mod uploads;
 
@@ -36,9 +37,10 @@ pub use manifest::{
 pub use names::{check_repository, check_tag, package_of, repository_of, Reference};
 pub use push::{PendingPush, PushStep, Pushed};
 pub use releases::Blob;
+pub use signed::{find_trusted, trusted_key, TrustError, MAX_KEY_PEM};
 pub use store::{
     Account, BlobStore, Finished, ForkSource, ManifestWrite, MirrorReport, Mirrored, OciStore,
-    SessionWriter, StoredManifest, UploadSession,
+    SessionWriter, StoredManifest, TrustedKey, UploadSession,
 };
 pub use uploads::Chunk;
 

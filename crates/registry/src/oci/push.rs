@@ -65,8 +65,8 @@ enum Waiting {
 }
 
 impl PendingPush {
-    /// Waits until the push is accepted and, for a release, published (a
-    /// checkpoint covers it). No IO and no timer: the caller bounds the wait.
+    /// Waits until the push is accepted and published (a checkpoint covers
+    /// its record). No IO and no timer: the caller bounds the wait.
     pub async fn finish(self) -> Result<Pushed, OciError> {
         let PendingPush {
             registry,
@@ -81,6 +81,12 @@ impl PendingPush {
                         format!("cannot record the referrer: {e}"),
                     )
                 })?;
+                // Published (a checkpoint covers it) by the time the push
+                // answers, as a release is: a client that lists the log
+                // next proves it.
+                if !registry.checkpointed(attested.index).await {
+                    return Err(OciError::new(ErrorCode::Internal, "the registry stopped"));
+                }
                 pushed.attested = Some(attested);
             }
             Waiting::Release {
@@ -224,8 +230,17 @@ impl Oci {
             attested: None,
         };
         // An artifact that refers to another (a signature, an SBOM) is
-        // recorded in the package's attestation log.
-        if let (Some(subject), false) = (&parsed.subject, parsed.is_wasm()) {
+        // recorded in the package's attestation log; so is one pushed to
+        // cosign's classic tag (`sha256-<hex>.sig` or `.att`), which names
+        // the manifest it refers to.
+        let referred = match (&parsed.subject, reference.tag()) {
+            (Some(subject), _) => Some(subject.digest.clone()),
+            (None, Some(tag)) if package_of(repository).is_some() => {
+                crate::signatures::tag_subject(tag).and_then(|d| d.parse::<Digest>().ok())
+            }
+            _ => None,
+        };
+        if let (Some(subject), false) = (referred, parsed.is_wasm()) {
             let tag = reference.tag();
             if let Some(tag) = tag {
                 refuse_version_tag(repository, tag)?;
@@ -273,8 +288,11 @@ impl Oci {
                     None => refusal,
                 });
             };
+            // A cosign signature or in-toto attestation is checked against
+            // the keys the operator trusts; a malformed one is refused.
+            let signature = self.check_signatures(&name, &parsed, &blobs, &subject)?;
             let attestation = Attestation {
-                subject: subject.digest.to_string(),
+                subject: subject.to_string(),
                 referrer: digest.to_string(),
                 artifact_type: parsed
                     .effective_artifact_type()
@@ -283,6 +301,7 @@ impl Oci {
                 media_type: parsed.media_type.clone(),
                 size: bytes.len() as u64,
                 account: maintainer.name.clone(),
+                signature,
             };
             let answer = self
                 .registry

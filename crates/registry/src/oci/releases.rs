@@ -478,10 +478,31 @@ impl Oci {
                 format!("{what} is a released version and cannot be deleted; yank it instead"),
             ))
         };
+        // A referrer recorded in the attestation log stays: removing it
+        // would hide a signature the log says exists.
+        let permanent = |digest: &Digest| -> Result<(), OciError> {
+            let Some((name, _)) = &package else {
+                return Ok(());
+            };
+            match self.recorded_referrer(name, digest)? {
+                Some(index) => Err(OciError::new(
+                    ErrorCode::Unsupported,
+                    format!(
+                        "manifest `{digest}` is recorded in the attestation log of `{name}` (registry \
+                         index {index}); attestations and signatures are permanent and cannot be \
+                         deleted"
+                    ),
+                )),
+                None => Ok(()),
+            }
+        };
         match reference {
             Reference::Tag(tag) => {
                 if versions.contains(tag) {
                     return immutable(format!("tag `{tag}`"));
+                }
+                if let Some(digest) = self.store.tag(repository, tag)? {
+                    permanent(&digest)?;
                 }
                 if !self.store.delete_tag(repository, tag)? {
                     return Err(OciError::new(
@@ -496,6 +517,7 @@ impl Oci {
                         return immutable(format!("manifest `{digest}` (tag `{tag}`)"));
                     }
                 }
+                permanent(digest)?;
                 if !self.store.delete_manifest(repository, digest)? {
                     return Err(OciError::new(
                         ErrorCode::ManifestUnknown,

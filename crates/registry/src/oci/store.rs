@@ -98,6 +98,37 @@ pub trait OciStore: Send + Sync + 'static {
     fn count_uploads(&self, account: Option<&str>) -> Result<u64, StoreError>;
     /// Whether packages may be created in `namespace` by an OCI push.
     fn oci_create_allowed(&self, namespace: &str) -> Result<bool, StoreError>;
+    /// The keys trusted for signatures in `namespace`: namespace-wide ones
+    /// and those of its packages, ordered by package, then key id.
+    fn trusted_keys(&self, namespace: &str) -> Result<Vec<TrustedKey>, StoreError>;
+    /// Trusts a key (replacing the label of one trusted already for the
+    /// same namespace and package).
+    fn trust_key(&self, key: &TrustedKey) -> Result<(), StoreError>;
+    /// Stops trusting the key `key_id` for `namespace` (namespace-wide when
+    /// `package` is `None`); whether it was trusted.
+    fn untrust_key(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        key_id: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A public key the operator trusts for signatures and attestations in a
+/// namespace, or in one package of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedKey {
+    /// The namespace.
+    pub namespace: String,
+    /// The package's name within the namespace (without `ns:`), or `None`
+    /// for every package of the namespace.
+    pub package: Option<String>,
+    /// The key's id: `sha256:<hex>` of its DER SubjectPublicKeyInfo.
+    pub key_id: String,
+    /// The operator's label for it.
+    pub label: String,
+    /// The key, PEM `PUBLIC KEY`.
+    pub pem: String,
 }
 
 /// Appends to an upload session's bytes.
