@@ -1619,8 +1619,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     let _indexer = match &search {
         Some(index) => Some(
-            cairn_server::search::Indexer::start(registry.clone(), index.clone())
-                .context("cannot start the indexer")?,
+            cairn_server::search::Indexer::start(
+                registry.clone(),
+                Some(oci.clone()),
+                index.clone(),
+            )
+            .context("cannot start the indexer")?,
         ),
         None => None,
     };

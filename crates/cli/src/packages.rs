@@ -905,6 +905,10 @@ pub struct SearchArgs {
     /// Packages whose every release is yanked too.
     #[arg(long)]
     yanked: bool,
+    /// Only packages whose latest release carries a signature verified
+    /// by a key the registry trusts for it.
+    #[arg(long)]
+    signed: bool,
     /// The page, from 1.
     #[arg(long, default_value_t = 1)]
     page: u32,
@@ -950,6 +954,9 @@ pub fn search(args: SearchArgs) -> Result<()> {
     if args.yanked {
         query.push(("yanked", "true".into()));
     }
+    if args.signed {
+        query.push(("signed", "true".into()));
+    }
     query.push(("page", args.page.to_string()));
     query.push(("per-page", args.per_page.to_string()));
     let http = reqwest::blocking::Client::builder()
@@ -990,11 +997,16 @@ pub fn search(args: SearchArgs) -> Result<()> {
     for hit in &hits {
         let text = |key: &str| hit[key].as_str().unwrap_or("").to_owned();
         println!(
-            "{} {}{}  {}  {}",
+            "{} {}{}{}  {}  {}",
             text("package"),
             text("version"),
             if hit["yanked"] == true {
                 " (yanked)"
+            } else {
+                ""
+            },
+            if hit["signed"] == true {
+                " (signed)"
             } else {
                 ""
             },

@@ -349,6 +349,18 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         .expect("layer")
         .to_owned();
 
+    // Nothing is signed yet: the search's `signed` filter finds nothing.
+    let signed_hits = || {
+        common::get_json(addr, "/cairn/v1/search?signed=true")["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    common::wait_for("the index to hold the package", || {
+        common::get_json(addr, "/cairn/v1/search?q=hello")["total"] == 1
+    });
+    assert!(signed_hits().is_empty());
+
     // (1) A cosign signature by the trusted key: verified, by that key.
     let payload = simple_signing(&subject);
     let (answer, verified_digest) = oci.cosign(
@@ -370,6 +382,15 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
     assert_eq!(last["verification"]["verdict"], "verified", "{last}");
     assert_eq!(last["verification"]["keyId"], key_id.as_str());
     assert_eq!(last["verification"]["keyLabel"], "release-bot");
+    // The index follows the attestation log: the release is signed now.
+    common::wait_for("the index to see the signature", || {
+        signed_hits().len() == 1
+    });
+    let hit = &signed_hits()[0];
+    assert_eq!(hit["package"], "example:hello", "{hit}");
+    assert_eq!(hit["signed"], true, "{hit}");
+    let listed = alice.ok(&["search", "--signed"]);
+    assert!(listed.contains("example:hello 1.0.0 (signed)"), "{listed}");
 
     // (2) By a key nobody trusts: recorded, unverified.
     let (answer, _) = oci.cosign(

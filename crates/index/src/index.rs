@@ -58,6 +58,10 @@ pub struct IndexedRelease {
     pub published: i64,
     /// Whether it is yanked.
     pub yanked: bool,
+    /// Whether a signature or attestation of it was verified by a key the
+    /// registry trusts for the package.
+    #[serde(default)]
+    pub signed: bool,
     /// What the content says about itself (`None`: not read, e.g. too
     /// large, or not held).
     pub info: Option<ComponentInfo>,
@@ -72,6 +76,9 @@ pub struct PackageUpdate {
     pub package: String,
     /// Its releases.
     pub releases: Vec<IndexedRelease>,
+    /// The id of its attestation log, so that a later record there can be
+    /// traced back to the package ([`Index::package_of_log`]).
+    pub attestation_log: Option<String>,
 }
 
 /// An interface a query asks for: `wasi:http/incoming-handler`, with an
@@ -166,6 +173,8 @@ pub struct Query {
     pub satisfies: Option<String>,
     /// Packages whose every release is yanked too.
     pub include_yanked: bool,
+    /// Only packages whose latest release carries a verified signature.
+    pub signed: bool,
     /// From 1.
     pub page: u32,
     /// Hits per page (at most [`MAX_PER_PAGE`]).
@@ -194,6 +203,9 @@ pub struct Hit {
     pub version: String,
     /// Whether that release is yanked.
     pub yanked: bool,
+    /// Whether that release carries a verified signature.
+    #[serde(default)]
+    pub signed: bool,
     /// Its description.
     pub description: Option<String>,
     /// Its license expression.
@@ -260,6 +272,7 @@ CREATE TABLE IF NOT EXISTS releases (
     registry_index INTEGER,
     published INTEGER NOT NULL,
     yanked INTEGER NOT NULL,
+    signed INTEGER NOT NULL DEFAULT 0,
     info TEXT,
     world TEXT,
     UNIQUE (package, version)
@@ -277,6 +290,7 @@ CREATE TABLE IF NOT EXISTS packages (
     keywords TEXT,
     imports TEXT NOT NULL DEFAULT '',
     exports TEXT NOT NULL DEFAULT '',
+    signed INTEGER NOT NULL DEFAULT 0,
     kind TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS packages_by_namespace ON packages (namespace, package);
@@ -293,6 +307,10 @@ CREATE TABLE IF NOT EXISTS worlds (
     imports TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS interfaces_by_package ON interfaces (package_id);
+CREATE TABLE IF NOT EXISTS side_logs (
+    log_id TEXT PRIMARY KEY,
+    package TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS word_scores (
     word TEXT NOT NULL,
     score REAL NOT NULL,
@@ -308,11 +326,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
 DROP TABLE IF EXISTS word_scores;
+DROP TABLE IF EXISTS side_logs;
 DROP TABLE IF EXISTS worlds;
 DROP TABLE IF EXISTS interfaces;
 DROP TABLE IF EXISTS packages;
@@ -439,11 +458,18 @@ impl Index {
         Ok(())
     }
 
+    /// The package whose attestation log is `log_id`, if it was indexed.
+    pub fn package_of_log(&self, log_id: &str) -> Result<Option<String>, IndexError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached("SELECT package FROM side_logs WHERE log_id = ?1")?;
+        Ok(stmt.query_row([log_id], |r| r.get(0)).optional()?)
+    }
+
     /// Every release of `package`, newest version first.
     pub fn package(&self, package: &str) -> Result<Vec<IndexedRelease>, IndexError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info
+            "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info, signed
              FROM releases WHERE package = ?1",
         )?;
         let rows = stmt.query_map([package], release_row)?;
@@ -487,7 +513,7 @@ impl Index {
     pub fn by_digest(&self, digest: &str) -> Result<Vec<IndexedRelease>, IndexError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info
+            "SELECT package, version, digest, record_id, log_id, registry_index, published, yanked, info, signed
              FROM releases WHERE digest = ?1 ORDER BY package, version LIMIT 1000",
         )?;
         let rows = stmt.query_map([digest], release_row)?;
@@ -533,6 +559,9 @@ impl Index {
         }
         if let Some(ns) = &query.namespace {
             matching.push(format!("tags : {}", namespace_tag(ns)));
+        }
+        if query.signed {
+            matching.push("tags : signed".into());
         }
         if let Some(license) = &query.license {
             let phrase = phrase_of(license);
@@ -661,7 +690,7 @@ impl Index {
             // One common word alone: its packages in the order of their
             // precomputed relevance, not ranked one by one.
             let single = match (&query.text, &query.namespace, &query.license) {
-                (Some(t), None, None) if total as usize > STATIC_RANK_FROM => {
+                (Some(t), None, None) if !query.signed && total as usize > STATIC_RANK_FROM => {
                     let mut words: Vec<String> = words_of(t).collect();
                     words.dedup();
                     (words.len() == 1).then(|| words.remove(0))
@@ -736,7 +765,7 @@ type Interfaces = Vec<(String, Option<semver::Version>)>;
 fn hit_of(conn: &Connection, id: i64) -> Result<Hit, IndexError> {
     let (mut hit, imports, exports): (Hit, String, String) = conn.query_row(
         "SELECT p.package, p.latest, p.yanked, p.description, p.license, p.authors, p.imports,
-                p.exports, r.digest, r.log_id, r.record_id, r.registry_index
+                p.exports, r.digest, r.log_id, r.record_id, r.registry_index, r.signed
          FROM packages p JOIN releases r ON r.package = p.package AND r.version = p.latest
          WHERE p.id = ?1",
         [id],
@@ -746,6 +775,7 @@ fn hit_of(conn: &Connection, id: i64) -> Result<Hit, IndexError> {
                     package: r.get(0)?,
                     version: r.get(1)?,
                     yanked: r.get::<_, i64>(2)? != 0,
+                    signed: r.get::<_, i64>(12)? != 0,
                     description: r.get(3)?,
                     license: r.get(4)?,
                     authors: r.get(5)?,
@@ -962,11 +992,12 @@ fn phrase_of(text: &str) -> String {
 
 /// A package's tags in the text table: its state and its namespace (the
 /// namespace between markers, so that `my` never matches `my-org`).
-fn tags_of(namespace: &str, yanked: bool) -> String {
+fn tags_of(namespace: &str, yanked: bool, signed: bool) -> String {
     format!(
-        "state {} ns {} nsend",
+        "state {} ns {} nsend{}",
         if yanked { "yanked" } else { "live" },
-        phrase_of(namespace)
+        phrase_of(namespace),
+        if signed { " signed" } else { "" }
     )
 }
 
@@ -996,6 +1027,7 @@ fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<IndexedRelease,
             registry_index: registry_index.map(|i| i.max(0) as u64),
             published: r.get(6)?,
             yanked: r.get::<_, i64>(7)? != 0,
+            signed: r.get::<_, i64>(9)? != 0,
             info: info
                 .map(|text| serde_json::from_str(&text))
                 .transpose()
@@ -1006,6 +1038,10 @@ fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<IndexedRelease,
 }
 
 fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Result<(), IndexError> {
+    if let Some(log) = &update.attestation_log {
+        tx.prepare_cached("INSERT OR IGNORE INTO side_logs (log_id, package) VALUES (?1, ?2)")?
+            .execute(params![log, update.package])?;
+    }
     for release in &update.releases {
         // The worlds a WIT package defines, for `satisfies` (a world id
         // names its package, so only that package's releases define it).
@@ -1031,10 +1067,11 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             .map_err(|e| IndexError::Corrupt(e.to_string()))?;
         tx.execute(
             "INSERT INTO releases (package, version, digest, record_id, log_id, registry_index,
-                                   published, yanked, info, world)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                   published, yanked, info, world, signed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (package, version) DO UPDATE SET
                 yanked = excluded.yanked,
+                signed = excluded.signed,
                 registry_index = coalesce(excluded.registry_index, releases.registry_index),
                 info = coalesce(excluded.info, releases.info),
                 world = coalesce(excluded.world, releases.world)",
@@ -1053,33 +1090,35 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
                     .as_ref()
                     .and_then(|i| i.world.as_ref())
                     .map(|w| w.digest()),
+                release.signed as i64,
             ],
         )?;
     }
     // The package's row: its latest release not yanked (else its latest).
     let mut stmt =
-        tx.prepare_cached("SELECT version, yanked, info FROM releases WHERE package = ?1")?;
+        tx.prepare_cached("SELECT version, yanked, info, signed FROM releases WHERE package = ?1")?;
     let rows = stmt.query_map([&update.package], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)? != 0,
             r.get::<_, Option<String>>(2)?,
+            r.get::<_, i64>(3)? != 0,
         ))
     })?;
     let mut all = Vec::new();
     for row in rows {
-        let (version, yanked, info) = row?;
+        let (version, yanked, info, signed) = row?;
         if let Ok(version) = semver::Version::parse(&version) {
-            all.push((version, yanked, info));
+            all.push((version, yanked, info, signed));
         }
     }
     drop(stmt);
     let latest = all
         .iter()
-        .filter(|(_, yanked, _)| !yanked)
+        .filter(|(_, yanked, _, _)| !yanked)
         .max_by(|a, b| a.0.cmp(&b.0))
         .or_else(|| all.iter().max_by(|a, b| a.0.cmp(&b.0)));
-    let Some((version, yanked, info)) = latest else {
+    let Some((version, yanked, info, signed)) = latest else {
         return Ok(());
     };
     let info: Option<ComponentInfo> = info
@@ -1103,9 +1142,9 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
         .and_then(|i| i.legacy.as_ref().map(|l| l.categories.join(" ")));
     // The text table mirrors the packages table (external content): the
     // old row's terms go out before the row changes.
-    let old: Option<(i64, String, TextRow, Option<String>, String, bool)> = tx
+    let old: Option<(i64, String, TextRow, Option<String>, String, (bool, bool))> = tx
         .query_row(
-            "SELECT id, package, description, authors, keywords, license, namespace, yanked
+            "SELECT id, package, description, authors, keywords, license, namespace, yanked, signed
              FROM packages WHERE package = ?1",
             [&update.package],
             |r| {
@@ -1115,17 +1154,17 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
                     (r.get(2)?, r.get(3)?, r.get(4)?),
                     r.get(5)?,
                     r.get(6)?,
-                    r.get::<_, i64>(7)? != 0,
+                    (r.get::<_, i64>(7)? != 0, r.get::<_, i64>(8)? != 0),
                 ))
             },
         )
         .optional()?;
-    if let Some((id, name, (d, a, k), l, ns, was_yanked)) = &old {
+    if let Some((id, name, (d, a, k), l, ns, (was_yanked, was_signed))) = &old {
         tx.execute(
             "INSERT INTO packages_text (packages_text, rowid, name, description, authors, keywords,
                                         license, tags)
              VALUES ('delete', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id, name, d, a, k, l, tags_of(ns, *was_yanked)],
+            params![id, name, d, a, k, l, tags_of(ns, *was_yanked, *was_signed)],
         )?;
         let mut gone = tx.prepare_cached(
             "DELETE FROM word_scores WHERE word = ?1 AND score = ?2 AND package_id = ?3",
@@ -1139,9 +1178,10 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
     let exports = world.map(|w| list_of(&w.exports)).unwrap_or_default();
     tx.execute(
         "INSERT INTO packages (package, namespace, latest, yanked, description, license, authors,
-                               keywords, imports, exports, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                               keywords, imports, exports, kind, signed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (package) DO UPDATE SET latest = excluded.latest, yanked = excluded.yanked,
+            signed = excluded.signed,
             description = excluded.description, license = excluded.license,
             authors = excluded.authors, keywords = excluded.keywords,
             imports = excluded.imports, exports = excluded.exports, kind = excluded.kind",
@@ -1161,6 +1201,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
                 crate::metadata::Kind::WitPackage => "wit-package",
                 crate::metadata::Kind::Module => "module",
             }),
+            *signed as i64,
         ],
     )?;
     let id: i64 = tx.query_row(
@@ -1178,7 +1219,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             authors,
             keywords,
             license,
-            tags_of(namespace, *yanked)
+            tags_of(namespace, *yanked, *signed)
         ],
     )?;
     let mut scored = tx.prepare_cached(

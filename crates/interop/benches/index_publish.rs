@@ -102,8 +102,12 @@ fn run(
     options.server.search = index.clone();
     let server = TestServer::start_options(&data, &["bench"], options);
     let indexer = index.as_ref().map(|index| {
-        cairn_server::search::Indexer::start(server.registry.clone(), index.clone())
-            .expect("indexer")
+        cairn_server::search::Indexer::start(
+            server.registry.clone(),
+            Some(server.oci.clone()),
+            index.clone(),
+        )
+        .expect("indexer")
     });
     let token = server.token("bench", &["publish:bench/*"], None);
     let bearer = format!("Bearer {token}");

@@ -160,6 +160,7 @@ fn release(i: usize, rng: &mut Rng) -> PackageUpdate {
     };
     PackageUpdate {
         package: package.clone(),
+        attestation_log: None,
         releases: vec![IndexedRelease {
             package,
             version: semver::Version::new(1, rng.below(10), 0),
@@ -169,6 +170,7 @@ fn release(i: usize, rng: &mut Rng) -> PackageUpdate {
             registry_index: Some(i as u64 * 2),
             published: 1_700_000_000 + i as i64,
             yanked: rng.below(50) == 0,
+            signed: false,
             info: Some(info),
         }],
     }

@@ -38,6 +38,7 @@ interface types { open: func(path: string) -> u32; }";
 fn release(package: &str, version: &str, bytes: &[u8], yanked: bool) -> PackageUpdate {
     PackageUpdate {
         package: package.to_owned(),
+        attestation_log: None,
         releases: vec![IndexedRelease {
             package: package.to_owned(),
             version: version.parse().expect("version"),
@@ -47,6 +48,7 @@ fn release(package: &str, version: &str, bytes: &[u8], yanked: bool) -> PackageU
             registry_index: Some(7),
             published: 1,
             yanked,
+            signed: false,
             info: Some(extract(bytes).expect("extract")),
         }],
     }
@@ -305,6 +307,7 @@ fn searches_and_writes_run_at_once() {
                 let package = format!("acme:tool-{n}-{i}");
                 PackageUpdate {
                     package: package.clone(),
+                    attestation_log: None,
                     releases: vec![IndexedRelease {
                         package,
                         version: semver::Version::new(1, 0, 0),
@@ -314,6 +317,7 @@ fn searches_and_writes_run_at_once() {
                         registry_index: Some((n * 10 + i) as u64),
                         published: 1,
                         yanked: false,
+                        signed: false,
                         info: Some(cairn_index::metadata::ComponentInfo {
                             description: Some("a concurrent widget".into()),
                             ..Default::default()
@@ -367,6 +371,7 @@ fn searches_and_writes_run_at_once() {
 fn described(package: &str, description: &str, yanked: bool) -> PackageUpdate {
     PackageUpdate {
         package: package.to_owned(),
+        attestation_log: None,
         releases: vec![IndexedRelease {
             package: package.to_owned(),
             version: "1.0.0".parse().expect("version"),
@@ -376,6 +381,7 @@ fn described(package: &str, description: &str, yanked: bool) -> PackageUpdate {
             registry_index: Some(7),
             published: 1,
             yanked,
+            signed: false,
             info: Some(cairn_index::metadata::ComponentInfo {
                 description: Some(description.to_owned()),
                 ..Default::default()

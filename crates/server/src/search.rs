@@ -27,6 +27,7 @@ use cairn_index::index::{
     ImportPattern, Index, IndexedRelease, InterfaceReq, PackageUpdate, Query,
 };
 use cairn_protocol::{LogId, PackageName};
+use cairn_registry::oci::Oci;
 use cairn_registry::Registry;
 use serde_json::json;
 
@@ -54,7 +55,11 @@ impl Indexer {
     /// Starts following `registry`'s log into `index`. Caught up, it waits
     /// for the next checkpoint (the engine's notification, no polling of
     /// the store); after an error it backs off.
-    pub fn start(registry: Arc<Registry>, index: Arc<Index>) -> std::io::Result<Indexer> {
+    pub fn start(
+        registry: Arc<Registry>,
+        oci: Option<Arc<Oci>>,
+        index: Arc<Index>,
+    ) -> std::io::Result<Indexer> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("cairn-indexer".into())
@@ -64,7 +69,7 @@ impl Indexer {
                     if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
                         return;
                     }
-                    match index_round(&registry, &index) {
+                    match index_round(&registry, oci.as_deref(), &index) {
                         Ok(true) => busy = true,
                         Ok(false) => {
                             // Caught up after work: the WAL folded in.
@@ -113,7 +118,7 @@ impl Drop for Indexer {
 
 /// One round: the leaves after the index's position, up to a page of
 /// them. Answers whether there was anything to do.
-pub fn index_round(registry: &Registry, index: &Index) -> Result<bool, String> {
+pub fn index_round(registry: &Registry, oci: Option<&Oci>, index: &Index) -> Result<bool, String> {
     let from = index.indexed_to().map_err(|e| e.to_string())?;
     let leaves = registry
         .leaves(from, LEAVES_PER_ROUND)
@@ -132,11 +137,34 @@ pub fn index_round(registry: &Registry, index: &Index) -> Result<bool, String> {
         }
     }
     let names = registry.package_names(&logs).map_err(|e| e.to_string())?;
-    let mut updates = Vec::new();
+    let mut packages: Vec<(LogId, PackageName)> = Vec::new();
+    let mut others = Vec::new();
     for (log_id, name) in logs.iter().zip(names) {
-        // Not a package's log (the operator's, notices, attestations).
-        let Some(name) = name else { continue };
-        if let Some(update) = package_update(registry, index, log_id, &name, &seen)? {
+        match name {
+            Some(name) => packages.push((*log_id, name)),
+            // The operator's log, notices, or a package's attestations.
+            None => others.push(*log_id),
+        }
+    }
+    // A new attestation changes what is signed: its package again.
+    for log_id in others {
+        let in_round = packages
+            .iter()
+            .find(|(_, name)| LogId::attestations(name) == log_id)
+            .map(|(_, name)| name.clone());
+        let known = match in_round {
+            Some(_) => None,
+            None => index
+                .package_of_log(&log_id.to_string())
+                .map_err(|e| e.to_string())?,
+        };
+        if let Some(name) = known.and_then(|n| n.parse::<PackageName>().ok()) {
+            packages.push((LogId::package(&name), name));
+        }
+    }
+    let mut updates = Vec::new();
+    for (log_id, name) in &packages {
+        if let Some(update) = package_update(registry, oci, index, log_id, name, &seen)? {
             updates.push(update);
         }
     }
@@ -146,6 +174,7 @@ pub fn index_round(registry: &Registry, index: &Index) -> Result<bool, String> {
 
 fn package_update(
     registry: &Registry,
+    oci: Option<&Oci>,
     index: &Index,
     log_id: &LogId,
     name: &PackageName,
@@ -160,6 +189,15 @@ fn package_update(
     let known = index
         .known_releases(name.as_str())
         .map_err(|e| e.to_string())?;
+    // Versions with a signature verified by a trusted key.
+    let signed = match oci {
+        Some(oci) => oci
+            .signed_releases(name)
+            .map_err(|e| e.to_string())?
+            .into_keys()
+            .collect(),
+        None => std::collections::BTreeSet::new(),
+    };
     let mut releases = Vec::new();
     for release in state.releases() {
         let info = if known.contains(&release.version) {
@@ -176,12 +214,14 @@ fn package_update(
             registry_index: seen.get(&release.record_id).copied(),
             published: release.timestamp.seconds(),
             yanked: release.yanked.is_some(),
+            signed: signed.contains(&release.version),
             info,
         });
     }
     Ok(Some(PackageUpdate {
         package: name.to_string(),
         releases,
+        attestation_log: Some(LogId::attestations(name).to_string()),
     }))
 }
 
@@ -301,6 +341,17 @@ pub(crate) fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
                     _ => {
                         return Err(ApiError::bad_request(format!(
                             "`yanked` is true or false, not `{value}`"
+                        )))
+                    }
+                }
+            }
+            "signed" => {
+                query.signed = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "`signed` is true or false, not `{value}`"
                         )))
                     }
                 }
