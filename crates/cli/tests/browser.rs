@@ -1,0 +1,3 @@
+//! placeholder
+#[allow(unused_imports)]
+use fantoccini::ClientBuilder;
