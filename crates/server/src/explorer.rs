@@ -381,12 +381,13 @@ fn records_table(title: &str, described: &[Described]) -> String {
     for d in described.iter().rev() {
         out.push_str(&format!(
             "<tr><td><a href=\"/log/{i}\">{i}</a></td><td>{kind}</td><td>{what}</td>\
-             <td>{time}</td><td><code>{key}</code></td></tr>",
+             <td>{time}</td><td><code title=\"{key}\">{key_short}</code></td></tr>",
             i = d.index,
             kind = kind_html(&d.kind),
             what = escape(&d.what.join("; ")),
             time = escape(&time_text(d.time.as_ref())),
             key = escape(&d.key_id),
+            key_short = escape(&crate::ui::short(&d.key_id)),
         ));
     }
     out.push_str("</tbody></table>");

@@ -22,7 +22,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:54rem;margi
 padding:0 1rem;line-height:1.5}pre{background:#f4f4f4;padding:.75rem;overflow-x:auto}\
 form{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .8rem;align-items:center}\
 form button{grid-column:2;justify-self:start}table{border-collapse:collapse}\
-th,td{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #ddd}\
+th,td{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #ddd;overflow-wrap:anywhere}\
 .yanked{color:#a00}.down{color:#a00;font-weight:bold}ul.hits{list-style:none;padding:0}\
 ul.hits li{margin:0 0 1rem}\
 code.wrap{word-break:break-all}.ok{color:#060;font-weight:bold}.bad{color:#a00;font-weight:bold}\
@@ -277,7 +277,7 @@ pub(crate) fn attestations_html(
 }
 
 /// A digest or id cut for a table cell (the whole in its title).
-fn short(text: &str) -> String {
+pub(crate) fn short(text: &str) -> String {
     let cut: String = text.chars().take(19).collect();
     if cut.len() < text.len() {
         format!("{cut}…")
@@ -586,10 +586,11 @@ fn records_html(name: &PackageName, data: &PackageData) -> String {
             Err(_) => (String::new(), "(record unreadable)".to_owned()),
         };
         out.push_str(&format!(
-            "<tr><td><a href=\"/log/{index}\">{index}</a></td><td>{}</td><td><code>{}</code></td>\
-             <td>{}</td></tr>",
+            "<tr><td><a href=\"/log/{index}\">{index}</a></td><td>{}</td>\
+             <td><code title=\"{}\">{}</code></td><td>{}</td></tr>",
             escape(&time),
             escape(&stored.key_id),
+            escape(&short(&stored.key_id)),
             escape(&what),
         ));
     }
