@@ -107,7 +107,7 @@ fn fixture() -> Fixture {
         &[HTTP],
         "package example:signed@1.0.0; world signed { export wasi:http/incoming-handler@0.2.0; }",
         &Meta {
-            description: Some("A signed handler"),
+            description: Some("A signed handler <script>alert(1)</script> & more"),
             license: Some("MIT"),
             ..Meta::default()
         },
@@ -304,6 +304,15 @@ fn the_log_explorer_shows_proof_steps_that_lead_to_the_checkpoint_root() {
     let (_, signed) = html(addr, "/packages/example:signed");
     assert!(signed.contains("<td>cosign signature</td>"), "{signed}");
     assert!(signed.contains(COSIGN_SIG));
+    // What a package says of itself is escaped.
+    assert!(
+        signed.contains("A signed handler &lt;script&gt;alert(1)&lt;/script&gt; &amp; more"),
+        "{signed}"
+    );
+    assert!(!signed.contains("<script>alert"), "{signed}");
+    let (_, home) = html(addr, "/");
+    assert!(home.contains("href=\"/namespaces/example\""), "{home}");
+    assert!(home.contains("href=\"/log\""), "{home}");
     let (status, ns) = html(addr, "/namespaces/example");
     assert_eq!(status, 200);
     assert!(ns.contains("Defined here"), "{ns}");

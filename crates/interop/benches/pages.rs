@@ -1,4 +1,4 @@
-//! The web UI's pages at scale: a registry of a few thousand packages
+//! The web UI's pages at scale: a registry of 20,000 packages
 //! published in-process (init and release of real components with
 //! metadata, one package with 40 releases, 5 of them yanked), indexed by
 //! the server's own indexer, beside 100,000 synthetic packages with
@@ -245,7 +245,7 @@ fn main() {
             .unwrap_or(if smoke { small } else { full })
     };
     let indexed = size("CAIRN_BENCH_PACKAGES", 100_000, 2_000);
-    let in_registry = size("CAIRN_BENCH_REGISTRY", 5_000, 50);
+    let in_registry = size("CAIRN_BENCH_REGISTRY", 20_000, 50);
     let runs = if smoke { 20 } else { 300 };
 
     let dir = tempfile::tempdir().expect("scratch");

@@ -205,6 +205,9 @@ const RECORDS_PER_PAGE: usize = 50;
 /// Attestations shown on a package page (the newest; the rest in the
 /// attestation log's JSON).
 const ATTESTATIONS_SHOWN: usize = 50;
+/// Versions listed on a package page (the newest; all of them are in the
+/// sparse index).
+const VERSIONS_SHOWN: usize = 100;
 /// Packages on one page of a namespace page.
 const PACKAGES_PER_PAGE: u32 = 50;
 
@@ -445,7 +448,7 @@ fn package_body(name: &PackageName, data: &PackageData, base: &str) -> String {
             .find(|(_, r)| r.record_id == *record)
             .map(|(i, _)| *i)
     };
-    for release in &releases {
+    for release in releases.iter().take(VERSIONS_SHOWN) {
         let down = notices
             .as_ref()
             .and_then(|n| n.release_down(name, &release.version))
@@ -481,6 +484,13 @@ fn package_body(name: &PackageName, data: &PackageData, base: &str) -> String {
         ));
     }
     body.push_str("</tbody></table>");
+    if releases.len() > VERSIONS_SHOWN {
+        body.push_str(&format!(
+            "<p>{} older versions are in <a href=\"/cairn/v1/index/{}\">the sparse index</a>.</p>",
+            releases.len() - VERSIONS_SHOWN,
+            escape(name.as_str())
+        ));
+    }
     body.push_str(
         "<h2>Keys and permissions</h2><table><thead><tr><th scope=\"col\">Key id</th>\
          <th scope=\"col\">Permissions</th></tr></thead><tbody>",
