@@ -292,7 +292,7 @@ fn kind_html(kind: &LogKind) -> String {
 }
 
 fn time_text(time: Option<&Timestamp>) -> String {
-    time.map(cairn_registry::oci::rfc3339).unwrap_or_default()
+    time.map(crate::ui::when).unwrap_or_default()
 }
 
 fn hex_of(hash: &Hash) -> String {
@@ -380,7 +380,7 @@ fn records_table(title: &str, described: &[Described]) -> String {
     );
     for d in described.iter().rev() {
         out.push_str(&format!(
-            "<tr><td><a href=\"/log/{i}\">{i}</a></td><td>{kind}</td><td>{what}</td>\
+            "<tr><td><a href=\"/log/{i}\">{i}</a></td><td>{kind}</td><td class=\"long\">{what}</td>\
              <td>{time}</td><td><code title=\"{key}\">{key_short}</code></td></tr>",
             i = d.index,
             kind = kind_html(&d.kind),

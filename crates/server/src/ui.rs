@@ -18,11 +18,12 @@ use crate::search::parse_query;
 use crate::warg::base_url;
 use crate::AppState;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:54rem;margin:2rem auto;\
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;\
 padding:0 1rem;line-height:1.5}pre{background:#f4f4f4;padding:.75rem;overflow-x:auto}\
 form{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .8rem;align-items:center}\
 form button{grid-column:2;justify-self:start}table{border-collapse:collapse}\
-th,td{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #ddd;overflow-wrap:anywhere}\
+th,td{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #ddd}th{white-space:nowrap}\
+td code,td.long{overflow-wrap:anywhere}\
 .yanked{color:#a00}.down{color:#a00;font-weight:bold}ul.hits{list-style:none;padding:0}\
 ul.hits li{margin:0 0 1rem}\
 code.wrap{word-break:break-all}.ok{color:#060;font-weight:bold}.bad{color:#a00;font-weight:bold}\
@@ -265,7 +266,7 @@ pub(crate) fn attestations_html(
             referrer = escape(&a.referrer),
             referrer_short = escape(&short(&a.referrer)),
             account = escape(&a.account),
-            time = escape(&cairn_registry::oci::rfc3339(&record.timestamp)),
+            time = escape(&when(&record.timestamp)),
         ));
     }
     out.push_str("</tbody></table>");
@@ -277,6 +278,11 @@ pub(crate) fn attestations_html(
         ));
     }
     out
+}
+
+/// A time for people: RFC 3339 to the second, in UTC.
+pub(crate) fn when(time: &cairn_protocol::Timestamp) -> String {
+    cairn_registry::oci::rfc3339(&cairn_protocol::Timestamp::new(time.seconds(), 0))
 }
 
 /// A digest or id cut for a table cell (the whole in its title).
@@ -476,7 +482,7 @@ fn package_body(name: &PackageName, data: &PackageData, base: &str) -> String {
             "<tr><td>{v}</td><td>{t}</td><td><code title=\"{by}\">{by_short}</code></td>\
              <td><code title=\"{c}\">{c_short}</code></td><td>{record}</td><td>{state_cell}</td></tr>",
             v = escape(&release.version.to_string()),
-            t = escape(&cairn_registry::oci::rfc3339(&release.timestamp)),
+            t = escape(&when(&release.timestamp)),
             by = escape(&release.by.to_string()),
             by_short = escape(&short(&release.by.to_string())),
             c = escape(&release.content.to_string()),
@@ -590,14 +596,14 @@ fn records_html(name: &PackageName, data: &PackageData) -> String {
             &stored.signature,
         ) {
             Ok(e) => (
-                cairn_registry::oci::rfc3339(&e.contents().timestamp),
+                when(&e.contents().timestamp),
                 crate::explorer::package_entries(&e.contents().entries).join("; "),
             ),
             Err(_) => (String::new(), "(record unreadable)".to_owned()),
         };
         out.push_str(&format!(
             "<tr><td><a href=\"/log/{index}\">{index}</a></td><td>{}</td>\
-             <td><code title=\"{}\">{}</code></td><td>{}</td></tr>",
+             <td><code title=\"{}\">{}</code></td><td class=\"long\">{}</td></tr>",
             escape(&time),
             escape(&stored.key_id),
             escape(&short(&stored.key_id)),
@@ -725,7 +731,7 @@ pub(crate) async fn namespace(
             origin = escape(&fork.origin),
             len = fork.log_length,
             root = escape(&fork.log_root.to_string()),
-            time = escape(&cairn_registry::oci::rfc3339(&fork.timestamp)),
+            time = escape(&when(&fork.timestamp)),
         ));
     }
     for mirror in &mirrors {
