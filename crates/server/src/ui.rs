@@ -806,3 +806,41 @@ pub(crate) async fn namespace(
     body.push_str("</main>");
     page(&format!("Namespace {ns}"), &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{artifact_label, short};
+
+    #[test]
+    fn signatures_and_attestations_are_named_by_their_artifact_type() {
+        for (kind, label) in [
+            (
+                "application/vnd.dev.cosign.artifact.sig.v1+json",
+                "cosign signature",
+            ),
+            (
+                "application/vnd.dev.cosign.simplesigning.v1+json",
+                "cosign signature",
+            ),
+            ("application/vnd.in-toto+json", "in-toto attestation (DSSE)"),
+            (
+                "application/vnd.dsse.envelope.v1+json",
+                "in-toto attestation (DSSE)",
+            ),
+            ("application/spdx+json", "SBOM"),
+            (
+                "application/vnd.cairn.tlog-proof.v1",
+                "transparency log proof",
+            ),
+            ("application/vnd.example.thing", "artifact"),
+        ] {
+            assert_eq!(artifact_label(kind), label, "{kind}");
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut_with_an_ellipsis() {
+        assert_eq!(short("sha256:0123"), "sha256:0123");
+        assert_eq!(short("sha256:0123456789abcdef0123"), "sha256:0123456789ab…");
+    }
+}
