@@ -306,5 +306,9 @@ mod tests {
     fn messages_say_where_a_system_tool_was_looked_for() {
         assert_eq!(Tool::SKOPEO.places(), "$CAIRN_SKOPEO, /usr/bin/skopeo");
         assert_eq!(Tool::SCRIPT.places(), "$CAIRN_SCRIPT, `script` on PATH");
+        assert_eq!(
+            Tool::CHROMEDRIVER.places(),
+            "$CAIRN_CHROMEDRIVER, /usr/bin/chromedriver"
+        );
     }
 }
