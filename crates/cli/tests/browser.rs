@@ -21,7 +21,10 @@ use cairn_interop::tools::{require, Tool};
 use cairn_protocol::{Hash, LogId, LogLeaf, PackageName, PrivateKey, RecordId};
 use cairn_transparency::{hash_branch, hash_leaf};
 use common::publish::Publisher;
-use common::{free_addr, get, get_json, publish_token, publisher, request, start, stop, wait_for};
+use common::{
+    admin_command, free_addr, get, get_json, publish_token, publisher, request, start, stop,
+    wait_for,
+};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
@@ -58,6 +61,7 @@ struct Fixture {
     _scratch: tempfile::TempDir,
     server: Option<Child>,
     addr: SocketAddr,
+    data: PathBuf,
     release: (RecordId, u64),
 }
 
@@ -193,6 +197,7 @@ fn fixture() -> Fixture {
         _scratch: scratch,
         server: Some(server),
         addr,
+        data,
         release: (record, index),
     }
 }
@@ -317,6 +322,36 @@ fn the_log_explorer_shows_proof_steps_that_lead_to_the_checkpoint_root() {
     assert_eq!(status, 200);
     assert!(ns.contains("Defined here"), "{ns}");
     assert!(ns.contains("/packages/example:http-proxy") && ns.contains("/packages/example:signed"));
+
+    // A namespace imported from another registry says so; the operator's
+    // record of it is in the log.
+    let imported = admin_command(
+        &[
+            "namespace",
+            "import",
+            "faraway",
+            "--from",
+            "https://registry.example.test",
+        ],
+        &format!("http://{addr}"),
+        &f.data,
+    );
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    wait_for("the import record in the log explorer", || {
+        html(addr, "/log")
+            .1
+            .contains("import namespace faraway from https://registry.example.test")
+    });
+    let (status, faraway) = html(addr, "/namespaces/faraway");
+    assert_eq!(status, 200, "{faraway}");
+    assert!(
+        faraway.contains("Imported from <code>https://registry.example.test</code>"),
+        "{faraway}"
+    );
 
     // Bad paths: a page naming the problem, nothing else.
     for (path, status, says) in [
