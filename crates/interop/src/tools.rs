@@ -1,7 +1,7 @@
 //! The external tools the interop tests and benchmarks drive (warg,
-//! warg-server, wkg, skopeo, oras-py, docker-registry, `script`): where
-//! they are, what a test does when one is missing ([`require`]), and how
-//! to run them with a home of their own.
+//! warg-server, wkg, skopeo, oras-py, docker-registry, `script`, Chromium
+//! and chromedriver): where they are, what a test does when one is missing
+//! ([`require`]), and how to run them with a home of their own.
 //!
 //! With `CAIRN_REQUIRE_TOOLS` set (`.ci/run` sets it once the tools are
 //! installed) a missing tool fails the test or benchmark. Otherwise (local
@@ -92,6 +92,23 @@ impl Tool {
         cached: "",
         system: "script",
         install: "apt-get install bsdutils",
+    };
+
+    /// Debian's headless Chromium (the web UI's browser test).
+    pub const CHROMIUM: Tool = Tool {
+        name: "chromium",
+        env: "CAIRN_CHROMIUM",
+        cached: "",
+        system: "/usr/bin/chromium",
+        install: "apt-get install chromium",
+    };
+    /// Debian's `chromedriver`, the WebDriver server that drives Chromium.
+    pub const CHROMEDRIVER: Tool = Tool {
+        name: "chromedriver",
+        env: "CAIRN_CHROMEDRIVER",
+        cached: "",
+        system: "/usr/bin/chromedriver",
+        install: "apt-get install chromium-driver",
     };
 
     /// Where the tool is, if anywhere (see [`find`]).
@@ -289,5 +306,9 @@ mod tests {
     fn messages_say_where_a_system_tool_was_looked_for() {
         assert_eq!(Tool::SKOPEO.places(), "$CAIRN_SKOPEO, /usr/bin/skopeo");
         assert_eq!(Tool::SCRIPT.places(), "$CAIRN_SCRIPT, `script` on PATH");
+        assert_eq!(
+            Tool::CHROMEDRIVER.places(),
+            "$CAIRN_CHROMEDRIVER, /usr/bin/chromedriver"
+        );
     }
 }

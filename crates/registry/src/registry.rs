@@ -996,6 +996,16 @@ impl Registry {
         self.view().latest()
     }
 
+    /// The recent checkpoints the registry keeps in memory, oldest first
+    /// (the latest last).
+    pub fn recent_checkpoints(&self) -> Vec<SignedCheckpoint> {
+        self.view()
+            .recent()
+            .iter()
+            .map(|(cp, _)| cp.clone())
+            .collect()
+    }
+
     /// The checkpoint at `log_length`.
     pub fn checkpoint_at(&self, log_length: u64) -> Result<Option<SignedCheckpoint>, QueryError> {
         if let Some(found) = self

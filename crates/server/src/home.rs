@@ -46,7 +46,12 @@ pub(crate) async fn home(State(app): State<AppState>, headers: HeaderMap) -> Res
     } else {
         let items: String = namespaces
             .iter()
-            .map(|ns| format!("<li><code>{}</code></li>", escape(ns)))
+            .map(|ns| {
+                format!(
+                    "<li><a href=\"/namespaces/{0}\"><code>{0}</code></a></li>",
+                    escape(ns)
+                )
+            })
             .collect();
         format!("<ul>{items}</ul>")
     };
@@ -102,6 +107,7 @@ default_registry = "{host}"{wkg_protocol}</code></pre>
 <h2 id="apis">APIs</h2>
 <ul>
 <li><a href="/.well-known/wasm-pkg/registry.json">Discovery document</a></li>
+<li><a href="/log">Log explorer</a>: recent checkpoints and records, each record's inclusion proof checked in your browser</li>
 <li><a href="/v1/fetch/checkpoint">Latest checkpoint</a> (Warg v1; <code>/v1/…</code>)</li>
 <li><a href="/v2/">OCI distribution 1.1</a> (<code>/v2/…</code>)</li>
 <li><a href="/healthz">Health</a>, <a href="/readyz">readiness</a>, <a href="/metrics">metrics</a></li>

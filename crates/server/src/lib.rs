@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod conn;
 mod error;
+mod explorer;
 mod federate;
 mod files;
 mod forward;
@@ -231,6 +232,9 @@ fn router_with(
         .route("/cairn/v1/index/{package}", get(search::sparse_index))
         .route("/search", get(ui::search))
         .route("/packages/{package}", get(ui::package))
+        .route("/namespaces/{namespace}", get(ui::namespace))
+        .route("/log", get(explorer::log))
+        .route("/log/{index}", get(explorer::entry))
         .route(
             "/cairn/v1/content/{digest}/releases",
             get(search::by_digest),

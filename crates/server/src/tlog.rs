@@ -144,7 +144,7 @@ impl TlogKey {
     }
 
     /// The signed checkpoint note of `size` leaves with `root`.
-    fn note(&self, size: u64, root: cairn_protocol::Hash) -> Arc<str> {
+    pub(crate) fn note(&self, size: u64, root: cairn_protocol::Hash) -> Arc<str> {
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, note)) = latest.as_ref() {
             if *at == size {
