@@ -357,6 +357,13 @@ fn the_log_explorer_shows_proof_steps_that_lead_to_the_checkpoint_root() {
         signed.contains("verified</strong> by trusted key <code"),
         "the verdict is shown: {signed}"
     );
+    // The search form's "signed only" finds it, marked.
+    wait_for("the index to see the signature", || {
+        String::from_utf8_lossy(&get(addr, "/search?signed=true").body).contains("(signed)")
+    });
+    let found = String::from_utf8_lossy(&get(addr, "/search?signed=true").body).into_owned();
+    assert!(found.contains("1 package match"), "{found}");
+    assert!(found.contains("example:signed"), "{found}");
     assert!(signed.contains(COSIGN_SIG));
     // What a package says of itself is escaped.
     assert!(

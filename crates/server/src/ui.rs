@@ -88,8 +88,11 @@ pub(crate) async fn search(State(app): State<AppState>, RawQuery(raw): RawQuery)
             escape(&value_of(Some(&raw), key))
         )
     };
+    let signed_only = value_of(Some(&raw), "signed") == "true";
     let form = format!(
         "<form method=\"get\" action=\"/search\" role=\"search\">{}{}{}{}{}{}\
+         <label for=\"signed\">Signed only</label><input type=\"checkbox\" id=\"signed\" \
+         name=\"signed\" value=\"true\"{}>\
          <button type=\"submit\">Search</button></form>",
         field("q", "Words", "http proxy"),
         field("exports", "Exports", "wasi:http/incoming-handler@0.2"),
@@ -97,6 +100,7 @@ pub(crate) async fn search(State(app): State<AppState>, RawQuery(raw): RawQuery)
         field("only-imports", "Imports only", "wasi:cli/*,wasi:io/*"),
         field("license", "License", "MIT"),
         field("namespace", "Namespace", "acme"),
+        if signed_only { " checked" } else { "" },
     );
     let results = if !asked {
         String::new()
@@ -149,7 +153,7 @@ fn hits_html(found: &cairn_index::index::SearchPage, query: &str) -> String {
             )
         };
         out.push_str(&format!(
-            "<li><a href=\"/packages/{pkg}\"><strong>{pkg}</strong></a> {version}{yanked} \
+            "<li><a href=\"/packages/{pkg}\"><strong>{pkg}</strong></a> {version}{yanked}{signed} \
              <small>{license} · namespace <a href=\"/namespaces/{ns}\">{ns}</a></small><br>\
              {description}{exports}</li>",
             pkg = escape(&hit.package),
@@ -157,6 +161,11 @@ fn hits_html(found: &cairn_index::index::SearchPage, query: &str) -> String {
             version = escape(&hit.version),
             yanked = if hit.yanked {
                 " <span class=\"yanked\">(yanked)</span>"
+            } else {
+                ""
+            },
+            signed = if hit.signed {
+                " <span class=\"signed\">(signed)</span>"
             } else {
                 ""
             },
