@@ -797,6 +797,10 @@ fn hit_of(conn: &Connection, id: i64) -> Result<Hit, IndexError> {
 }
 /// A package's description, authors and keywords, as the text table has
 /// them.
+/// A package's row as the text table has it: id, name, text, license,
+/// namespace, (yanked, signed).
+type OldRow = (i64, String, TextRow, Option<String>, String, (bool, bool));
+
 type TextRow = (Option<String>, Option<String>, Option<String>);
 
 /// `name@version`, or `name`.
@@ -1142,7 +1146,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
         .and_then(|i| i.legacy.as_ref().map(|l| l.categories.join(" ")));
     // The text table mirrors the packages table (external content): the
     // old row's terms go out before the row changes.
-    let old: Option<(i64, String, TextRow, Option<String>, String, (bool, bool))> = tx
+    let old: Option<OldRow> = tx
         .query_row(
             "SELECT id, package, description, authors, keywords, license, namespace, yanked, signed
              FROM packages WHERE package = ?1",

@@ -22,13 +22,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use cairn_interop::docker::DockerRegistry;
 use cairn_interop::report::{self, thousands};
 use cairn_interop::server::{TestOptions, TestServer};
 use cairn_interop::tools::{self, Tool};
-use cairn_protocol::package::{PackageEntry, PackageRecord};
-use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
+use cairn_protocol::{Hash, LogId, PackageName, PrivateKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

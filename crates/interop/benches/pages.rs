@@ -147,6 +147,7 @@ fn synthetic(i: usize, rng: &mut Rng) -> PackageUpdate {
     };
     PackageUpdate {
         package: package.clone(),
+        attestation_log: None,
         releases: vec![IndexedRelease {
             package,
             version: semver::Version::new(1, rng.below(10), 0),
@@ -156,6 +157,7 @@ fn synthetic(i: usize, rng: &mut Rng) -> PackageUpdate {
             registry_index: None,
             published: 1_700_000_000 + i as i64,
             yanked: rng.below(50) == 0,
+            signed: false,
             info: Some(info),
         }],
     }
@@ -359,7 +361,7 @@ fn main() {
     );
     // The server's indexer, round by round, then the synthetic packages
     // (their index position left at the log's length).
-    while cairn_server::search::index_round(&registry, &index).expect("index round") {}
+    while cairn_server::search::index_round(&registry, None, &index).expect("index round") {}
     let started = Instant::now();
     let mut rng = Rng(0x1234_5678);
     let to = index.indexed_to().expect("position");
