@@ -860,7 +860,8 @@ fn fts_query(text: &str) -> String {
 }
 
 /// Matches above which one word's packages are ordered by their stored
-/// relevance ([`word_scores`]) rather than ranked per search.
+/// relevance (kept per word when a package is indexed) rather than ranked
+/// per search.
 pub const STATIC_RANK_FROM: usize = 2_000;
 
 /// Words a prefix may stand for in the stored-relevance path (more, and

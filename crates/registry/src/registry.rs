@@ -1455,7 +1455,7 @@ impl Registry {
     }
 
     /// The publish policy of `namespace`, as read from the store at most
-    /// [`POLICY_FRESH`] ago. Blocking.
+    /// two seconds ago. Blocking.
     pub fn publish_policy(&self, namespace: &str) -> Result<PublishPolicy, StoreError> {
         let now = Instant::now();
         {
@@ -1497,7 +1497,7 @@ impl Registry {
     }
 
     /// Sets the publish policy of `namespace` (it applies at once here,
-    /// within [`POLICY_FRESH`] in other processes). Blocking.
+    /// within two seconds in other processes). Blocking.
     pub fn set_publish_policy(
         &self,
         namespace: &str,
