@@ -326,7 +326,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
@@ -558,19 +558,19 @@ impl Index {
             matching.push(format!("{{name description authors keywords}} : ({text})"));
         }
         if let Some(ns) = &query.namespace {
-            matching.push(format!("tags : {}", namespace_tag(ns)));
+            matching.push(format!("tags : {}", tag_token("nsid", ns)));
         }
         if query.signed {
             matching.push("tags : signed".into());
         }
         if let Some(license) = &query.license {
-            let phrase = phrase_of(license);
-            if phrase.is_empty() {
+            let ids = license_ids(license);
+            if ids.len() != 1 || phrase_of(license).is_empty() {
                 return Err(IndexError::Query(format!(
-                    "`{license}` is not a license id"
+                    "`{license}` is not a license id: give one SPDX id, e.g. `MIT` or `Apache-2.0`"
                 )));
             }
-            matching.push(format!("license : \"{phrase}\""));
+            matching.push(format!("tags : {}", tag_token("licid", &ids[0])));
         }
         let fts = !matching.is_empty();
         if fts {
@@ -578,7 +578,7 @@ impl Index {
             // The few yanked packages taken out (cheaper than asking every
             // live one in).
             if !query.include_yanked {
-                expression.push_str(" NOT tags : \"state yanked\"");
+                expression.push_str(" NOT tags : yanked");
             }
             from.push_str(" JOIN packages_text t ON t.rowid = p.id");
             wheres.push("packages_text MATCH ?".into());
@@ -995,20 +995,46 @@ fn phrase_of(text: &str) -> String {
         .join(" ")
 }
 
-/// A package's tags in the text table: its state and its namespace (the
-/// namespace between markers, so that `my` never matches `my-org`).
-fn tags_of(namespace: &str, yanked: bool, signed: bool) -> String {
-    format!(
-        "state {} ns {} nsend{}",
+/// A package's tags in the text table: its state, its namespace, each
+/// SPDX id its license expression names, and whether it is signed. A
+/// namespace or license id is one token ([`tag_token`]): a filter on it
+/// reads that token's short list, never the positions of common words.
+fn tags_of(namespace: &str, yanked: bool, signed: bool, license: Option<&str>) -> String {
+    let mut tags = format!(
+        "state {} {}",
         if yanked { "yanked" } else { "live" },
-        phrase_of(namespace),
-        if signed { " signed" } else { "" }
-    )
+        tag_token("nsid", namespace)
+    );
+    for id in license.map(license_ids).unwrap_or_default() {
+        tags.push(' ');
+        tags.push_str(&tag_token("licid", &id));
+    }
+    if signed {
+        tags.push_str(" signed");
+    }
+    tags
 }
 
-/// The phrase that matches namespace `ns` in the tags.
-fn namespace_tag(ns: &str) -> String {
-    format!("\"ns {} nsend\"", phrase_of(ns))
+/// One word for the tokenizer standing for `value`: `prefix` and the
+/// lower-cased value's bytes in hex.
+fn tag_token(prefix: &str, value: &str) -> String {
+    let mut token = String::from(prefix);
+    for byte in value.trim().to_lowercase().bytes() {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    token
+}
+
+/// The license and exception ids an SPDX expression names (its
+/// operators and parentheses left out), lower-cased, at most 16.
+fn license_ids(expression: &str) -> Vec<String> {
+    expression
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .filter(|w| !["and", "or", "with"].contains(&w.to_lowercase().as_str()))
+        .take(16)
+        .map(str::to_lowercase)
+        .collect()
 }
 
 fn like_escape(text: &str) -> String {
@@ -1169,7 +1195,15 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             "INSERT INTO packages_text (packages_text, rowid, name, description, authors, keywords,
                                         license, tags)
              VALUES ('delete', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id, name, d, a, k, l, tags_of(ns, *was_yanked, *was_signed)],
+            params![
+                id,
+                name,
+                d,
+                a,
+                k,
+                l,
+                tags_of(ns, *was_yanked, *was_signed, l.as_deref())
+            ],
         )?;
         let mut gone = tx.prepare_cached(
             "DELETE FROM word_scores WHERE word = ?1 AND score = ?2 AND package_id = ?3",
@@ -1224,7 +1258,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             authors,
             keywords,
             license,
-            tags_of(namespace, *yanked, *signed)
+            tags_of(namespace, *yanked, *signed, license.as_deref())
         ],
     )?;
     let mut scored = tx.prepare_cached(

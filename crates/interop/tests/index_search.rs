@@ -150,6 +150,21 @@ fn search_by_text_filters_and_wit() {
         ..query()
     };
     assert_eq!(names(&index, &in_ns), ["other:fs-tool"]);
+    // A namespace or license id is matched whole, never as a prefix.
+    let in_prefix = Query {
+        namespace: Some("oth".into()),
+        ..query()
+    };
+    assert!(names(&index, &in_prefix).is_empty());
+    assert!(names(&index, &licensed("Apache")).is_empty());
+    assert!(
+        names(&index, &licensed("mit")).len() == 2,
+        "ids are case-blind"
+    );
+    assert!(
+        index.search(&licensed("MIT OR Apache-2.0")).is_err(),
+        "one id, not an expression"
+    );
     // Yanked packages only when asked for.
     assert!(!names(&index, &query()).contains(&"acme:greeter".to_owned()));
     let all = Query {
