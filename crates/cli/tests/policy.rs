@@ -256,9 +256,14 @@ fn namespaces_refuse_releases_their_policy_forbids_on_both_faces() {
         "not semver-compatible with acme:tool@1.1.0",
     );
     assert!(stderr.contains("func run` was removed"), "{stderr}");
+    assert!(
+        stderr.contains("--allow-break acme:tool@1.2.0"),
+        "the refusal says how to mark an intended break: {stderr}"
+    );
     let (status, body) = oci_push(addr, &bearer, "acme/tool", "1.2.0", &v120, json!({}));
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("func run` was removed"), "{body}");
+    assert!(body.contains("`dev.cairn.semver-break: true`"), "{body}");
     // 1.2.1 changes `run`'s result: refused, saying from what to what.
     let changed = tool("1.2.1", "run: func() -> u32; stop: func();", &LICENSED);
     alice.write("changed.wasm", &changed);

@@ -739,7 +739,7 @@ fn administration_never_creates_a_registry_by_accident() {
         &["token", "create", "--scope", "pull"][..],
         &["token", "list"][..],
         &["namespace", "define", "acme"][..],
-        &["namespace", "policy", "acme", "--oci-create"][..],
+        &["namespace", "policy", "acme", "--oci-create", "true"][..],
     ] {
         let output = cairn()
             .args(args)

@@ -299,7 +299,7 @@ mod lead {
                 .map(|s| s.join().expect("start"))
                 .collect()
         });
-        assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
+        assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "5");
         // Called (and dropped) on a worker thread of another runtime.
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
@@ -319,7 +319,7 @@ mod lead {
             return;
         };
         drop(store(&pg));
-        pg.psql("UPDATE cairn_schema SET version = 5");
+        pg.psql("UPDATE cairn_schema SET version = 6");
         let Err(refused) = PgStore::connect(&pg.url, PgOptions::default()) else {
             panic!("a newer schema is refused");
         };
@@ -451,7 +451,7 @@ mod lead {
         pg.psql(&sql);
 
         let migrated = store(&pg);
-        assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
+        assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "5");
         assert_eq!(
             pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('leaves', 'records_v3')"),
             "0"
@@ -485,8 +485,9 @@ mod lead {
     }
 }
 
-/// A database made at schema version 4 before the trusted keys' table
-/// existed gains it when a newer Cairn connects (and keeps its rows).
+/// A database made at schema version 4 (before the publish policies and
+/// the trusted keys' table) gains them when a newer Cairn connects, and
+/// is at version 5 then.
 #[test]
 fn a_version_4_database_gains_the_tables_added_since() {
     use cairn_postgres::{PgOptions, PgStore};
@@ -498,8 +499,15 @@ fn a_version_4_database_gains_the_tables_added_since() {
     let store = PgStore::connect(&pg.url, PgOptions::default()).expect("connect");
     drop(store);
     pg.psql("DROP TABLE trusted_keys");
-    assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
+    pg.psql("DROP TABLE publish_policy");
+    pg.psql("UPDATE cairn_schema SET version = 4");
     let store = PgStore::connect(&pg.url, PgOptions::default()).expect("reconnect");
+    assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "5");
+    let strict = cairn_registry::policy::PublishPolicy {
+        require_license: true,
+        ..Default::default()
+    };
+    cairn_registry::MetaStore::set_publish_policy(&store, "acme", &strict).expect("policies");
     let key = TrustedKey {
         namespace: "acme".into(),
         package: None,
@@ -509,5 +517,4 @@ fn a_version_4_database_gains_the_tables_added_since() {
     };
     store.trust_key(&key).expect("the table is back");
     assert_eq!(store.trusted_keys("acme").expect("keys"), vec![key]);
-    assert_eq!(pg.psql("SELECT version FROM cairn_schema"), "4");
 }

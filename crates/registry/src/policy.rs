@@ -84,9 +84,7 @@ pub enum PolicyRefusal {
     /// The WIT breaks the previous version of the series.
     #[error(
         "{name}@{version} is not semver-compatible with {name}@{previous}: {findings}. Publish \
-         it as a new major version ({next}), or, if the break is intended, mark it: push with \
-         the OCI annotation `{BREAK_ANNOTATION}: true`, or have the operator run `cairn \
-         namespace policy {namespace} --allow-break {name}@{version}`"
+         it as a new major version ({next}), or mark the break as intended"
     )]
     Semver {
         /// The namespace.
@@ -131,6 +129,22 @@ pub enum PolicyRefusal {
         /// The most the check reads.
         limit: u64,
     },
+}
+
+impl PolicyRefusal {
+    /// For a release refused by the semver gate: its namespace and
+    /// `ns:name@version`, which the break can be allowed for.
+    pub fn intended_break(&self) -> Option<(String, String)> {
+        match self {
+            PolicyRefusal::Semver {
+                namespace,
+                name,
+                version,
+                ..
+            } => Some((namespace.clone(), format!("{name}@{version}"))),
+            _ => None,
+        }
+    }
 }
 
 /// The OCI manifest annotation that marks an intended break.

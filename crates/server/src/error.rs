@@ -216,7 +216,18 @@ impl From<ContentError> for ApiError {
                 retry_after: Some(5),
                 ..ApiError::message(StatusCode::SERVICE_UNAVAILABLE, message)
             },
-            ContentError::Policy(_) => ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message),
+            ContentError::Policy(refusal) => {
+                let message = match refusal.intended_break() {
+                    Some((namespace, release)) => format!(
+                        "{message}: publish it over OCI with the manifest annotation `{}: \
+                         true`, or have the operator allow it with `cairn namespace policy \
+                         {namespace} --allow-break {release}`",
+                        cairn_registry::policy::BREAK_ANNOTATION
+                    ),
+                    None => message,
+                };
+                ApiError::message(StatusCode::UNPROCESSABLE_ENTITY, message)
+            }
             ContentError::Store(e) => ApiError::storage(&e, message),
         }
     }

@@ -73,6 +73,12 @@ fn worded(e: &OciError) -> String {
              (`cairn grant {package} --key {key} --permission release`, or warg publish grant)"
         ),
         Some(Hint::BlobLimit) => "the operator sets it with `cairn serve --max-blob-bytes`".into(),
+        Some(Hint::IntendedBreak { namespace, release }) => format!(
+            "to mark the break as intended, push with the manifest annotation \
+             `{}: true`, or have the operator allow it with `cairn namespace policy \
+             {namespace} --allow-break {release}`",
+            cairn_registry::policy::BREAK_ANNOTATION
+        ),
         Some(Hint::PublishToken { repository }) => auth::publish_scope_hint(repository),
     };
     format!("{}; {hint}", e.message)

@@ -98,6 +98,13 @@ pub enum Hint {
     },
     /// The operator can raise the blob size limit.
     BlobLimit,
+    /// A release that breaks its series can be marked as intended.
+    IntendedBreak {
+        /// The namespace.
+        namespace: String,
+        /// `ns:name@version`.
+        release: String,
+    },
     /// A token with a publish scope for the repository is needed.
     PublishToken {
         /// The repository.
@@ -169,7 +176,15 @@ impl From<ContentError> for OciError {
             ContentError::NotWasm(_) | ContentError::DigestMismatch { .. } => {
                 ErrorCode::ManifestInvalid
             }
-            ContentError::Policy(_) => return OciError::new(ErrorCode::Denied, e.to_string()),
+            ContentError::Policy(refusal) => {
+                let error = OciError::new(ErrorCode::Denied, refusal.to_string());
+                return match refusal.intended_break() {
+                    Some((namespace, release)) => {
+                        error.with_hint(Hint::IntendedBreak { namespace, release })
+                    }
+                    None => error,
+                };
+            }
             _ => ErrorCode::Internal,
         };
         OciError::new(code, format!("the Wasm layer: {e}"))
