@@ -300,7 +300,7 @@ CREATE TABLE IF NOT EXISTS interfaces (
     name TEXT NOT NULL,
     version TEXT
 );
-CREATE INDEX IF NOT EXISTS interfaces_by_name ON interfaces (direction, name);
+CREATE INDEX IF NOT EXISTS interfaces_by_name ON interfaces (direction, name, package_id);
 CREATE TABLE IF NOT EXISTS worlds (
     id TEXT PRIMARY KEY,
     package TEXT NOT NULL,
@@ -326,7 +326,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
@@ -645,7 +645,57 @@ impl Index {
             || query.only_imports.is_some()
             || world_imports.is_some();
         let start = ((page - 1) as usize).saturating_mul(per_page as usize);
-        let (total, ids) = if needs_interfaces {
+        let interfaces_alone = !fts
+            && query.author.is_none()
+            && !needs_interfaces
+            && !(query.exports.is_empty() && query.imports.is_empty());
+        let (total, ids) = if interfaces_alone {
+            // Only interface names: each condition's packages straight
+            // from the index (in id order), intersected here, then the
+            // few left ordered by name.
+            let mut lists = conn.prepare_cached(
+                "SELECT package_id FROM interfaces WHERE direction = ?1 AND name = ?2
+                 ORDER BY package_id",
+            )?;
+            let mut matched: Option<Vec<i64>> = None;
+            for (direction, reqs) in [(EXPORT, &query.exports), (IMPORT, &query.imports)] {
+                for req in reqs.iter() {
+                    let mut ids: Vec<i64> = lists
+                        .query_map(params![direction, req.name], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    ids.dedup();
+                    matched = Some(match matched {
+                        None => ids,
+                        Some(before) => intersect(&before, &ids),
+                    });
+                }
+            }
+            let mut row =
+                conn.prepare_cached("SELECT package, yanked FROM packages WHERE id = ?1")?;
+            let mut named: Vec<(String, i64)> = Vec::new();
+            for id in matched.unwrap_or_default() {
+                let found: Option<(String, i64)> = row
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((package, yanked)) = found {
+                    if query.include_yanked || yanked == 0 {
+                        named.push((package, id));
+                    }
+                }
+                if named.len() == MAX_CANDIDATES {
+                    break;
+                }
+            }
+            named.sort();
+            let total = named.len();
+            let page_ids = named
+                .into_iter()
+                .skip(start)
+                .take(per_page as usize)
+                .map(|(_, id)| id)
+                .collect();
+            (total, page_ids)
+        } else if needs_interfaces {
             // Versions and only-imports are checked here, on each
             // candidate's interface lists.
             let sql =
@@ -993,6 +1043,24 @@ fn phrase_of(text: &str) -> String {
         .map(str::to_lowercase)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The ids in both sorted lists.
+fn intersect(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let (mut i, mut j) = (0, 0);
+    let mut both = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    both
 }
 
 /// A package's tags in the text table: its state, its namespace, each
