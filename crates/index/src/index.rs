@@ -645,10 +645,9 @@ impl Index {
             || query.only_imports.is_some()
             || world_imports.is_some();
         let start = ((page - 1) as usize).saturating_mul(per_page as usize);
-        let interfaces_alone = !fts
-            && query.author.is_none()
-            && !needs_interfaces
-            && !(query.exports.is_empty() && query.imports.is_empty());
+        let asks_interfaces = !query.exports.is_empty() || !query.imports.is_empty();
+        let interfaces_alone =
+            asks_interfaces && !fts && query.author.is_none() && !needs_interfaces;
         let (total, ids) = if interfaces_alone {
             // Only interface names: each condition's packages straight
             // from the index (in id order), intersected here, then the
