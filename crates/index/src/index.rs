@@ -738,18 +738,26 @@ impl Index {
             )?;
             // One common word alone: its packages in the order of their
             // precomputed relevance, not ranked one by one.
-            let single = match (&query.text, &query.namespace, &query.license) {
+            // Words alone matching thousands: ordered by stored relevance
+            // (one word), or by that of the least common word (several),
+            // not ranked one by one.
+            let common = match (&query.text, &query.namespace, &query.license) {
                 (Some(t), None, None) if !query.signed && total as usize > STATIC_RANK_FROM => {
-                    let mut words: Vec<String> = words_of(t).collect();
+                    let mut words: Vec<String> = words_of(t).take(16).collect();
+                    words.sort();
                     words.dedup();
-                    (words.len() == 1).then(|| words.remove(0))
+                    Some(words)
                 }
                 _ => None,
             };
-            if let Some(word) = single {
-                if let Some(ids) =
-                    by_word_score(&conn, &word, query.include_yanked, start, per_page as usize)?
-                {
+            if let Some(words) = common.filter(|w| !w.is_empty()) {
+                let (yanked, size) = (query.include_yanked, per_page as usize);
+                let ids = if words.len() == 1 {
+                    by_word_score(&conn, &words[0], yanked, start, size)?
+                } else {
+                    by_rarest_word(&conn, &words, yanked, start, size)?
+                };
+                if let Some(ids) = ids {
                     let mut hits = Vec::with_capacity(ids.len());
                     for id in ids {
                         hits.push(hit_of(&conn, id)?);
@@ -927,16 +935,9 @@ fn by_word_score(
     start: usize,
     per_page: usize,
 ) -> Result<Option<Vec<i64>>, IndexError> {
-    // The words in [prefix, prefix with its last character bumped).
-    let mut end: Vec<char> = prefix.chars().collect();
-    let Some(last) = end.pop() else {
+    let Some(end) = prefix_end(prefix) else {
         return Ok(None);
     };
-    let Some(bumped) = char::from_u32(u32::from(last) + 1) else {
-        return Ok(None);
-    };
-    end.push(bumped);
-    let end: String = end.into_iter().collect();
     let mut words: Vec<String> = Vec::new();
     let mut next = conn.prepare_cached(
         "SELECT word FROM word_scores WHERE word >= ?1 AND word < ?2 AND word <> ?3
@@ -983,6 +984,75 @@ fn by_word_score(
             .map(|(id, _)| id)
             .collect(),
     ))
+}
+
+/// The end of the words starting with `prefix`: the prefix with its last
+/// character bumped.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut end: Vec<char> = prefix.chars().collect();
+    let last = end.pop()?;
+    end.push(char::from_u32(u32::from(last) + 1)?);
+    Some(end.into_iter().collect())
+}
+
+/// Page `start..start + per_page` of the packages with every one of
+/// `words` (as prefixes), ordered by the stored relevance of the least
+/// common word: its best packages are read in order and kept when their
+/// text has the other words too, reading more while too few are kept.
+fn by_rarest_word(
+    conn: &Connection,
+    words: &[String],
+    include_yanked: bool,
+    start: usize,
+    per_page: usize,
+) -> Result<Option<Vec<i64>>, IndexError> {
+    let mut counted = Vec::with_capacity(words.len());
+    let mut count =
+        conn.prepare_cached("SELECT count(*) FROM word_scores WHERE word >= ?1 AND word < ?2")?;
+    for word in words {
+        let Some(end) = prefix_end(word) else {
+            return Ok(None);
+        };
+        let n: i64 = count.query_row(params![word, end], |r| r.get(0))?;
+        counted.push((n, word.as_str()));
+    }
+    counted.sort();
+    let Some(((_, rarest), others)) = counted.split_first() else {
+        return Ok(None);
+    };
+    let others: Vec<&str> = others.iter().map(|(_, w)| *w).collect();
+    let wanted = start.saturating_add(per_page);
+    let mut text = conn.prepare_cached(
+        "SELECT package, description, authors, keywords FROM packages WHERE id = ?1",
+    )?;
+    let mut fetch = wanted.saturating_mul(16).min(MAX_CANDIDATES);
+    loop {
+        let Some(candidates) = by_word_score(conn, rarest, include_yanked, 0, fetch)? else {
+            return Ok(None);
+        };
+        let exhausted = candidates.len() < fetch;
+        let mut kept = Vec::with_capacity(wanted);
+        for id in candidates {
+            let row: Option<[Option<String>; 4]> = text
+                .query_row([id], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
+                .optional()?;
+            let Some(row) = row else { continue };
+            let tokens: Vec<String> = row.iter().flatten().flat_map(|t| words_of(t)).collect();
+            if others
+                .iter()
+                .all(|w| tokens.iter().any(|t| t.starts_with(w)))
+            {
+                kept.push(id);
+                if kept.len() == wanted {
+                    break;
+                }
+            }
+        }
+        if kept.len() == wanted || exhausted || fetch >= MAX_CANDIDATES {
+            return Ok(Some(kept.into_iter().skip(start).collect()));
+        }
+        fetch = fetch.saturating_mul(4).min(MAX_CANDIDATES);
+    }
 }
 
 /// The words of a text as the text table splits them: alphanumeric runs,

@@ -421,17 +421,22 @@ fn a_common_word_is_ranked_from_stored_relevance() {
     updates.push(described("ns:common", "the common one", false));
     updates.push(described("ns:common-parser", "parses", false));
     updates.push(described("ns:common-gone", "yanked", true));
+    updates.push(described("ns:toolbox", "a common one", false));
+    updates.push(described("ns:common-tool", "a tool", false));
     index.apply(&updates, 10).expect("apply");
     let common = Query {
         text: Some("common".into()),
         ..query()
     };
     let page = index.search(&common).expect("search");
-    assert_eq!(page.total, many + 2, "the yanked package is left out");
+    assert_eq!(page.total, many + 4, "the yanked package is left out");
     let first: Vec<&str> = page.hits.iter().map(|h| h.package.as_str()).collect();
     // Name matches first, the shorter name (and the word in the
     // description too) before the longer.
-    assert_eq!(&first[..2], ["ns:common", "ns:common-parser"]);
+    assert_eq!(
+        &first[..3],
+        ["ns:common", "ns:common-tool", "ns:common-parser"]
+    );
     assert!(!first.contains(&"ns:common-gone"));
     // A prefix finds the same, and pages do not overlap.
     let prefix = names(
@@ -451,6 +456,27 @@ fn a_common_word_is_ranked_from_stored_relevance() {
     );
     assert_eq!(second.len(), 20);
     assert!(second.iter().all(|p| !first.contains(&p.as_str())));
+    // Two words both matching thousands: the packages with both, the
+    // best for the less common word first (its name has both words).
+    let both = Query {
+        text: Some("tool common".into()),
+        ..query()
+    };
+    let page = index.search(&both).expect("search");
+    assert_eq!(
+        page.total,
+        many + 2,
+        "the fillers, ns:common-tool and ns:toolbox"
+    );
+    let found: Vec<&str> = page.hits.iter().map(|h| h.package.as_str()).collect();
+    assert_eq!(found[0], "ns:common-tool", "{found:?}");
+    assert!(
+        found.contains(&"ns:toolbox"),
+        "a prefix of a word counts: {found:?}"
+    );
+    assert!(!found.contains(&"ns:common-parser"));
+    let next = names(&index, &Query { page: 2, ..both });
+    assert!(next.iter().all(|p| !found.contains(&p.as_str())));
     // Yanked ones come back when asked for.
     let with_yanked = names(
         &index,
@@ -472,7 +498,7 @@ fn a_common_word_is_ranked_from_stored_relevance() {
         .apply(&[described("ns:filler-0", "nothing shared", false)], 12)
         .expect("update");
     let page = index.search(&common).expect("search");
-    assert_eq!(page.total, many + 1);
+    assert_eq!(page.total, many + 3);
     let all = names(
         &index,
         &Query {
