@@ -320,13 +320,14 @@ CREATE TABLE IF NOT EXISTS word_scores (
 CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
     name, description, authors, keywords, license, tags,
     content = '', content_rowid = 'id',
-    tokenize = \"unicode61 separators ':-_./'\"
+    tokenize = \"unicode61 separators ':-_./'\",
+    prefix = '2 3 4'
 );
 ";
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 12;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
