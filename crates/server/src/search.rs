@@ -42,6 +42,11 @@ const LEAVES_PER_ROUND: usize = 2_000;
 /// How long the indexer waits for a checkpoint before it looks whether it
 /// is to stop.
 const WAKE: Duration = Duration::from_secs(1);
+/// How long the indexer, caught up, lets records gather before its next
+/// round (the index lags the log by about this much under load).
+const GATHER: Duration = Duration::from_millis(250);
+/// How often, at most, the index's WAL is folded in after work.
+const FOLD_EVERY: Duration = Duration::from_secs(30);
 /// How long it waits after an error (the store or the index failing).
 const BACK_OFF: Duration = Duration::from_secs(2);
 
@@ -64,7 +69,17 @@ impl Indexer {
         let thread = std::thread::Builder::new()
             .name("cairn-indexer".into())
             .spawn(move || {
+                // Indexing yields the cores to serving: the thread runs at
+                // the lowest priority (nice 19; Linux applies it to this
+                // thread alone), catching up while publishing leaves a
+                // core idle rather than taking it from the publishers.
+                if let Err(e) =
+                    rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19)
+                {
+                    tracing::debug!("the indexer keeps its priority: {e}");
+                }
                 let mut busy = false;
+                let mut folded = Instant::now();
                 loop {
                     if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
                         return;
@@ -72,11 +87,24 @@ impl Indexer {
                     match index_round(&registry, oci.as_deref(), &index) {
                         Ok(true) => busy = true,
                         Ok(false) => {
-                            // Caught up after work: the WAL folded in.
-                            if std::mem::take(&mut busy) {
+                            // Caught up after work: the WAL folded in, now
+                            // and then (SQLite folds it in as it grows
+                            // anyway; each fold is a sync of the disk the
+                            // log's commits wait on).
+                            if busy && folded.elapsed() >= FOLD_EVERY {
+                                busy = false;
+                                folded = Instant::now();
                                 if let Err(e) = index.checkpoint() {
                                     tracing::debug!("the search index's checkpoint: {e}");
                                 }
+                            }
+                            // Records come in bursts: a moment's wait makes
+                            // one round (one transaction) of many.
+                            if matches!(
+                                stopped.recv_timeout(GATHER),
+                                Ok(()) | Err(RecvTimeoutError::Disconnected)
+                            ) {
+                                return;
                             }
                             let next = index.indexed_to().unwrap_or(0);
                             let deadline = Instant::now() + WAKE;
