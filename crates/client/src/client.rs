@@ -151,6 +151,9 @@ fn now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
 }
 
+/// Records of a log with their registry indexes, oldest first.
+pub type Indexed<R> = Vec<(u64, Envelope<R>)>;
+
 impl Client {
     /// A client of `registry` keeping trusted state under `state_dir` and
     /// downloaded content under `cache_dir`, within the default
@@ -755,59 +758,13 @@ impl Client {
     /// when the registry has none (or keeps no notice log).
     pub fn notices(&self) -> Result<cairn_protocol::notice::NoticeLog> {
         use cairn_protocol::notice::{NoticeLog, NoticeRecord};
-        let Some(cp) = self.trusted.checkpoint.clone() else {
-            return Ok(NoticeLog::new());
-        };
-        let length = cp.contents.checkpoint.log_length;
-        let cp_json = SignedCheckpointJson::from(&cp);
-        let log_id = LogId::notices();
-        let fetched = match self.fetch_pages(length, &[(log_id, None)]) {
-            Ok(fetched) => fetched,
-            Err(Error::Refused { status: 404, .. }) => return Ok(NoticeLog::new()),
-            Err(e) => return Err(e),
-        };
-        let records = fetched.packages.get(&log_id).cloned().unwrap_or_default();
-        let mut log = NoticeLog::new();
-        let mut ids = Vec::with_capacity(records.len());
-        for record in &records {
-            let bad = |what: String| {
-                self.fail(
-                    format!(
-                        "notice record at registry index {}: {what}",
-                        record.registry_index
-                    ),
-                    "notice",
-                    json!({ "checkpoint": cp_json, "record": record }),
-                )
-            };
-            let envelope: Envelope<NoticeRecord> =
-                record.envelope().map_err(|e| bad(e.to_string()))?;
-            let key = self
-                .trusted
-                .operator
-                .authorities()
-                .keys()
-                .find(|k| k.id() == *envelope.key_id())
-                .filter(|k| self.trusted.operator.may_sign_checkpoints(&k.id()))
-                .cloned()
-                .ok_or_else(|| bad("not signed by an operator key".into()))?;
-            log = log
-                .validate(&envelope, &key)
-                .map_err(|e| bad(e.to_string()))?;
-            ids.push((record.registry_index, envelope.record_id()));
-        }
-        if let Some(&(_, head)) = ids.last() {
-            let inclusions: Vec<Inclusion> = ids
-                .iter()
-                .map(|&(index, record_id)| Inclusion {
-                    index,
-                    log_id,
-                    record_id,
-                    head,
-                })
-                .collect();
-            self.prove(&cp, &cp_json, &inclusions)?;
-        }
+        let (log, _) = self.operator_signed_log::<NoticeRecord, _>(
+            LogId::notices(),
+            "notice record",
+            "notice",
+            NoticeLog::new(),
+            |log, envelope, key| log.validate(envelope, key).map_err(|e| e.to_string()),
+        )?;
         Ok(log)
     }
 
@@ -820,40 +777,57 @@ impl Client {
     pub fn attestations(
         &self,
         name: &PackageName,
-    ) -> Result<
-        Vec<(
-            u64,
-            Envelope<cairn_protocol::attestation::AttestationRecord>,
-        )>,
-    > {
+    ) -> Result<Indexed<cairn_protocol::attestation::AttestationRecord>> {
         use cairn_protocol::attestation::{AttestationLog, AttestationRecord};
+        let (_, records) = self.operator_signed_log::<AttestationRecord, _>(
+            LogId::attestations(name),
+            &format!("attestation record of {name}"),
+            "attestation",
+            AttestationLog::new(),
+            |log, envelope, key| log.validate(envelope, key).map_err(|e| e.to_string()),
+        )?;
+        Ok(records)
+    }
+
+    /// The records of a log only the operator signs (the notice log, a
+    /// package's attestation log) at the trusted checkpoint, verified: each
+    /// signed by a key the operator log lets sign checkpoints, taken onto
+    /// `log` by `extend` (which checks the chain and the signature), and all
+    /// proven in the checkpoint. `what` names a record in errors, `kind`
+    /// the failure. With the records, their registry indexes, oldest
+    /// first; nothing when the registry has no such log.
+    fn operator_signed_log<R: cairn_protocol::Record, L>(
+        &self,
+        log_id: LogId,
+        what: &str,
+        kind: &'static str,
+        mut log: L,
+        extend: impl Fn(L, &Envelope<R>, &PublicKey) -> std::result::Result<L, String>,
+    ) -> Result<(L, Indexed<R>)> {
         let Some(cp) = self.trusted.checkpoint.clone() else {
-            return Ok(Vec::new());
+            return Ok((log, Vec::new()));
         };
         let length = cp.contents.checkpoint.log_length;
         let cp_json = SignedCheckpointJson::from(&cp);
-        let log_id = LogId::attestations(name);
         let fetched = match self.fetch_pages(length, &[(log_id, None)]) {
             Ok(fetched) => fetched,
-            Err(Error::Refused { status: 404, .. }) => return Ok(Vec::new()),
+            Err(Error::Refused { status: 404, .. }) => return Ok((log, Vec::new())),
             Err(e) => return Err(e),
         };
         let records = fetched.packages.get(&log_id).cloned().unwrap_or_default();
-        let mut log = AttestationLog::new();
         let mut out = Vec::with_capacity(records.len());
         for record in &records {
-            let bad = |what: String| {
+            let bad = |problem: String| {
                 self.fail(
                     format!(
-                        "attestation record of {name} at registry index {}: {what}",
+                        "{what} at registry index {}: {problem}",
                         record.registry_index
                     ),
-                    "attestation",
+                    kind,
                     json!({ "checkpoint": cp_json, "record": record }),
                 )
             };
-            let envelope: Envelope<AttestationRecord> =
-                record.envelope().map_err(|e| bad(e.to_string()))?;
+            let envelope: Envelope<R> = record.envelope().map_err(|e| bad(e.to_string()))?;
             let key = self
                 .trusted
                 .operator
@@ -863,9 +837,7 @@ impl Client {
                 .filter(|k| self.trusted.operator.may_sign_checkpoints(&k.id()))
                 .cloned()
                 .ok_or_else(|| bad("not signed by an operator key".into()))?;
-            log = log
-                .validate(&envelope, &key)
-                .map_err(|e| bad(e.to_string()))?;
+            log = extend(log, &envelope, &key).map_err(bad)?;
             out.push((record.registry_index, envelope));
         }
         if let Some((_, last)) = out.last() {
@@ -881,7 +853,7 @@ impl Client {
                 .collect();
             self.prove(&cp, &cp_json, &inclusions)?;
         }
-        Ok(out)
+        Ok((log, out))
     }
 
     /// The registry's offline proof of `version` of `name`

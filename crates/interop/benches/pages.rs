@@ -15,153 +15,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_index::index::{Index, IndexedRelease, PackageUpdate};
-use cairn_index::metadata::{ComponentInfo, InterfaceName, World};
+use cairn_index::index::{Index, PackageUpdate};
 use cairn_interop::components::{component, Meta};
 use cairn_interop::http::Http;
 use cairn_interop::server::{TestOptions, TestServer};
+use cairn_interop::synthetic::{package, Rng, INTERFACES, LICENSES, PACKAGES, WORDS};
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use cairn_registry::{RecordStatus, Registry};
 use reqwest::Method;
 
-const WORDS: &[&str] = &[
-    "http",
-    "proxy",
-    "router",
-    "cache",
-    "json",
-    "parser",
-    "image",
-    "resize",
-    "auth",
-    "token",
-    "crypto",
-    "hash",
-    "sql",
-    "query",
-    "kv",
-    "store",
-    "queue",
-    "stream",
-    "log",
-    "metrics",
-    "trace",
-    "markdown",
-    "render",
-    "template",
-    "compress",
-    "csv",
-    "yaml",
-    "validate",
-    "schema",
-    "graphql",
-    "grpc",
-    "email",
-    "payment",
-    "search",
-    "vector",
-    "ml",
-    "audio",
-    "video",
-    "pdf",
-    "geo",
-    "cron",
-    "workflow",
-    "policy",
-    "filter",
-    "transform",
-];
-const LICENSES: &[&str] = &[
-    "MIT",
-    "Apache-2.0",
-    "MIT OR Apache-2.0",
-    "BSD-3-Clause",
-    "ISC",
-];
-const PACKAGES: &[&str] = &[
-    "wasi:http",
-    "wasi:io",
-    "wasi:cli",
-    "wasi:filesystem",
-    "wasi:sockets",
-    "wasi:clocks",
-    "wasi:random",
-    "wasi:keyvalue",
-    "wasi:blobstore",
-    "wasi:config",
-];
-const INTERFACES: &[&str] = &["types", "handler", "store", "streams", "environment"];
-
 const HTTP_WIT: &str = "package wasi:http@0.2.0;
 interface incoming-handler { handle: func(); }
 interface outgoing-handler { send: func(); }";
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, list: &'a [T]) -> &'a T {
-        &list[(self.next() % list.len() as u64) as usize]
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn interface(rng: &mut Rng) -> InterfaceName {
-    InterfaceName {
-        package: (*rng.pick(PACKAGES)).to_owned(),
-        interface: (*rng.pick(INTERFACES)).to_owned(),
-        version: Some(semver::Version::new(0, 2, rng.below(4))),
-    }
-}
-
-/// A synthetic indexed package (in namespaces `ns0` … `ns499`).
-fn synthetic(i: usize, rng: &mut Rng) -> PackageUpdate {
-    let words: Vec<&str> = (0..3).map(|_| *rng.pick(WORDS)).collect();
-    let package = format!("ns{}:{}-{i}", i % 500, words[..2].join("-"));
-    let mut imports: Vec<InterfaceName> = (0..2 + rng.below(6)).map(|_| interface(rng)).collect();
-    imports.sort();
-    imports.dedup_by(|a, b| a.unversioned() == b.unversioned());
-    let mut exports: Vec<InterfaceName> = (0..1 + rng.below(3)).map(|_| interface(rng)).collect();
-    exports.sort();
-    exports.dedup_by(|a, b| a.unversioned() == b.unversioned());
-    let info = ComponentInfo {
-        description: Some(format!("A {} component", words.join(" "))),
-        licenses: Some((*rng.pick(LICENSES)).to_owned()),
-        authors: Some(format!("Author {} <a{}@example.test>", i % 3000, i % 3000)),
-        source: Some(format!("https://git.example.test/{package}")),
-        world: Some(World {
-            imports,
-            exports,
-            ..World::default()
-        }),
-        ..ComponentInfo::default()
-    };
-    PackageUpdate {
-        package: package.clone(),
-        attestation_log: None,
-        releases: vec![IndexedRelease {
-            package,
-            version: semver::Version::new(1, rng.below(10), 0),
-            digest: format!("sha256:{i:064x}"),
-            record_id: format!("sha256:{:064x}", i + 1),
-            log_id: format!("sha256:{:064x}", i + 2),
-            registry_index: None,
-            published: 1_700_000_000 + i as i64,
-            yanked: rng.below(50) == 0,
-            signed: false,
-            info: Some(info),
-        }],
-    }
-}
 
 /// Signs and submits `entries` as the next record of `name`, uploads
 /// `content` if the registry asks for it, and waits until it is in the
@@ -365,7 +231,7 @@ fn main() {
     let started = Instant::now();
     let mut rng = Rng(0x1234_5678);
     let to = index.indexed_to().expect("position");
-    let updates: Vec<PackageUpdate> = (0..indexed).map(|i| synthetic(i, &mut rng)).collect();
+    let updates: Vec<PackageUpdate> = (0..indexed).map(|i| package(i, &mut rng, None)).collect();
     for batch in updates.chunks(1_000) {
         index.apply(batch, to).expect("apply");
     }

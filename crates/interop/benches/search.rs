@@ -12,169 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_index::index::{
-    ImportPattern, Index, IndexedRelease, InterfaceReq, PackageUpdate, Query,
-};
-use cairn_index::metadata::{ComponentInfo, InterfaceName, World};
-
-const WORDS: &[&str] = &[
-    "http",
-    "proxy",
-    "router",
-    "cache",
-    "json",
-    "parser",
-    "image",
-    "resize",
-    "thumbnail",
-    "auth",
-    "token",
-    "jwt",
-    "crypto",
-    "hash",
-    "sql",
-    "query",
-    "kv",
-    "store",
-    "queue",
-    "stream",
-    "log",
-    "metrics",
-    "trace",
-    "markdown",
-    "render",
-    "template",
-    "compress",
-    "zip",
-    "csv",
-    "yaml",
-    "validate",
-    "schema",
-    "graphql",
-    "grpc",
-    "websocket",
-    "email",
-    "sms",
-    "payment",
-    "search",
-    "index",
-    "vector",
-    "embedding",
-    "ml",
-    "inference",
-    "audio",
-    "video",
-    "pdf",
-    "font",
-    "geo",
-    "time",
-    "cron",
-    "scheduler",
-    "workflow",
-    "rules",
-    "policy",
-    "filter",
-    "transform",
-    "ssr",
-];
-const LICENSES: &[&str] = &[
-    "MIT",
-    "Apache-2.0",
-    "Apache-2.0 WITH LLVM-exception",
-    "MIT OR Apache-2.0",
-    "BSD-3-Clause",
-    "MPL-2.0",
-    "ISC",
-];
-const PACKAGES: &[&str] = &[
-    "wasi:http",
-    "wasi:io",
-    "wasi:cli",
-    "wasi:filesystem",
-    "wasi:sockets",
-    "wasi:clocks",
-    "wasi:random",
-    "wasi:keyvalue",
-    "wasi:blobstore",
-    "wasi:messaging",
-    "wasi:config",
-    "wasi:logging",
-];
-const INTERFACES: &[&str] = &["types", "handler", "store", "streams", "environment"];
-const VERSIONS: &[(u64, u64, u64)] = &[(0, 2, 0), (0, 2, 1), (0, 2, 3), (0, 3, 0)];
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, list: &'a [T]) -> &'a T {
-        &list[(self.next() % list.len() as u64) as usize]
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn interface(rng: &mut Rng) -> InterfaceName {
-    let (major, minor, patch) = *rng.pick(VERSIONS);
-    InterfaceName {
-        package: (*rng.pick(PACKAGES)).to_owned(),
-        interface: (*rng.pick(INTERFACES)).to_owned(),
-        version: Some(semver::Version::new(major, minor, patch)),
-    }
-}
-
-fn release(i: usize, rng: &mut Rng) -> PackageUpdate {
-    let words: Vec<&str> = (0..2 + rng.below(3)).map(|_| *rng.pick(WORDS)).collect();
-    let package = format!("ns{}:{}-{i}", i % 500, words[..2].join("-"));
-    let description = format!(
-        "A {} component that does {} with {} for {}",
-        words.join(" "),
-        rng.pick(WORDS),
-        rng.pick(WORDS),
-        rng.pick(WORDS)
-    );
-    let mut imports: Vec<InterfaceName> = (0..2 + rng.below(7)).map(|_| interface(rng)).collect();
-    imports.sort();
-    imports.dedup_by(|a, b| a.unversioned() == b.unversioned());
-    let mut exports: Vec<InterfaceName> = (0..1 + rng.below(3)).map(|_| interface(rng)).collect();
-    exports.sort();
-    exports.dedup_by(|a, b| a.unversioned() == b.unversioned());
-    let info = ComponentInfo {
-        description: Some(description),
-        licenses: Some((*rng.pick(LICENSES)).to_owned()),
-        authors: Some(format!("Author {} <a{}@example.test>", i % 3000, i % 3000)),
-        source: Some(format!("https://git.example.test/{package}")),
-        world: Some(World {
-            imports,
-            exports,
-            ..World::default()
-        }),
-        ..ComponentInfo::default()
-    };
-    PackageUpdate {
-        package: package.clone(),
-        attestation_log: None,
-        releases: vec![IndexedRelease {
-            package,
-            version: semver::Version::new(1, rng.below(10), 0),
-            digest: format!("sha256:{:064x}", i),
-            record_id: format!("sha256:{:064x}", i + 1),
-            log_id: format!("sha256:{:064x}", i + 2),
-            registry_index: Some(i as u64 * 2),
-            published: 1_700_000_000 + i as i64,
-            yanked: rng.below(50) == 0,
-            signed: false,
-            info: Some(info),
-        }],
-    }
-}
+use cairn_index::index::{ImportPattern, Index, InterfaceReq, PackageUpdate, Query};
+use cairn_interop::synthetic::{package, Rng, INTERFACES, PACKAGES, WORDS};
 
 /// A requirement on a random interface, with `suffix` (`""` or `@<req>`).
 fn any_interface(rng: &mut Rng, suffix: &str) -> InterfaceReq {
@@ -227,7 +66,9 @@ fn main() {
     let path = root.join("index.sqlite3");
     let index = Index::open(&path).expect("index");
     let mut rng = Rng(0x1234_5678);
-    let updates: Vec<PackageUpdate> = (0..packages).map(|i| release(i, &mut rng)).collect();
+    let updates: Vec<PackageUpdate> = (0..packages)
+        .map(|i| package(i, &mut rng, Some(i as u64 * 2)))
+        .collect();
     let start = Instant::now();
     let mut at = 0u64;
     for batch in updates.chunks(1_000) {

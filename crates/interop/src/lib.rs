@@ -14,6 +14,7 @@ pub mod report;
 pub mod s3;
 pub mod server;
 pub mod storage_suite;
+pub mod synthetic;
 pub mod tools;
 pub mod warg;
 pub mod witness;

@@ -16,7 +16,7 @@ use cairn_protocol::operator::{OperatorEntry, OperatorRecord};
 use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, LogId, LogLeaf, PackageName, SignedCheckpoint, Timestamp};
 use cairn_registry::{FetchRequest, QueryError, Registry, StoredRecord};
-use cairn_transparency::{hash_branch, hash_leaf};
+use cairn_transparency::hash_leaf;
 
 use crate::error::{blocking, ApiError};
 use crate::home::escape;
@@ -88,32 +88,28 @@ fn record_of(
         .map(|(_, r)| r))
 }
 
+/// Items in words, comma-separated.
+fn listed<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What the entries of a package record say.
 pub(crate) fn package_entries(entries: &[PackageEntry]) -> Vec<String> {
     entries
         .iter()
         .map(|entry| match entry {
             PackageEntry::Init { key, .. } => format!("init, owner key {}", key.id()),
-            PackageEntry::Grant { key, permissions } => format!(
-                "grant {} to key {}",
-                permissions
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                key.id()
-            ),
+            PackageEntry::Grant { key, permissions } => {
+                format!("grant {} to key {}", listed(permissions), key.id())
+            }
             PackageEntry::Revoke {
                 key_id,
                 permissions,
-            } => format!(
-                "revoke {} from key {key_id}",
-                permissions
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            } => format!("revoke {} from key {key_id}", listed(permissions)),
             PackageEntry::Release { version, content } => {
                 format!("release {version} (content {content})")
             }
@@ -127,26 +123,13 @@ fn operator_entries(entries: &[OperatorEntry]) -> Vec<String> {
         .iter()
         .map(|entry| match entry {
             OperatorEntry::Init { key, .. } => format!("init, operator key {}", key.id()),
-            OperatorEntry::Grant { key, permissions } => format!(
-                "grant {} to key {}",
-                permissions
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                key.id()
-            ),
+            OperatorEntry::Grant { key, permissions } => {
+                format!("grant {} to key {}", listed(permissions), key.id())
+            }
             OperatorEntry::Revoke {
                 key_id,
                 permissions,
-            } => format!(
-                "revoke {} from key {key_id}",
-                permissions
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            } => format!("revoke {} from key {key_id}", listed(permissions)),
             OperatorEntry::DefineNamespace { namespace } => {
                 format!("define namespace {namespace}")
             }
@@ -395,49 +378,13 @@ fn records_table(title: &str, described: &[Described]) -> String {
 }
 
 /// One step of an inclusion proof, as RFC 9162 §2.1.3.2 walks it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Step {
-    /// The sibling hash from the proof.
-    pub sibling: Hash,
-    /// Whether the sibling is on the left.
-    pub sibling_left: bool,
-    /// The hash of the node above both.
-    pub result: Hash,
-}
+pub(crate) type Step = cairn_transparency::log::rfc9162::InclusionStep;
 
 /// Walks the inclusion path of leaf `index` in the tree of `size` leaves
 /// from `leaf` (a leaf hash): each step and the root it leads to, or
 /// `None` when the path is not of the right length for the tree.
 pub(crate) fn walk(index: u64, size: u64, leaf: Hash, path: &[Hash]) -> Option<Vec<Step>> {
-    if index >= size {
-        return None;
-    }
-    let (mut f, mut s) = (index, size - 1);
-    let mut r = leaf;
-    let mut steps = Vec::with_capacity(path.len());
-    for p in path {
-        if s == 0 {
-            return None;
-        }
-        let sibling_left = f & 1 == 1 || f == s;
-        if sibling_left {
-            r = hash_branch(p, &r);
-            while f & 1 == 0 && f != 0 {
-                f >>= 1;
-                s >>= 1;
-            }
-        } else {
-            r = hash_branch(&r, p);
-        }
-        f >>= 1;
-        s >>= 1;
-        steps.push(Step {
-            sibling: *p,
-            sibling_left,
-            result: r,
-        });
-    }
-    (s == 0).then_some(steps)
+    cairn_transparency::log::rfc9162::inclusion_steps(index, size, &leaf, path).ok()
 }
 
 /// The script that recomputes the proof of `#proof` in the browser

@@ -40,33 +40,7 @@ impl Publisher {
     /// A Warg init and release of `content`, with the upload; `Some`
     /// once the upload is acknowledged.
     pub fn warg_publish(&self, name: &PackageName, content: &[u8]) -> Option<String> {
-        let envelope = Envelope::sign(
-            &self.key,
-            PackageRecord {
-                prev: None,
-                version: 0,
-                timestamp: Timestamp::new(1_800_000_000, 0),
-                entries: vec![
-                    PackageEntry::Init {
-                        hash_algorithm: HashAlgorithm::Sha256,
-                        key: self.key.public_key().clone(),
-                    },
-                    PackageEntry::Release {
-                        version: "1.0.0".parse().expect("version"),
-                        content: Hash::of(content),
-                    },
-                ],
-            },
-        );
-        let body = json!({
-            "packageName": name.to_string(),
-            "record": {
-                "contentBytes": STANDARD.encode(envelope.content_bytes()),
-                "keyId": envelope.key_id().to_string(),
-                "signature": envelope.signature().to_string(),
-            }
-        })
-        .to_string();
+        let (body, id) = cairn_interop::publish::publish_body(&self.key, name, content);
         let log = LogId::package(name);
         let mut headers = self.auth().to_vec();
         headers.push(("content-type", "application/json"));
@@ -82,7 +56,6 @@ impl Publisher {
         if answer.status != 202 {
             return None;
         }
-        let id = envelope.record_id().to_string();
         let uploaded = request(
             self.addr,
             "POST",

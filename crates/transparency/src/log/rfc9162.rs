@@ -121,25 +121,38 @@ pub fn consistency_proof(
     Ok(proof)
 }
 
-/// Checks that `leaf` (a leaf hash) is leaf `index` of the tree of `size`
-/// leaves whose root is `root` (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(
+/// One step of an inclusion proof's walk from the leaf to the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InclusionStep {
+    /// The sibling hash the proof gives.
+    pub sibling: Hash,
+    /// Whether the sibling is on the left.
+    pub sibling_left: bool,
+    /// The hash of the node above both.
+    pub result: Hash,
+}
+
+/// Walks the inclusion proof of leaf `index` of the tree of `size` leaves
+/// from `leaf` (a leaf hash), as RFC 9162 §2.1.3.2 does: each step, the
+/// last of which gives the root (no step: the leaf is the root).
+pub fn inclusion_steps(
     index: u64,
     size: u64,
     leaf: &Hash,
-    root: &Hash,
     proof: &[Hash],
-) -> Result<(), RfcProofError> {
+) -> Result<Vec<InclusionStep>, RfcProofError> {
     if index >= size {
         return Err(RfcProofError::Arguments("the index is past the tree"));
     }
     let (mut f, mut s) = (index, size - 1);
     let mut r = *leaf;
+    let mut steps = Vec::with_capacity(proof.len());
     for p in proof {
         if s == 0 {
             return Err(RfcProofError::Invalid("the proof is too long"));
         }
-        if f & 1 == 1 || f == s {
+        let sibling_left = f & 1 == 1 || f == s;
+        if sibling_left {
             r = hash_branch(p, &r);
             while f & 1 == 0 && f != 0 {
                 f >>= 1;
@@ -150,11 +163,29 @@ pub fn verify_inclusion(
         }
         f >>= 1;
         s >>= 1;
+        steps.push(InclusionStep {
+            sibling: *p,
+            sibling_left,
+            result: r,
+        });
     }
     if s != 0 {
         return Err(RfcProofError::Invalid("the proof is too short"));
     }
-    if r != *root {
+    Ok(steps)
+}
+
+/// Checks that `leaf` (a leaf hash) is leaf `index` of the tree of `size`
+/// leaves whose root is `root` (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    root: &Hash,
+    proof: &[Hash],
+) -> Result<(), RfcProofError> {
+    let steps = inclusion_steps(index, size, leaf, proof)?;
+    if steps.last().map_or(*leaf, |s| s.result) != *root {
         return Err(RfcProofError::Invalid("it leads to another root"));
     }
     Ok(())
