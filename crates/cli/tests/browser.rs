@@ -364,6 +364,12 @@ fn the_log_explorer_shows_proof_steps_that_lead_to_the_checkpoint_root() {
     let found = String::from_utf8_lossy(&get(addr, "/search?signed=true").body).into_owned();
     assert!(found.contains("1 package match"), "{found}");
     assert!(found.contains("example:signed"), "{found}");
+    // The log explorer names the package an attestation record is about.
+    let log = String::from_utf8_lossy(&get(addr, "/log").body).into_owned();
+    assert!(
+        log.contains("attestations of <a href=\"/packages/example:signed#attestations\">"),
+        "{log}"
+    );
     assert!(signed.contains(COSIGN_SIG));
     // What a package says of itself is escaped.
     assert!(

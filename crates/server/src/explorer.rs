@@ -35,8 +35,9 @@ pub(crate) enum LogKind {
     Notices,
     /// A package's log.
     Package(PackageName),
-    /// A package's attestation log (OCI referrers).
-    Attestations,
+    /// A package's attestation log (OCI referrers), and the package when
+    /// the search index knows it.
+    Attestations(Option<PackageName>),
 }
 
 /// One record of the registry log, described for people.
@@ -172,6 +173,7 @@ fn notice_text(notice: &Notice) -> String {
 /// Describes the records of `leaves` (from registry index `first` on).
 pub(crate) fn describe(
     registry: &Registry,
+    search: Option<&cairn_index::index::Index>,
     first: u64,
     leaves: &[LogLeaf],
 ) -> Result<Vec<Described>, QueryError> {
@@ -193,7 +195,13 @@ pub(crate) fn describe(
         } else if let Some(name) = name {
             LogKind::Package(name)
         } else {
-            LogKind::Attestations
+            // An attestation log names no package; the index remembers
+            // whose it is.
+            let owner = search
+                .and_then(|i| i.package_of_log(&leaf.log_id.to_string()).ok().flatten())
+                .and_then(|n| n.parse::<PackageName>().ok())
+                .filter(|n| LogId::attestations(n) == leaf.log_id);
+            LogKind::Attestations(owner)
         };
         let stored = record_of(registry, leaf, index)?;
         let (key_id, time, what) = match &stored {
@@ -241,7 +249,7 @@ fn decode(kind: &LogKind, stored: &StoredRecord) -> (Option<Timestamp>, Vec<Stri
             ),
             Err(_) => unreadable(),
         },
-        LogKind::Attestations => {
+        LogKind::Attestations(_) => {
             match Envelope::<AttestationRecord>::from_parts(bytes, key, signature) {
                 Ok(e) => {
                     let a = &e.contents().attestation;
@@ -266,7 +274,11 @@ fn kind_html(kind: &LogKind) -> String {
     match kind {
         LogKind::Operator => "operator log".to_owned(),
         LogKind::Notices => "notice log".to_owned(),
-        LogKind::Attestations => "attestation log".to_owned(),
+        LogKind::Attestations(None) => "attestation log".to_owned(),
+        LogKind::Attestations(Some(name)) => format!(
+            "attestations of <a href=\"/packages/{0}#attestations\">{0}</a>",
+            escape(name.as_str())
+        ),
         LogKind::Package(name) => format!(
             "package <a href=\"/packages/{0}\">{0}</a>",
             escape(name.as_str())
@@ -304,12 +316,13 @@ pub(crate) async fn log(State(app): State<AppState>, RawQuery(raw): RawQuery) ->
         },
     };
     let registry = app.registry.clone();
+    let search = app.search.clone();
     let loaded = blocking(move || {
         let length = registry.log_length();
         let end = before.unwrap_or(length).min(length);
         let start = end.saturating_sub(RECORDS_PER_PAGE);
         let leaves = registry.leaves(start, (end - start) as usize)?;
-        let described = describe(&registry, start, &leaves)?;
+        let described = describe(&registry, search.as_deref(), start, &leaves)?;
         Ok((length, registry.recent_checkpoints(), start, described))
     })
     .await;
@@ -453,6 +466,7 @@ pub(crate) async fn entry(State(app): State<AppState>, Path(index): Path<String>
         );
     };
     let registry = app.registry.clone();
+    let search = app.search.clone();
     let loaded = blocking(move || {
         let Some(cp) = registry.latest_checkpoint() else {
             return Ok(None);
@@ -462,7 +476,7 @@ pub(crate) async fn entry(State(app): State<AppState>, Path(index): Path<String>
             return Ok(None);
         }
         let leaves = registry.leaves(index, 1)?;
-        let described = describe(&registry, index, &leaves)?;
+        let described = describe(&registry, search.as_deref(), index, &leaves)?;
         let path = registry.rfc_inclusion_proof(index, size)?;
         let stored = match leaves.first() {
             Some(leaf) => record_of(&registry, leaf, index)?,
