@@ -211,7 +211,11 @@ pub fn check_release(
 ) -> Result<(), Box<PolicyRefusal>> {
     let namespace = candidate.name.namespace().to_owned();
     if policy.require_license || policy.require_source {
-        let info = metadata::extract(candidate.bytes).ok();
+        // The decoders are not the validator: a panic in one is this
+        // release's problem (no metadata read), never the server's.
+        let info = std::panic::catch_unwind(|| metadata::extract(candidate.bytes))
+            .ok()
+            .and_then(Result::ok);
         if policy.require_license {
             let license = info.as_ref().and_then(|i| i.license());
             let problem = match license {
@@ -251,13 +255,15 @@ pub fn check_release(
     let Some((previous, earlier)) = previous else {
         return Ok(());
     };
-    let found =
-        compat::breaks(earlier, candidate.bytes).map_err(|e| PolicyRefusal::Uncomparable {
-            name: candidate.name.clone(),
-            version: candidate.version.clone(),
-            previous: previous.clone(),
-            problem: e.to_string(),
-        })?;
+    let uncomparable = |problem: String| PolicyRefusal::Uncomparable {
+        name: candidate.name.clone(),
+        version: candidate.version.clone(),
+        previous: previous.clone(),
+        problem,
+    };
+    let found = std::panic::catch_unwind(|| compat::breaks(earlier, candidate.bytes))
+        .map_err(|_| uncomparable("the WIT decoder failed on it".into()))?
+        .map_err(|e| uncomparable(e.to_string()))?;
     if found.is_empty() {
         return Ok(());
     }
