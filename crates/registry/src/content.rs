@@ -87,6 +87,30 @@ impl Budget {
         self.used.fetch_sub(*held, Ordering::Relaxed);
         *held = 0;
     }
+
+    /// Holds `bytes` of the budget until the answer is dropped (the
+    /// release bytes the publish policy reads); refuses as an admission
+    /// does when that passes the limit.
+    pub(crate) fn reserve(&self, bytes: u64) -> Result<Held, ContentError> {
+        let mut held = 0;
+        self.hold(&mut held, bytes)?;
+        Ok(Held {
+            budget: self.clone(),
+            bytes: held,
+        })
+    }
+}
+
+/// Memory held of a [`Budget`], given back when dropped.
+pub(crate) struct Held {
+    budget: Budget,
+    bytes: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.release(&mut self.bytes);
+    }
 }
 
 impl Admission {
@@ -183,6 +207,20 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reservations_share_the_budget_and_give_it_back() {
+        let budget = Budget::new(10 << 20);
+        let first = budget.reserve(6 << 20).expect("within the budget");
+        assert!(matches!(
+            budget.reserve(6 << 20),
+            Err(ContentError::Busy { .. })
+        ));
+        // Small ones always pass (the floor).
+        let _small = budget.reserve(1 << 20).expect("the floor");
+        drop(first);
+        budget.reserve(6 << 20).expect("given back when dropped");
+    }
     use crate::memory::MemoryContent;
 
     #[test]

@@ -1555,7 +1555,7 @@ impl Registry {
         if policy.is_open() {
             return Ok(());
         }
-        let bytes = self.policy_bytes(name, version, content)?;
+        let (_held, bytes) = self.policy_bytes(name, version, content)?;
         let state = self
             .published_package(&LogId::package(name))
             .map_err(query_store)?;
@@ -1593,18 +1593,20 @@ impl Registry {
         publish::check_release(
             &policy,
             &candidate,
-            previous.as_ref().map(|(v, b)| (v, b.as_slice())),
+            previous.as_ref().map(|(v, (_, b))| (v, b.as_slice())),
         )?;
         Ok(())
     }
 
     /// The bytes of a release the policy reads, bounded.
+    /// Held of the validation budget while they are, so that many
+    /// publishes at once cannot each hold 64 MiB of content.
     fn policy_bytes(
         &self,
         name: &PackageName,
         version: &Version,
         content: &Hash,
-    ) -> Result<Vec<u8>, ContentError> {
+    ) -> Result<(crate::content::Held, Vec<u8>), ContentError> {
         let size = self.shared.content.size(content)?.unwrap_or(0);
         if size > publish::POLICY_READ_LIMIT {
             return Err(PolicyRefusal::TooLarge {
@@ -1616,13 +1618,14 @@ impl Registry {
             }
             .into());
         }
+        let held = self.shared.budget.reserve(size)?;
         let mut bytes = Vec::with_capacity(size as usize);
         if let Some(mut reader) = self.shared.content.read(content, 0, size)? {
             reader
                 .read_to_end(&mut bytes)
                 .map_err(|e| StoreError::Backend(format!("cannot read content {content}: {e}")))?;
         }
-        Ok(bytes)
+        Ok((held, bytes))
     }
 
     /// Up to `limit` log leaves from `start`.
