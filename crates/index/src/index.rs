@@ -79,6 +79,10 @@ pub struct PackageUpdate {
     /// The id of its attestation log, so that a later record there can be
     /// traced back to the package ([`Index::package_of_log`]).
     pub attestation_log: Option<String>,
+    /// Whether the releases' `signed` was read from the attestation log
+    /// this time; if not, the index keeps what it had for known releases
+    /// (the indexer reads that log only when it has new records).
+    pub signatures_read: bool,
 }
 
 /// An interface a query asks for: `wasi:http/incoming-handler`, with an
@@ -1240,7 +1244,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (package, version) DO UPDATE SET
                 yanked = excluded.yanked,
-                signed = excluded.signed,
+                signed = CASE WHEN ?12 THEN excluded.signed ELSE releases.signed END,
                 registry_index = coalesce(excluded.registry_index, releases.registry_index),
                 info = coalesce(excluded.info, releases.info),
                 world = coalesce(excluded.world, releases.world)",
@@ -1260,6 +1264,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
                     .and_then(|i| i.world.as_ref())
                     .map(|w| w.digest()),
                 release.signed as i64,
+                update.signatures_read,
             ],
         )?;
     }

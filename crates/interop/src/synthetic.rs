@@ -161,6 +161,7 @@ pub fn package(i: usize, rng: &mut Rng, registry_index: Option<u64>) -> PackageU
     PackageUpdate {
         package: package.clone(),
         attestation_log: None,
+        signatures_read: true,
         releases: vec![IndexedRelease {
             package,
             version: semver::Version::new(1, rng.below(10), 0),

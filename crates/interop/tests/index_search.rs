@@ -39,6 +39,7 @@ fn release(package: &str, version: &str, bytes: &[u8], yanked: bool) -> PackageU
     PackageUpdate {
         package: package.to_owned(),
         attestation_log: None,
+        signatures_read: true,
         releases: vec![IndexedRelease {
             package: package.to_owned(),
             version: version.parse().expect("version"),
@@ -323,6 +324,7 @@ fn searches_and_writes_run_at_once() {
                 PackageUpdate {
                     package: package.clone(),
                     attestation_log: None,
+                    signatures_read: true,
                     releases: vec![IndexedRelease {
                         package,
                         version: semver::Version::new(1, 0, 0),
@@ -387,6 +389,7 @@ fn described(package: &str, description: &str, yanked: bool) -> PackageUpdate {
     PackageUpdate {
         package: package.to_owned(),
         attestation_log: None,
+        signatures_read: true,
         releases: vec![IndexedRelease {
             package: package.to_owned(),
             version: "1.0.0".parse().expect("version"),
@@ -494,8 +497,11 @@ fn a_common_word_is_ranked_from_stored_relevance() {
     index
         .apply(&[described("ns:common", "renamed words only", false)], 11)
         .expect("update");
+    // The newest filler: of the equally relevant ones, it comes first, so a
+    // stale row of it would show on the first page.
+    let newest = format!("ns:filler-{}", many - 1);
     index
-        .apply(&[described("ns:filler-0", "nothing shared", false)], 12)
+        .apply(&[described(&newest, "nothing shared", false)], 12)
         .expect("update");
     let page = index.search(&common).expect("search");
     assert_eq!(page.total, many + 3);
@@ -507,6 +513,29 @@ fn a_common_word_is_ranked_from_stored_relevance() {
             ..common
         },
     );
-    assert!(!all.contains(&"ns:filler-0".to_owned()));
+    assert!(!all.contains(&newest), "{all:?}");
     assert_eq!(all[0], "ns:common", "still a name match");
+}
+
+#[test]
+fn signed_flags_stay_until_the_signatures_are_read_again() {
+    let index = Index::in_memory().expect("index");
+    let signed_only = Query {
+        signed: true,
+        ..query()
+    };
+    let mut update = described("ns:tool", "a tool", false);
+    update.releases[0].signed = true;
+    index.apply(&[update], 1).expect("signed");
+    assert_eq!(names(&index, &signed_only), ["ns:tool"]);
+    // A round that did not read the attestation log says nothing of it.
+    let mut unread = described("ns:tool", "a tool, again", false);
+    unread.signatures_read = false;
+    index.apply(&[unread], 2).expect("unread");
+    assert_eq!(names(&index, &signed_only), ["ns:tool"]);
+    // One that read it decides.
+    index
+        .apply(&[described("ns:tool", "a tool", false)], 3)
+        .expect("read");
+    assert!(names(&index, &signed_only).is_empty());
 }

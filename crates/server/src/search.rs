@@ -174,25 +174,31 @@ pub fn index_round(registry: &Registry, oci: Option<&Oci>, index: &Index) -> Res
             None => others.push(*log_id),
         }
     }
-    // A new attestation changes what is signed: its package again.
+    // A new attestation changes what is signed: its package again, its
+    // attestation log read (only then).
+    let by_attestations: std::collections::HashMap<LogId, PackageName> = packages
+        .iter()
+        .map(|(_, name)| (LogId::attestations(name), name.clone()))
+        .collect();
+    let mut attested = std::collections::HashSet::new();
     for log_id in others {
-        let in_round = packages
-            .iter()
-            .find(|(_, name)| LogId::attestations(name) == log_id)
-            .map(|(_, name)| name.clone());
-        let known = match in_round {
-            Some(_) => None,
-            None => index
-                .package_of_log(&log_id.to_string())
-                .map_err(|e| e.to_string())?,
-        };
+        if let Some(name) = by_attestations.get(&log_id) {
+            attested.insert(name.clone());
+            continue;
+        }
+        let known = index
+            .package_of_log(&log_id.to_string())
+            .map_err(|e| e.to_string())?;
         if let Some(name) = known.and_then(|n| n.parse::<PackageName>().ok()) {
+            attested.insert(name.clone());
             packages.push((LogId::package(&name), name));
         }
     }
     let mut updates = Vec::new();
     for (log_id, name) in &packages {
-        if let Some(update) = package_update(registry, oci, index, log_id, name, &seen)? {
+        let signatures = attested.contains(name);
+        if let Some(update) = package_update(registry, oci, index, log_id, name, signatures, &seen)?
+        {
             updates.push(update);
         }
     }
@@ -206,6 +212,7 @@ fn package_update(
     index: &Index,
     log_id: &LogId,
     name: &PackageName,
+    read_signatures: bool,
     seen: &std::collections::HashMap<cairn_protocol::RecordId, u64>,
 ) -> Result<Option<PackageUpdate>, String> {
     let Some(state) = registry
@@ -218,7 +225,7 @@ fn package_update(
         .known_releases(name.as_str())
         .map_err(|e| e.to_string())?;
     // Versions with a signature verified by a trusted key.
-    let signed = match oci {
+    let signed = match oci.filter(|_| read_signatures) {
         Some(oci) => oci
             .signed_releases(name)
             .map_err(|e| e.to_string())?
@@ -250,6 +257,7 @@ fn package_update(
         package: name.to_string(),
         releases,
         attestation_log: Some(LogId::attestations(name).to_string()),
+        signatures_read: read_signatures && oci.is_some(),
     }))
 }
 
