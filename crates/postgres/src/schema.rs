@@ -25,8 +25,9 @@ CREATE TABLE IF NOT EXISTS publish_policy (
 );
 "#;
 
-/// Every table and index of [`SCHEMA_VERSION`] but the records'
-/// ([`RECORD_TABLES`]).
+/// Every table and index of version 4 but the records' ([`RECORD_TABLES`]);
+/// a new database gains the later tables as an older one does
+/// ([`MIGRATE_4_TO_5`], [`ADDED_TABLES`]).
 ///
 /// As in SQLite: `records` is the registry log, one row per sequenced
 /// record keyed by its registry index, naming its log by number
@@ -74,18 +75,6 @@ CREATE INDEX oci_uploads_by_account ON oci_uploads (account);
 CREATE TABLE namespace_policy (
     namespace TEXT COLLATE "C" PRIMARY KEY,
     oci_create BOOLEAN NOT NULL
-);
-CREATE TABLE publish_policy (
-    namespace TEXT COLLATE "C" PRIMARY KEY,
-    policy TEXT NOT NULL
-);
-CREATE TABLE trusted_keys (
-    namespace TEXT COLLATE "C" NOT NULL,
-    package TEXT COLLATE "C" NOT NULL,
-    key_id TEXT COLLATE "C" NOT NULL,
-    label TEXT NOT NULL,
-    pem TEXT NOT NULL,
-    PRIMARY KEY (namespace, package, key_id)
 );
 CREATE TABLE accounts (
     name TEXT COLLATE "C" PRIMARY KEY,
@@ -383,6 +372,14 @@ pub(crate) async fn prepare(shared: &Shared) -> Result<(), StoreError> {
         .await
         .map_err(failed(what))?;
     tx.batch_execute(SCHEMA).await.map_err(failed(what))?;
+    // The tables added since version 4, made as an older database gains
+    // them (one definition each).
+    tx.batch_execute(MIGRATE_4_TO_5)
+        .await
+        .map_err(failed(what))?;
+    for (_, sql) in ADDED_TABLES {
+        tx.batch_execute(sql).await.map_err(failed(what))?;
+    }
     tx.execute(
         "INSERT INTO cairn_schema (id, version) VALUES (1, $1)",
         &[&SCHEMA_VERSION],
