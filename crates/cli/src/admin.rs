@@ -28,6 +28,21 @@ pub struct Remote {
     http: reqwest::blocking::Client,
 }
 
+/// An HTTP client with the same timeouts and trusted CAs as every other
+/// client command (`cairn_client::Limits` from the environment).
+pub(crate) fn http_client() -> Result<reqwest::blocking::Client> {
+    let limits = cairn_client::Limits::from_env(|k| std::env::var_os(k))?;
+    let mut builder = reqwest::blocking::Client::builder()
+        .connect_timeout(limits.connect_timeout)
+        .timeout(limits.read_timeout);
+    if let Some(pem) = &limits.trusted_ca_pem {
+        for root in reqwest::Certificate::from_pem_bundle(pem)? {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    Ok(builder.build()?)
+}
+
 impl Remote {
     /// The API at `--registry`, if given.
     pub fn from_args(args: &RemoteArgs) -> Result<Option<Remote>> {
@@ -47,20 +62,10 @@ impl Remote {
                  pass --admin-token-file <data-dir>/admin.token"
             ),
         };
-        // The same timeouts and trusted CAs as every other client command.
-        let limits = cairn_client::Limits::from_env(|k| std::env::var_os(k))?;
-        let mut builder = reqwest::blocking::Client::builder()
-            .connect_timeout(limits.connect_timeout)
-            .timeout(limits.read_timeout);
-        if let Some(pem) = &limits.trusted_ca_pem {
-            for root in reqwest::Certificate::from_pem_bundle(pem)? {
-                builder = builder.add_root_certificate(root);
-            }
-        }
         Ok(Some(Remote {
             url,
             token: token.trim().to_owned(),
-            http: builder.build()?,
+            http: http_client()?,
         }))
     }
 

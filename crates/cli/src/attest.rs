@@ -52,19 +52,6 @@ fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn http() -> Result<reqwest::blocking::Client> {
-    let limits = cairn_client::Limits::from_env(|k| std::env::var_os(k))?;
-    let mut builder = reqwest::blocking::Client::builder()
-        .connect_timeout(limits.connect_timeout)
-        .timeout(limits.read_timeout);
-    if let Some(pem) = &limits.trusted_ca_pem {
-        for root in reqwest::Certificate::from_pem_bundle(pem)? {
-            builder = builder.add_root_certificate(root);
-        }
-    }
-    Ok(builder.build()?)
-}
-
 /// A refusal's message: the JSON error's, else the text.
 fn refusal(response: reqwest::blocking::Response) -> String {
     let status = response.status().as_u16();
@@ -122,7 +109,7 @@ pub fn attest(args: AttestArgs) -> Result<()> {
              --registry {registry} --token-stdin`, or set CAIRN_TOKEN"
         )
     })?;
-    let http = http()?;
+    let http = crate::admin::http_client()?;
     let repo = format!("{}/{}", name.namespace(), name.name());
     let base = registry.trim_end_matches('/');
     let response = http

@@ -959,9 +959,8 @@ pub fn search(args: SearchArgs) -> Result<()> {
     }
     query.push(("page", args.page.to_string()));
     query.push(("per-page", args.per_page.to_string()));
-    let http = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
+    // The same timeouts and trusted CAs as the other client commands.
+    let http = crate::admin::http_client()?;
     let mut request = http
         .get(format!(
             "{}/cairn/v1/search",

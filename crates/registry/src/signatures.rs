@@ -257,6 +257,30 @@ pub struct Checked {
     pub matched: &'static str,
 }
 
+impl Checked {
+    /// The verdict of a signature of `kind` that the trusted key `by`
+    /// verified (`None`: no trusted key did).
+    fn by(
+        kind: Kind,
+        by: Option<&Trusted>,
+        predicate_type: Option<String>,
+        matched: &'static str,
+    ) -> Checked {
+        Checked {
+            kind,
+            verdict: if by.is_some() {
+                Verdict::Verified
+            } else {
+                Verdict::Unverified
+            },
+            key_id: by.map(|k| k.key.id().to_owned()),
+            key_label: by.map(|k| k.label.clone()),
+            predicate_type,
+            matched,
+        }
+    }
+}
+
 fn first_trusted<'a>(keys: &'a [Trusted], message: &[u8], signature: &[u8]) -> Option<&'a Trusted> {
     keys.iter().find(|k| k.key.verifies(message, signature))
 }
@@ -315,18 +339,7 @@ pub fn check_cosign(
         });
     }
     let by = first_trusted(keys, payload, &signature);
-    Ok(Checked {
-        kind: Kind::Cosign,
-        verdict: if by.is_some() {
-            Verdict::Verified
-        } else {
-            Verdict::Unverified
-        },
-        key_id: by.map(|k| k.key.id().to_owned()),
-        key_label: by.map(|k| k.label.clone()),
-        predicate_type: None,
-        matched: "manifest",
-    })
+    Ok(Checked::by(Kind::Cosign, by, None, "manifest"))
 }
 
 #[derive(Deserialize)]
@@ -439,18 +452,12 @@ pub fn check_dsse(
             by = first_trusted(keys, &message, &sig);
         }
     }
-    Ok(Checked {
-        kind: Kind::Dsse,
-        verdict: if by.is_some() {
-            Verdict::Verified
-        } else {
-            Verdict::Unverified
-        },
-        key_id: by.map(|k| k.key.id().to_owned()),
-        key_label: by.map(|k| k.label.clone()),
-        predicate_type: Some(statement.predicate_type),
+    Ok(Checked::by(
+        Kind::Dsse,
+        by,
+        Some(statement.predicate_type),
         matched,
-    })
+    ))
 }
 
 /// A P-256 private key for signing.

@@ -20,7 +20,7 @@ use cairn_transparency::hash_leaf;
 
 use crate::error::{blocking, ApiError};
 use crate::home::escape;
-use crate::ui::{error_page, page, query_pairs};
+use crate::ui::{error_page, number_param, page};
 use crate::AppState;
 
 /// Records on one page of `/log`.
@@ -302,18 +302,14 @@ fn checkpoint_time(cp: &SignedCheckpoint) -> String {
 /// `GET /log`: the latest checkpoints and the newest records (`?before=N`:
 /// the page of records before index N).
 pub(crate) async fn log(State(app): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    let pairs = query_pairs(raw.as_deref());
-    let before = match pairs.iter().find(|(k, _)| k == "before") {
-        None => None,
-        Some((_, v)) => match v.parse::<u64>() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    &format!("`before={v}` is not a registry index (a whole number)"),
-                )
-            }
-        },
+    let before = match number_param::<u64>(
+        raw.as_deref(),
+        "before",
+        "a registry index (a whole number)",
+        |_| true,
+    ) {
+        Ok(before) => before,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };
     let registry = app.registry.clone();
     let search = app.search.clone();

@@ -59,10 +59,26 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or("")).unwrap_or_default()
 }
 
+/// The whole number `key` holds in the raw query string, if given and
+/// `valid`; else what is wrong with it, for a 400 page.
+pub(crate) fn number_param<T: std::str::FromStr>(
+    raw: Option<&str>,
+    key: &str,
+    what: &str,
+    valid: impl Fn(&T) -> bool,
+) -> Result<Option<T>, String> {
+    match query_pairs(raw).into_iter().find(|(k, _)| k == key) {
+        None => Ok(None),
+        Some((_, v)) => match v.parse::<T>() {
+            Ok(n) if valid(&n) => Ok(Some(n)),
+            _ => Err(format!("`{key}={v}` is not {what}")),
+        },
+    }
+}
+
 /// The value of `key` in the raw query string, for refilling the form.
 fn value_of(raw: Option<&str>, key: &str) -> String {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or(""))
-        .unwrap_or_default()
+    query_pairs(raw)
         .into_iter()
         .filter(|(k, v)| k == key && !v.is_empty())
         .map(|(_, v)| v)
@@ -359,20 +375,14 @@ pub(crate) async fn package(
             &format!("`{package}` is not a package name (namespace:name)"),
         );
     };
-    let after = match query_pairs(raw.as_deref())
-        .into_iter()
-        .find(|(k, _)| k == "records-after")
-    {
-        None => None,
-        Some((_, v)) => match v.parse::<u64>() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    &format!("`records-after={v}` is not a registry index (a whole number)"),
-                )
-            }
-        },
+    let after = match number_param::<u64>(
+        raw.as_deref(),
+        "records-after",
+        "a registry index (a whole number)",
+        |_| true,
+    ) {
+        Ok(after) => after,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };
     let registry = app.registry.clone();
     let index = app.search.clone();
@@ -674,21 +684,13 @@ pub(crate) async fn namespace(
             &format!("`{ns}` is not a namespace: {e}"),
         );
     }
-    let page_no = match query_pairs(raw.as_deref())
-        .into_iter()
-        .find(|(k, _)| k == "page")
-    {
-        None => 1,
-        Some((_, v)) => match v.parse::<u32>() {
-            Ok(v) if v >= 1 => v,
-            _ => {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    &format!("`page={v}` is not a page number (1, 2, …)"),
-                )
-            }
-        },
-    };
+    let page_no =
+        match number_param::<u32>(raw.as_deref(), "page", "a page number (1, 2, …)", |n| {
+            *n >= 1
+        }) {
+            Ok(page) => page.unwrap_or(1),
+            Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
+        };
     let registry = app.registry.clone();
     let oci = app.oci.clone();
     let index = app.search.clone();
