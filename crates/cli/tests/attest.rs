@@ -209,6 +209,19 @@ impl Oci {
     }
 }
 
+/// The record a push the registry accepted (201) added: the attestation
+/// log's last.
+#[track_caller]
+fn recorded(addr: SocketAddr, answer: &common::Response) -> Value {
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    records(addr).pop().expect("a record")
+}
+
 /// The attestation log's records (`/v1/attestations/example:hello`).
 fn records(addr: SocketAddr) -> Vec<Value> {
     let (status, body) =
@@ -369,13 +382,7 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         Some((&subject, size)),
         None,
     );
-    assert_eq!(
-        answer.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let last = records(addr).pop().expect("a record");
+    let last = recorded(addr, &answer);
     assert_eq!(last["referrer"], verified_digest.as_str());
     assert_eq!(last["subject"], subject.as_str());
     assert_eq!(last["verification"]["kind"], "cosign", "{last}");
@@ -476,13 +483,7 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
     let tagged = simple_signing(&subject);
     let (answer, tagged_digest) =
         oci.cosign(&tagged, &sign(dir, "release", &tagged), None, Some(&tag));
-    assert_eq!(
-        answer.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let last = records(addr).pop().expect("record");
+    let last = recorded(addr, &answer);
     assert_eq!(last["referrer"], tagged_digest.as_str());
     assert_eq!(
         last["subject"],
@@ -521,13 +522,7 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         Some((&subject, size)),
         None,
     );
-    assert_eq!(
-        answer.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let last = records(addr).pop().expect("record");
+    let last = recorded(addr, &answer);
     assert_eq!(last["verification"]["kind"], "dsse", "{last}");
     assert_eq!(last["verification"]["verdict"], "verified");
     assert_eq!(
@@ -591,13 +586,7 @@ fn signatures_are_verified_against_trusted_keys_recorded_listed_and_permanent() 
         Some((&subject, size)),
         None,
     );
-    assert_eq!(
-        answer.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let last = records(addr).pop().expect("record");
+    let last = recorded(addr, &answer);
     assert_eq!(last["verification"]["verdict"], "verified", "{last}");
     assert_eq!(last["verification"]["keyLabel"], "ed-bot");
     assert_eq!(last["verification"]["matched"], "manifest");
