@@ -7,10 +7,10 @@ use cairn_protocol::package::{PackageEntry, PackageRecord};
 use cairn_protocol::{Envelope, Hash, HashAlgorithm, LogId, PackageName, PrivateKey, Timestamp};
 use serde_json::json;
 
-/// A Warg publish body: init and release `1.0.0` of `content`, signed by
-/// `key`; and the record's id.
-pub fn publish_body(key: &PrivateKey, name: &PackageName, content: &[u8]) -> (String, String) {
-    let envelope = Envelope::sign(
+/// A package's first record: init (owner `key`) and release `1.0.0` of
+/// `content`, signed by `key`.
+pub fn first_release(key: &PrivateKey, content: &[u8]) -> Envelope<PackageRecord> {
+    Envelope::sign(
         key,
         PackageRecord {
             prev: None,
@@ -27,7 +27,13 @@ pub fn publish_body(key: &PrivateKey, name: &PackageName, content: &[u8]) -> (St
                 },
             ],
         },
-    );
+    )
+}
+
+/// A Warg publish body of [`first_release`] for `name`; and the record's
+/// id.
+pub fn publish_body(key: &PrivateKey, name: &PackageName, content: &[u8]) -> (String, String) {
+    let envelope = first_release(key, content);
     let body = json!({
         "packageName": name.to_string(),
         "record": {

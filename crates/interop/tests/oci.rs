@@ -1256,24 +1256,7 @@ fn a_warg_release_naming_an_oci_blob_of_non_wasm_bytes_is_refused() {
     let hash = Hash::of(&bytes);
     let key = &keys()[0];
     let name: PackageName = "acme:borrowed".parse().expect("name");
-    let envelope = Envelope::sign(
-        key,
-        PackageRecord {
-            prev: None,
-            version: 0,
-            timestamp: Timestamp::new(1_800_000_000, 0),
-            entries: vec![
-                PackageEntry::Init {
-                    hash_algorithm: HashAlgorithm::Sha256,
-                    key: key.public_key().clone(),
-                },
-                PackageEntry::Release {
-                    version: "1.0.0".parse().expect("version"),
-                    content: hash,
-                },
-            ],
-        },
-    );
+    let envelope = cairn_interop::publish::first_release(key, &bytes);
     let id = envelope.record_id();
     let status = f
         .server
