@@ -961,7 +961,8 @@ fn by_word_score(
         from = word.clone();
         words.push(word);
     }
-    let wanted = start.saturating_add(per_page);
+    // Pages end where the candidates do, as in the text table's path.
+    let wanted = start.saturating_add(per_page).min(MAX_CANDIDATES);
     let mut best: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT s.package_id, s.score FROM word_scores s JOIN packages p ON p.id = s.package_id
@@ -1026,7 +1027,8 @@ fn by_rarest_word(
         return Ok(None);
     };
     let others: Vec<&str> = others.iter().map(|(_, w)| *w).collect();
-    let wanted = start.saturating_add(per_page);
+    // Pages end where the candidates do, as in the text table's path.
+    let wanted = start.saturating_add(per_page).min(MAX_CANDIDATES);
     let mut text = conn.prepare_cached(
         "SELECT package, description, authors, keywords FROM packages WHERE id = ?1",
     )?;

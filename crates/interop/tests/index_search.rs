@@ -480,6 +480,16 @@ fn a_common_word_is_ranked_from_stored_relevance() {
     assert!(!found.contains(&"ns:common-parser"));
     let next = names(&index, &Query { page: 2, ..both });
     assert!(next.iter().all(|p| !found.contains(&p.as_str())));
+    // A page past the candidates is empty (and reads no more than they).
+    let far = index
+        .search(&Query {
+            page: u32::MAX,
+            per_page: 100,
+            ..common.clone()
+        })
+        .expect("far page");
+    assert!(far.hits.is_empty());
+    assert_eq!(far.total, many + 4);
     // Yanked ones come back when asked for.
     let with_yanked = names(
         &index,
