@@ -913,10 +913,9 @@ fn wit_matches(query: &Query, imports: &Interfaces, exports: &Interfaces) -> boo
 /// Each word of `text` as a quoted prefix term: every word must match;
 /// FTS5's own syntax is never taken from the user.
 fn fts_query(text: &str) -> String {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
+    words_of(text)
         .take(16)
-        .map(|w| format!("\"{}\"*", w.to_lowercase()))
+        .map(|w| format!("\"{w}\"*"))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -1113,12 +1112,7 @@ fn word_scores(
 /// The words of `text`, lower-cased, alphanumeric runs only (safe inside
 /// an FTS5 phrase).
 fn phrase_of(text: &str) -> String {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
+    words_of(text).take(16).collect::<Vec<_>>().join(" ")
 }
 
 /// The ids in both sorted lists.
