@@ -3,7 +3,8 @@
 //!
 //! The same bulk publish runs against an in-process `cairn serve` on
 //! SQLite (2 tokio workers) without search and with the indexer following
-//! the log, alternating A, B, A, B so that drift of the machine hits both:
+//! the log, alternating A, B, A, B (after one uncounted warm-up run) so
+//! that drift of the machine hits both:
 //! `--in-flight` publishers (default 256) each publish fresh packages over
 //! the Warg face (a signed init and release, then the content upload)
 //! until `--packages` (default 4,000) are published. Every package is a
@@ -204,6 +205,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // One run first, not counted: the first server of the process ran
+    // about half again as fast as every later one, with or without search.
+    if !smoke {
+        let warm = run(&runtime, usize::MAX, false, &contents, in_flight);
+        println!("  warm-up (not counted): {:>8.0} packages/s", warm.rate);
+    }
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for indexed in [false, true] {
