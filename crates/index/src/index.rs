@@ -299,18 +299,16 @@ CREATE TABLE IF NOT EXISTS packages (
 );
 CREATE INDEX IF NOT EXISTS packages_by_namespace ON packages (namespace, package);
 CREATE TABLE IF NOT EXISTS interfaces (
-    package_id INTEGER NOT NULL,
     direction INTEGER NOT NULL,
     name TEXT NOT NULL,
-    version TEXT
-);
-CREATE INDEX IF NOT EXISTS interfaces_by_name ON interfaces (direction, name, package_id);
+    package_id INTEGER NOT NULL,
+    PRIMARY KEY (direction, name, package_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS worlds (
     id TEXT PRIMARY KEY,
     package TEXT NOT NULL,
     imports TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS interfaces_by_package ON interfaces (package_id);
 CREATE TABLE IF NOT EXISTS side_logs (
     log_id TEXT PRIMARY KEY,
     package TEXT NOT NULL
@@ -322,7 +320,7 @@ CREATE TABLE IF NOT EXISTS word_scores (
     PRIMARY KEY (word, score, package_id)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
-    name, description, authors, keywords, license, tags,
+    name, description, authors, keywords, tags,
     content = '', content_rowid = 'id',
     tokenize = \"unicode61 separators ':-_./'\",
     prefix = '2 3 4'
@@ -331,7 +329,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS packages_text USING fts5 (
 
 /// The schema's version (`PRAGMA user_version`). The index is derived
 /// from the log: an index of another version is dropped and built again.
-const SCHEMA_VERSION: i64 = 12;
+const SCHEMA_VERSION: i64 = 13;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS packages_text;
@@ -371,6 +369,12 @@ impl Index {
     fn with(conn: Connection) -> Result<Index, IndexError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Indexing a package runs a dozen statements: all stay prepared.
+        conn.set_prepared_statement_cache_capacity(64);
+        // Rows go in all over large B-trees (words, interfaces, text
+        // segments): a 32 MiB page cache keeps the pages they touch
+        // (SQLite's default, 2 MiB, re-read them from the OS per round).
+        conn.pragma_update(None, "cache_size", -32_768)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version != SCHEMA_VERSION {
             conn.execute_batch(DROP)?;
@@ -379,7 +383,13 @@ impl Index {
         conn.execute_batch(SCHEMA)?;
         // FTS5's rank: bm25, the name weighing most, then keywords.
         conn.execute(
-            "INSERT INTO packages_text (packages_text, rank) VALUES ('rank', 'bm25(10.0, 2.0, 1.0, 4.0, 0.0, 0.0)')",
+            "INSERT INTO packages_text (packages_text, rank) VALUES ('rank', 'bm25(10.0, 2.0, 1.0, 4.0, 0.0)')",
+            [],
+        )?;
+        // Segments merge 8 at a time (FTS5's default, 4, rewrote every
+        // term twice as often while indexing; searches read no slower).
+        conn.execute(
+            "INSERT INTO packages_text (packages_text, rank) VALUES ('automerge', 8)",
             [],
         )?;
         Ok(Index {
@@ -454,11 +464,11 @@ impl Index {
         for update in updates {
             apply_package(&tx, update)?;
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO progress (id, indexed_to) VALUES (0, ?1)
              ON CONFLICT (id) DO UPDATE SET indexed_to = excluded.indexed_to",
-            [to as i64],
-        )?;
+        )?
+        .execute([to as i64])?;
         tx.commit()?;
         Ok(())
     }
@@ -861,9 +871,23 @@ fn hit_of(conn: &Connection, id: i64) -> Result<Hit, IndexError> {
 /// them.
 /// A package's row as the text table has it: id, name, text, license,
 /// namespace, (yanked, signed).
-type OldRow = (i64, String, TextRow, Option<String>, String, (bool, bool));
-
-type TextRow = (Option<String>, Option<String>, Option<String>);
+/// A package's row as it was, before an update changes it: what its
+/// text, word and interface rows were made from, to take them out.
+struct OldRow {
+    id: i64,
+    name: String,
+    description: Option<String>,
+    authors: Option<String>,
+    keywords: Option<String>,
+    license: Option<String>,
+    namespace: String,
+    yanked: bool,
+    signed: bool,
+    /// [`list_of`] the imported interfaces.
+    imports: String,
+    /// [`list_of`] the exported interfaces.
+    exports: String,
+}
 
 /// `name@version`, or `name`.
 fn with_version(name: &str, version: Option<&semver::Version>) -> String {
@@ -1133,16 +1157,17 @@ fn intersect(a: &[i64], b: &[i64]) -> Vec<i64> {
     both
 }
 
-/// A package's tags in the text table: its state, its namespace, each
-/// SPDX id its license expression names, and whether it is signed. A
-/// namespace or license id is one token ([`tag_token`]): a filter on it
-/// reads that token's short list, never the positions of common words.
+/// A package's tags in the text table: its namespace, each SPDX id its
+/// license expression names, whether it is yanked and whether it is
+/// signed. A namespace or license id is one token ([`tag_token`]): a
+/// filter on it reads that token's short list, never the positions of
+/// common words. (Only what searches ask for is a tag: every token costs
+/// each write of the text table, its prefixes included.)
 fn tags_of(namespace: &str, yanked: bool, signed: bool, license: Option<&str>) -> String {
-    let mut tags = format!(
-        "state {} {}",
-        if yanked { "yanked" } else { "live" },
-        tag_token("nsid", namespace)
-    );
+    let mut tags = tag_token("nsid", namespace);
+    if yanked {
+        tags.push_str(" yanked");
+    }
     for id in license.map(license_ids).unwrap_or_default() {
         tags.push(' ');
         tags.push_str(&tag_token("licid", &id));
@@ -1221,11 +1246,15 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
                 if owner != Some(release.package.as_str()) {
                     continue;
                 }
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO worlds (id, package, imports) VALUES (?1, ?2, ?3)
                      ON CONFLICT (id) DO UPDATE SET imports = excluded.imports",
-                    params![defined.id, release.package, list_of(&defined.imports)],
-                )?;
+                )?
+                .execute(params![
+                    defined.id,
+                    release.package,
+                    list_of(&defined.imports)
+                ])?;
             }
         }
         let info = release
@@ -1234,7 +1263,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| IndexError::Corrupt(e.to_string()))?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO releases (package, version, digest, record_id, log_id, registry_index,
                                    published, yanked, info, world, signed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -1244,25 +1273,25 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
                 registry_index = coalesce(excluded.registry_index, releases.registry_index),
                 info = coalesce(excluded.info, releases.info),
                 world = coalesce(excluded.world, releases.world)",
-            params![
-                release.package,
-                release.version.to_string(),
-                release.digest,
-                release.record_id,
-                release.log_id,
-                release.registry_index.map(|i| i as i64),
-                release.published,
-                release.yanked as i64,
-                info,
-                release
-                    .info
-                    .as_ref()
-                    .and_then(|i| i.world.as_ref())
-                    .map(|w| w.digest()),
-                release.signed as i64,
-                update.signatures_read,
-            ],
-        )?;
+        )?
+        .execute(params![
+            release.package,
+            release.version.to_string(),
+            release.digest,
+            release.record_id,
+            release.log_id,
+            release.registry_index.map(|i| i as i64),
+            release.published,
+            release.yanked as i64,
+            info,
+            release
+                .info
+                .as_ref()
+                .and_then(|i| i.world.as_ref())
+                .map(|w| w.digest()),
+            release.signed as i64,
+            update.signatures_read,
+        ])?;
     }
     // The package's row: its latest release not yanked (else its latest).
     let mut stmt =
@@ -1291,11 +1320,21 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
     let Some((version, yanked, info, signed)) = latest else {
         return Ok(());
     };
-    let info: Option<ComponentInfo> = info
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|e| IndexError::Corrupt(format!("metadata: {e}")))?;
+    // The latest release's metadata: in hand when this update brought it,
+    // else as stored.
+    let fresh = update
+        .releases
+        .iter()
+        .find(|r| r.version == *version)
+        .and_then(|r| r.info.clone());
+    let info: Option<ComponentInfo> = match fresh {
+        Some(info) => Some(info),
+        None => info
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| IndexError::Corrupt(format!("metadata: {e}")))?,
+    };
     let namespace = update
         .package
         .split_once(':')
@@ -1313,48 +1352,73 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
     // The text table mirrors the packages table (external content): the
     // old row's terms go out before the row changes.
     let old: Option<OldRow> = tx
-        .query_row(
-            "SELECT id, package, description, authors, keywords, license, namespace, yanked, signed
+        .prepare_cached(
+            "SELECT id, package, description, authors, keywords, license, namespace, yanked, signed,
+                    imports, exports
              FROM packages WHERE package = ?1",
-            [&update.package],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    (r.get(2)?, r.get(3)?, r.get(4)?),
-                    r.get(5)?,
-                    r.get(6)?,
-                    (r.get::<_, i64>(7)? != 0, r.get::<_, i64>(8)? != 0),
-                ))
-            },
-        )
+        )?
+        .query_row([&update.package], |r| {
+            Ok(OldRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                description: r.get(2)?,
+                authors: r.get(3)?,
+                keywords: r.get(4)?,
+                license: r.get(5)?,
+                namespace: r.get(6)?,
+                yanked: r.get::<_, i64>(7)? != 0,
+                signed: r.get::<_, i64>(8)? != 0,
+                imports: r.get(9)?,
+                exports: r.get(10)?,
+            })
+        })
         .optional()?;
-    if let Some((id, name, (d, a, k), l, ns, (was_yanked, was_signed))) = &old {
-        tx.execute(
+    if let Some(old) = &old {
+        tx.prepare_cached(
             "INSERT INTO packages_text (packages_text, rowid, name, description, authors, keywords,
-                                        license, tags)
-             VALUES ('delete', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                id,
-                name,
-                d,
-                a,
-                k,
-                l,
-                tags_of(ns, *was_yanked, *was_signed, l.as_deref())
-            ],
-        )?;
+                                        tags)
+             VALUES ('delete', ?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            old.id,
+            old.name,
+            old.description,
+            old.authors,
+            old.keywords,
+            tags_of(
+                &old.namespace,
+                old.yanked,
+                old.signed,
+                old.license.as_deref()
+            )
+        ])?;
         let mut gone = tx.prepare_cached(
             "DELETE FROM word_scores WHERE word = ?1 AND score = ?2 AND package_id = ?3",
         )?;
-        for (word, score) in word_scores(name, d.as_deref(), a.as_deref(), k.as_deref()) {
-            gone.execute(params![word, score, id])?;
+        for (word, score) in word_scores(
+            &old.name,
+            old.description.as_deref(),
+            old.authors.as_deref(),
+            old.keywords.as_deref(),
+        ) {
+            gone.execute(params![word, score, old.id])?;
+        }
+        // The interface rows, by the lists the row keeps of them.
+        let mut gone = tx.prepare_cached(
+            "DELETE FROM interfaces WHERE direction = ?1 AND name = ?2 AND package_id = ?3",
+        )?;
+        for (direction, list) in [(IMPORT, &old.imports), (EXPORT, &old.exports)] {
+            for item in list.split_whitespace() {
+                let name = item.split_once('@').map_or(item, |(name, _)| name);
+                gone.execute(params![direction, name, old.id])?;
+            }
         }
     }
     let world = info.as_ref().and_then(|i| i.world.as_ref());
     let imports = world.map(|w| list_of(&w.imports)).unwrap_or_default();
     let exports = world.map(|w| list_of(&w.exports)).unwrap_or_default();
-    tx.execute(
+    let id: i64 = tx
+        .prepare_cached(
         "INSERT INTO packages (package, namespace, latest, yanked, description, license, authors,
                                keywords, imports, exports, kind, signed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -1362,7 +1426,10 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             signed = excluded.signed,
             description = excluded.description, license = excluded.license,
             authors = excluded.authors, keywords = excluded.keywords,
-            imports = excluded.imports, exports = excluded.exports, kind = excluded.kind",
+            imports = excluded.imports, exports = excluded.exports, kind = excluded.kind
+         RETURNING id",
+        )?
+        .query_row(
         params![
             update.package,
             namespace,
@@ -1381,25 +1448,20 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             }),
             *signed as i64,
         ],
-    )?;
-    let id: i64 = tx.query_row(
-        "SELECT id FROM packages WHERE package = ?1",
-        [&update.package],
         |r| r.get(0),
     )?;
-    tx.execute(
-        "INSERT INTO packages_text (rowid, name, description, authors, keywords, license, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            id,
-            update.package,
-            description,
-            authors,
-            keywords,
-            license,
-            tags_of(namespace, *yanked, *signed, license.as_deref())
-        ],
-    )?;
+    tx.prepare_cached(
+        "INSERT INTO packages_text (rowid, name, description, authors, keywords, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        id,
+        update.package,
+        description,
+        authors,
+        keywords,
+        tags_of(namespace, *yanked, *signed, license.as_deref())
+    ])?;
     let mut scored = tx.prepare_cached(
         "INSERT OR REPLACE INTO word_scores (word, score, package_id) VALUES (?1, ?2, ?3)",
     )?;
@@ -1411,19 +1473,15 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
     ) {
         scored.execute(params![word, score, id])?;
     }
-    tx.execute("DELETE FROM interfaces WHERE package_id = ?1", [id])?;
     if let Some(world) = info.as_ref().and_then(|i| i.world.as_ref()) {
+        // (Two versions of one interface make one row: versions are
+        // checked on the package's lists.)
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO interfaces (direction, name, package_id) VALUES (?1, ?2, ?3)",
+        )?;
         for (direction, list) in [(IMPORT, &world.imports), (EXPORT, &world.exports)] {
             for name in list {
-                tx.execute(
-                    "INSERT INTO interfaces (package_id, direction, name, version) VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        id,
-                        direction,
-                        name.unversioned(),
-                        name.version.as_ref().map(ToString::to_string)
-                    ],
-                )?;
+                insert.execute(params![direction, name.unversioned(), id])?;
             }
         }
     }

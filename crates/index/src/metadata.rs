@@ -262,28 +262,81 @@ pub fn extract(bytes: &[u8]) -> Result<ComponentInfo, MetadataError> {
         kind,
         ..ComponentInfo::default()
     };
-    sections(bytes, &mut info);
-    legacy(bytes, &mut info);
+    let outer = outer(bytes);
+    sections(bytes, &outer, &mut info);
+    match outer.legacy {
+        Some(Ok(legacy)) => info.legacy = Some(legacy),
+        Some(Err(problem)) => info.problems.push(problem),
+        None => {}
+    }
     if kind == Kind::Component {
-        match wit_parser::decoding::decode(bytes) {
-            Ok(DecodedWasm::Component(resolve, world)) => {
-                info.world = Some(component_world(&resolve, world, &mut info.problems));
-            }
-            Ok(DecodedWasm::WitPackage(resolve, package)) => {
-                info.kind = Kind::WitPackage;
-                info.world = Some(package_world(&resolve, package, &mut info.problems));
-            }
-            Err(e) => info
-                .problems
-                .push(format!("the world cannot be read: {e:#}")),
+        // A component's world is the names of its own imports and
+        // exports: read from them, it takes no type checking (the
+        // content door validated the bytes) and costs a fraction of
+        // decoding. What the names do not settle goes to the decoder.
+        if let Some(world) = outer.names.world(&mut info.problems) {
+            info.world = Some(world);
+            return Ok(info);
         }
+        decode_world(bytes, &mut info);
     }
     Ok(info)
 }
 
-/// The per-field sections of the outermost component or module.
-fn sections(bytes: &[u8], info: &mut ComponentInfo) {
-    let payload = match wasm_metadata::Payload::from_binary(bytes) {
+/// A component's world read from the names of its own imports and
+/// exports, as [`extract`] reads it; `None` when the names do not settle
+/// it (then [`extract`] asks the decoder, [`decode_world`]).
+pub fn world_from_names(bytes: &[u8], problems: &mut Vec<String>) -> Option<World> {
+    outer(bytes).names.world(problems)
+}
+
+/// The world as `wit-parser`'s decoder reads it (for WIT packages, and
+/// components whose names alone do not settle their world).
+///
+/// Public so that tests can hold the fast reading of [`extract`] to it.
+pub fn decode_world(bytes: &[u8], info: &mut ComponentInfo) {
+    match wit_parser::decoding::decode(bytes) {
+        Ok(DecodedWasm::Component(resolve, world)) => {
+            info.world = Some(component_world(&resolve, world, &mut info.problems));
+        }
+        Ok(DecodedWasm::WitPackage(resolve, package)) => {
+            info.kind = Kind::WitPackage;
+            info.world = Some(package_world(&resolve, package, &mut info.problems));
+        }
+        Err(e) => info
+            .problems
+            .push(format!("the world cannot be read: {e:#}")),
+    }
+}
+
+/// The metadata sections `wasm-metadata` reads (besides `name` and
+/// `component-name`).
+const METADATA_SECTIONS: &[&str] = &[
+    "name",
+    "component-name",
+    "producers",
+    "authors",
+    "description",
+    "licenses",
+    "source",
+    "homepage",
+    "revision",
+    "version",
+    ".dep-v0",
+];
+
+/// The per-field sections of the outermost component or module, read by
+/// `wasm-metadata` from a binary of those sections alone (`outer`, the
+/// first 8 bytes of `bytes` and the sections), so that it does not walk
+/// every nested module for sections of theirs that are not used here.
+fn sections(bytes: &[u8], outer: &Outer, info: &mut ComponentInfo) {
+    let Some(header) = bytes.get(..8) else {
+        return;
+    };
+    let mut binary = Vec::with_capacity(8 + outer.metadata.len());
+    binary.extend_from_slice(header);
+    binary.extend_from_slice(&outer.metadata);
+    let payload = match wasm_metadata::Payload::from_binary(&binary) {
         Ok(payload) => payload,
         Err(e) => {
             info.problems
@@ -314,42 +367,201 @@ fn sections(bytes: &[u8], info: &mut ComponentInfo) {
     }
 }
 
-/// The legacy `registry-metadata` section of the outermost binary, if any.
-fn legacy(bytes: &[u8], info: &mut ComponentInfo) {
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let Ok(payload) = payload else {
-            return;
+/// What one pass over the outermost binary's own sections finds (nested
+/// modules and components are skipped, not parsed).
+#[derive(Default)]
+struct Outer {
+    /// The legacy `registry-metadata` section, or why it cannot be read.
+    legacy: Option<Result<LegacyMetadata, String>>,
+    /// The component's world read from its import and export names, when
+    /// those names settle it (see [`Names`]).
+    names: Names,
+    /// The [`METADATA_SECTIONS`] as they are in the binary (id, size,
+    /// name and data).
+    metadata: Vec<u8>,
+}
+
+/// A component's imports and exports by name.
+#[derive(Default)]
+struct Names {
+    imports: Vec<(String, ExternKind)>,
+    exports: Vec<(String, ExternKind)>,
+    /// A name or kind that only the WIT decoder may interpret (a value,
+    /// module or component import or export, a name that is neither an
+    /// interface nor a plain label): the world is left to the decoder.
+    unsure: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExternKind {
+    Func,
+    Instance,
+    Type,
+}
+
+fn outer(bytes: &[u8]) -> Outer {
+    let mut out = Outer::default();
+    let mut parser = wasmparser::Parser::new(0);
+    let mut rest = bytes;
+    let plain = |name: &str| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let sort = |name: &str| plain(name) || InterfaceName::parse(name).is_some();
+    loop {
+        let payload = match parser.parse(rest, true) {
+            Ok(wasmparser::Chunk::Parsed { consumed, payload }) => {
+                rest = rest.get(consumed..).unwrap_or_default();
+                payload
+            }
+            // Truncated or malformed (`eof` given, so no more data comes):
+            // whatever was found stands, the decoder judges the world.
+            Ok(wasmparser::Chunk::NeedMoreData(_)) | Err(_) => {
+                out.names.unsure = true;
+                return out;
+            }
         };
         match payload {
-            wasmparser::Payload::ModuleSection { .. }
-            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
-            wasmparser::Payload::End(_) => {
-                if depth == 0 {
-                    return;
+            wasmparser::Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | wasmparser::Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                // The parser has stepped over it; the input follows.
+                rest = rest.get(unchecked_range.len()..).unwrap_or_default();
+            }
+            wasmparser::Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                rest = rest.get(size as usize..).unwrap_or_default();
+            }
+            wasmparser::Payload::ComponentImportSection(section) => {
+                for import in section {
+                    let Ok(import) = import else {
+                        out.names.unsure = true;
+                        continue;
+                    };
+                    let kind = match import.ty {
+                        wasmparser::ComponentTypeRef::Func(_) => ExternKind::Func,
+                        wasmparser::ComponentTypeRef::Instance(_) => ExternKind::Instance,
+                        wasmparser::ComponentTypeRef::Type(_) => ExternKind::Type,
+                        _ => {
+                            out.names.unsure = true;
+                            continue;
+                        }
+                    };
+                    out.names.unsure |= !sort(import.name.name);
+                    out.names.imports.push((import.name.name.to_owned(), kind));
                 }
-                depth -= 1;
+            }
+            wasmparser::Payload::ComponentExportSection(section) => {
+                for export in section {
+                    let Ok(export) = export else {
+                        out.names.unsure = true;
+                        continue;
+                    };
+                    let kind = match export.kind {
+                        wasmparser::ComponentExternalKind::Func => ExternKind::Func,
+                        wasmparser::ComponentExternalKind::Instance => ExternKind::Instance,
+                        wasmparser::ComponentExternalKind::Type => ExternKind::Type,
+                        _ => {
+                            out.names.unsure = true;
+                            continue;
+                        }
+                    };
+                    out.names.unsure |= !sort(export.name.name);
+                    out.names.exports.push((export.name.name.to_owned(), kind));
+                }
             }
             wasmparser::Payload::CustomSection(section)
-                if depth == 0 && section.name() == "registry-metadata" =>
+                if METADATA_SECTIONS.contains(&section.name()) =>
+            {
+                if let Some(raw) = bytes.get(section.range()) {
+                    out.metadata.push(0);
+                    leb128(&mut out.metadata, raw.len());
+                    out.metadata.extend_from_slice(raw);
+                }
+            }
+            wasmparser::Payload::CustomSection(section)
+                if section.name() == "registry-metadata" && out.legacy.is_none() =>
             {
                 let data = section.data();
-                if data.len() > MAX_LEGACY_SECTION {
-                    info.problems.push(format!(
+                out.legacy = Some(if data.len() > MAX_LEGACY_SECTION {
+                    Err(format!(
                         "the registry-metadata section is over {MAX_LEGACY_SECTION} bytes"
-                    ));
-                    return;
-                }
-                match parse_legacy(data) {
-                    Ok(legacy) => info.legacy = Some(legacy),
-                    Err(e) => info
-                        .problems
-                        .push(format!("the registry-metadata section: {e}")),
-                }
-                return;
+                    ))
+                } else {
+                    parse_legacy(data).map_err(|e| format!("the registry-metadata section: {e}"))
+                });
             }
+            wasmparser::Payload::End(_) => return out,
             _ => {}
         }
+    }
+}
+
+/// `value` as an unsigned LEB128 (a section's size).
+fn leb128(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+impl Names {
+    /// The world these names make, as the WIT decoder would make it;
+    /// `None` when only the decoder can tell: a name or kind it alone
+    /// interprets, or nothing but exported types (the shape of a WIT
+    /// package, whose worlds and interfaces are inside the types).
+    fn world(&self, problems: &mut Vec<String>) -> Option<World> {
+        let only_types = self.imports.is_empty()
+            && self
+                .exports
+                .iter()
+                .all(|(_, kind)| *kind == ExternKind::Type);
+        if self.unsure || (only_types && !self.exports.is_empty()) {
+            return None;
+        }
+        let mut world = World::default();
+        let mut split = |items: &[(String, ExternKind)],
+                         interfaces: &mut Vec<InterfaceName>,
+                         names: &mut Vec<String>,
+                         what: &str| {
+            for (name, kind) in items {
+                if interfaces.len() + names.len() >= MAX_WORLD_ITEMS {
+                    problems.push(format!(
+                        "the world has over {MAX_WORLD_ITEMS} {what}: the rest are not indexed"
+                    ));
+                    break;
+                }
+                match kind {
+                    // Types are not part of a world's shape (as decoded).
+                    ExternKind::Type => {}
+                    ExternKind::Instance => match InterfaceName::parse(name) {
+                        Some(interface) => interfaces.push(interface),
+                        None => names.push(name.clone()),
+                    },
+                    ExternKind::Func => names.push(name.clone()),
+                }
+            }
+        };
+        split(
+            &self.imports,
+            &mut world.imports,
+            &mut world.imported_names,
+            "imports",
+        );
+        split(
+            &self.exports,
+            &mut world.exports,
+            &mut world.exported_names,
+            "exports",
+        );
+        Some(world)
     }
 }
 

@@ -83,6 +83,16 @@ fn components(count: usize) -> Vec<Vec<u8>> {
 struct Run {
     rate: f64,
     caught_up: Option<Duration>,
+    /// The process's CPU time (every thread: publishers, server, indexer)
+    /// while publishing, per package.
+    cpu_per_package: Option<Duration>,
+    /// The indexer thread's CPU time over the run, per package.
+    indexer_per_package: Option<Duration>,
+    /// The run's files, removed when the bench ends: removing thousands
+    /// of files between runs made the next run's file creation slow
+    /// (ext4 steps around recently freed inodes), a cost of the bench
+    /// that no server pays.
+    scratch: tempfile::TempDir,
 }
 
 fn run(
@@ -119,6 +129,7 @@ fn run(
         .expect("client");
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
+    let cpu_before = cpu_time(std::path::Path::new("/proc/self/stat"));
     let start = Instant::now();
     runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -153,6 +164,9 @@ fn run(
         }
     });
     let took = start.elapsed();
+    let cpu = cpu_time(std::path::Path::new("/proc/self/stat"))
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let failures = failed.load(Ordering::Relaxed);
     assert_eq!(failures, 0, "{failures} publishes failed");
     let published = contents.len();
@@ -176,12 +190,41 @@ fn run(
         assert_eq!(hits.total, published, "every package indexed");
         waited.elapsed()
     });
+    let indexer_cpu = indexer.as_ref().and_then(|_| thread_cpu("cairn-indexer"));
     drop(indexer);
     server.stop();
     Run {
         rate: published as f64 / took.as_secs_f64(),
         caught_up,
+        cpu_per_package: cpu.map(|c| c / published as u32),
+        indexer_per_package: indexer_cpu.map(|c| c / published as u32),
+        scratch,
     }
+}
+
+/// The CPU time (user and system) in a `/proc` `stat` file: of the
+/// process, or of one of its threads.
+fn cpu_time(stat: &std::path::Path) -> Option<Duration> {
+    // Clock ticks per second: 100 on Linux (USER_HZ).
+    const TICKS: u64 = 100;
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // The fields after the command's closing parenthesis; utime and stime
+    // are the 14th and 15th of the line.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS))
+}
+
+/// The CPU time the live thread named `name` has used.
+fn thread_cpu(name: &str) -> Option<Duration> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .find(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .and_then(|task| cpu_time(&task.path().join("stat")))
 }
 
 fn main() {
@@ -205,13 +248,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    // One run first, not counted: the first server of the process ran
-    // about half again as fast as every later one, with or without search.
+    // Every run's files stay until the end (see `Run::scratch`).
+    let mut kept = Vec::new();
+    // One run first, not counted: it warms the page cache and the
+    // allocator for both kinds of run.
     if !smoke {
         let warm = run(&runtime, usize::MAX, false, &contents, in_flight);
         println!("  warm-up (not counted): {:>8.0} packages/s", warm.rate);
+        kept.push(warm.scratch);
     }
     let (mut without, mut with) = (Vec::new(), Vec::new());
+    let mut indexer_cpu = Vec::new();
     for round in 0..rounds {
         for indexed in [false, true] {
             let r = run(
@@ -221,19 +268,31 @@ fn main() {
                 &contents,
                 in_flight,
             );
+            let micros = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
             match r.caught_up {
                 Some(lag) => println!(
-                    "  round {round} B: {:>8.0} packages/s; index caught up {:.2} s after the last publish",
+                    "  round {round} B: {:>6.0} packages/s, CPU {:>5.0} µs/package (the indexer \
+                     {:.0} µs); index caught up {:.2} s after the last publish",
                     r.rate,
+                    micros(r.cpu_per_package),
+                    micros(r.indexer_per_package),
                     lag.as_secs_f64()
                 ),
-                None => println!("  round {round} A: {:>8.0} packages/s", r.rate),
+                None => println!(
+                    "  round {round} A: {:>6.0} packages/s, CPU {:>5.0} µs/package",
+                    r.rate,
+                    micros(r.cpu_per_package)
+                ),
+            }
+            if let Some(indexer) = r.indexer_per_package {
+                indexer_cpu.push(indexer.as_secs_f64() * 1e6);
             }
             if indexed {
                 with.push(r.rate);
             } else {
                 without.push(r.rate);
             }
+            kept.push(r.scratch);
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
@@ -243,6 +302,10 @@ fn main() {
          ({:+.1}%)",
         100.0 * b / a,
         100.0 * (b - a) / a
+    );
+    println!(
+        "the indexer's CPU: {:.0} µs per package (mean of the B runs)",
+        mean(&indexer_cpu)
     );
     println!(
         "peak RSS {:.1} MiB",

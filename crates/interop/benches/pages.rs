@@ -227,7 +227,7 @@ fn main() {
     );
     // The server's indexer, round by round, then the synthetic packages
     // (their index position left at the log's length).
-    while cairn_server::search::index_round(&registry, None, &index).expect("index round") {}
+    while cairn_server::search::index_round(&registry, None, &index).expect("index round") > 0 {}
     let started = Instant::now();
     let mut rng = Rng(0x1234_5678);
     let to = index.indexed_to().expect("position");

@@ -60,6 +60,8 @@ fn a_components_sections_and_world_are_read() {
 #[test]
 fn a_wit_package_lists_its_interfaces_and_worlds() {
     let bytes = wit_package(&[WASI], GREETER);
+    // Its names alone do not tell it from a component: the decoder reads it.
+    assert!(cairn_index::metadata::world_from_names(&bytes, &mut Vec::new()).is_none());
     let info = extract(&bytes).expect("extracts");
     assert_eq!(info.kind, Kind::WitPackage);
     let world = info.world.expect("a world");
@@ -108,4 +110,69 @@ fn a_core_module_and_a_legacy_section() {
         "{:?}",
         info.problems
     );
+}
+
+/// `extract` reads a component's world from its import and export names;
+/// on every shape of world here that reading equals `wit-parser`'s decoder.
+#[test]
+fn the_world_read_from_names_is_the_decoders() {
+    let worlds = [
+        GREETER.to_owned(),
+        // Only imports; an inline interface, a function, types used by
+        // functions (a type import), a resource.
+        r#"package acme:a@0.1.0;
+        interface store { resource bucket { get: func(key: string) -> option<list<u8>>; } }
+        world a {
+            import wasi:cli/environment@0.2.0;
+            import store;
+            import inline: interface { ping: func(); }
+            record point { x: u32, y: u32 }
+            import draw: func(p: point);
+        }"#
+        .to_owned(),
+        // Only exports, of an unversioned package, and a function.
+        r#"package acme:b;
+        interface api { call: func(x: u32) -> u32; }
+        world b { export api; export run: func(); export wasi:cli/run@0.2.0; }"#
+            .to_owned(),
+        // Nothing at all.
+        "package acme:c@1.0.0; world c {}".to_owned(),
+        // Many of each.
+        {
+            let mut text = String::from("package acme:many@2.0.0;\n");
+            for i in 0..40 {
+                text.push_str(&format!("interface i{i} {{ f: func(); }}\n"));
+            }
+            text.push_str("world many {\n");
+            for i in 0..20 {
+                text.push_str(&format!("import i{i}; import f{i}: func();\n"));
+            }
+            for i in 20..40 {
+                text.push_str(&format!("export i{i}; export g{i}: func();\n"));
+            }
+            text.push_str("}\n");
+            text
+        },
+    ];
+    for wit in &worlds {
+        let bytes = component(&[WASI], wit, &Meta::default());
+        let read = extract(&bytes).expect("extracts");
+        assert_eq!(read.kind, Kind::Component, "{wit}");
+        let mut problems = Vec::new();
+        let by_names = cairn_index::metadata::world_from_names(&bytes, &mut problems)
+            .expect("the names settle a component's world");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(Some(&by_names), read.world.as_ref());
+        let mut decoded = cairn_index::metadata::ComponentInfo::default();
+        cairn_index::metadata::decode_world(&bytes, &mut decoded);
+        assert!(decoded.problems.is_empty(), "{:?}", decoded.problems);
+        assert!(read.problems.is_empty(), "{:?}", read.problems);
+        assert_eq!(read.world, decoded.world, "{wit}");
+        let world = read.world.expect("a world");
+        assert_eq!(
+            Some(world.digest()),
+            decoded.world.map(|w| w.digest()),
+            "{wit}"
+        );
+    }
 }

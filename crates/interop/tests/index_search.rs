@@ -310,6 +310,63 @@ fn a_new_release_and_a_yank_update_the_package() {
     assert!(releases[0].yanked && releases[0].info.is_some());
 }
 
+/// A package's interface rows follow its latest release: those of a
+/// release it moved on from are gone, and come back when the newer
+/// release is yanked.
+#[test]
+fn interface_searches_follow_the_latest_release() {
+    let index = Index::in_memory().expect("index");
+    let v1 = component(
+        &[CLI, IO],
+        "package acme:a@1.0.0; world w {
+            import wasi:io/streams@0.2.0;
+            export wasi:cli/run@0.2.0; }",
+        "a tool",
+        "MIT",
+    );
+    let v2 = component(
+        &[HTTP_020],
+        "package acme:a@2.0.0; world w {
+            import wasi:http/outgoing-handler@0.2.0;
+            export wasi:http/incoming-handler@0.2.0; }",
+        "a tool",
+        "MIT",
+    );
+    let exports = |i: &str| Query {
+        exports: vec![InterfaceReq::parse(i).expect("req")],
+        ..query()
+    };
+    let imports = |i: &str| Query {
+        imports: vec![InterfaceReq::parse(i).expect("req")],
+        ..query()
+    };
+    // With a version requirement the lists are read; without, the
+    // interface rows alone answer: both kinds of search are asked.
+    let found = |index: &Index| {
+        [
+            names(index, &exports("wasi:cli/run")),
+            names(index, &exports("wasi:cli/run@^0.2")),
+            names(index, &imports("wasi:io/streams")),
+            names(index, &exports("wasi:http/incoming-handler")),
+            names(index, &exports("wasi:http/incoming-handler@^0.2")),
+            names(index, &imports("wasi:http/outgoing-handler")),
+        ]
+        .map(|hits| !hits.is_empty())
+    };
+    index
+        .apply(&[release("acme:tool", "1.0.0", &v1, false)], 1)
+        .expect("apply");
+    assert_eq!(found(&index), [true, true, true, false, false, false]);
+    index
+        .apply(&[release("acme:tool", "2.0.0", &v2, false)], 2)
+        .expect("apply");
+    assert_eq!(found(&index), [false, false, false, true, true, true]);
+    let mut yank = release("acme:tool", "2.0.0", &v2, true);
+    yank.releases[0].info = None;
+    index.apply(&[yank], 3).expect("apply");
+    assert_eq!(found(&index), [true, true, true, false, false, false]);
+}
+
 /// Searches run while the indexer writes, on a file-backed index (its
 /// reading connections beside the writing one): every search answers, and
 /// sees whole batches only (a page never counts a batch in part).

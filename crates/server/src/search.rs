@@ -37,14 +37,14 @@ use crate::AppState;
 /// The largest release content whose metadata is read (larger releases
 /// are indexed by name and version only).
 pub const MAX_INDEXED_CONTENT: u64 = 64 << 20;
-/// Log leaves read per round.
-const LEAVES_PER_ROUND: usize = 2_000;
+/// Log leaves read per round, at most.
+pub const LEAVES_PER_ROUND: usize = 2_000;
 /// How long the indexer waits for a checkpoint before it looks whether it
 /// is to stop.
 const WAKE: Duration = Duration::from_secs(1);
 /// How long the indexer, caught up, lets records gather before its next
 /// round (the index lags the log by about this much under load).
-const GATHER: Duration = Duration::from_millis(250);
+const GATHER: Duration = Duration::from_secs(1);
 /// How often, at most, the index's WAL is folded in after work.
 const FOLD_EVERY: Duration = Duration::from_secs(30);
 /// How long it waits after an error (the store or the index failing).
@@ -85,13 +85,15 @@ impl Indexer {
                         return;
                     }
                     match index_round(&registry, oci.as_deref(), &index) {
-                        Ok(true) => busy = true,
-                        Ok(false) => {
+                        // A full round: more is waiting, straight on.
+                        Ok(done) if done == LEAVES_PER_ROUND => busy = true,
+                        Ok(done) => {
+                            busy |= done > 0;
                             // Caught up after work: the WAL folded in, now
                             // and then (SQLite folds it in as it grows
                             // anyway; each fold is a sync of the disk the
                             // log's commits wait on).
-                            if busy && folded.elapsed() >= FOLD_EVERY {
+                            if done == 0 && busy && folded.elapsed() >= FOLD_EVERY {
                                 busy = false;
                                 folded = Instant::now();
                                 if let Err(e) = index.checkpoint() {
@@ -99,7 +101,11 @@ impl Indexer {
                                 }
                             }
                             // Records come in bursts: a moment's wait makes
-                            // one round (one transaction) of many.
+                            // one round (one transaction) of many, and
+                            // each record costs the index less in a
+                            // larger round (a round after a round rather
+                            // indexed the few records that came during
+                            // it, at the cost of a round).
                             if matches!(
                                 stopped.recv_timeout(GATHER),
                                 Ok(()) | Err(RecvTimeoutError::Disconnected)
@@ -144,15 +150,16 @@ impl Drop for Indexer {
     }
 }
 
-/// One round: the leaves after the index's position, up to a page of
-/// them. Answers whether there was anything to do.
-pub fn index_round(registry: &Registry, oci: Option<&Oci>, index: &Index) -> Result<bool, String> {
+/// One round: the leaves after the index's position, up to
+/// [`LEAVES_PER_ROUND`] of them. Answers how many it indexed (0: nothing
+/// to do).
+pub fn index_round(registry: &Registry, oci: Option<&Oci>, index: &Index) -> Result<usize, String> {
     let from = index.indexed_to().map_err(|e| e.to_string())?;
     let leaves = registry
         .leaves(from, LEAVES_PER_ROUND)
         .map_err(|e| e.to_string())?;
     if leaves.is_empty() {
-        return Ok(false);
+        return Ok(0);
     }
     let to = from + leaves.len() as u64;
     // The registry index of each record seen, and the logs touched.
@@ -203,7 +210,7 @@ pub fn index_round(registry: &Registry, oci: Option<&Oci>, index: &Index) -> Res
         }
     }
     index.apply(&updates, to).map_err(|e| e.to_string())?;
-    Ok(true)
+    Ok(leaves.len())
 }
 
 fn package_update(
