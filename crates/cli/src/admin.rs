@@ -21,6 +21,15 @@ pub struct RemoteArgs {
     pub admin_token_file: Option<PathBuf>,
 }
 
+/// What the administration API answered.
+struct Answer {
+    /// 412: the `If-Match` tag was no longer the resource's.
+    changed_meanwhile: bool,
+    /// The `ETag`, unquoted.
+    tag: Option<String>,
+    value: Value,
+}
+
 /// A running registry's administration API.
 pub struct Remote {
     url: String,
@@ -70,24 +79,48 @@ impl Remote {
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        Ok(self.exchange(method, path, body, None)?.value)
+    }
+
+    /// One request; an answer that is not a success is an error, except
+    /// 412 (the `If-Match` tag no longer matches), answered as it is.
+    fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> Result<Answer> {
         let url = format!("{}/cairn/v1/admin{path}", self.url);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
+        if let Some(tag) = if_match {
+            request = request.header(reqwest::header::IF_MATCH, format!("\"{tag}\""));
+        }
         let response = request.send().with_context(|| {
             format!("cannot reach {}: is `cairn serve` running there?", self.url)
         })?;
         let status = response.status();
+        let tag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_owned());
         let text = response.text().unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if !status.is_success() {
+        if !status.is_success() && status != reqwest::StatusCode::PRECONDITION_FAILED {
             let message = value["message"]
                 .as_str()
                 .map_or_else(|| text.trim().to_owned(), str::to_owned);
             bail!("{} refused: {message} (HTTP {})", self.url, status.as_u16());
         }
-        Ok(value)
+        Ok(Answer {
+            changed_meanwhile: status == reqwest::StatusCode::PRECONDITION_FAILED,
+            tag,
+            value,
+        })
     }
 
     /// Creates a token; returns the registry's answer (with `token`).
@@ -142,24 +175,34 @@ impl Remote {
         Ok(answer["imported"].as_bool().unwrap_or(false))
     }
 
-    /// The publish policy of `namespace`.
-    pub fn policy(&self, namespace: &str) -> Result<Value> {
-        let answer = self.call(
+    /// The publish policy of `namespace`, and its tag (to change it only
+    /// if unchanged).
+    pub fn policy(&self, namespace: &str) -> Result<(Value, Option<String>)> {
+        let answer = self.exchange(
             reqwest::Method::GET,
             &format!("/policies/{namespace}"),
             None,
+            None,
         )?;
-        Ok(answer["policy"].clone())
+        Ok((answer.value["policy"].clone(), answer.tag))
     }
 
-    /// Replaces the publish policy of `namespace`; the policy now.
-    pub fn set_policy(&self, namespace: &str, policy: &Value) -> Result<Value> {
-        let answer = self.call(
+    /// Replaces the publish policy of `namespace`, with `tag` only if it
+    /// still has that tag; the policy now, or `None` when another edit
+    /// came in between (nothing changed).
+    pub fn set_policy(
+        &self,
+        namespace: &str,
+        policy: &Value,
+        tag: Option<&str>,
+    ) -> Result<Option<Value>> {
+        let answer = self.exchange(
             reqwest::Method::PUT,
             &format!("/policies/{namespace}"),
             Some(policy.clone()),
+            tag,
         )?;
-        Ok(answer["policy"].clone())
+        Ok((!answer.changed_meanwhile).then(|| answer.value["policy"].clone()))
     }
 
     /// Forks a mirrored namespace; the registry's answer.

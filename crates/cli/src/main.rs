@@ -804,6 +804,10 @@ fn rotate_admin(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How often `cairn namespace policy` makes its change again when another
+/// edit of the policy came first.
+const POLICY_TRIES: usize = 10;
+
 /// What `cairn namespace policy` changes.
 struct PolicyChange {
     oci_create: Option<bool>,
@@ -885,18 +889,32 @@ fn set_policy(
                  with --data-dir instead of --registry"
             );
         }
-        let current: PublishPolicy = serde_json::from_value(api.policy(namespace)?)
-            .context("the registry's answer is not a publish policy")?;
-        let mut policy = current.clone();
-        change.apply(namespace, &mut policy)?;
-        let policy = if change.changes_publishing() {
-            serde_json::from_value(api.set_policy(namespace, &serde_json::to_value(&policy)?)?)
-                .context("the registry's answer is not a publish policy")?
-        } else {
-            current
-        };
-        show_policy(namespace, None, &policy);
-        return Ok(());
+        // The change is made on the policy as read and sent back with its
+        // tag: if another edit came in between, it is made again on that.
+        for _ in 0..POLICY_TRIES {
+            let (current, tag) = api.policy(namespace)?;
+            let current: PublishPolicy = serde_json::from_value(current)
+                .context("the registry's answer is not a publish policy")?;
+            if !change.changes_publishing() {
+                show_policy(namespace, None, &current);
+                return Ok(());
+            }
+            let mut policy = current;
+            change.apply(namespace, &mut policy)?;
+            let tag = tag.context("the registry gave no tag (ETag) with the policy")?;
+            if let Some(now) =
+                api.set_policy(namespace, &serde_json::to_value(&policy)?, Some(&tag))?
+            {
+                let now: PublishPolicy = serde_json::from_value(now)
+                    .context("the registry's answer is not a publish policy")?;
+                show_policy(namespace, None, &now);
+                return Ok(());
+            }
+        }
+        bail!(
+            "the policy of `{namespace}` kept changing while this edit was made ({POLICY_TRIES} \
+             tries): run the command again"
+        );
     }
     let dir = existing_data_dir(data_dir)?;
     let store = SqliteStore::open(&dir.database())?;
@@ -905,8 +923,23 @@ fn set_policy(
     }
     let mut policy = store.publish_policy(namespace)?;
     if change.changes_publishing() {
-        change.apply(namespace, &mut policy)?;
-        store.set_publish_policy(namespace, &policy)?;
+        // As over HTTP: set only if unchanged since read, else again.
+        let mut tries = 0;
+        loop {
+            let read = policy.clone();
+            change.apply(namespace, &mut policy)?;
+            if store.set_publish_policy(namespace, &policy, Some(&read))? {
+                break;
+            }
+            tries += 1;
+            if tries == POLICY_TRIES {
+                bail!(
+                    "the policy of `{namespace}` kept changing while this edit was made \
+                     ({POLICY_TRIES} tries): run the command again"
+                );
+            }
+            policy = store.publish_policy(namespace)?;
+        }
     }
     show_policy(
         namespace,

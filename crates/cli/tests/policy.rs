@@ -351,3 +351,93 @@ fn namespaces_refuse_releases_their_policy_forbids_on_both_faces() {
         "{text}"
     );
 }
+
+/// Policy edits made at once are all kept: a policy's `ETag` given back
+/// in `If-Match` sets it only if no other edit came first (412
+/// otherwise), and `cairn namespace policy` makes its change again on
+/// the policy as it is then.
+#[test]
+fn policy_edits_at_once_are_all_kept() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let data = scratch.path().join("data");
+    let addr = free_addr();
+    let server = start(&data, addr, &["--namespace", "acme"], Stdio::null());
+    let url = format!("http://{addr}");
+    let admin = format!(
+        "Bearer {}",
+        std::fs::read_to_string(data.join("admin.token"))
+            .expect("admin token")
+            .trim()
+    );
+    let read = get(addr, "/cairn/v1/policies/acme");
+    let tag = read
+        .header("etag")
+        .expect("a policy has an ETag")
+        .to_owned();
+    let put = |body: &[u8], if_match: &str| {
+        request(
+            addr,
+            "PUT",
+            "/cairn/v1/admin/policies/acme",
+            &[
+                ("authorization", admin.as_str()),
+                ("content-type", "application/json"),
+                ("if-match", if_match),
+            ],
+            body,
+        )
+        .expect("put")
+    };
+    let first = put(br#"{"require-license":true}"#, &tag);
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let now = first.header("etag").expect("the new tag").to_owned();
+    assert_ne!(now, tag);
+    // An edit made on the policy as it was before: refused, nothing set.
+    let stale = put(br#"{"require-source":true}"#, &tag);
+    assert_eq!(stale.status, 412);
+    let message: serde_json::Value = serde_json::from_slice(&stale.body).expect("JSON");
+    assert!(
+        message["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("changed since it was read")),
+        "{message}"
+    );
+    let policy = get_json(addr, "/cairn/v1/policies/acme")["policy"].clone();
+    assert_eq!(policy["require-license"], true, "{policy}");
+    assert_eq!(policy["require-source"], false, "{policy}");
+    assert_eq!(put(b"{}", "no-quotes").status, 400);
+
+    // Eight admins at once, each allowing one release: every allowance
+    // is kept.
+    let edits: Vec<_> = (0..8)
+        .map(|i| {
+            let (url, data) = (url.clone(), data.clone());
+            std::thread::spawn(move || {
+                let release = format!("acme:tool@1.0.{i}");
+                admin_command(
+                    &["namespace", "policy", "acme", "--allow-break", &release],
+                    &url,
+                    &data,
+                )
+            })
+        })
+        .collect();
+    for edit in edits {
+        let out = edit.join().expect("edit");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let policy = get_json(addr, "/cairn/v1/policies/acme")["policy"].clone();
+    let allowed = policy["allowed-breaks"].as_array().expect("a list");
+    assert_eq!(allowed.len(), 8, "{policy}");
+    assert_eq!(policy["require-license"], true, "{policy}");
+    stop(server);
+}

@@ -3,9 +3,17 @@
 //!
 //! The sections are read with `wasm-metadata` (one section per field, as
 //! `wkg build`, cargo-component and `wasm-tools metadata add` write them),
-//! the world with `wit-parser`'s decoder. A section the crate refuses (a
-//! `licenses` that is not an SPDX expression, a `source` that is not a URL)
-//! does not stop the rest: it is named in [`ComponentInfo::problems`].
+//! from the outermost binary's own sections only. A component's world is
+//! the names of its own imports and exports (`ns:pkg/iface@version` for
+//! an interface, a plain label for a function or an inline interface),
+//! read with `wasmparser` without type checking, since release content
+//! was validated at the content door; what the names do not settle (a WIT
+//! package, whose interfaces and worlds are inside its exported types, or
+//! a name or kind only the WIT decoder interprets) goes to `wit-parser`'s
+//! decoder, [`decode_world`], which the names' reading is tested equal
+//! to. A section the crate refuses (a `licenses` that is not an SPDX
+//! expression, a `source` that is not a URL) is named in
+//! [`ComponentInfo::problems`].
 
 use serde::{Deserialize, Serialize};
 use wasmparser_new as wasmparser;
@@ -325,43 +333,70 @@ const METADATA_SECTIONS: &[&str] = &[
     ".dep-v0",
 ];
 
-/// The per-field sections of the outermost component or module, read by
-/// `wasm-metadata` from a binary of those sections alone (`outer`, the
-/// first 8 bytes of `bytes` and the sections), so that it does not walk
-/// every nested module for sections of theirs that are not used here.
+/// The per-field sections of the outermost component or module, each
+/// read by `wasm-metadata` from a binary of that section alone (the first
+/// 8 bytes of `bytes` and the section): the crate walks every nested
+/// module of a whole binary for sections not used here, and one section
+/// it refuses would fail them all.
 fn sections(bytes: &[u8], outer: &Outer, info: &mut ComponentInfo) {
     let Some(header) = bytes.get(..8) else {
         return;
     };
-    let mut binary = Vec::with_capacity(8 + outer.metadata.len());
-    binary.extend_from_slice(header);
-    binary.extend_from_slice(&outer.metadata);
-    let payload = match wasm_metadata::Payload::from_binary(&binary) {
-        Ok(payload) => payload,
-        Err(e) => {
-            info.problems
-                .push(format!("the metadata sections cannot be read: {e:#}"));
-            return;
-        }
-    };
-    let m = payload.metadata();
-    info.name = m.name.clone();
-    info.authors = m.authors.as_ref().map(ToString::to_string);
-    info.description = m.description.as_ref().map(ToString::to_string);
-    info.licenses = m.licenses.as_ref().map(ToString::to_string);
-    info.source = m.source.as_ref().map(ToString::to_string);
-    info.homepage = m.homepage.as_ref().map(ToString::to_string);
-    info.revision = m.revision.as_ref().map(ToString::to_string);
-    info.version = m.version.as_ref().map(ToString::to_string);
-    info.has_dependencies = m.dependencies.is_some();
-    if let Some(producers) = &m.producers {
-        for (field, entries) in producers.iter() {
-            for (name, version) in entries.iter() {
-                info.producers.push(Producer {
-                    field: field.clone(),
-                    name: name.clone(),
-                    version: version.clone(),
-                });
+    for (name, section) in &outer.metadata {
+        let mut binary = Vec::with_capacity(header.len() + section.len());
+        binary.extend_from_slice(header);
+        binary.extend_from_slice(section);
+        let payload = match wasm_metadata::Payload::from_binary(&binary) {
+            Ok(payload) => payload,
+            Err(e) => {
+                info.problems
+                    .push(format!("the `{name}` section cannot be read: {e:#}"));
+                continue;
+            }
+        };
+        let m = payload.metadata();
+        let set = |field: &mut Option<String>, value: Option<String>| {
+            if value.is_some() {
+                *field = value;
+            }
+        };
+        set(&mut info.name, m.name.clone());
+        set(
+            &mut info.authors,
+            m.authors.as_ref().map(ToString::to_string),
+        );
+        set(
+            &mut info.description,
+            m.description.as_ref().map(ToString::to_string),
+        );
+        set(
+            &mut info.licenses,
+            m.licenses.as_ref().map(ToString::to_string),
+        );
+        set(&mut info.source, m.source.as_ref().map(ToString::to_string));
+        set(
+            &mut info.homepage,
+            m.homepage.as_ref().map(ToString::to_string),
+        );
+        set(
+            &mut info.revision,
+            m.revision.as_ref().map(ToString::to_string),
+        );
+        set(
+            &mut info.version,
+            m.version.as_ref().map(ToString::to_string),
+        );
+        info.has_dependencies |= m.dependencies.is_some();
+        if let Some(producers) = &m.producers {
+            info.producers.clear();
+            for (field, entries) in producers.iter() {
+                for (name, version) in entries.iter() {
+                    info.producers.push(Producer {
+                        field: field.clone(),
+                        name: name.clone(),
+                        version: version.clone(),
+                    });
+                }
             }
         }
     }
@@ -376,9 +411,9 @@ struct Outer {
     /// The component's world read from its import and export names, when
     /// those names settle it (see [`Names`]).
     names: Names,
-    /// The [`METADATA_SECTIONS`] as they are in the binary (id, size,
-    /// name and data).
-    metadata: Vec<u8>,
+    /// The [`METADATA_SECTIONS`] by name, each as it is in the binary
+    /// (id, size, name and data).
+    metadata: Vec<(String, Vec<u8>)>,
 }
 
 /// A component's imports and exports by name.
@@ -476,9 +511,10 @@ fn outer(bytes: &[u8]) -> Outer {
                 if METADATA_SECTIONS.contains(&section.name()) =>
             {
                 if let Some(raw) = bytes.get(section.range()) {
-                    out.metadata.push(0);
-                    leb128(&mut out.metadata, raw.len());
-                    out.metadata.extend_from_slice(raw);
+                    let mut encoded = vec![0];
+                    leb128(&mut encoded, raw.len());
+                    encoded.extend_from_slice(raw);
+                    out.metadata.push((section.name().to_owned(), encoded));
                 }
             }
             wasmparser::Payload::CustomSection(section)

@@ -571,13 +571,38 @@ fn publish_policies(store: &dyn Backend) {
         semver_gate: true,
         allowed_breaks: ["acme:tool@1.2.0".to_owned()].into(),
     };
-    store.set_publish_policy("acme", &strict).expect("set");
+    assert!(store
+        .set_publish_policy("acme", &strict, None)
+        .expect("set"));
     assert_eq!(store.publish_policy("acme").expect("read"), strict);
     assert_eq!(
         store.publish_policy("other").expect("read"),
         PublishPolicy::default()
     );
     let relaxed = PublishPolicy::default();
-    store.set_publish_policy("acme", &relaxed).expect("replace");
+    assert!(store
+        .set_publish_policy("acme", &relaxed, None)
+        .expect("replace"));
     assert_eq!(store.publish_policy("acme").expect("read"), relaxed);
+    // Set only if unchanged: an edit made on what was read goes in; one
+    // made on a policy since replaced changes nothing.
+    let gated = PublishPolicy {
+        semver_gate: true,
+        ..PublishPolicy::default()
+    };
+    assert!(store
+        .set_publish_policy("acme", &gated, Some(&relaxed))
+        .expect("set if unchanged"));
+    assert!(!store
+        .set_publish_policy("acme", &strict, Some(&relaxed))
+        .expect("a stale edit"));
+    assert_eq!(store.publish_policy("acme").expect("read"), gated);
+    // A namespace without a policy has the default one.
+    assert!(store
+        .set_publish_policy("fresh", &gated, Some(&PublishPolicy::default()))
+        .expect("set if unchanged"));
+    assert!(!store
+        .set_publish_policy("fresh", &strict, Some(&PublishPolicy::default()))
+        .expect("a stale edit"));
+    assert_eq!(store.publish_policy("fresh").expect("read"), gated);
 }

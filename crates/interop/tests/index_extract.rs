@@ -176,3 +176,37 @@ fn the_world_read_from_names_is_the_decoders() {
         );
     }
 }
+
+/// A metadata section `wasm-metadata` refuses is named; the other
+/// sections are still read.
+#[test]
+fn a_refused_section_leaves_the_others() {
+    let mut bytes = component(
+        &[WASI],
+        GREETER,
+        &Meta {
+            description: Some("Says hello"),
+            source: Some("https://git.acme.test/greeter"),
+            ..Meta::default()
+        },
+    );
+    // A `licenses` section that is no SPDX expression, appended (custom
+    // sections may stand anywhere).
+    let name = b"licenses";
+    let data = b"not a license ((";
+    bytes.push(0);
+    bytes.push((1 + name.len() + data.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(data);
+    let info = extract(&bytes).expect("extracts");
+    assert_eq!(info.description.as_deref(), Some("Says hello"));
+    assert_eq!(info.source_url(), Some("https://git.acme.test/greeter"));
+    assert_eq!(info.licenses, None);
+    assert!(
+        info.problems.iter().any(|p| p.contains("`licenses`")),
+        "{:?}",
+        info.problems
+    );
+    assert!(info.world.is_some());
+}

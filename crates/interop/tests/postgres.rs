@@ -507,7 +507,7 @@ fn a_version_4_database_gains_the_tables_added_since() {
         require_license: true,
         ..Default::default()
     };
-    cairn_registry::MetaStore::set_publish_policy(&store, "acme", &strict).expect("policies");
+    cairn_registry::MetaStore::set_publish_policy(&store, "acme", &strict, None).expect("policies");
     let key = TrustedKey {
         namespace: "acme".into(),
         package: None,

@@ -884,21 +884,52 @@ impl MetaStore for PgStore {
         &self,
         namespace: &str,
         policy: &cairn_registry::policy::PublishPolicy,
-    ) -> Result<(), StoreError> {
+        expected: Option<&cairn_registry::policy::PublishPolicy>,
+    ) -> Result<bool, StoreError> {
         let namespace = namespace.to_owned();
         let text = serde_json::to_string(policy)
             .map_err(|e| StoreError::Backend(format!("cannot encode a publish policy: {e}")))?;
+        let expected = expected.cloned();
         self.run("set a publish policy", |shared| async move {
             let what = "set a publish policy";
-            let conn = shared.conn(what).await?;
-            conn.execute(
+            let fail = failed(what);
+            let mut conn = shared.conn(what).await?;
+            let tx = conn.transaction().await.map_err(&fail)?;
+            if let Some(expected) = expected {
+                // Edits of policies wait for each other (they are rare): a
+                // row lock alone would not cover a namespace without one.
+                tx.execute("LOCK TABLE publish_policy IN SHARE ROW EXCLUSIVE MODE", &[])
+                    .await
+                    .map_err(&fail)?;
+                let row = tx
+                    .query_opt(
+                        "SELECT policy FROM publish_policy WHERE namespace = $1",
+                        &[&namespace],
+                    )
+                    .await
+                    .map_err(&fail)?;
+                let now: cairn_registry::policy::PublishPolicy = match row {
+                    None => Default::default(),
+                    Some(row) => {
+                        let text: String = row.try_get(0).map_err(&fail)?;
+                        serde_json::from_str(&text).map_err(|e| {
+                            StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))
+                        })?
+                    }
+                };
+                if now != expected {
+                    return Ok(false);
+                }
+            }
+            tx.execute(
                 "INSERT INTO publish_policy (namespace, policy) VALUES ($1, $2) \
                  ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy",
                 &[&namespace, &text],
             )
             .await
-            .map_err(failed(what))?;
-            Ok(())
+            .map_err(&fail)?;
+            tx.commit().await.map_err(&fail)?;
+            Ok(true)
         })
     }
 

@@ -330,11 +330,23 @@ impl MetaStore for MemoryMeta {
         &self,
         namespace: &str,
         policy: &PublishPolicy,
-    ) -> Result<(), StoreError> {
-        self.lock()
+        expected: Option<&PublishPolicy>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if let Some(expected) = expected {
+            let now = state
+                .publish_policies
+                .get(namespace)
+                .cloned()
+                .unwrap_or_default();
+            if now != *expected {
+                return Ok(false);
+            }
+        }
+        state
             .publish_policies
             .insert(namespace.to_owned(), policy.clone());
-        Ok(())
+        Ok(true)
     }
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         Ok(self
@@ -1050,8 +1062,9 @@ impl MetaStore for SharedMemory {
         &self,
         namespace: &str,
         policy: &PublishPolicy,
-    ) -> Result<(), StoreError> {
-        self.meta.set_publish_policy(namespace, policy)
+        expected: Option<&PublishPolicy>,
+    ) -> Result<bool, StoreError> {
+        self.meta.set_publish_policy(namespace, policy, expected)
     }
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         self.meta.admin_requests()

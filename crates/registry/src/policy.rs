@@ -35,6 +35,15 @@ pub struct PublishPolicy {
 }
 
 impl PublishPolicy {
+    /// A tag of this policy's content (the HTTP `ETag` of its JSON, given
+    /// back in `If-Match` to change it only if no edit came in between):
+    /// a digest of its JSON, hex.
+    pub fn tag(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&json);
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether the policy asks anything of a release.
     pub fn is_open(&self) -> bool {
         !self.require_license && !self.require_source && !self.semver_gate

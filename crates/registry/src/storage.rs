@@ -221,13 +221,16 @@ pub trait MetaStore: Send + Sync + 'static {
         let _ = namespace;
         Ok(crate::policy::PublishPolicy::default())
     }
-    /// Sets the publish policy of `namespace`.
+    /// Sets the publish policy of `namespace`; with `expected`, only if
+    /// its policy now is that one (atomically). Answers whether it was
+    /// set (`false`: another edit came first, nothing changed).
     fn set_publish_policy(
         &self,
         namespace: &str,
         policy: &crate::policy::PublishPolicy,
-    ) -> Result<(), StoreError> {
-        let _ = (namespace, policy);
+        expected: Option<&crate::policy::PublishPolicy>,
+    ) -> Result<bool, StoreError> {
+        let _ = (namespace, policy, expected);
         Err(StoreError::Backend(
             "this store keeps no publish policies".into(),
         ))

@@ -19,7 +19,7 @@
 //!   the namespace's publish policy.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cairn_registry::auth::{
@@ -555,8 +555,14 @@ fn policy_namespace(namespace: &str) -> Result<(), ApiError> {
     })
 }
 
-fn policy_json(namespace: &str, policy: &PublishPolicy) -> serde_json::Value {
-    json!({ "namespace": namespace, "policy": policy })
+/// A policy as JSON, its tag the `ETag` (strong: the tag is a digest of
+/// the content), to give back in `If-Match`.
+fn policy_response(namespace: &str, policy: &PublishPolicy) -> Response {
+    let mut response = Json(json!({ "namespace": namespace, "policy": policy })).into_response();
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", policy.tag())) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
 }
 
 /// `GET /cairn/v1/policies/{namespace}` (anyone): what a release must
@@ -569,7 +575,27 @@ pub(crate) async fn publish_policy(
     let registry = app.registry.clone();
     let asked = namespace.clone();
     let policy = blocking(move || registry.publish_policy(&asked).map_err(store_error)).await?;
-    Ok(Json(policy_json(&namespace, &policy)).into_response())
+    Ok(policy_response(&namespace, &policy))
+}
+
+/// The tag an `If-Match` header asks for (`None`: none given, or `*`).
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match is not text"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(tag) if !tag.contains('"') => Ok(Some(tag.to_owned())),
+        _ => Err(ApiError::bad_request(
+            "If-Match takes one tag, quoted, as the policy's ETag gives it",
+        )),
+    }
 }
 
 /// `PUT /cairn/v1/admin/policies/{namespace}`: replaces the namespace's
@@ -592,14 +618,25 @@ pub(crate) async fn set_publish_policy(
         cairn_registry::policy::check_allowed_break(&namespace, release)
             .map_err(ApiError::bad_request)?;
     }
+    let expected = if_match(&headers)?;
     let registry = app.registry.clone();
     let (asked, set) = (namespace.clone(), policy.clone());
-    blocking(move || {
+    let tag = expected.clone();
+    let done = blocking(move || {
         registry
-            .set_publish_policy(&asked, &set)
+            .set_publish_policy(&asked, &set, tag.as_deref())
             .map_err(store_error)
     })
     .await?;
+    if !done {
+        return Err(ApiError::message(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "the publish policy of `{namespace}` changed since it was read (it no longer has \
+                 the tag in If-Match): read it again and make the change on what it is now"
+            ),
+        ));
+    }
     tracing::info!(%namespace, ?policy, "publish policy set");
-    Ok(Json(policy_json(&namespace, &policy)).into_response())
+    Ok(policy_response(&namespace, &policy))
 }

@@ -1100,17 +1100,46 @@ impl MetaStore for SqliteStore {
         &self,
         namespace: &str,
         policy: &PublishPolicy,
-    ) -> Result<(), StoreError> {
+        expected: Option<&PublishPolicy>,
+    ) -> Result<bool, StoreError> {
         let text = serde_json::to_string(policy)
             .map_err(|e| StoreError::Backend(format!("cannot encode a publish policy: {e}")))?;
         self.write(|conn| {
-            conn.execute(
+            // One write transaction, taken at once: no other edit (from
+            // this process or another on the file) between the comparison
+            // and the write.
+            let tx = rusqlite::Transaction::new_unchecked(
+                conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )
+            .map_err(backend)?;
+            if let Some(expected) = expected {
+                let now: Option<String> = tx
+                    .query_row(
+                        "SELECT policy FROM publish_policy WHERE namespace = ?1",
+                        [namespace],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                let now: PublishPolicy = match now {
+                    None => PublishPolicy::default(),
+                    Some(text) => serde_json::from_str(&text).map_err(|e| {
+                        StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))
+                    })?,
+                };
+                if now != *expected {
+                    return Ok(false);
+                }
+            }
+            tx.execute(
                 "INSERT INTO publish_policy (namespace, policy) VALUES (?1, ?2)
                  ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy",
                 params![namespace, text],
             )
             .map_err(backend)?;
-            Ok(())
+            tx.commit().map_err(backend)?;
+            Ok(true)
         })
     }
 
