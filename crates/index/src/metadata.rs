@@ -317,8 +317,7 @@ pub fn decode_world(bytes: &[u8], info: &mut ComponentInfo) {
     }
 }
 
-/// The metadata sections `wasm-metadata` reads (besides `name` and
-/// `component-name`).
+/// The custom sections `wasm-metadata` reads metadata from.
 const METADATA_SECTIONS: &[&str] = &[
     "name",
     "component-name",
