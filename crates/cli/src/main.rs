@@ -808,6 +808,34 @@ fn rotate_admin(data_dir: &Path) -> Result<()> {
 /// edit of the policy came first.
 const POLICY_TRIES: usize = 10;
 
+/// Makes `change` on the publish policy `read` gives (with its tag), and
+/// has `write` set it only if the policy still has that tag (`None`:
+/// another edit came first); then makes it again on the policy as it is,
+/// up to [`POLICY_TRIES`] times. The policy now (as read, when `change`
+/// changes no publishing).
+fn edit_policy(
+    namespace: &str,
+    change: &PolicyChange,
+    mut read: impl FnMut() -> Result<(PublishPolicy, Option<String>)>,
+    mut write: impl FnMut(&PublishPolicy, &str) -> Result<Option<PublishPolicy>>,
+) -> Result<PublishPolicy> {
+    for _ in 0..POLICY_TRIES {
+        let (mut policy, tag) = read()?;
+        if !change.changes_publishing() {
+            return Ok(policy);
+        }
+        change.apply(namespace, &mut policy)?;
+        let tag = tag.context("the registry gave no tag (ETag) with the policy")?;
+        if let Some(now) = write(&policy, &tag)? {
+            return Ok(now);
+        }
+    }
+    bail!(
+        "the policy of `{namespace}` kept changing while this edit was made ({POLICY_TRIES} \
+         tries): run the command again"
+    )
+}
+
 /// What `cairn namespace policy` changes.
 struct PolicyChange {
     oci_create: Option<bool>,
@@ -889,58 +917,46 @@ fn set_policy(
                  with --data-dir instead of --registry"
             );
         }
-        // The change is made on the policy as read and sent back with its
-        // tag: if another edit came in between, it is made again on that.
-        for _ in 0..POLICY_TRIES {
-            let (current, tag) = api.policy(namespace)?;
-            let current: PublishPolicy = serde_json::from_value(current)
-                .context("the registry's answer is not a publish policy")?;
-            if !change.changes_publishing() {
-                show_policy(namespace, None, &current);
-                return Ok(());
-            }
-            let mut policy = current;
-            change.apply(namespace, &mut policy)?;
-            let tag = tag.context("the registry gave no tag (ETag) with the policy")?;
-            if let Some(now) =
-                api.set_policy(namespace, &serde_json::to_value(&policy)?, Some(&tag))?
-            {
-                let now: PublishPolicy = serde_json::from_value(now)
+        let policy = edit_policy(
+            namespace,
+            &change,
+            || {
+                let (current, tag) = api.policy(namespace)?;
+                let current: PublishPolicy = serde_json::from_value(current)
                     .context("the registry's answer is not a publish policy")?;
-                show_policy(namespace, None, &now);
-                return Ok(());
-            }
-        }
-        bail!(
-            "the policy of `{namespace}` kept changing while this edit was made ({POLICY_TRIES} \
-             tries): run the command again"
-        );
+                Ok((current, tag))
+            },
+            |policy, tag| {
+                api.set_policy(namespace, &serde_json::to_value(policy)?, Some(tag))?
+                    .map(|now| {
+                        serde_json::from_value(now)
+                            .context("the registry's answer is not a publish policy")
+                    })
+                    .transpose()
+            },
+        )?;
+        show_policy(namespace, None, &policy);
+        return Ok(());
     }
     let dir = existing_data_dir(data_dir)?;
     let store = SqliteStore::open(&dir.database())?;
     if let Some(allowed) = change.oci_create {
         store.set_oci_create(namespace, allowed)?;
     }
-    let mut policy = store.publish_policy(namespace)?;
-    if change.changes_publishing() {
-        // As over HTTP: set only if unchanged since read, else again.
-        let mut tries = 0;
-        loop {
-            let read = policy.clone();
-            change.apply(namespace, &mut policy)?;
-            if store.set_publish_policy(namespace, &policy, Some(&read))? {
-                break;
-            }
-            tries += 1;
-            if tries == POLICY_TRIES {
-                bail!(
-                    "the policy of `{namespace}` kept changing while this edit was made \
-                     ({POLICY_TRIES} tries): run the command again"
-                );
-            }
-            policy = store.publish_policy(namespace)?;
-        }
-    }
+    let policy = edit_policy(
+        namespace,
+        &change,
+        || {
+            let policy = store.publish_policy(namespace)?;
+            let tag = policy.tag();
+            Ok((policy, Some(tag)))
+        },
+        |policy, tag| {
+            Ok(store
+                .set_publish_policy(namespace, policy, Some(tag))?
+                .then(|| policy.clone()))
+        },
+    )?;
     show_policy(
         namespace,
         Some(store.oci_create_allowed(namespace)?),

@@ -867,10 +867,7 @@ fn hit_of(conn: &Connection, id: i64) -> Result<Hit, IndexError> {
     hit.exports = exports.split_whitespace().map(str::to_owned).collect();
     Ok(hit)
 }
-/// A package's description, authors and keywords, as the text table has
-/// them.
-/// A package's row as the text table has it: id, name, text, license,
-/// namespace, (yanked, signed).
+
 /// A package's row as it was, before an update changes it: what its
 /// text, word and interface rows were made from, to take them out.
 struct OldRow {
@@ -1408,8 +1405,7 @@ fn apply_package(tx: &rusqlite::Transaction<'_>, update: &PackageUpdate) -> Resu
             "DELETE FROM interfaces WHERE direction = ?1 AND name = ?2 AND package_id = ?3",
         )?;
         for (direction, list) in [(IMPORT, &old.imports), (EXPORT, &old.exports)] {
-            for item in list.split_whitespace() {
-                let name = item.split_once('@').map_or(item, |(name, _)| name);
+            for (name, _) in parse_list(list) {
                 gone.execute(params![direction, name, old.id])?;
             }
         }

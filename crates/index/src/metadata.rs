@@ -337,14 +337,12 @@ const METADATA_SECTIONS: &[&str] = &[
 /// 8 bytes of `bytes` and the section): the crate walks every nested
 /// module of a whole binary for sections not used here, and one section
 /// it refuses would fail them all.
-fn sections(bytes: &[u8], outer: &Outer, info: &mut ComponentInfo) {
+fn sections(bytes: &[u8], outer: &Outer<'_>, info: &mut ComponentInfo) {
     let Some(header) = bytes.get(..8) else {
         return;
     };
     for (name, section) in &outer.metadata {
-        let mut binary = Vec::with_capacity(header.len() + section.len());
-        binary.extend_from_slice(header);
-        binary.extend_from_slice(section);
+        let binary = [header, section].concat();
         let payload = match wasm_metadata::Payload::from_binary(&binary) {
             Ok(payload) => payload,
             Err(e) => {
@@ -353,38 +351,19 @@ fn sections(bytes: &[u8], outer: &Outer, info: &mut ComponentInfo) {
                 continue;
             }
         };
+        // One section sets one field; a later one of a name replaces it.
         let m = payload.metadata();
-        let set = |field: &mut Option<String>, value: Option<String>| {
-            if value.is_some() {
-                *field = value;
-            }
-        };
-        set(&mut info.name, m.name.clone());
-        set(
-            &mut info.authors,
-            m.authors.as_ref().map(ToString::to_string),
-        );
-        set(
-            &mut info.description,
-            m.description.as_ref().map(ToString::to_string),
-        );
-        set(
-            &mut info.licenses,
-            m.licenses.as_ref().map(ToString::to_string),
-        );
-        set(&mut info.source, m.source.as_ref().map(ToString::to_string));
-        set(
-            &mut info.homepage,
-            m.homepage.as_ref().map(ToString::to_string),
-        );
-        set(
-            &mut info.revision,
-            m.revision.as_ref().map(ToString::to_string),
-        );
-        set(
-            &mut info.version,
-            m.version.as_ref().map(ToString::to_string),
-        );
+        fn text<T: ToString>(field: &Option<T>) -> Option<String> {
+            field.as_ref().map(ToString::to_string)
+        }
+        info.name = m.name.clone().or(info.name.take());
+        info.authors = text(&m.authors).or(info.authors.take());
+        info.description = text(&m.description).or(info.description.take());
+        info.licenses = text(&m.licenses).or(info.licenses.take());
+        info.source = text(&m.source).or(info.source.take());
+        info.homepage = text(&m.homepage).or(info.homepage.take());
+        info.revision = text(&m.revision).or(info.revision.take());
+        info.version = text(&m.version).or(info.version.take());
         info.has_dependencies |= m.dependencies.is_some();
         if let Some(producers) = &m.producers {
             info.producers.clear();
@@ -404,7 +383,7 @@ fn sections(bytes: &[u8], outer: &Outer, info: &mut ComponentInfo) {
 /// What one pass over the outermost binary's own sections finds (nested
 /// modules and components are skipped, not parsed).
 #[derive(Default)]
-struct Outer {
+struct Outer<'a> {
     /// The legacy `registry-metadata` section, or why it cannot be read.
     legacy: Option<Result<LegacyMetadata, String>>,
     /// The component's world read from its import and export names, when
@@ -412,7 +391,7 @@ struct Outer {
     names: Names,
     /// The [`METADATA_SECTIONS`] by name, each as it is in the binary
     /// (id, size, name and data).
-    metadata: Vec<(String, Vec<u8>)>,
+    metadata: Vec<(&'a str, &'a [u8])>,
 }
 
 /// A component's imports and exports by name.
@@ -433,19 +412,36 @@ enum ExternKind {
     Type,
 }
 
-fn outer(bytes: &[u8]) -> Outer {
+impl Names {
+    /// Notes an import or export: its name, and its kind if the reading
+    /// by names knows it (`None`, or a name neither an interface nor a
+    /// plain label, leaves the world to the decoder).
+    fn note(&mut self, export: bool, name: &str, kind: Option<ExternKind>) {
+        let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let Some(kind) = kind.filter(|_| plain || InterfaceName::parse(name).is_some()) else {
+            self.unsure = true;
+            return;
+        };
+        let list = if export {
+            &mut self.exports
+        } else {
+            &mut self.imports
+        };
+        list.push((name.to_owned(), kind));
+    }
+}
+
+fn outer(bytes: &[u8]) -> Outer<'_> {
     let mut out = Outer::default();
     let mut parser = wasmparser::Parser::new(0);
     let mut rest = bytes;
-    let plain = |name: &str| {
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    let sort = |name: &str| plain(name) || InterfaceName::parse(name).is_some();
     loop {
-        let payload = match parser.parse(rest, true) {
+        let (section, payload) = match parser.parse(rest, true) {
             Ok(wasmparser::Chunk::Parsed { consumed, payload }) => {
-                rest = rest.get(consumed..).unwrap_or_default();
-                payload
+                // What the payload came from, its section header included.
+                let (section, after) = rest.split_at(consumed.min(rest.len()));
+                rest = after;
+                (section, payload)
             }
             // Truncated or malformed (`eof` given, so no more data comes):
             // whatever was found stands, the decoder judges the world.
@@ -468,58 +464,51 @@ fn outer(bytes: &[u8]) -> Outer {
                 parser.skip_section();
                 rest = rest.get(size as usize..).unwrap_or_default();
             }
-            wasmparser::Payload::ComponentImportSection(section) => {
-                for import in section {
-                    let Ok(import) = import else {
-                        out.names.unsure = true;
-                        continue;
-                    };
-                    let kind = match import.ty {
-                        wasmparser::ComponentTypeRef::Func(_) => ExternKind::Func,
-                        wasmparser::ComponentTypeRef::Instance(_) => ExternKind::Instance,
-                        wasmparser::ComponentTypeRef::Type(_) => ExternKind::Type,
-                        _ => {
-                            out.names.unsure = true;
-                            continue;
+            wasmparser::Payload::ComponentImportSection(imports) => {
+                for import in imports {
+                    match import {
+                        Ok(import) => {
+                            let kind = match import.ty {
+                                wasmparser::ComponentTypeRef::Func(_) => Some(ExternKind::Func),
+                                wasmparser::ComponentTypeRef::Instance(_) => {
+                                    Some(ExternKind::Instance)
+                                }
+                                wasmparser::ComponentTypeRef::Type(_) => Some(ExternKind::Type),
+                                _ => None,
+                            };
+                            out.names.note(false, import.name.name, kind);
                         }
-                    };
-                    out.names.unsure |= !sort(import.name.name);
-                    out.names.imports.push((import.name.name.to_owned(), kind));
+                        Err(_) => out.names.unsure = true,
+                    }
                 }
             }
-            wasmparser::Payload::ComponentExportSection(section) => {
-                for export in section {
-                    let Ok(export) = export else {
-                        out.names.unsure = true;
-                        continue;
-                    };
-                    let kind = match export.kind {
-                        wasmparser::ComponentExternalKind::Func => ExternKind::Func,
-                        wasmparser::ComponentExternalKind::Instance => ExternKind::Instance,
-                        wasmparser::ComponentExternalKind::Type => ExternKind::Type,
-                        _ => {
-                            out.names.unsure = true;
-                            continue;
+            wasmparser::Payload::ComponentExportSection(exports) => {
+                for export in exports {
+                    match export {
+                        Ok(export) => {
+                            let kind = match export.kind {
+                                wasmparser::ComponentExternalKind::Func => Some(ExternKind::Func),
+                                wasmparser::ComponentExternalKind::Instance => {
+                                    Some(ExternKind::Instance)
+                                }
+                                wasmparser::ComponentExternalKind::Type => Some(ExternKind::Type),
+                                _ => None,
+                            };
+                            out.names.note(true, export.name.name, kind);
                         }
-                    };
-                    out.names.unsure |= !sort(export.name.name);
-                    out.names.exports.push((export.name.name.to_owned(), kind));
+                        Err(_) => out.names.unsure = true,
+                    }
                 }
             }
-            wasmparser::Payload::CustomSection(section)
-                if METADATA_SECTIONS.contains(&section.name()) =>
+            wasmparser::Payload::CustomSection(custom)
+                if METADATA_SECTIONS.contains(&custom.name()) =>
             {
-                if let Some(raw) = bytes.get(section.range()) {
-                    let mut encoded = vec![0];
-                    leb128(&mut encoded, raw.len());
-                    encoded.extend_from_slice(raw);
-                    out.metadata.push((section.name().to_owned(), encoded));
-                }
+                out.metadata.push((custom.name(), section));
             }
-            wasmparser::Payload::CustomSection(section)
-                if section.name() == "registry-metadata" && out.legacy.is_none() =>
+            wasmparser::Payload::CustomSection(custom)
+                if custom.name() == "registry-metadata" && out.legacy.is_none() =>
             {
-                let data = section.data();
+                let data = custom.data();
                 out.legacy = Some(if data.len() > MAX_LEGACY_SECTION {
                     Err(format!(
                         "the registry-metadata section is over {MAX_LEGACY_SECTION} bytes"
@@ -531,19 +520,6 @@ fn outer(bytes: &[u8]) -> Outer {
             wasmparser::Payload::End(_) => return out,
             _ => {}
         }
-    }
-}
-
-/// `value` as an unsigned LEB128 (a section's size).
-fn leb128(out: &mut Vec<u8>, mut value: usize) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
     }
 }
 

@@ -129,7 +129,7 @@ fn run(
         .expect("client");
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
-    let cpu_before = cpu_time(std::path::Path::new("/proc/self/stat"));
+    let cpu_before = cairn_interop::report::process_cpu("self");
     let start = Instant::now();
     runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -164,7 +164,7 @@ fn run(
         }
     });
     let took = start.elapsed();
-    let cpu = cpu_time(std::path::Path::new("/proc/self/stat"))
+    let cpu = cairn_interop::report::process_cpu("self")
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     let failures = failed.load(Ordering::Relaxed);
@@ -190,7 +190,9 @@ fn run(
         assert_eq!(hits.total, published, "every package indexed");
         waited.elapsed()
     });
-    let indexer_cpu = indexer.as_ref().and_then(|_| thread_cpu("cairn-indexer"));
+    let indexer_cpu = indexer
+        .as_ref()
+        .and_then(|_| cairn_interop::report::thread_cpu("cairn-indexer"));
     drop(indexer);
     server.stop();
     Run {
@@ -200,31 +202,6 @@ fn run(
         indexer_per_package: indexer_cpu.map(|c| c / published as u32),
         scratch,
     }
-}
-
-/// The CPU time (user and system) in a `/proc` `stat` file: of the
-/// process, or of one of its threads.
-fn cpu_time(stat: &std::path::Path) -> Option<Duration> {
-    // Clock ticks per second: 100 on Linux (USER_HZ).
-    const TICKS: u64 = 100;
-    let stat = std::fs::read_to_string(stat).ok()?;
-    // The fields after the command's closing parenthesis; utime and stime
-    // are the 14th and 15th of the line.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 1000 / TICKS))
-}
-
-/// The CPU time the live thread named `name` has used.
-fn thread_cpu(name: &str) -> Option<Duration> {
-    std::fs::read_dir("/proc/self/task")
-        .ok()?
-        .flatten()
-        .find(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|comm| comm.trim_end() == name)
-        })
-        .and_then(|task| cpu_time(&task.path().join("stat")))
 }
 
 fn main() {

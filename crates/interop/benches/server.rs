@@ -436,31 +436,6 @@ impl Peaks {
     }
 }
 
-/// The CPU time (user and system) a process has used so far, from
-/// `/proc/<pid>/stat`.
-fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name (in parentheses, which may hold spaces):
-    // state is field 3, utime 14 and stime 15.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
-}
-
-#[cfg(unix)]
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        n if n > 0 => n as f64,
-        _ => 100.0,
-    }
-}
-
-#[cfg(not(unix))]
-fn clock_ticks() -> f64 {
-    100.0
-}
-
 /// CPU time used between [`CpuClock::start`] and [`CpuClock::read`] by the
 /// server and by this process (the load generator).
 struct CpuClock {
@@ -473,16 +448,17 @@ impl CpuClock {
     fn start(pid: u32) -> CpuClock {
         let pid = pid.to_string();
         CpuClock {
-            server: cpu_time(&pid),
-            generator: cpu_time("self"),
+            server: cairn_interop::report::process_cpu(&pid),
+            generator: cairn_interop::report::process_cpu("self"),
             pid,
         }
     }
 
     /// (server, generator) so far.
     fn read(&self) -> (Option<Duration>, Option<Duration>) {
-        let since =
-            |start: Option<Duration>, pid: &str| Some(cpu_time(pid)?.saturating_sub(start?));
+        let since = |start: Option<Duration>, pid: &str| {
+            Some(cairn_interop::report::process_cpu(pid)?.saturating_sub(start?))
+        };
         (since(self.server, &self.pid), since(self.generator, "self"))
     }
 }

@@ -28,6 +28,48 @@ pub fn peak_rss_mib(pid: Option<u32>) -> f64 {
     status_mib(pid, "VmHWM:")
 }
 
+/// The CPU time (user and system) a process has used so far: `pid`, or
+/// `"self"` for this one.
+pub fn process_cpu(pid: &str) -> Option<Duration> {
+    stat_cpu(&std::path::Path::new("/proc").join(pid).join("stat"))
+}
+
+/// The CPU time the live thread of this process named `name` has used.
+pub fn thread_cpu(name: &str) -> Option<Duration> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .find(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .and_then(|task| stat_cpu(&task.path().join("stat")))
+}
+
+/// The CPU time in a `/proc` `stat` file (a process's or a thread's).
+fn stat_cpu(stat: &std::path::Path) -> Option<Duration> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // After the command name (in parentheses, which may hold spaces):
+    // state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+}
+
+#[cfg(unix)]
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as f64,
+        _ => 100.0,
+    }
+}
+
+#[cfg(not(unix))]
+fn clock_ticks() -> f64 {
+    100.0
+}
+
 /// Operations per second.
 pub fn per_second(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)

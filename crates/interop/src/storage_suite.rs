@@ -591,18 +591,18 @@ fn publish_policies(store: &dyn Backend) {
         ..PublishPolicy::default()
     };
     assert!(store
-        .set_publish_policy("acme", &gated, Some(&relaxed))
+        .set_publish_policy("acme", &gated, Some(&relaxed.tag()))
         .expect("set if unchanged"));
     assert!(!store
-        .set_publish_policy("acme", &strict, Some(&relaxed))
+        .set_publish_policy("acme", &strict, Some(&relaxed.tag()))
         .expect("a stale edit"));
     assert_eq!(store.publish_policy("acme").expect("read"), gated);
     // A namespace without a policy has the default one.
     assert!(store
-        .set_publish_policy("fresh", &gated, Some(&PublishPolicy::default()))
+        .set_publish_policy("fresh", &gated, Some(&PublishPolicy::default().tag()))
         .expect("set if unchanged"));
     assert!(!store
-        .set_publish_policy("fresh", &strict, Some(&PublishPolicy::default()))
+        .set_publish_policy("fresh", &strict, Some(&PublishPolicy::default().tag()))
         .expect("a stale edit"));
     assert_eq!(store.publish_policy("fresh").expect("read"), gated);
 }

@@ -861,22 +861,7 @@ impl MetaStore for PgStore {
         self.run("read a publish policy", |shared| async move {
             let what = "read a publish policy";
             let conn = shared.conn(what).await?;
-            let row = conn
-                .query_opt(
-                    "SELECT policy FROM publish_policy WHERE namespace = $1",
-                    &[&namespace],
-                )
-                .await
-                .map_err(failed(what))?;
-            match row {
-                None => Ok(Default::default()),
-                Some(row) => {
-                    let text: String = row.try_get(0).map_err(failed(what))?;
-                    serde_json::from_str(&text).map_err(|e| {
-                        StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))
-                    })
-                }
-            }
+            policy_of(&**conn, &namespace, what).await
         })
     }
 
@@ -884,40 +869,24 @@ impl MetaStore for PgStore {
         &self,
         namespace: &str,
         policy: &cairn_registry::policy::PublishPolicy,
-        expected: Option<&cairn_registry::policy::PublishPolicy>,
+        if_tag: Option<&str>,
     ) -> Result<bool, StoreError> {
         let namespace = namespace.to_owned();
         let text = serde_json::to_string(policy)
             .map_err(|e| StoreError::Backend(format!("cannot encode a publish policy: {e}")))?;
-        let expected = expected.cloned();
+        let if_tag = if_tag.map(str::to_owned);
         self.run("set a publish policy", |shared| async move {
             let what = "set a publish policy";
             let fail = failed(what);
             let mut conn = shared.conn(what).await?;
             let tx = conn.transaction().await.map_err(&fail)?;
-            if let Some(expected) = expected {
+            if let Some(tag) = if_tag {
                 // Edits of policies wait for each other (they are rare): a
                 // row lock alone would not cover a namespace without one.
                 tx.execute("LOCK TABLE publish_policy IN SHARE ROW EXCLUSIVE MODE", &[])
                     .await
                     .map_err(&fail)?;
-                let row = tx
-                    .query_opt(
-                        "SELECT policy FROM publish_policy WHERE namespace = $1",
-                        &[&namespace],
-                    )
-                    .await
-                    .map_err(&fail)?;
-                let now: cairn_registry::policy::PublishPolicy = match row {
-                    None => Default::default(),
-                    Some(row) => {
-                        let text: String = row.try_get(0).map_err(&fail)?;
-                        serde_json::from_str(&text).map_err(|e| {
-                            StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))
-                        })?
-                    }
-                };
-                if now != expected {
+                if policy_of(&*tx, &namespace, what).await?.tag() != tag {
                     return Ok(false);
                 }
             }
@@ -1173,6 +1142,30 @@ impl std::io::Read for ChunkReader {
                 }
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
             }
+        }
+    }
+}
+
+/// The publish policy of `namespace` as `client` (a connection, or a
+/// transaction on one) sees it; the default where none was set.
+async fn policy_of(
+    client: &impl tokio_postgres::GenericClient,
+    namespace: &str,
+    what: &'static str,
+) -> Result<cairn_registry::policy::PublishPolicy, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT policy FROM publish_policy WHERE namespace = $1",
+            &[&namespace],
+        )
+        .await
+        .map_err(failed(what))?;
+    match row {
+        None => Ok(Default::default()),
+        Some(row) => {
+            let text: String = row.try_get(0).map_err(failed(what))?;
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}")))
         }
     }
 }

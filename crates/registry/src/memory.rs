@@ -330,16 +330,16 @@ impl MetaStore for MemoryMeta {
         &self,
         namespace: &str,
         policy: &PublishPolicy,
-        expected: Option<&PublishPolicy>,
+        if_tag: Option<&str>,
     ) -> Result<bool, StoreError> {
         let mut state = self.lock();
-        if let Some(expected) = expected {
+        if let Some(tag) = if_tag {
             let now = state
                 .publish_policies
                 .get(namespace)
                 .cloned()
                 .unwrap_or_default();
-            if now != *expected {
+            if now.tag() != tag {
                 return Ok(false);
             }
         }
@@ -1062,9 +1062,9 @@ impl MetaStore for SharedMemory {
         &self,
         namespace: &str,
         policy: &PublishPolicy,
-        expected: Option<&PublishPolicy>,
+        if_tag: Option<&str>,
     ) -> Result<bool, StoreError> {
-        self.meta.set_publish_policy(namespace, policy, expected)
+        self.meta.set_publish_policy(namespace, policy, if_tag)
     }
     fn admin_requests(&self) -> Result<Vec<AdminRequest>, StoreError> {
         self.meta.admin_requests()

@@ -1500,29 +1500,19 @@ impl Registry {
     /// within two seconds in other processes). Blocking.
     ///
     /// With `if_tag`, only if the namespace's policy now has that
-    /// [`PublishPolicy::tag`] (read from the store, not the cache, and
-    /// compared and set atomically there): answers whether it was set
-    /// (`false`: another edit came first, nothing changed).
+    /// [`PublishPolicy::tag`] (compared in the store, not the cache, and
+    /// set atomically there): answers whether it was set (`false`: another
+    /// edit came first, nothing changed).
     pub fn set_publish_policy(
         &self,
         namespace: &str,
         policy: &PublishPolicy,
         if_tag: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let expected = match if_tag {
-            None => None,
-            Some(tag) => {
-                let now = self.shared.meta.publish_policy(namespace)?;
-                if now.tag() != tag {
-                    return Ok(false);
-                }
-                Some(now)
-            }
-        };
         let set = self
             .shared
             .meta
-            .set_publish_policy(namespace, policy, expected.as_ref())?;
+            .set_publish_policy(namespace, policy, if_tag)?;
         self.shared
             .policies
             .lock()

@@ -221,16 +221,17 @@ pub trait MetaStore: Send + Sync + 'static {
         let _ = namespace;
         Ok(crate::policy::PublishPolicy::default())
     }
-    /// Sets the publish policy of `namespace`; with `expected`, only if
-    /// its policy now is that one (atomically). Answers whether it was
-    /// set (`false`: another edit came first, nothing changed).
+    /// Sets the publish policy of `namespace`; with `if_tag`, only if its
+    /// policy now has that [`PublishPolicy::tag`](crate::policy::PublishPolicy::tag)
+    /// (compared and set atomically). Answers whether it was set
+    /// (`false`: another edit came first, nothing changed).
     fn set_publish_policy(
         &self,
         namespace: &str,
         policy: &crate::policy::PublishPolicy,
-        expected: Option<&crate::policy::PublishPolicy>,
+        if_tag: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let _ = (namespace, policy, expected);
+        let _ = (namespace, policy, if_tag);
         Err(StoreError::Backend(
             "this store keeps no publish policies".into(),
         ))

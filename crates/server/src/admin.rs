@@ -618,10 +618,9 @@ pub(crate) async fn set_publish_policy(
         cairn_registry::policy::check_allowed_break(&namespace, release)
             .map_err(ApiError::bad_request)?;
     }
-    let expected = if_match(&headers)?;
+    let tag = if_match(&headers)?;
     let registry = app.registry.clone();
     let (asked, set) = (namespace.clone(), policy.clone());
-    let tag = expected.clone();
     let done = blocking(move || {
         registry
             .set_publish_policy(&asked, &set, tag.as_deref())

@@ -783,6 +783,22 @@ fn log_number(tx: &Connection, log_id: &LogId) -> Result<i64, StoreError> {
     Ok(tx.last_insert_rowid())
 }
 
+/// The publish policy of `namespace` as `conn` sees it (the default where
+/// none was set).
+fn policy_of(conn: &Connection, namespace: &str) -> Result<PublishPolicy, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT policy FROM publish_policy WHERE namespace = ?1")
+        .map_err(backend)?
+        .query_row(params![namespace], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    match text {
+        None => Ok(PublishPolicy::default()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))),
+    }
+}
+
 impl MetaStore for SqliteStore {
     fn load(&self, leaves_from: u64) -> Result<Loaded, StoreError> {
         self.read(|conn| {
@@ -1082,25 +1098,14 @@ impl MetaStore for SqliteStore {
     }
 
     fn publish_policy(&self, namespace: &str) -> Result<PublishPolicy, StoreError> {
-        let text: Option<String> = self.read(|conn| {
-            conn.prepare_cached("SELECT policy FROM publish_policy WHERE namespace = ?1")
-                .map_err(backend)?
-                .query_row(params![namespace], |r| r.get(0))
-                .optional()
-                .map_err(backend)
-        })?;
-        match text {
-            None => Ok(PublishPolicy::default()),
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))),
-        }
+        self.read(|conn| policy_of(conn, namespace))
     }
 
     fn set_publish_policy(
         &self,
         namespace: &str,
         policy: &PublishPolicy,
-        expected: Option<&PublishPolicy>,
+        if_tag: Option<&str>,
     ) -> Result<bool, StoreError> {
         let text = serde_json::to_string(policy)
             .map_err(|e| StoreError::Backend(format!("cannot encode a publish policy: {e}")))?;
@@ -1113,22 +1118,8 @@ impl MetaStore for SqliteStore {
                 rusqlite::TransactionBehavior::Immediate,
             )
             .map_err(backend)?;
-            if let Some(expected) = expected {
-                let now: Option<String> = tx
-                    .query_row(
-                        "SELECT policy FROM publish_policy WHERE namespace = ?1",
-                        [namespace],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(backend)?;
-                let now: PublishPolicy = match now {
-                    None => PublishPolicy::default(),
-                    Some(text) => serde_json::from_str(&text).map_err(|e| {
-                        StoreError::Corrupt(format!("publish policy of `{namespace}`: {e}"))
-                    })?,
-                };
-                if now != *expected {
+            if let Some(tag) = if_tag {
+                if policy_of(&tx, namespace)?.tag() != tag {
                     return Ok(false);
                 }
             }
